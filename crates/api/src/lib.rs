@@ -1,0 +1,3 @@
+//! Rust client for the UiPath Communications Mining API.
+
+pub use cm_api_gen as generated;

@@ -1,0 +1,1 @@
+//! Contract tests live in `tests/tests/`; this library holds shared helpers.

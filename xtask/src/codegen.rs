@@ -1,0 +1,420 @@
+//! Generating `crates/api-gen/src/generated/` from the spec, and checking
+//! that the committed copy is current.
+
+use std::fmt::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use progenitor_impl::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle};
+use quote::quote;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::lint::{Finding, lint};
+use crate::spec::{METHODS, Spec, SpecError, operations};
+
+/// The progenitor version in the workspace manifest (`=0.15.1`). Recorded in
+/// the generated header; a test keeps it in step with `Cargo.toml`.
+pub const PROGENITOR_VERSION: &str = "0.15.1";
+
+/// Where the spec lives, relative to the workspace root.
+pub const SPEC_PATH: &str = "spec/openapi.yaml";
+/// Where the generated files go, relative to the workspace root.
+pub const OUTPUT_DIR: &str = "crates/api-gen/src/generated";
+
+/// Why code generation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CodegenError {
+    /// The spec could not be read or parsed.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The spec has problems the lint found; each is one line.
+    #[error("the spec has {} problem(s):\n{}", .0.len(), join_lines(.0))]
+    Lint(Vec<Finding>),
+    /// progenitor rejected or panicked on an operation.
+    #[error("progenitor failed on {operation}: {message}")]
+    Generate {
+        /// `METHOD /path (operation_id)`, or `the spec` if no single
+        /// operation reproduces the failure.
+        operation: String,
+        /// progenitor's error or panic message.
+        message: String,
+    },
+    /// The generated tokens are not valid Rust (a progenitor bug).
+    #[error("generated code for {file} does not parse: {source}")]
+    Format {
+        /// Which output file.
+        file: &'static str,
+        /// syn's error.
+        source: syn::Error,
+    },
+    /// An output file could not be written or read.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file's path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// `--check` found committed files that differ from a fresh generation.
+    #[error("generated code is stale; run `cargo xtask codegen` and commit the result\n{0}")]
+    Stale(String),
+}
+
+fn join_lines(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| format!("  {f}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One generated file: its name under [`OUTPUT_DIR`] and full contents.
+#[derive(Debug, Clone)]
+pub struct OutputFile {
+    /// File name, e.g. `client.rs`.
+    pub name: &'static str,
+    /// The formatted source, header included.
+    pub contents: String,
+}
+
+/// What one generation produced.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The files, in a fixed order.
+    pub files: Vec<OutputFile>,
+    /// Number of operations in the client.
+    pub operations: usize,
+    /// Number of Rust types typify produced.
+    pub types: usize,
+    /// Operations left out of the httpmock helpers, with the reason.
+    pub mock_exclusions: Vec<(String, &'static str)>,
+    /// Time spent linting, generating and formatting.
+    pub elapsed: Duration,
+}
+
+impl Generation {
+    /// Total generated lines, over all files.
+    pub fn lines(&self) -> usize {
+        self.files.iter().map(|f| f.contents.lines().count()).sum()
+    }
+}
+
+/// Lints the spec at `root/spec/openapi.yaml` and generates the client.
+pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
+    let started = Instant::now();
+    let spec_path = root.join(SPEC_PATH);
+    let spec = Spec::load(&spec_path)?;
+    let findings = lint(&spec.raw);
+    if !findings.is_empty() {
+        return Err(CodegenError::Lint(findings));
+    }
+    let typed = spec.typed(&spec_path)?;
+
+    let (client, types) = run_progenitor(&spec.raw, |generator| {
+        let tokens = generator.generate_tokens(&typed)?;
+        Ok((tokens, generator.get_type_space().iter_types().count()))
+    })?;
+
+    let (mock_spec, mock_exclusions) = mockable_subset(&spec.raw);
+    let mock_typed = spec.typed_from(&spec_path, mock_spec)?;
+    let (mock, _) = run_progenitor(&spec.raw, |generator| {
+        Ok((generator.httpmock(&mock_typed, "crate")?, 0))
+    })?;
+
+    let header = Header::new(&spec);
+    let mock_note = mock_exclusions
+        .iter()
+        .map(|(op, why)| format!("//   {op}: {why}\n"))
+        .collect::<String>();
+    let files = vec![
+        OutputFile {
+            name: "client.rs",
+            contents: header.render("the generated client") + &format_tokens("client.rs", client)?,
+        },
+        OutputFile {
+            name: "mock.rs",
+            contents: header.render("progenitor's httpmock helpers")
+                + &if mock_note.is_empty() {
+                    String::new()
+                } else {
+                    format!("//\n// Operations without helpers:\n{mock_note}\n")
+                }
+                + &format_tokens("mock.rs", mock)?,
+        },
+        OutputFile {
+            name: "provenance.rs",
+            contents: header.render("where the generated code came from")
+                + &header.constants(),
+        },
+    ];
+    Ok(Generation {
+        files,
+        operations: operations(&spec.raw).len(),
+        types,
+        mock_exclusions,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Writes a generation into `root`, replacing the previous output.
+pub fn write(root: &Path, generation: &Generation) -> Result<(), CodegenError> {
+    let dir = root.join(OUTPUT_DIR);
+    std::fs::create_dir_all(&dir).map_err(|source| CodegenError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    for file in &generation.files {
+        let path = dir.join(file.name);
+        std::fs::write(&path, &file.contents)
+            .map_err(|source| CodegenError::Write { path, source })?;
+    }
+    Ok(())
+}
+
+/// Compares a generation with the files in `root`; `Err(Stale)` carries a
+/// short summary and the first lines of each diff.
+pub fn check(root: &Path, generation: &Generation) -> Result<(), CodegenError> {
+    const MAX_DIFF_LINES: usize = 40;
+    let mut summary = String::new();
+    for file in &generation.files {
+        let path = root.join(OUTPUT_DIR).join(file.name);
+        let relative = format!("{OUTPUT_DIR}/{}", file.name);
+        let committed = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let _ = writeln!(summary, "{relative}: missing");
+                continue;
+            }
+            Err(source) => return Err(CodegenError::Write { path, source }),
+        };
+        if committed == file.contents {
+            continue;
+        }
+        let diff = similar::TextDiff::from_lines(&committed, &file.contents);
+        let (mut added, mut removed) = (0, 0);
+        for change in diff.iter_all_changes() {
+            match change.tag() {
+                similar::ChangeTag::Insert => added += 1,
+                similar::ChangeTag::Delete => removed += 1,
+                similar::ChangeTag::Equal => {}
+            }
+        }
+        let _ = writeln!(summary, "{relative}: +{added} -{removed} lines");
+        let unified = diff
+            .unified_diff()
+            .context_radius(1)
+            .header(&format!("committed/{relative}"), &format!("generated/{relative}"))
+            .to_string();
+        for line in unified.lines().take(MAX_DIFF_LINES) {
+            let _ = writeln!(summary, "    {line}");
+        }
+        if unified.lines().count() > MAX_DIFF_LINES {
+            let _ = writeln!(summary, "    ...");
+        }
+    }
+    if summary.is_empty() {
+        Ok(())
+    } else {
+        Err(CodegenError::Stale(summary.trim_end().to_owned()))
+    }
+}
+
+/// The provenance every generated file starts with.
+struct Header {
+    sha256: String,
+    info_version: String,
+}
+
+impl Header {
+    fn new(spec: &Spec) -> Self {
+        let digest = Sha256::digest(&spec.bytes);
+        Self {
+            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            info_version: spec.info_version().to_owned(),
+        }
+    }
+
+    fn render(&self, what: &str) -> String {
+        format!(
+            "// @generated by `cargo xtask codegen`: {what}. DO NOT EDIT.\n\
+             // Source: {SPEC_PATH} (sha256 {sha}, info.version {version})\n\
+             // Generator: progenitor {PROGENITOR_VERSION}\n\n",
+            sha = self.sha256,
+            version = self.info_version,
+        )
+    }
+
+    fn constants(&self) -> String {
+        format!(
+            "/// SHA-256 of the `{SPEC_PATH}` this crate was generated from.\n\
+             pub const SPEC_SHA256: &str = \"{sha}\";\n\n\
+             /// The spec's `info.version`.\n\
+             pub const SPEC_VERSION: &str = \"{version}\";\n\n\
+             /// The exact progenitor version that generated this crate.\n\
+             pub const PROGENITOR_VERSION: &str = \"{PROGENITOR_VERSION}\";\n",
+            sha = self.sha256,
+            version = self.info_version,
+        )
+    }
+}
+
+fn settings() -> GenerationSettings {
+    let mut settings = GenerationSettings::new();
+    settings
+        .with_interface(InterfaceStyle::Builder)
+        .with_tag(TagStyle::Merged)
+        .with_inner_type(quote!(crate::hooks::Hooks))
+        .with_hooks(HooksMode::Expected)
+        .with_derive("schemars::JsonSchema")
+        .with_derive("PartialEq");
+    settings
+}
+
+type ProgenitorResult<T> = Result<(proc_macro2::TokenStream, T), progenitor_impl::Error>;
+
+/// Runs `job` on a fresh generator with panics caught. On a panic or an
+/// error, it finds the operation responsible by generating each one alone.
+fn run_progenitor<T>(
+    raw: &Value,
+    job: impl Fn(&mut Generator) -> ProgenitorResult<T>,
+) -> Result<(proc_macro2::TokenStream, T), CodegenError> {
+    let failure = match quietly(|| job(&mut Generator::new(&settings()))) {
+        Ok(Ok(output)) => return Ok(output),
+        Ok(Err(error)) => error.to_string(),
+        Err(panic) => format!("panicked: {panic}"),
+    };
+    Err(CodegenError::Generate {
+        operation: culprit(raw).unwrap_or_else(|| "the spec".into()),
+        message: failure,
+    })
+}
+
+/// The first operation that fails to generate when alone in the spec.
+fn culprit(raw: &Value) -> Option<String> {
+    operations(raw).iter().find_map(|operation| {
+        let alone = only_operation(raw, operation.path, operation.method);
+        let typed: openapiv3::OpenAPI = serde_json::from_value(alone).ok()?;
+        match quietly(|| Generator::new(&settings()).generate_tokens(&typed)) {
+            Ok(Ok(_)) => None,
+            _ => Some(operation.describe()),
+        }
+    })
+}
+
+/// A copy of `raw` whose `paths` hold just one operation.
+fn only_operation(raw: &Value, path: &str, method: &str) -> Value {
+    let mut copy = raw.clone();
+    if let Some(paths) = copy.get_mut("paths").and_then(Value::as_object_mut) {
+        paths.retain(|p, _| p == path);
+        if let Some(item) = paths.get_mut(path).and_then(Value::as_object_mut) {
+            item.retain(|key, _| key == method || !METHODS.contains(&key.as_str()));
+        }
+    }
+    copy
+}
+
+/// Runs `f`, turning a panic into its message without printing a backtrace.
+fn quietly<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    let message = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&message);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        *sink.lock().unwrap_or_else(|e| e.into_inner()) = format!("{text}{location}");
+    }));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    result.map_err(|_| message.lock().unwrap_or_else(|e| e.into_inner()).clone())
+}
+
+/// The spec minus operations whose httpmock helpers do not compile.
+///
+/// progenitor #1260: an array query parameter makes the generated `When`
+/// method call `query_param` with a `Vec`, which does not type-check.
+fn mockable_subset(raw: &Value) -> (Value, Vec<(String, &'static str)>) {
+    let mut excluded = Vec::new();
+    let mut keep = Vec::new();
+    for operation in operations(raw) {
+        if has_array_query_parameter(raw, &operation) {
+            excluded.push((operation.describe(), "array query parameter (progenitor #1260)"));
+        } else {
+            keep.push((operation.path.to_owned(), operation.method.to_owned()));
+        }
+    }
+    let mut copy = raw.clone();
+    if let Some(paths) = copy.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            if let Some(item) = item.as_object_mut() {
+                item.retain(|key, _| {
+                    !METHODS.contains(&key.as_str())
+                        || keep.iter().any(|(p, m)| p == path && m == key)
+                });
+            }
+        }
+        paths.retain(|_, item| METHODS.iter().any(|m| item.get(*m).is_some()));
+    }
+    (copy, excluded)
+}
+
+fn has_array_query_parameter(raw: &Value, operation: &crate::spec::Operation<'_>) -> bool {
+    let own = operation.value.get("parameters").and_then(Value::as_array);
+    let shared = operation.path_item.get("parameters").and_then(Value::as_array);
+    own.into_iter()
+        .chain(shared)
+        .flatten()
+        .filter_map(|p| crate::spec::deref(raw, p))
+        .filter(|p| p.get("in").and_then(Value::as_str) == Some("query"))
+        .filter_map(|p| p.get("schema").and_then(|s| crate::spec::deref(raw, s)))
+        .any(|schema| schema.get("type").and_then(Value::as_str) == Some("array"))
+}
+
+fn format_tokens(file: &'static str, tokens: proc_macro2::TokenStream) -> Result<String, CodegenError> {
+    let parsed: syn::File =
+        syn::parse2(tokens).map_err(|source| CodegenError::Format { file, source })?;
+    Ok(prettyplease::unparse(&parsed))
+}
+
+impl Spec {
+    /// Like [`Spec::typed`], for a modified copy of the raw document.
+    fn typed_from(&self, path: &Path, raw: Value) -> Result<openapiv3::OpenAPI, SpecError> {
+        Spec {
+            bytes: Vec::new(),
+            raw,
+        }
+        .typed(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progenitor_version_matches_the_workspace_pin() {
+        let manifest = include_str!("../../Cargo.toml");
+        assert!(
+            manifest.contains(&format!("progenitor-impl = \"={PROGENITOR_VERSION}\"")),
+            "update PROGENITOR_VERSION with the pin in Cargo.toml"
+        );
+        assert!(manifest.contains(&format!("progenitor-client = \"={PROGENITOR_VERSION}\"")));
+    }
+
+    #[test]
+    fn quietly_turns_a_panic_into_its_message() {
+        let result = quietly(|| -> () { panic!("boom {}", 7) });
+        let message = result.unwrap_err();
+        assert!(message.starts_with("boom 7 at "), "{message}");
+    }
+}

@@ -1,0 +1,145 @@
+//! OpenAPI 3.0 schema objects as JSON Schema, so examples can be checked
+//! with a standard validator.
+//!
+//! OpenAPI 3.0 schemas are a dialect of JSON Schema draft 4/5. The only
+//! difference that changes what validates is `nullable: true`, which becomes
+//! `anyOf: [<schema>, {type: null}]`. Keywords JSON Schema does not know
+//! (`example`, `discriminator`, `x-*`) are ignored by the validator.
+
+use serde_json::{Map, Value, json};
+
+/// Keywords whose value is a single subschema.
+const SCHEMA_KEYWORDS: [&str; 3] = ["items", "not", "additionalProperties"];
+/// Keywords whose value is a list of subschemas.
+const SCHEMA_LIST_KEYWORDS: [&str; 3] = ["allOf", "anyOf", "oneOf"];
+
+/// Converts one OpenAPI schema object (which may contain `$ref`s to
+/// `#/components/schemas/...`) to JSON Schema.
+pub fn convert(schema: &Value) -> Value {
+    let Value::Object(object) = schema else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    let mut nullable = false;
+    for (key, value) in object {
+        match key.as_str() {
+            "nullable" => nullable = value.as_bool().unwrap_or(false),
+            "properties" => {
+                let properties = value
+                    .as_object()
+                    .map(|props| props.iter().map(|(k, v)| (k.clone(), convert(v))).collect())
+                    .unwrap_or_default();
+                out.insert(key.clone(), Value::Object(properties));
+            }
+            k if SCHEMA_KEYWORDS.contains(&k) => {
+                out.insert(key.clone(), convert(value));
+            }
+            k if SCHEMA_LIST_KEYWORDS.contains(&k) => {
+                let list = value
+                    .as_array()
+                    .map(|items| items.iter().map(convert).collect())
+                    .unwrap_or_default();
+                out.insert(key.clone(), Value::Array(list));
+            }
+            _ => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    if nullable {
+        json!({ "anyOf": [Value::Object(out), { "type": "null" }] })
+    } else {
+        Value::Object(out)
+    }
+}
+
+/// A self-contained JSON Schema document for `schema`: the converted schema
+/// plus every converted component schema, so `#/components/schemas/X` refs
+/// resolve inside it.
+pub fn document(spec: &Value, schema: &Value) -> Value {
+    let components: Map<String, Value> = spec
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| schemas.iter().map(|(k, v)| (k.clone(), convert(v))).collect())
+        .unwrap_or_default();
+    json!({
+        "allOf": [convert(schema)],
+        "components": { "schemas": components },
+    })
+}
+
+/// Validates `instance` against the OpenAPI `schema` of `spec`. Returns one
+/// message per failure, each starting with the JSON pointer into `instance`
+/// where it failed; an empty list means valid.
+pub fn validate(spec: &Value, schema: &Value, instance: &Value) -> Vec<String> {
+    let document = document(spec, schema);
+    let validator = match jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .should_validate_formats(true)
+        .build(&document)
+    {
+        Ok(validator) => validator,
+        Err(error) => return vec![format!("schema is not valid JSON Schema: {error}")],
+    };
+    validator
+        .iter_errors(instance)
+        .map(|error| {
+            let pointer = error.instance_path().to_string();
+            let pointer = if pointer.is_empty() { "/".to_owned() } else { pointer };
+            format!("{pointer}: {error}")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Value {
+        json!({
+            "components": { "schemas": {
+                "Source": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "updated_at": { "type": "string", "format": "date-time" },
+                        "parent": { "allOf": [{ "$ref": "#/components/schemas/Source" }], "nullable": true }
+                    }
+                }
+            }}
+        })
+    }
+
+    #[test]
+    fn nullable_reference_accepts_null_and_the_referenced_shape() {
+        let schema = json!({ "$ref": "#/components/schemas/Source" });
+        assert!(validate(&spec(), &schema, &json!({ "name": "a", "parent": null })).is_empty());
+        assert!(validate(&spec(), &schema, &json!({ "name": "a", "parent": { "name": "b" } })).is_empty());
+    }
+
+    #[test]
+    fn failures_name_the_json_pointer() {
+        let schema = json!({ "$ref": "#/components/schemas/Source" });
+        let errors = validate(&spec(), &schema, &json!({ "name": "a", "parent": { "name": 7 } }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("/parent/name: "), "{errors:?}");
+    }
+
+    #[test]
+    fn timestamps_are_checked_as_rfc3339() {
+        let schema = json!({ "$ref": "#/components/schemas/Source" });
+        let errors = validate(&spec(), &schema, &json!({ "name": "a", "updated_at": "yesterday" }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("/updated_at: "), "{errors:?}");
+    }
+
+    #[test]
+    fn missing_required_field_fails_at_the_root() {
+        let schema = json!({ "$ref": "#/components/schemas/Source" });
+        let errors = validate(&spec(), &schema, &json!({}));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("/: "), "{errors:?}");
+        assert!(errors[0].contains("name"), "{errors:?}");
+    }
+}

@@ -1,0 +1,335 @@
+//! Checks the spec for what progenitor cannot handle, or handles silently
+//! wrong, before any code is generated. Each finding names the operation and
+//! path it is about, so it can be fixed without reading generated code.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::json_schema;
+use crate::spec::{Operation, deref, operations, resolve};
+
+/// The shared error response every operation must use for `4XX` and `5XX`.
+pub const ERROR_RESPONSE_REF: &str = "#/components/responses/Error";
+/// The error envelope schema, accepted when a response inlines it.
+pub const ERROR_SCHEMA_REF: &str = "#/components/schemas/ErrorResponse";
+
+/// One problem found in the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Where: `METHOD /path (operation_id)`, or a JSON pointer outside paths.
+    pub location: String,
+    /// What is wrong, in one line.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Runs every check and returns the findings, in document order.
+pub fn lint(raw: &Value) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let operations = operations(raw);
+    duplicate_operation_ids(&operations, &mut findings);
+    for operation in &operations {
+        let mut report = |message: String| {
+            findings.push(Finding {
+                location: operation.describe(),
+                message,
+            })
+        };
+        responses(raw, operation, &mut report);
+        request_body(raw, operation, &mut report);
+    }
+    dangling_refs(raw, "", raw, &mut findings);
+    findings
+}
+
+fn duplicate_operation_ids(operations: &[Operation<'_>], findings: &mut Vec<Finding>) {
+    let mut first_seen: BTreeMap<&str, String> = BTreeMap::new();
+    for operation in operations {
+        let Some(id) = operation.id() else {
+            findings.push(Finding {
+                location: operation.describe(),
+                message: "missing operationId".into(),
+            });
+            continue;
+        };
+        if let Some(first) = first_seen.get(id) {
+            findings.push(Finding {
+                location: operation.describe(),
+                message: format!("duplicate operationId `{id}`, also used by {first}"),
+            });
+        } else {
+            first_seen.insert(id, operation.describe());
+        }
+    }
+}
+
+fn responses(raw: &Value, operation: &Operation<'_>, report: &mut impl FnMut(String)) {
+    let Some(responses) = operation.value.get("responses").and_then(Value::as_object) else {
+        report("no responses".into());
+        return;
+    };
+    if responses.contains_key("default") {
+        report("has a `default` response; use `4XX` and `5XX` instead".into());
+    }
+    for class in ["4XX", "5XX"] {
+        match responses.get(class) {
+            None => report(format!("no `{class}` response with the error envelope")),
+            Some(response) if !is_error_envelope(raw, response) => report(format!(
+                "`{class}` response is not the error envelope (`{ERROR_RESPONSE_REF}`)"
+            )),
+            Some(_) => {}
+        }
+    }
+    let successes: Vec<_> = responses.keys().filter(|code| code.starts_with('2')).collect();
+    if successes.len() != 1 {
+        report(format!(
+            "needs exactly one 2xx response, has {}",
+            successes.len()
+        ));
+    }
+    for code in successes {
+        let Some(response) = deref(raw, &responses[code]) else {
+            continue; // reported as a dangling $ref
+        };
+        check_examples(raw, response, &format!("response {code}"), report);
+    }
+}
+
+fn is_error_envelope(raw: &Value, response: &Value) -> bool {
+    if response.get("$ref").and_then(Value::as_str) == Some(ERROR_RESPONSE_REF) {
+        return true;
+    }
+    deref(raw, response)
+        .and_then(|r| r.pointer("/content/application~1json/schema/$ref"))
+        .and_then(Value::as_str)
+        == Some(ERROR_SCHEMA_REF)
+}
+
+fn request_body(raw: &Value, operation: &Operation<'_>, report: &mut impl FnMut(String)) {
+    let Some(body) = operation.value.get("requestBody") else {
+        return;
+    };
+    let Some(body) = deref(raw, body) else {
+        return;
+    };
+    if let Some(content) = body.get("content").and_then(Value::as_object) {
+        for media in content.keys().filter(|m| m.starts_with("multipart/")) {
+            report(format!(
+                "request body is `{media}`; progenitor cannot generate it, write the call by hand in cm-api"
+            ));
+        }
+    }
+    check_examples(raw, body, "request body", report);
+}
+
+/// Every JSON media type needs an example, and every example must validate.
+fn check_examples(raw: &Value, holder: &Value, what: &str, report: &mut impl FnMut(String)) {
+    let Some(content) = holder.get("content").and_then(Value::as_object) else {
+        return;
+    };
+    for (media, media_object) in content {
+        if !media.contains("json") {
+            continue;
+        }
+        let Some(schema) = media_object.get("schema") else {
+            report(format!("{what} `{media}` has no schema"));
+            continue;
+        };
+        let mut examples: Vec<(String, &Value)> = Vec::new();
+        if let Some(example) = media_object.get("example") {
+            examples.push(("example".into(), example));
+        }
+        if let Some(named) = media_object.get("examples").and_then(Value::as_object) {
+            for (name, example) in named {
+                if let Some(value) = deref(raw, example).and_then(|e| e.get("value")) {
+                    examples.push((format!("examples/{name}"), value));
+                }
+            }
+        }
+        if examples.is_empty() {
+            report(format!("{what} `{media}` has no example"));
+        }
+        for (name, example) in examples {
+            for error in json_schema::validate(raw, schema, example) {
+                report(format!("{what} {name} does not match its schema at {error}"));
+            }
+        }
+    }
+}
+
+fn dangling_refs(raw: &Value, pointer: &str, value: &Value, findings: &mut Vec<Finding>) {
+    match value {
+        Value::Object(object) => {
+            if let Some(reference) = object.get("$ref").and_then(Value::as_str) {
+                if resolve(raw, reference).is_none() {
+                    findings.push(Finding {
+                        location: locate(raw, pointer),
+                        message: format!("unresolved $ref `{reference}`"),
+                    });
+                }
+            }
+            for (key, child) in object {
+                // Examples are data, not schema: a `$ref` key inside one is content.
+                if key == "example" {
+                    continue;
+                }
+                let escaped = key.replace('~', "~0").replace('/', "~1");
+                dangling_refs(raw, &format!("{pointer}/{escaped}"), child, findings);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                dangling_refs(raw, &format!("{pointer}/{index}"), child, findings);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Names the operation a JSON pointer falls in, or the pointer itself.
+fn locate(raw: &Value, pointer: &str) -> String {
+    operations(raw)
+        .into_iter()
+        .find(|op| {
+            let prefix = format!(
+                "/paths/{}/{}",
+                op.path.replace('~', "~0").replace('/', "~1"),
+                op.method
+            );
+            pointer == prefix || pointer.starts_with(&(prefix + "/"))
+        })
+        .map(|op| op.describe())
+        .unwrap_or_else(|| format!("#{pointer}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec_with(path_item: Value) -> Value {
+        json!({
+            "openapi": "3.0.3",
+            "paths": { "/api/v1/things": path_item },
+            "components": {
+                "responses": { "Error": { "description": "error", "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/ErrorResponse" } } } } },
+                "schemas": {
+                    "ErrorResponse": { "type": "object", "properties": { "status": { "type": "string" } } },
+                    "Thing": { "type": "object", "required": ["status"], "properties": {
+                        "status": { "type": "string" }, "count": { "type": "integer" } } }
+                }
+            }
+        })
+    }
+
+    fn ok_response(example: Value) -> Value {
+        json!({ "description": "ok", "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/Thing" }, "example": example } } })
+    }
+
+    fn operation(id: &str) -> Value {
+        json!({
+            "operationId": id,
+            "responses": {
+                "200": ok_response(json!({ "status": "ok", "count": 1 })),
+                "4XX": { "$ref": ERROR_RESPONSE_REF },
+                "5XX": { "$ref": ERROR_RESPONSE_REF }
+            }
+        })
+    }
+
+    fn messages(spec: &Value) -> Vec<String> {
+        lint(spec).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_clean_spec_has_no_findings() {
+        let spec = spec_with(json!({ "get": operation("list_things") }));
+        assert_eq!(messages(&spec), Vec::<String>::new());
+    }
+
+    #[test]
+    fn duplicate_operation_ids_name_both_operations() {
+        let spec = spec_with(json!({ "get": operation("things"), "put": operation("things") }));
+        assert_eq!(
+            messages(&spec),
+            ["PUT /api/v1/things (things): duplicate operationId `things`, also used by GET /api/v1/things (things)"]
+        );
+    }
+
+    #[test]
+    fn default_response_is_rejected() {
+        let mut op = operation("list_things");
+        op["responses"]["default"] = json!({ "$ref": ERROR_RESPONSE_REF });
+        let spec = spec_with(json!({ "get": op }));
+        assert_eq!(
+            messages(&spec),
+            ["GET /api/v1/things (list_things): has a `default` response; use `4XX` and `5XX` instead"]
+        );
+    }
+
+    #[test]
+    fn missing_or_wrong_error_envelope_is_reported() {
+        let mut op = operation("list_things");
+        op["responses"].as_object_mut().unwrap().remove("5XX");
+        op["responses"]["4XX"] = json!({ "description": "plain" });
+        let spec = spec_with(json!({ "get": op }));
+        assert_eq!(
+            messages(&spec),
+            [
+                "GET /api/v1/things (list_things): `4XX` response is not the error envelope (`#/components/responses/Error`)",
+                "GET /api/v1/things (list_things): no `5XX` response with the error envelope",
+            ]
+        );
+    }
+
+    #[test]
+    fn multipart_bodies_are_rejected() {
+        let mut op = operation("upload_thing");
+        op["requestBody"] = json!({ "content": { "multipart/form-data": { "schema": { "type": "object" } } } });
+        let spec = spec_with(json!({ "post": op }));
+        assert_eq!(
+            messages(&spec),
+            ["POST /api/v1/things (upload_thing): request body is `multipart/form-data`; progenitor cannot generate it, write the call by hand in cm-api"]
+        );
+    }
+
+    #[test]
+    fn dangling_refs_name_the_operation() {
+        let mut op = operation("list_things");
+        op["responses"]["200"]["content"]["application/json"]["schema"] =
+            json!({ "$ref": "#/components/schemas/Missing" });
+        let spec = spec_with(json!({ "get": op }));
+        let found = messages(&spec);
+        assert!(
+            found.contains(&"GET /api/v1/things (list_things): unresolved $ref `#/components/schemas/Missing`".to_owned()),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn invalid_and_missing_examples_are_reported() {
+        let mut op = operation("list_things");
+        op["responses"]["200"] = ok_response(json!({ "status": "ok", "count": "many" }));
+        op["requestBody"] = json!({ "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/Thing" } } } });
+        let spec = spec_with(json!({ "post": op }));
+        let found = messages(&spec);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with(
+            "POST /api/v1/things (list_things): response 200 example does not match its schema at /count: "
+        ), "{found:?}");
+        assert_eq!(
+            found[1],
+            "POST /api/v1/things (list_things): request body `application/json` has no example"
+        );
+    }
+}
