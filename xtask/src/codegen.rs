@@ -146,8 +146,7 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
         },
         OutputFile {
             name: "provenance.rs",
-            contents: header.render("where the generated code came from")
-                + &header.constants(),
+            contents: header.render("where the generated code came from") + &header.constants(),
         },
     ];
     Ok(Generation {
@@ -206,7 +205,10 @@ pub fn check(root: &Path, generation: &Generation) -> Result<(), CodegenError> {
         let unified = diff
             .unified_diff()
             .context_radius(1)
-            .header(&format!("committed/{relative}"), &format!("generated/{relative}"))
+            .header(
+                &format!("committed/{relative}"),
+                &format!("generated/{relative}"),
+            )
             .to_string();
         for line in unified.lines().take(MAX_DIFF_LINES) {
             let _ = writeln!(summary, "    {line}");
@@ -348,7 +350,10 @@ fn mockable_subset(raw: &Value) -> (Value, Vec<(String, &'static str)>) {
     let mut keep = Vec::new();
     for operation in operations(raw) {
         if has_array_query_parameter(raw, &operation) {
-            excluded.push((operation.describe(), "array query parameter (progenitor #1260)"));
+            excluded.push((
+                operation.describe(),
+                "array query parameter (progenitor #1260)",
+            ));
         } else {
             keep.push((operation.path.to_owned(), operation.method.to_owned()));
         }
@@ -370,7 +375,10 @@ fn mockable_subset(raw: &Value) -> (Value, Vec<(String, &'static str)>) {
 
 fn has_array_query_parameter(raw: &Value, operation: &crate::spec::Operation<'_>) -> bool {
     let own = operation.value.get("parameters").and_then(Value::as_array);
-    let shared = operation.path_item.get("parameters").and_then(Value::as_array);
+    let shared = operation
+        .path_item
+        .get("parameters")
+        .and_then(Value::as_array);
     own.into_iter()
         .chain(shared)
         .flatten()
@@ -380,7 +388,10 @@ fn has_array_query_parameter(raw: &Value, operation: &crate::spec::Operation<'_>
         .any(|schema| schema.get("type").and_then(Value::as_str) == Some("array"))
 }
 
-fn format_tokens(file: &'static str, tokens: proc_macro2::TokenStream) -> Result<String, CodegenError> {
+fn format_tokens(
+    file: &'static str,
+    tokens: proc_macro2::TokenStream,
+) -> Result<String, CodegenError> {
     let parsed: syn::File =
         syn::parse2(tokens).map_err(|source| CodegenError::Format { file, source })?;
     Ok(prettyplease::unparse(&parsed))

@@ -60,7 +60,12 @@ pub fn document(spec: &Value, schema: &Value) -> Value {
     let components: Map<String, Value> = spec
         .pointer("/components/schemas")
         .and_then(Value::as_object)
-        .map(|schemas| schemas.iter().map(|(k, v)| (k.clone(), convert(v))).collect())
+        .map(|schemas| {
+            schemas
+                .iter()
+                .map(|(k, v)| (k.clone(), convert(v)))
+                .collect()
+        })
         .unwrap_or_default();
     json!({
         "allOf": [convert(schema)],
@@ -81,14 +86,39 @@ pub fn validate(spec: &Value, schema: &Value, instance: &Value) -> Vec<String> {
         Ok(validator) => validator,
         Err(error) => return vec![format!("schema is not valid JSON Schema: {error}")],
     };
-    validator
-        .iter_errors(instance)
-        .map(|error| {
-            let pointer = error.instance_path().to_string();
-            let pointer = if pointer.is_empty() { "/".to_owned() } else { pointer };
-            format!("{pointer}: {error}")
-        })
-        .collect()
+    let mut messages = Vec::new();
+    for error in validator.iter_errors(instance) {
+        describe(&error, &mut messages);
+    }
+    messages
+}
+
+/// One message per failure. A non-null value failing a `nullable` schema
+/// fails our `anyOf [schema, null]`; report why it failed `schema` instead,
+/// which names the field that is really wrong.
+fn describe(error: &jsonschema::ValidationError<'_>, messages: &mut Vec<String>) {
+    if let jsonschema::error::ValidationErrorKind::AnyOf { context } = error.kind() {
+        let is_null_branch = |branch: &Vec<jsonschema::ValidationError<'static>>| {
+            matches!(branch.as_slice(), [only] if matches!(only.kind(),
+                jsonschema::error::ValidationErrorKind::Type { .. })
+                && only.instance_path() == error.instance_path()
+                && only.schema_path().to_string().ends_with("/1/type"))
+        };
+        let real: Vec<_> = context.iter().filter(|b| !is_null_branch(b)).collect();
+        if let [branch] = real.as_slice() {
+            for inner in branch.iter() {
+                describe(inner, messages);
+            }
+            return;
+        }
+    }
+    let pointer = error.instance_path().to_string();
+    let pointer = if pointer.is_empty() {
+        "/".to_owned()
+    } else {
+        pointer
+    };
+    messages.push(format!("{pointer}: {error}"));
 }
 
 #[cfg(test)]
@@ -115,13 +145,24 @@ mod tests {
     fn nullable_reference_accepts_null_and_the_referenced_shape() {
         let schema = json!({ "$ref": "#/components/schemas/Source" });
         assert!(validate(&spec(), &schema, &json!({ "name": "a", "parent": null })).is_empty());
-        assert!(validate(&spec(), &schema, &json!({ "name": "a", "parent": { "name": "b" } })).is_empty());
+        assert!(
+            validate(
+                &spec(),
+                &schema,
+                &json!({ "name": "a", "parent": { "name": "b" } })
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn failures_name_the_json_pointer() {
         let schema = json!({ "$ref": "#/components/schemas/Source" });
-        let errors = validate(&spec(), &schema, &json!({ "name": "a", "parent": { "name": 7 } }));
+        let errors = validate(
+            &spec(),
+            &schema,
+            &json!({ "name": "a", "parent": { "name": 7 } }),
+        );
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].starts_with("/parent/name: "), "{errors:?}");
     }
@@ -129,7 +170,11 @@ mod tests {
     #[test]
     fn timestamps_are_checked_as_rfc3339() {
         let schema = json!({ "$ref": "#/components/schemas/Source" });
-        let errors = validate(&spec(), &schema, &json!({ "name": "a", "updated_at": "yesterday" }));
+        let errors = validate(
+            &spec(),
+            &schema,
+            &json!({ "name": "a", "updated_at": "yesterday" }),
+        );
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].starts_with("/updated_at: "), "{errors:?}");
     }

@@ -31,8 +31,15 @@ impl fmt::Display for Finding {
 }
 
 /// Runs every check and returns the findings, in document order.
+///
+/// Unresolved `$ref`s are checked first and alone: with a hole in the
+/// schemas, example validation would only repeat the same problem.
 pub fn lint(raw: &Value) -> Vec<Finding> {
     let mut findings = Vec::new();
+    dangling_refs(raw, "", raw, &mut findings);
+    if !findings.is_empty() {
+        return findings;
+    }
     let operations = operations(raw);
     duplicate_operation_ids(&operations, &mut findings);
     for operation in &operations {
@@ -45,7 +52,6 @@ pub fn lint(raw: &Value) -> Vec<Finding> {
         responses(raw, operation, &mut report);
         request_body(raw, operation, &mut report);
     }
-    dangling_refs(raw, "", raw, &mut findings);
     findings
 }
 
@@ -87,7 +93,10 @@ fn responses(raw: &Value, operation: &Operation<'_>, report: &mut impl FnMut(Str
             Some(_) => {}
         }
     }
-    let successes: Vec<_> = responses.keys().filter(|code| code.starts_with('2')).collect();
+    let successes: Vec<_> = responses
+        .keys()
+        .filter(|code| code.starts_with('2'))
+        .collect();
     if successes.len() != 1 {
         report(format!(
             "needs exactly one 2xx response, has {}",
@@ -158,7 +167,9 @@ fn check_examples(raw: &Value, holder: &Value, what: &str, report: &mut impl FnM
         }
         for (name, example) in examples {
             for error in json_schema::validate(raw, schema, example) {
-                report(format!("{what} {name} does not match its schema at {error}"));
+                report(format!(
+                    "{what} {name} does not match its schema at {error}"
+                ));
             }
         }
     }
@@ -167,13 +178,13 @@ fn check_examples(raw: &Value, holder: &Value, what: &str, report: &mut impl FnM
 fn dangling_refs(raw: &Value, pointer: &str, value: &Value, findings: &mut Vec<Finding>) {
     match value {
         Value::Object(object) => {
-            if let Some(reference) = object.get("$ref").and_then(Value::as_str) {
-                if resolve(raw, reference).is_none() {
-                    findings.push(Finding {
-                        location: locate(raw, pointer),
-                        message: format!("unresolved $ref `{reference}`"),
-                    });
-                }
+            if let Some(reference) = object.get("$ref").and_then(Value::as_str)
+                && resolve(raw, reference).is_none()
+            {
+                findings.push(Finding {
+                    location: locate(raw, pointer),
+                    message: format!("unresolved $ref `{reference}`"),
+                });
             }
             for (key, child) in object {
                 // Examples are data, not schema: a `$ref` key inside one is content.
@@ -261,7 +272,9 @@ mod tests {
         let spec = spec_with(json!({ "get": operation("things"), "put": operation("things") }));
         assert_eq!(
             messages(&spec),
-            ["PUT /api/v1/things (things): duplicate operationId `things`, also used by GET /api/v1/things (things)"]
+            [
+                "PUT /api/v1/things (things): duplicate operationId `things`, also used by GET /api/v1/things (things)"
+            ]
         );
     }
 
@@ -272,7 +285,9 @@ mod tests {
         let spec = spec_with(json!({ "get": op }));
         assert_eq!(
             messages(&spec),
-            ["GET /api/v1/things (list_things): has a `default` response; use `4XX` and `5XX` instead"]
+            [
+                "GET /api/v1/things (list_things): has a `default` response; use `4XX` and `5XX` instead"
+            ]
         );
     }
 
@@ -294,11 +309,14 @@ mod tests {
     #[test]
     fn multipart_bodies_are_rejected() {
         let mut op = operation("upload_thing");
-        op["requestBody"] = json!({ "content": { "multipart/form-data": { "schema": { "type": "object" } } } });
+        op["requestBody"] =
+            json!({ "content": { "multipart/form-data": { "schema": { "type": "object" } } } });
         let spec = spec_with(json!({ "post": op }));
         assert_eq!(
             messages(&spec),
-            ["POST /api/v1/things (upload_thing): request body is `multipart/form-data`; progenitor cannot generate it, write the call by hand in cm-api"]
+            [
+                "POST /api/v1/things (upload_thing): request body is `multipart/form-data`; progenitor cannot generate it, write the call by hand in cm-api"
+            ]
         );
     }
 
@@ -310,7 +328,10 @@ mod tests {
         let spec = spec_with(json!({ "get": op }));
         let found = messages(&spec);
         assert!(
-            found.contains(&"GET /api/v1/things (list_things): unresolved $ref `#/components/schemas/Missing`".to_owned()),
+            found.contains(
+                &"GET /api/v1/things (list_things): unresolved $ref `#/components/schemas/Missing`"
+                    .to_owned()
+            ),
             "{found:?}"
         );
     }

@@ -35,6 +35,12 @@ fn main() -> ExitCode {
     }
     match run(&root, check) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CodegenError::Lint(findings)) => {
+            for finding in findings {
+                eprintln!("error: {finding}");
+            }
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE

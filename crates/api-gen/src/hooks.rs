@@ -133,7 +133,11 @@ impl ClientHooks<Hooks> for Client {
         info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         match self.inner().get() {
-            Some(hooks) => hooks.execute(self.client(), request, info.operation_id).await,
+            Some(hooks) => {
+                hooks
+                    .execute(self.client(), request, info.operation_id)
+                    .await
+            }
             None => self.client().execute(request).await,
         }
     }

@@ -9,6 +9,7 @@
 pub mod hooks;
 
 #[rustfmt::skip]
+#[allow(clippy::all)]
 #[path = "generated/client.rs"]
 mod client;
 
@@ -24,5 +25,6 @@ pub mod provenance;
 /// compile (array query parameters, progenitor #1260) are left out.
 #[cfg(feature = "mock")]
 #[rustfmt::skip]
+#[allow(clippy::all)]
 #[path = "generated/mock.rs"]
 pub mod mock;

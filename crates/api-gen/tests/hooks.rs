@@ -63,7 +63,11 @@ async fn hooks_set_request_headers_and_read_response_headers() {
     let recording = Recording::default();
     let client = Client::new(&server.base_url(), Hooks::new(recording.clone()));
 
-    client.list_datasets().send().await.expect("the mock answers");
+    client
+        .list_datasets()
+        .send()
+        .await
+        .expect("the mock answers");
 
     mock.assert_async().await;
     assert_eq!(*recording.server_timing.lock().unwrap(), ["total;dur=37.7"]);
@@ -85,10 +89,12 @@ impl RequestHooks for Refuse {
 #[tokio::test]
 async fn a_failing_prepare_hook_stops_the_request() {
     let server = MockServer::start_async().await;
-    let any = server.mock_async(|when, then| {
-        when.any_request();
-        then.status(200);
-    }).await;
+    let any = server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200);
+        })
+        .await;
     let client = Client::new(&server.base_url(), Hooks::new(Refuse));
 
     let error = client.list_datasets().send().await.unwrap_err();
@@ -115,7 +121,11 @@ async fn without_hooks_the_api_version_header_is_still_removed() {
         .await;
     let client = Client::new(&server.base_url(), Hooks::default());
 
-    let response = client.list_datasets().send().await.expect("the mock answers");
+    let response = client
+        .list_datasets()
+        .send()
+        .await
+        .expect("the mock answers");
 
     mock.assert_async().await;
     assert_eq!(response.status(), 200);
@@ -125,7 +135,10 @@ async fn without_hooks_the_api_version_header_is_still_removed() {
 fn provenance_matches_the_committed_spec() {
     use sha2::{Digest, Sha256};
     let spec = include_bytes!("../../../spec/openapi.yaml");
-    let digest: String = Sha256::digest(spec).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = Sha256::digest(spec)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(
         cm_api_gen::provenance::SPEC_SHA256,
         digest,
