@@ -113,10 +113,17 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
     }
     let typed = spec.typed(&spec_path)?;
 
-    let (client, types) = run_progenitor(&spec.raw, |generator| {
+    let (client, type_names) = run_progenitor(&spec.raw, |generator| {
         let tokens = generator.generate_tokens(&typed)?;
-        Ok((tokens, generator.get_type_space().iter_types().count()))
+        let names: Vec<String> = generator
+            .get_type_space()
+            .iter_types()
+            .map(|t| t.name())
+            .collect();
+        Ok((tokens, names))
     })?;
+    let types = type_names.len();
+    let schemas = component_schemas(&spec.raw, &type_names);
 
     let (mock_spec, mock_exclusions) = mockable_subset(&spec.raw);
     let mock_typed = spec.typed_from(&spec_path, mock_spec)?;
@@ -143,6 +150,11 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
                     format!("//\n// Operations without helpers:\n{mock_note}\n")
                 }
                 + &format_tokens("mock.rs", mock)?,
+        },
+        OutputFile {
+            name: "schemas.rs",
+            contents: header.render("the JSON Schema of each component's generated type")
+                + &format_tokens("schemas.rs", schemas)?,
         },
         OutputFile {
             name: "provenance.rs",
@@ -386,6 +398,32 @@ fn has_array_query_parameter(raw: &Value, operation: &crate::spec::Operation<'_>
         .filter(|p| p.get("in").and_then(Value::as_str) == Some("query"))
         .filter_map(|p| p.get("schema").and_then(|s| crate::spec::deref(raw, s)))
         .any(|schema| schema.get("type").and_then(Value::as_str) == Some("array"))
+}
+
+/// `component_schemas()`: each spec component's name with the JSON Schema
+/// schemars derives for its generated type, so tests can compare the two.
+fn component_schemas(raw: &Value, type_names: &[String]) -> proc_macro2::TokenStream {
+    let components = raw
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| schemas.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    // typify names a component's type after the component; those it renamed
+    // or folded away have no entry.
+    let entries = components
+        .iter()
+        .filter(|name| type_names.contains(name))
+        .map(|name| {
+            let ident = quote::format_ident!("{}", name);
+            quote! { (#name, ::schemars::schema_for!(crate::types::#ident)) }
+        });
+    quote! {
+        /// Each component schema's name in `spec/openapi.yaml`, with the JSON
+        /// Schema that `schemars` derives for its generated type.
+        pub fn component_schemas() -> ::std::vec::Vec<(&'static str, ::schemars::schema::RootSchema)> {
+            ::std::vec![#(#entries),*]
+        }
+    }
 }
 
 fn format_tokens(

@@ -110,9 +110,9 @@ pub struct Operation<'a> {
     pub path_item: &'a Value,
 }
 
-impl Operation<'_> {
+impl<'a> Operation<'a> {
     /// The `operationId`, if there is one.
-    pub fn id(&self) -> Option<&str> {
+    pub fn id(&self) -> Option<&'a str> {
         self.value.get("operationId").and_then(Value::as_str)
     }
 

@@ -15,6 +15,12 @@ mod client;
 
 pub use client::*;
 
+/// The JSON Schema of each spec component's generated type, for checking
+/// that the generated types and the spec agree.
+#[rustfmt::skip]
+#[path = "generated/schemas.rs"]
+pub mod schemas;
+
 /// Where the generated code came from, recorded by `cargo xtask codegen`.
 #[rustfmt::skip]
 #[path = "generated/provenance.rs"]
