@@ -48,3 +48,16 @@ pub fn request_example(operation_id: &str) -> Option<&'static Value> {
     let body = operation(operation_id).value.get("requestBody")?;
     deref(spec(), body)?.pointer("/content/application~1json/example")
 }
+
+pub mod cases;
+pub mod harness;
+
+/// The JSON schema of `operation_id`'s success body, if it is JSON.
+pub fn success_schema(operation_id: &str) -> Option<&'static Value> {
+    let responses = operation(operation_id)
+        .value
+        .get("responses")?
+        .as_object()?;
+    let (_, response) = responses.iter().find(|(code, _)| code.starts_with('2'))?;
+    deref(spec(), response)?.pointer("/content/application~1json/schema")
+}

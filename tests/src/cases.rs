@@ -1,0 +1,179 @@
+//! One contract case per operation of the spec: the exact request the
+//! client must send, and the call that sends it through the public client.
+//!
+//! Path values are chosen to exercise encoding: a space (`get_source`),
+//! `/`, `#`, `%` and non-ASCII (`get_comment`, `get_dataset`), the literal
+//! `id:` segments, and the `latest` model version (`predict_comments`).
+
+use futures::future::BoxFuture;
+
+use crate::harness::{Canned, Case, Outcome, request_body, run, run_bytes};
+
+/// Declares a [`Case`]: `operation: METHOD "exact/encoded/path"`, optional
+/// `query [(key, value), ...]` (every pair must be sent), optional
+/// `body(name: Type)` (binds the spec's request example, decoded into the
+/// generated `Type`, as `name`), then `|client| builder` with the arguments
+/// that must produce that request. `.send()` is added here.
+macro_rules! case {
+    ($op:ident: $method:ident $path:literal
+        $(, query [$(($key:literal, $value:literal)),* $(,)?])?
+        $(, body($body:ident: $body_type:ident))?,
+        |$client:ident| $builder:expr $(,)?) => {{
+        fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
+            Box::pin(async move {
+                $(let $body: cm_api_gen::types::$body_type = request_body(stringify!($op));)?
+                run(client, |$client| $builder.send()).await
+            })
+        }
+        Case {
+            operation_id: stringify!($op),
+            method: stringify!($method),
+            path: $path,
+            query: &[$($(($key, $value)),*)?],
+            sends_body: false $(|| { let _ = stringify!($body); true })?,
+            response: Canned::Example,
+            call,
+        }
+    }};
+}
+
+/// The attachment body a case serves and expects back, byte for byte.
+pub const ATTACHMENT_BYTES: &[u8] = b"%PDF-1.7\n\x00\x01binary\xff";
+
+/// Every contract case, one per operation.
+pub fn cases() -> Vec<Case> {
+    vec![
+        case!(list_sources: GET "/api/v1/sources",
+            |c| c.list_sources()),
+        case!(list_project_sources: GET "/api/v1/sources/acme",
+            |c| c.list_project_sources().project("acme")),
+        case!(get_source: GET "/api/v1/sources/acme/inbox%20support",
+            |c| c.get_source().project("acme").source_name("inbox support")),
+        case!(create_source: PUT "/api/v1/sources/acme/inbox", body(body: CreateSourceRequest),
+            |c| c.create_source().project("acme").source_name("inbox").body(body)),
+        case!(update_source: POST "/api/v1/sources/acme/inbox", body(body: UpdateSourceRequest),
+            |c| c.update_source().project("acme").source_name("inbox").body(body)),
+        case!(get_source_by_id: GET "/api/v1/sources/id:18ba5ce699f8da1f",
+            |c| c.get_source_by_id().source_id("18ba5ce699f8da1f")),
+        case!(delete_source_by_id: DELETE "/api/v1/sources/id:18ba5ce699f8da1f",
+            |c| c.delete_source_by_id().source_id("18ba5ce699f8da1f")),
+        case!(get_source_statistics: POST "/api/v1/sources/acme/inbox/statistics", body(body: SourceStatisticsRequest),
+            |c| c.get_source_statistics().project("acme").source_name("inbox").body(body)),
+        case!(sync_comments: POST "/api/v1/sources/acme/inbox/sync", body(body: SyncCommentsRequest),
+            |c| c.sync_comments().project("acme").source_name("inbox").body(body)),
+        case!(sync_raw_emails: POST "/api/v1/sources/acme/inbox/sync-raw-emails", body(body: SyncRawEmailsRequest),
+            |c| c.sync_raw_emails().project("acme").source_name("inbox").body(body)),
+        case!(get_comment: GET "/api/v1/sources/acme/inbox/comments/msg%2F42%231%25%C3%A9", query [("include_markup", "true")],
+            |c| c.get_comment().project("acme").source_name("inbox").comment_id("msg/42#1%é").include_markup(true)),
+        case!(delete_comments: DELETE "/api/v1/sources/acme/inbox/comments", query [("id", "0123"), ("id", "0456")],
+            |c| c.delete_comments().project("acme").source_name("inbox").id(vec!["0123".to_owned(), "0456".to_owned()])),
+        case!(get_comment_threads: GET "/api/v1/sources/acme/inbox/threads", query [("thread_id", "t-1")],
+            |c| c.get_comment_threads().project("acme").source_name("inbox").thread_id(vec!["t-1".to_owned()])),
+        case!(list_datasets: GET "/api/v1/datasets",
+            |c| c.list_datasets()),
+        case!(list_project_datasets: GET "/api/v1/datasets/acme",
+            |c| c.list_project_datasets().project("acme")),
+        case!(get_dataset: GET "/api/v1/datasets/acme/r%C3%A9clamations",
+            |c| c.get_dataset().project("acme").dataset_name("réclamations")),
+        case!(create_dataset: PUT "/api/v1/datasets/acme/support", body(body: CreateDatasetRequest),
+            |c| c.create_dataset().project("acme").dataset_name("support").body(body)),
+        case!(update_dataset: POST "/api/v1/datasets/acme/support", body(body: UpdateDatasetRequest),
+            |c| c.update_dataset().project("acme").dataset_name("support").body(body)),
+        case!(delete_dataset: DELETE "/api/v1/datasets/acme/support",
+            |c| c.delete_dataset().project("acme").dataset_name("support")),
+        case!(delete_dataset_by_id: DELETE "/api/v1/datasets/id:0b8a2f4e1c9d3a7b",
+            |c| c.delete_dataset_by_id().dataset_id("0b8a2f4e1c9d3a7b")),
+        case!(export_dataset: POST "/api/v1/datasets/acme/support/export", body(body: ExportDatasetRequest),
+            |c| c.export_dataset().project("acme").dataset_name("support").body(body)),
+        case!(sync_annotations: POST "/api/v1/datasets/acme/support/sync-annotations", body(body: SyncAnnotationsRequest),
+            |c| c.sync_annotations().project("acme").dataset_name("support").body(body)),
+        case!(get_model_validation: GET "/api/v1/datasets/acme/support/labellers/7/validation",
+            |c| c.get_model_validation().project("acme").dataset_name("support").model_version("7")),
+        case!(predict_documents: POST "/api/v1/datasets/acme/support/labellers/7/predict", body(body: PredictRequest),
+            |c| c.predict_documents().project("acme").dataset_name("support").model_version("7").body(body)),
+        case!(predict_comments: POST "/api/v1/datasets/acme/support/labellers/latest/predict-comments", body(body: PredictCommentsRequest),
+            |c| c.predict_comments().project("acme").dataset_name("support").model_version("latest").body(body)),
+        case!(predict_raw_emails: POST "/api/v1/datasets/acme/support/labellers/7/predict-raw-emails", body(body: PredictRawEmailsRequest),
+            |c| c.predict_raw_emails().project("acme").dataset_name("support").model_version("7").body(body)),
+        case!(list_model_tags: GET "/api/v1/datasets/acme/support/model-tags",
+            |c| c.list_model_tags().project("acme").dataset_name("support")),
+        case!(list_streams: GET "/api/v1/datasets/acme/support/streams",
+            |c| c.list_streams().project("acme").dataset_name("support")),
+        case!(create_stream: PUT "/api/v1/datasets/acme/support/streams", body(body: CreateStreamRequest),
+            |c| c.create_stream().project("acme").dataset_name("support").body(body)),
+        case!(get_stream: GET "/api/v1/datasets/acme/support/streams/urgent",
+            |c| c.get_stream().project("acme").dataset_name("support").stream_name("urgent")),
+        case!(update_stream: POST "/api/v1/datasets/acme/support/streams/urgent", body(body: UpdateStreamRequest),
+            |c| c.update_stream().project("acme").dataset_name("support").stream_name("urgent").body(body)),
+        case!(delete_stream: DELETE "/api/v1/datasets/acme/support/streams/urgent",
+            |c| c.delete_stream().project("acme").dataset_name("support").stream_name("urgent")),
+        case!(get_stream_results: GET "/api/v1/datasets/acme/support/streams/urgent/results", query [("max_results", "16"), ("max_filtered", "8")],
+            |c| c.get_stream_results().project("acme").dataset_name("support").stream_name("urgent").max_results(16).max_filtered(8)),
+        case!(get_stream_results_preview: GET "/api/preview/datasets/acme/support/streams/urgent/results", query [("max_results", "16"), ("max_filtered", "8")],
+            |c| c.get_stream_results_preview().project("acme").dataset_name("support").stream_name("urgent").max_results(16).max_filtered(8)),
+        case!(fetch_stream: POST "/api/v1/datasets/acme/support/streams/urgent/fetch", body(body: FetchStreamRequest),
+            |c| c.fetch_stream().project("acme").dataset_name("support").stream_name("urgent").body(body)),
+        case!(fetch_gx_stream: POST "/api/preview/datasets/acme/support/streams/urgent/gx-fetch", body(body: FetchStreamRequest),
+            |c| c.fetch_gx_stream().project("acme").dataset_name("support").stream_name("urgent").body(body)),
+        case!(advance_stream: POST "/api/v1/datasets/acme/support/streams/urgent/advance", body(body: AdvanceStreamRequest),
+            |c| c.advance_stream().project("acme").dataset_name("support").stream_name("urgent").body(body)),
+        case!(reset_stream: POST "/api/v1/datasets/acme/support/streams/urgent/reset", body(body: ResetStreamRequest),
+            |c| c.reset_stream().project("acme").dataset_name("support").stream_name("urgent").body(body)),
+        case!(store_stream_exceptions: PUT "/api/v1/datasets/acme/support/streams/urgent/exceptions", body(body: StoreStreamExceptionsRequest),
+            |c| c.store_stream_exceptions().project("acme").dataset_name("support").stream_name("urgent").body(body)),
+        case!(delete_stream_exceptions: DELETE "/api/v1/datasets/acme/support/streams/urgent/exceptions", query [("uid", "18ba5ce699f8da1f.0123")],
+            |c| c.delete_stream_exceptions().project("acme").dataset_name("support").stream_name("urgent").uid(vec!["18ba5ce699f8da1f.0123".to_owned()])),
+        case!(list_triggers: GET "/api/v1/datasets/acme/support/triggers",
+            |c| c.list_triggers().project("acme").dataset_name("support")),
+        case!(create_trigger: PUT "/api/v1/datasets/acme/support/triggers", body(body: CreateTriggerRequest),
+            |c| c.create_trigger().project("acme").dataset_name("support").body(body)),
+        case!(get_trigger: GET "/api/v1/datasets/acme/support/triggers/urgent",
+            |c| c.get_trigger().project("acme").dataset_name("support").trigger_name("urgent")),
+        case!(update_trigger: POST "/api/v1/datasets/acme/support/triggers/urgent", body(body: UpdateTriggerRequest),
+            |c| c.update_trigger().project("acme").dataset_name("support").trigger_name("urgent").body(body)),
+        case!(delete_trigger: DELETE "/api/v1/datasets/acme/support/triggers/urgent",
+            |c| c.delete_trigger().project("acme").dataset_name("support").trigger_name("urgent")),
+        case!(fetch_trigger: POST "/api/v1/datasets/acme/support/triggers/urgent/fetch", body(body: FetchStreamRequest),
+            |c| c.fetch_trigger().project("acme").dataset_name("support").trigger_name("urgent").body(body)),
+        case!(advance_trigger: POST "/api/v1/datasets/acme/support/triggers/urgent/advance", body(body: AdvanceStreamRequest),
+            |c| c.advance_trigger().project("acme").dataset_name("support").trigger_name("urgent").body(body)),
+        case!(reset_trigger: POST "/api/v1/datasets/acme/support/triggers/urgent/reset", body(body: ResetStreamRequest),
+            |c| c.reset_trigger().project("acme").dataset_name("support").trigger_name("urgent").body(body)),
+        case!(store_trigger_exceptions: PUT "/api/v1/datasets/acme/support/triggers/urgent/exceptions", body(body: StoreStreamExceptionsRequest),
+            |c| c.store_trigger_exceptions().project("acme").dataset_name("support").trigger_name("urgent").body(body)),
+        case!(delete_trigger_exceptions: DELETE "/api/v1/datasets/acme/support/triggers/urgent/exceptions", query [("uid", "18ba5ce699f8da1f.0123")],
+            |c| c.delete_trigger_exceptions().project("acme").dataset_name("support").trigger_name("urgent").uid(vec!["18ba5ce699f8da1f.0123".to_owned()])),
+        case!(query_audit_events: POST "/api/v1/audit_events/query", body(body: QueryAuditEventsRequest),
+            |c| c.query_audit_events().body(body)),
+        case!(list_users: GET "/api/v1/users",
+            |c| c.list_users()),
+        case!(list_projects: GET "/api/v1/projects",
+            |c| c.list_projects()),
+        case!(get_thread_themes: POST "/api/preview/datasets/acme/support/thread-themes", body(body: ThreadThemesRequest),
+            |c| c.get_thread_themes().project("acme").dataset_name("support").body(body)),
+        {
+            fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
+                Box::pin(async move {
+                    run_bytes(client, |c| {
+                        c.get_attachment()
+                            .attachment_reference("0f3a9c1e2b7d4a6f.0.1")
+                            .send()
+                    })
+                    .await
+                })
+            }
+            Case {
+                operation_id: "get_attachment",
+                method: "GET",
+                path: "/api/v1/attachments/0f3a9c1e2b7d4a6f.0.1",
+                query: &[],
+                sends_body: false,
+                response: Canned::Bytes {
+                    content_type: "application/pdf",
+                    body: ATTACHMENT_BYTES,
+                },
+                call,
+            }
+        },
+    ]
+}
