@@ -9,7 +9,7 @@ use cm_api_contract_tests::{deref, spec};
 use serde_json::Value;
 
 /// A schema's shape at the level both sides can agree on.
-fn kind(document: &Value, schema: &Value, ref_prefix: &str) -> String {
+fn kind(schema: &Value, ref_prefix: &str) -> String {
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
         return format!("ref:{}", reference.trim_start_matches(ref_prefix));
     }
@@ -17,7 +17,7 @@ fn kind(document: &Value, schema: &Value, ref_prefix: &str) -> String {
         if let Some(branches) = schema.get(combinator).and_then(Value::as_array) {
             let kinds: Vec<String> = branches
                 .iter()
-                .map(|b| kind(document, b, ref_prefix))
+                .map(|b| kind(b, ref_prefix))
                 .filter(|k| k != "null")
                 .collect();
             if let [single] = kinds.as_slice() {
@@ -106,15 +106,10 @@ fn drift(document: &Value) -> (Vec<String>, usize) {
         for property in &ours_props {
             compared += 1;
             let ours_kind = kind(
-                document,
                 &ours["properties"][property.as_str()],
                 "#/components/schemas/",
             );
-            let theirs_kind = kind(
-                &theirs,
-                &theirs["properties"][property.as_str()],
-                "#/definitions/",
-            );
+            let theirs_kind = kind(&theirs["properties"][property.as_str()], "#/definitions/");
             if ours_kind != "any" && ours_kind != theirs_kind {
                 problems.push(format!(
                     "{name}.{property}: spec {ours_kind}, generated {theirs_kind}"

@@ -1,3 +1,52 @@
-//! Rust client for the UiPath Communications Mining API.
+//! Rust client for the UiPath Communications Mining API (formerly Re:infer).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), cm_api::Error> {
+//! // Endpoint and credentials from REINFER_ENDPOINT / REINFER_TOKEN or a profile.
+//! let client = cm_api::Client::from_env()?;
+//!
+//! // A convenience wrapper...
+//! let datasets = client.datasets().list().await?;
+//! println!("{} datasets, server time {:?}", datasets.len(), datasets.server_timing().total());
+//!
+//! // ...or any generated operation, through the same authenticated client.
+//! let response = client
+//!     .send(|c| c.list_project_datasets().project("acme").send())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`Client`] adds, to every generated operation: endpoint selection
+//! ([`Endpoint`]), configuration from code, environment and profiles
+//! ([`ClientBuilder`], [`config`]), bearer-token or OAuth client-credentials
+//! authentication ([`auth`]), retries with backoff ([`retry`]), timeouts,
+//! `tracing` spans, Server-Timing ([`ServerTiming`]) and one error type
+//! ([`Error`]).
 
-pub use cm_api_gen as generated;
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod auth;
+mod client;
+pub mod config;
+pub mod endpoint;
+pub mod error;
+pub mod retry;
+mod secret;
+pub mod server_timing;
+mod transport;
+
+pub use auth::{AccessToken, AuthError, ClientCredentials, StaticToken, TokenProvider};
+pub use client::{
+    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Datasets, ErrorBody,
+    Response,
+};
+pub use config::ConfigError;
+pub use endpoint::{Endpoint, EndpointError};
+pub use error::{Error, TransportKind};
+pub use retry::RetryPolicy;
+pub use secret::Secret;
+pub use server_timing::{Metric, ServerTiming};
+
+/// The generated request and response types, e.g. [`types::Dataset`].
+pub use cm_api_gen::types;

@@ -1,0 +1,915 @@
+//! The authenticated client, its builder and the call adapter.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cm_api_gen::ResponseValue;
+use serde::de::DeserializeOwned;
+
+use crate::auth::{ClientCredentials, ClientCredentialsProvider, StaticToken, TokenProvider};
+use crate::config::{
+    CLIENT_ID_ENV, CLIENT_SECRET_ENV, CONFIG_ENV, ConfigError, ConfigFile, ENDPOINT_ENV,
+    PROFILE_ENV, Profile, TOKEN_ENV, default_config_path,
+};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, TransportKind, snippet};
+use crate::retry::RetryPolicy;
+use crate::secret::Secret;
+use crate::server_timing::ServerTiming;
+use crate::transport::{CallContext, CallState, Transport};
+
+/// Default time allowed to establish a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time allowed for one attempt, from connecting to the end of the body.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// An authenticated client for the Communications Mining API.
+///
+/// Cheap to clone: clones share the connection pool and the token cache.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), cm_api::Error> {
+/// let client = cm_api::Client::from_env()?;
+/// for dataset in client.datasets().list().await?.iter() {
+///     println!("{}", dataset.name);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    generated: cm_api_gen::Client,
+    endpoint: Endpoint,
+    default_project: Option<String>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint)
+            .field("default_project", &self.default_project)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client configured from the environment and the configuration file
+    /// only; see [`ClientBuilder`] for the rules.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// A builder, to set values in code; unset values still come from the
+    /// environment and the configuration file.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The endpoint requests go to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The project to use when none is given, from the builder or profile.
+    pub fn default_project(&self) -> Option<&str> {
+        self.default_project.as_deref()
+    }
+
+    /// The generated client, sharing this client's authentication, retries
+    /// and timeouts. Calling it directly yields progenitor's raw errors;
+    /// prefer [`Client::send`].
+    pub fn generated(&self) -> &cm_api_gen::Client {
+        &self.generated
+    }
+
+    /// Runs any generated operation and returns its value with the status
+    /// and Server-Timing, or a typed [`Error`].
+    ///
+    /// ```no_run
+    /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
+    /// let response = client
+    ///     .send(|c| c.list_project_datasets().project("acme").send())
+    ///     .await?;
+    /// println!("{} datasets in {:?}", response.datasets.len(), response.server_timing().total());
+    /// # Ok(()) }
+    /// ```
+    pub async fn send<'a, F, Fut, T, E>(&'a self, call: F) -> Result<Response<T>, Error>
+    where
+        F: FnOnce(&'a cm_api_gen::Client) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
+        T: DeserializeOwned,
+        E: ErrorBody,
+    {
+        self.send_inner(call, decode_path::<T>).await
+    }
+
+    /// Like [`Client::send`], for operations whose success body is not JSON
+    /// (downloads): decode errors then carry no field path.
+    pub async fn send_raw<'a, F, Fut, T, E>(&'a self, call: F) -> Result<Response<T>, Error>
+    where
+        F: FnOnce(&'a cm_api_gen::Client) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
+        E: ErrorBody,
+    {
+        self.send_inner(call, |_| None).await
+    }
+
+    async fn send_inner<'a, F, Fut, T, E>(
+        &'a self,
+        call: F,
+        path_of: fn(&[u8]) -> Option<String>,
+    ) -> Result<Response<T>, Error>
+    where
+        F: FnOnce(&'a cm_api_gen::Client) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
+        E: ErrorBody,
+    {
+        let context = CallContext::default();
+        let result = context.scope(call(&self.generated)).await;
+        let state = context.take();
+        if let Some(error) = contradiction_error(&state) {
+            return Err(error);
+        }
+        match result {
+            Ok(value) => Ok(Response {
+                status: value.status().as_u16(),
+                server_timing: ServerTiming::from_headers(value.headers()),
+                request_id: request_id(value.headers()),
+                attempts: state.attempts.max(1),
+                value: value.into_inner(),
+            }),
+            Err(error) => Err(map_error(error, state, path_of).await),
+        }
+    }
+
+    /// Dataset operations.
+    pub fn datasets(&self) -> Datasets<'_> {
+        Datasets { client: self }
+    }
+}
+
+/// The error body type of a generated operation. Sealed: implemented for
+/// the specification's `ErrorResponse` and for `()`.
+pub trait ErrorBody: sealed::Sealed {
+    /// The envelope's `message`.
+    #[doc(hidden)]
+    fn message(&self) -> Option<&str>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for cm_api_gen::types::ErrorResponse {}
+    impl Sealed for () {}
+}
+
+impl ErrorBody for cm_api_gen::types::ErrorResponse {
+    fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+}
+
+impl ErrorBody for () {
+    fn message(&self) -> Option<&str> {
+        None
+    }
+}
+
+fn request_id(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn content_type(headers: Option<&http::HeaderMap>) -> Option<String> {
+    headers?
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn decode_path<T: DeserializeOwned>(body: &[u8]) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(_) => None,
+        Err(e) => Some(e.path().to_string()).filter(|p| p != "."),
+    }
+}
+
+fn contradiction_error(state: &CallState) -> Option<Error> {
+    let contradiction = state.contradiction.as_ref()?;
+    let status = state.status?;
+    let headers = state.headers.as_ref();
+    let message = match (&contradiction.message, contradiction.claimed.as_str()) {
+        (Some(m), "error") => m.clone(),
+        (_, claimed) => {
+            format!("the body claims \"status\": \"{claimed}\" but the HTTP status is {status}")
+        }
+    };
+    Some(Error::Api {
+        operation: state.operation,
+        status,
+        message,
+        request_id: headers.and_then(request_id),
+        server_timing: headers.map(ServerTiming::from_headers).unwrap_or_default(),
+        attempts: state.attempts,
+    })
+}
+
+async fn map_error<E: ErrorBody>(
+    error: cm_api_gen::Error<E>,
+    mut state: CallState,
+    path_of: fn(&[u8]) -> Option<String>,
+) -> Error {
+    use cm_api_gen::Error as G;
+    let operation = state.operation;
+    if let Some(auth) = state.auth_error.take() {
+        return Error::Auth(auth);
+    }
+    let transport = |source: reqwest::Error, attempts: u32, deadline_hit: bool| {
+        let kind = if source.is_timeout() || deadline_hit {
+            TransportKind::Timeout
+        } else if source.is_connect() {
+            TransportKind::Connect
+        } else {
+            TransportKind::Connection
+        };
+        Error::Transport {
+            operation,
+            kind,
+            attempts: attempts.max(1),
+            source: Box::new(source.without_url()),
+        }
+    };
+    match error {
+        G::InvalidRequest(message) | G::Custom(message) => {
+            Error::InvalidRequest { operation, message }
+        }
+        G::CommunicationError(e) | G::InvalidUpgrade(e) | G::ResponseBodyError(e) => {
+            transport(e, state.attempts, state.deadline_hit)
+        }
+        G::ErrorResponse(value) => {
+            let message = match value.as_ref().message() {
+                Some(message) => message.to_owned(),
+                None => value
+                    .status()
+                    .canonical_reason()
+                    .unwrap_or("no message")
+                    .to_owned(),
+            };
+            Error::Api {
+                operation,
+                status: value.status().as_u16(),
+                message,
+                request_id: request_id(value.headers()),
+                server_timing: ServerTiming::from_headers(value.headers()),
+                attempts: state.attempts.max(1),
+            }
+        }
+        G::InvalidResponsePayload(bytes, source) => match state.status {
+            Some(status) if !(200..300).contains(&status) => Error::UnexpectedResponse {
+                operation,
+                status,
+                content_type: content_type(state.headers.as_ref()),
+                snippet: snippet(&bytes),
+                server_timing: state
+                    .headers
+                    .as_ref()
+                    .map(ServerTiming::from_headers)
+                    .unwrap_or_default(),
+                attempts: state.attempts.max(1),
+            },
+            status => Error::Decode {
+                operation,
+                status: status.unwrap_or(200),
+                path: path_of(&bytes),
+                detail: source.to_string(),
+                snippet: snippet(&bytes),
+                source: Box::new(source),
+            },
+        },
+        G::UnexpectedResponse(response) => {
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = match response.bytes().await {
+                Ok(body) => snippet(&body),
+                Err(_) => String::new(),
+            };
+            Error::UnexpectedResponse {
+                operation,
+                status,
+                content_type: content_type(Some(&headers)),
+                snippet: body,
+                server_timing: ServerTiming::from_headers(&headers),
+                attempts: state.attempts.max(1),
+            }
+        }
+    }
+}
+
+/// A successful response: the value with the envelope stripped, plus what
+/// the response said about itself.
+///
+/// Dereferences to the value, so `response.len()` works on a list.
+#[derive(Clone, Debug)]
+pub struct Response<T> {
+    value: T,
+    status: u16,
+    server_timing: ServerTiming,
+    request_id: Option<String>,
+    attempts: u32,
+}
+
+impl<T> Response<T> {
+    /// The value.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// The value, by reference.
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The server's timing metrics; [`ServerTiming::total`] is the server's total time.
+    pub fn server_timing(&self) -> &ServerTiming {
+        &self.server_timing
+    }
+
+    /// The `x-request-id` response header, if sent.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// How many attempts the call took (1 unless retried).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Transforms the value, keeping the metadata.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
+        Response {
+            value: f(self.value),
+            status: self.status,
+            server_timing: self.server_timing,
+            request_id: self.request_id,
+            attempts: self.attempts,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Response<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Dataset operations, from [`Client::datasets`].
+#[derive(Clone, Copy, Debug)]
+pub struct Datasets<'a> {
+    client: &'a Client,
+}
+
+impl Datasets<'_> {
+    /// Every dataset the caller can see, across projects.
+    pub async fn list(&self) -> Result<Response<Vec<cm_api_gen::types::Dataset>>, Error> {
+        let response = self.client.send(|c| c.list_datasets().send()).await?;
+        Ok(response.map(|list| list.datasets))
+    }
+
+    /// The datasets of one project.
+    pub async fn list_in(
+        &self,
+        project: &str,
+    ) -> Result<Response<Vec<cm_api_gen::types::Dataset>>, Error> {
+        let response = self
+            .client
+            .send(|c| c.list_project_datasets().project(project).send())
+            .await?;
+        Ok(response.map(|list| list.datasets))
+    }
+
+    /// One dataset, with its taxonomy.
+    pub async fn get(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Response<cm_api_gen::types::Dataset>, Error> {
+        let response = self
+            .client
+            .send(|c| c.get_dataset().project(project).dataset_name(name).send())
+            .await?;
+        Ok(response.map(|found| found.dataset))
+    }
+}
+
+/// Configures a [`Client`].
+///
+/// # Where settings come from
+///
+/// For each setting the first source that has it wins:
+///
+/// 1. **code**: values set on this builder;
+/// 2. **environment**: [`REINFER_ENDPOINT`](crate::config::ENDPOINT_ENV),
+///    [`REINFER_TOKEN`](crate::config::TOKEN_ENV), or
+///    [`REINFER_CLIENT_ID`](crate::config::CLIENT_ID_ENV) with
+///    [`REINFER_CLIENT_SECRET`](crate::config::CLIENT_SECRET_ENV);
+/// 3. **profile**: the selected profile of the [configuration file](crate::config).
+///
+/// The profile is selected by [`profile`](Self::profile), else
+/// `REINFER_PROFILE`, else the file's `default_profile`; the file is the one
+/// given to [`config_path`](Self::config_path), else `CM_API_CONFIG`, else
+/// [`default_config_path`]. Endpoint and credentials are resolved separately
+/// (a profile can supply the endpoint while `REINFER_TOKEN` supplies the
+/// token). A profile's scope, token URL and default project apply whenever
+/// the profile is selected, unless set in code.
+///
+/// These combinations are errors, reported before anything is sent and
+/// naming both sources:
+///
+/// * `REINFER_ENDPOINT` is set, a profile is selected *explicitly* (in code
+///   or by `REINFER_PROFILE`) and its endpoint differs: the environment would
+///   silently redirect a profile chosen on purpose. An endpoint set in code
+///   overrides both without error; a profile that is only the file's
+///   `default_profile` is overridden silently.
+/// * One source sets two kinds of credentials (e.g. `REINFER_TOKEN` and
+///   `REINFER_CLIENT_ID`, or both `token` and `client_credentials` in code).
+/// * A selected profile that does not exist, or an environment variable a
+///   profile names that is not set.
+///
+/// ```
+/// use std::time::Duration;
+/// use cm_api::{Client, Endpoint, RetryPolicy};
+///
+/// let client = Client::builder()
+///     .endpoint(Endpoint::uipath_cloud("acme", "DefaultTenant")?)
+///     .token("my-developer-token")
+///     .request_timeout(Duration::from_secs(300))
+///     .retry_policy(RetryPolicy::default().max_attempts(6))
+///     .build()?;
+/// assert_eq!(client.endpoint().tenant(), Some("DefaultTenant"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct ClientBuilder {
+    endpoint: Option<Endpoint>,
+    token: Option<Secret>,
+    client_credentials: Option<ClientCredentials>,
+    token_provider: Option<Arc<dyn TokenProvider>>,
+    profile: Option<String>,
+    config_path: Option<PathBuf>,
+    default_project: Option<String>,
+    connect_timeout: Option<Duration>,
+    request_timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+    user_agent: Option<String>,
+    env: Option<EnvLookup>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token)
+            .field("client_credentials", &self.client_credentials)
+            .field("token_provider", &self.token_provider)
+            .field("profile", &self.profile)
+            .field("config_path", &self.config_path)
+            .field("default_project", &self.default_project)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The endpoint to call.
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// A developer API token, sent as `Authorization: Bearer <token>`.
+    pub fn token(mut self, token: impl Into<Secret>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// OAuth 2.0 client credentials of an external application.
+    pub fn client_credentials(mut self, credentials: ClientCredentials) -> Self {
+        self.client_credentials = Some(credentials);
+        self
+    }
+
+    /// A custom source of tokens.
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
+        self.token_provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// The profile to use from the configuration file.
+    pub fn profile(mut self, name: impl Into<String>) -> Self {
+        self.profile = Some(name.into());
+        self
+    }
+
+    /// The configuration file, instead of `CM_API_CONFIG` or the default path.
+    pub fn config_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_path = Some(path.into());
+        self
+    }
+
+    /// The project [`Client::default_project`] returns.
+    pub fn default_project(mut self, project: impl Into<String>) -> Self {
+        self.default_project = Some(project.into());
+        self
+    }
+
+    /// Time allowed to establish a connection (default 30 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Time allowed for one attempt, including reading the body (default 120 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Retry attempts, backoff and the overall deadline of each call.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The `User-Agent` header (default `cm-api/<version>`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Reads environment variables through `lookup` instead of the process
+    /// environment: for tests, or to embed the client in a larger configuration.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    ///
+    /// let env = HashMap::from([
+    ///     ("REINFER_ENDPOINT", "https://acme.reinfer.io"),
+    ///     ("REINFER_TOKEN", "t0ken"),
+    /// ]);
+    /// let client = cm_api::Client::builder()
+    ///     .env_lookup(move |name| env.get(name).map(|v| v.to_string()))
+    ///     .build()?;
+    /// assert_eq!(client.endpoint().base_url(), "https://acme.reinfer.io");
+    /// # Ok::<(), cm_api::Error>(())
+    /// ```
+    pub fn env_lookup(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.env = Some(Arc::new(lookup));
+        self
+    }
+
+    /// Resolves every setting and builds the client. Fails with
+    /// [`Error::Config`] without sending anything.
+    pub fn build(self) -> Result<Client, Error> {
+        let resolved = self.resolve()?;
+        let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let request_timeout = self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        let user_agent = self
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| format!("cm-api/{}", env!("CARGO_PKG_VERSION")));
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .timeout(request_timeout)
+            .user_agent(user_agent)
+            .build()
+            .map_err(|e| ConfigError::Invalid {
+                what: "HTTP client".to_owned(),
+                reason: e.to_string(),
+            })?;
+        let provider: Arc<dyn TokenProvider> = match resolved.credentials {
+            Credentials::Token(token) => Arc::new(StaticToken::new(token)),
+            Credentials::Provider(provider) => provider,
+            Credentials::Client(credentials) => {
+                let token_url = credentials
+                    .token_url
+                    .clone()
+                    .or_else(|| resolved.endpoint.identity_token_url())
+                    .ok_or_else(|| ConfigError::MissingTokenUrl {
+                        endpoint: resolved.endpoint.to_string(),
+                    })?;
+                crate::endpoint::check_url(&token_url).map_err(|source| ConfigError::Endpoint {
+                    origin: "the client-credentials token URL".to_owned(),
+                    source,
+                })?;
+                ClientCredentialsProvider::new(credentials, token_url, http.clone())
+            }
+        };
+        let transport = Transport {
+            provider,
+            retry: self.retry.clone().unwrap_or_default(),
+            request_timeout,
+        };
+        let generated = cm_api_gen::Client::new_with_client(
+            resolved.endpoint.base_url(),
+            http,
+            cm_api_gen::hooks::Hooks::new(transport),
+        );
+        Ok(Client {
+            generated,
+            endpoint: resolved.endpoint,
+            default_project: resolved.default_project,
+        })
+    }
+
+    fn env_var(&self, name: &str) -> Option<String> {
+        let value = match &self.env {
+            Some(lookup) => lookup(name),
+            None => std::env::var(name).ok(),
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
+
+    fn resolve(&self) -> Result<Resolved, ConfigError> {
+        // Which profile, and who chose it.
+        let explicit_profile = match (&self.profile, self.env_var(PROFILE_ENV)) {
+            (Some(name), _) => Some((name.clone(), "ClientBuilder::profile".to_owned())),
+            (None, Some(name)) => Some((name, format!("environment variable {PROFILE_ENV}"))),
+            (None, None) => None,
+        };
+        let config_path = self
+            .config_path
+            .clone()
+            .or_else(|| self.env_var(CONFIG_ENV).map(PathBuf::from))
+            .or_else(default_config_path);
+        let file = match &config_path {
+            Some(path) => ConfigFile::load(path)?,
+            None => None,
+        };
+        let (profile, profile_origin, explicit) = match (&explicit_profile, &file) {
+            (Some((name, origin)), file) => {
+                let profile = file
+                    .as_ref()
+                    .and_then(|f| f.profiles.get(name))
+                    .ok_or_else(|| ConfigError::UnknownProfile {
+                        name: name.clone(),
+                        origin: origin.clone(),
+                        path: config_path.clone(),
+                        available: file
+                            .as_ref()
+                            .map(|f| f.profiles.keys().cloned().collect())
+                            .unwrap_or_default(),
+                    })?;
+                (
+                    Some(profile.clone()),
+                    format!("profile \"{name}\" (selected by {origin})"),
+                    true,
+                )
+            }
+            (None, Some(file)) => match &file.default_profile {
+                Some(name) => {
+                    let origin = format!(
+                        "default_profile in {}",
+                        config_path
+                            .as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    );
+                    let profile =
+                        file.profiles
+                            .get(name)
+                            .ok_or_else(|| ConfigError::UnknownProfile {
+                                name: name.clone(),
+                                origin: origin.clone(),
+                                path: config_path.clone(),
+                                available: file.profiles.keys().cloned().collect(),
+                            })?;
+                    (
+                        Some(profile.clone()),
+                        format!("profile \"{name}\" (the {origin})"),
+                        false,
+                    )
+                }
+                None => (None, String::new(), false),
+            },
+            (None, None) => (None, String::new(), false),
+        };
+        let profile_ref = profile.as_ref();
+
+        // Endpoint.
+        let env_endpoint = self.env_var(ENDPOINT_ENV);
+        let profile_endpoint = profile_ref.and_then(|p| p.endpoint.clone());
+        let parse = |value: &str, origin: String| {
+            Endpoint::parse(value).map_err(|source| ConfigError::Endpoint { origin, source })
+        };
+        let endpoint = match (&self.endpoint, &env_endpoint, &profile_endpoint) {
+            (Some(endpoint), _, _) => endpoint.clone(),
+            (None, Some(env), profile_value) => {
+                let env_origin = format!("environment variable {ENDPOINT_ENV}");
+                let endpoint = parse(env, env_origin.clone())?;
+                if let (true, Some(profile_value)) = (explicit, profile_value) {
+                    let from_profile = parse(profile_value, profile_origin.clone())?;
+                    if from_profile != endpoint {
+                        return Err(ConfigError::Conflict {
+                            setting: "endpoint",
+                            first: format!("{env_origin} ({endpoint})"),
+                            second: format!("{profile_origin} ({from_profile})"),
+                        });
+                    }
+                }
+                endpoint
+            }
+            (None, None, Some(value)) => parse(value, profile_origin.clone())?,
+            (None, None, None) => return Err(ConfigError::MissingEndpoint),
+        };
+
+        // Credentials.
+        let credentials = self.code_credentials()?;
+        let credentials = match credentials {
+            Some(credentials) => credentials,
+            None => match self.env_credentials()? {
+                Some(credentials) => credentials,
+                None => match profile_ref {
+                    Some(profile) => profile_credentials(profile, &profile_origin, self)?
+                        .ok_or(ConfigError::MissingCredentials)?,
+                    None => return Err(ConfigError::MissingCredentials),
+                },
+            },
+        };
+        // A profile's client-credential options apply unless set in code.
+        let credentials = match (credentials, profile_ref) {
+            (Credentials::Client(mut c), Some(profile)) => {
+                c.scope = c.scope.or_else(|| profile.scope.clone());
+                c.token_url = c.token_url.or_else(|| profile.token_url.clone());
+                Credentials::Client(c)
+            }
+            (other, _) => other,
+        };
+        let default_project = self
+            .default_project
+            .clone()
+            .or_else(|| profile_ref.and_then(|p| p.default_project.clone()));
+        Ok(Resolved {
+            endpoint,
+            credentials,
+            default_project,
+        })
+    }
+
+    fn code_credentials(&self) -> Result<Option<Credentials>, ConfigError> {
+        let mut set: Vec<(&str, Credentials)> = Vec::new();
+        if let Some(token) = &self.token {
+            set.push(("ClientBuilder::token", Credentials::Token(token.clone())));
+        }
+        if let Some(c) = &self.client_credentials {
+            set.push((
+                "ClientBuilder::client_credentials",
+                Credentials::Client(c.clone()),
+            ));
+        }
+        if let Some(p) = &self.token_provider {
+            set.push((
+                "ClientBuilder::token_provider",
+                Credentials::Provider(p.clone()),
+            ));
+        }
+        if set.len() > 1 {
+            return Err(ConfigError::Conflict {
+                setting: "credentials",
+                first: set[0].0.to_owned(),
+                second: set[1].0.to_owned(),
+            });
+        }
+        let credentials = set.pop().map(|(_, c)| c);
+        match &credentials {
+            Some(Credentials::Token(t)) if t.is_empty() => Err(ConfigError::Invalid {
+                what: "ClientBuilder::token".to_owned(),
+                reason: "the token is empty".to_owned(),
+            }),
+            Some(Credentials::Client(c))
+                if c.client_id.is_empty() || c.client_secret.is_empty() =>
+            {
+                Err(ConfigError::Invalid {
+                    what: "ClientBuilder::client_credentials".to_owned(),
+                    reason: "the client id and secret must not be empty".to_owned(),
+                })
+            }
+            _ => Ok(credentials),
+        }
+    }
+
+    fn env_credentials(&self) -> Result<Option<Credentials>, ConfigError> {
+        let token = self.env_var(TOKEN_ENV);
+        let id = self.env_var(CLIENT_ID_ENV);
+        let secret = self.env_var(CLIENT_SECRET_ENV);
+        match (token, id, secret) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ConfigError::Conflict {
+                setting: "credentials",
+                first: format!("environment variable {TOKEN_ENV}"),
+                second: format!("environment variables {CLIENT_ID_ENV}/{CLIENT_SECRET_ENV}"),
+            }),
+            (Some(token), None, None) => Ok(Some(Credentials::Token(Secret::new(token)))),
+            (None, Some(id), Some(secret)) => Ok(Some(Credentials::Client(
+                ClientCredentials::new(id, secret),
+            ))),
+            (None, Some(_), None) => Err(ConfigError::MissingEnvVar {
+                var: CLIENT_SECRET_ENV.to_owned(),
+                origin: format!("environment variable {CLIENT_ID_ENV}"),
+            }),
+            (None, None, Some(_)) => Err(ConfigError::MissingEnvVar {
+                var: CLIENT_ID_ENV.to_owned(),
+                origin: format!("environment variable {CLIENT_SECRET_ENV}"),
+            }),
+            (None, None, None) => Ok(None),
+        }
+    }
+}
+
+fn profile_credentials(
+    profile: &Profile,
+    origin: &str,
+    builder: &ClientBuilder,
+) -> Result<Option<Credentials>, ConfigError> {
+    let read = |var: &str| {
+        builder
+            .env_var(var)
+            .ok_or_else(|| ConfigError::MissingEnvVar {
+                var: var.to_owned(),
+                origin: origin.to_owned(),
+            })
+    };
+    let wants_client = profile.client_id.is_some()
+        || profile.client_id_env.is_some()
+        || profile.client_secret_env.is_some();
+    match (&profile.token_env, wants_client) {
+        (Some(_), true) => Err(ConfigError::Conflict {
+            setting: "credentials",
+            first: format!("{origin} `token_env`"),
+            second: format!("{origin} `client_id`/`client_secret_env`"),
+        }),
+        (Some(var), false) => Ok(Some(Credentials::Token(Secret::new(read(var)?)))),
+        (None, true) => {
+            let id = match (&profile.client_id, &profile.client_id_env) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Conflict {
+                        setting: "client id",
+                        first: format!("{origin} `client_id`"),
+                        second: format!("{origin} `client_id_env`"),
+                    });
+                }
+                (Some(id), None) => id.clone(),
+                (None, Some(var)) => read(var)?,
+                (None, None) => {
+                    return Err(ConfigError::Invalid {
+                        what: origin.to_owned(),
+                        reason: "`client_secret_env` needs `client_id` or `client_id_env`"
+                            .to_owned(),
+                    });
+                }
+            };
+            let secret_var =
+                profile
+                    .client_secret_env
+                    .as_deref()
+                    .ok_or_else(|| ConfigError::Invalid {
+                        what: origin.to_owned(),
+                        reason: "client credentials need `client_secret_env`".to_owned(),
+                    })?;
+            Ok(Some(Credentials::Client(ClientCredentials::new(
+                id,
+                read(secret_var)?,
+            ))))
+        }
+        (None, false) => Ok(None),
+    }
+}
+
+enum Credentials {
+    Token(Secret),
+    Client(ClientCredentials),
+    Provider(Arc<dyn TokenProvider>),
+}
+
+struct Resolved {
+    endpoint: Endpoint,
+    credentials: Credentials,
+    default_project: Option<String>,
+}

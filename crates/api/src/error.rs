@@ -1,0 +1,256 @@
+//! The one error type of the crate.
+
+use std::fmt;
+
+use crate::auth::AuthError;
+use crate::config::ConfigError;
+use crate::server_timing::ServerTiming;
+
+/// A boxed error, used as the `source()` of variants whose cause is a
+/// dependency's type we do not expose.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Longest excerpt of a response body kept in an error, in characters.
+pub(crate) const SNIPPET_CHARS: usize = 200;
+
+/// A short, single-line excerpt of a body for error messages.
+pub(crate) fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == SNIPPET_CHARS {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out.trim().to_owned()
+}
+
+/// What went wrong with a call, classified by where it failed.
+///
+/// | variant | where | anything sent? |
+/// | --- | --- | --- |
+/// | [`Config`](Error::Config) | building the client | no |
+/// | [`InvalidRequest`](Error::InvalidRequest) | building the request | no |
+/// | [`Auth`](Error::Auth) | getting a token | not to the API |
+/// | [`Transport`](Error::Transport) | connecting, TLS, timeouts | maybe |
+/// | [`Api`](Error::Api) | the platform answered with its error envelope | yes |
+/// | [`UnexpectedResponse`](Error::UnexpectedResponse) | something else answered (proxy page, empty body) | yes |
+/// | [`Decode`](Error::Decode) | a success body did not match the schema | yes |
+///
+/// `Display` is one line; `source()` leads to the underlying cause.
+///
+/// ```
+/// # async fn run(client: cm_api::Client) {
+/// match client.datasets().list().await {
+///     Ok(datasets) => println!("{} datasets", datasets.len()),
+///     Err(err) if err.status() == Some(404) => println!("not found: {}", err.message().unwrap_or("")),
+///     Err(err) if err.is_retryable() => println!("try again later: {err}"),
+///     Err(err) => println!("failed: {err}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client configuration is invalid; nothing was sent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// The request could not be built (e.g. a required parameter is missing); nothing was sent.
+    #[error("{}invalid request: {message}", op_prefix(operation))]
+    #[non_exhaustive]
+    InvalidRequest {
+        /// The operation id, when known.
+        operation: Option<&'static str>,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// No token could be obtained, or a refreshed token was refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+
+    /// The request or response did not make it across the network.
+    #[error("{}{kind} after {attempts} attempt(s)", op_prefix(operation))]
+    #[non_exhaustive]
+    Transport {
+        /// The operation id, when known.
+        operation: Option<&'static str>,
+        /// What kind of network failure.
+        kind: TransportKind,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The underlying network error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The platform answered with its error envelope
+    /// (`{"status": "error", "message": ...}`), or with a body whose
+    /// `"status"` contradicts the HTTP status.
+    #[error("{}HTTP {status}: {message}{}", op_prefix(operation), request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
+    #[non_exhaustive]
+    Api {
+        /// The operation id, when known.
+        operation: Option<&'static str>,
+        /// The HTTP status.
+        status: u16,
+        /// The platform's message.
+        message: String,
+        /// The `x-request-id` response header, if sent.
+        request_id: Option<String>,
+        /// The server's timing metrics.
+        server_timing: ServerTiming,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// Something other than the platform answered, e.g. a proxy's HTML page
+    /// or an empty body.
+    #[error("{}unexpected HTTP {status} response{}: {snippet}", op_prefix(operation), content_type.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    #[non_exhaustive]
+    UnexpectedResponse {
+        /// The operation id, when known.
+        operation: Option<&'static str>,
+        /// The HTTP status.
+        status: u16,
+        /// The `content-type` header, if any.
+        content_type: Option<String>,
+        /// A short excerpt of the body.
+        snippet: String,
+        /// The server's timing metrics.
+        server_timing: ServerTiming,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// A success response's body did not match the expected schema.
+    #[error("{}could not decode the HTTP {status} response{}: {detail}", op_prefix(operation), path.as_deref().map(|p| format!(" at `{p}`")).unwrap_or_default())]
+    #[non_exhaustive]
+    Decode {
+        /// The operation id, when known.
+        operation: Option<&'static str>,
+        /// The HTTP status.
+        status: u16,
+        /// Where in the body decoding failed, e.g. `datasets[0].name`.
+        path: Option<String>,
+        /// The decoder's message.
+        detail: String,
+        /// A short excerpt of the body.
+        snippet: String,
+        /// The decoder's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+fn op_prefix(operation: &Option<&'static str>) -> String {
+    operation.map(|o| format!("{o}: ")).unwrap_or_default()
+}
+
+/// The kind of a [`Error::Transport`] failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// No connection could be made (DNS, refused, TLS).
+    Connect,
+    /// The connect or request timeout, or the call's deadline, expired.
+    Timeout,
+    /// The connection failed while sending the request or reading the response.
+    Connection,
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "could not connect",
+            Self::Timeout => "timed out",
+            Self::Connection => "connection failed",
+        })
+    }
+}
+
+impl Error {
+    /// The HTTP status of the response, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. }
+            | Self::UnexpectedResponse { status, .. }
+            | Self::Decode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The platform's (or identity server's) message, when there was one.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Self::Api { message, .. } => Some(message),
+            Self::Auth(AuthError::Rejected {
+                description, error, ..
+            }) => Some(description.as_deref().unwrap_or(error)),
+            _ => None,
+        }
+    }
+
+    /// The operation id of the failed call, when known.
+    pub fn operation_id(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidRequest { operation, .. }
+            | Self::Transport { operation, .. }
+            | Self::Api { operation, .. }
+            | Self::UnexpectedResponse { operation, .. }
+            | Self::Decode { operation, .. } => *operation,
+            _ => None,
+        }
+    }
+
+    /// The server's timing metrics, for errors that carry a response.
+    pub fn server_timing(&self) -> Option<&ServerTiming> {
+        match self {
+            Self::Api { server_timing, .. } | Self::UnexpectedResponse { server_timing, .. } => {
+                Some(server_timing)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the same call could succeed later: network failures and
+    /// 429/502/503/504 answers. Retryable operations have already been
+    /// retried by the client when this is returned.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            Self::Auth(auth) => auth.is_retryable(),
+            Self::Api { status, .. } | Self::UnexpectedResponse { status, .. } => {
+                crate::retry::is_retryable_status(*status)
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_are_bounded_single_lines() {
+        assert_eq!(snippet(b"  <html>\n<b>x</b>\r\n"), "<html> <b>x</b>");
+        let long = "é".repeat(500);
+        let s = snippet(long.as_bytes());
+        assert_eq!(s.chars().count(), SNIPPET_CHARS + 1);
+        assert!(s.ends_with('…'));
+        assert_eq!(snippet(&[0xff, 0xfe]), "\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn error_is_small_enough_to_return() {
+        assert!(
+            std::mem::size_of::<Error>() <= 128,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! When a failed request may be sent again, and how long to wait.
+//!
+//! The whole policy is [`RETRY_TABLE`] plus the method default in
+//! [`retry_class`]: a request is repeated only when repeating it cannot change
+//! the outcome.
+
+use std::time::{Duration, SystemTime};
+
+/// Whether an operation may be sent again after a transient failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryClass {
+    /// Repeating the request has the same effect as sending it once.
+    Idempotent,
+    /// Repeating the request could change state twice; never retried blindly.
+    Never,
+}
+
+/// The exceptions to the method default, one row per operation id, each with
+/// the reason. GET, PUT and DELETE are retried and POST is not, unless listed
+/// here; operations not in the table (including ones added to the
+/// specification later) get the default for their method.
+///
+/// A 401 answer is different: the request was rejected before it was
+/// processed, so it is retried once with a refreshed token whatever its class.
+pub const RETRY_TABLE: &[(&str, RetryClass, &str)] = &[
+    // POSTs that only read.
+    (
+        "get_source_statistics",
+        RetryClass::Idempotent,
+        "read through POST: computes statistics, changes nothing",
+    ),
+    (
+        "export_dataset",
+        RetryClass::Idempotent,
+        "read through POST: pages through comments by continuation token",
+    ),
+    (
+        "predict_documents",
+        RetryClass::Idempotent,
+        "read through POST: predictions for the given documents, nothing stored",
+    ),
+    (
+        "predict_comments",
+        RetryClass::Idempotent,
+        "read through POST: predictions for stored comments, nothing stored",
+    ),
+    (
+        "predict_raw_emails",
+        RetryClass::Idempotent,
+        "read through POST: predictions for the given emails, nothing stored",
+    ),
+    (
+        "fetch_stream",
+        RetryClass::Idempotent,
+        "reads the batch at the stream's position; only advance moves it",
+    ),
+    (
+        "fetch_gx_stream",
+        RetryClass::Idempotent,
+        "reads the batch at the stream's position; only advance moves it",
+    ),
+    (
+        "fetch_trigger",
+        RetryClass::Idempotent,
+        "legacy name of fetch_stream: reads without moving the position",
+    ),
+    (
+        "query_audit_events",
+        RetryClass::Idempotent,
+        "read through POST: queries the audit log",
+    ),
+    (
+        "get_thread_themes",
+        RetryClass::Idempotent,
+        "read through POST: summarises a thread, nothing stored",
+    ),
+    // POSTs that write, but as an upsert keyed by ids the caller chose.
+    (
+        "sync_comments",
+        RetryClass::Idempotent,
+        "upsert by comment id: sending the same batch twice stores it once",
+    ),
+    (
+        "sync_raw_emails",
+        RetryClass::Idempotent,
+        "upsert by comment id derived from the email: sending twice stores once",
+    ),
+    (
+        "sync_annotations",
+        RetryClass::Idempotent,
+        "replaces the annotations of the given comment with the values sent",
+    ),
+    // POSTs that move state: listed to make the decision visible.
+    (
+        "advance_stream",
+        RetryClass::Never,
+        "moves the stream position; a repeat after a lost answer could skip comments",
+    ),
+    (
+        "reset_stream",
+        RetryClass::Never,
+        "moves the stream position; must not be repeated behind the caller's back",
+    ),
+    (
+        "advance_trigger",
+        RetryClass::Never,
+        "legacy name of advance_stream: moves the position",
+    ),
+    (
+        "reset_trigger",
+        RetryClass::Never,
+        "legacy name of reset_stream: moves the position",
+    ),
+    (
+        "update_source",
+        RetryClass::Never,
+        "state-changing POST; the caller decides whether to repeat it",
+    ),
+    (
+        "update_dataset",
+        RetryClass::Never,
+        "state-changing POST; the caller decides whether to repeat it",
+    ),
+    (
+        "update_stream",
+        RetryClass::Never,
+        "state-changing POST; the caller decides whether to repeat it",
+    ),
+    (
+        "update_trigger",
+        RetryClass::Never,
+        "state-changing POST; the caller decides whether to repeat it",
+    ),
+];
+
+/// The retry class of an operation: its [`RETRY_TABLE`] row, else the default
+/// for its HTTP method (GET, HEAD, PUT, DELETE, OPTIONS: idempotent; others: never).
+///
+/// ```
+/// use cm_api::retry::{retry_class, RetryClass};
+///
+/// assert_eq!(retry_class("sync_comments", "POST"), RetryClass::Idempotent);
+/// assert_eq!(retry_class("advance_stream", "POST"), RetryClass::Never);
+/// assert_eq!(retry_class("get_dataset", "GET"), RetryClass::Idempotent);
+/// ```
+pub fn retry_class(operation_id: &str, method: &str) -> RetryClass {
+    if let Some((_, class, _)) = RETRY_TABLE.iter().find(|(id, _, _)| *id == operation_id) {
+        return *class;
+    }
+    match method {
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" => RetryClass::Idempotent,
+        _ => RetryClass::Never,
+    }
+}
+
+/// HTTP statuses worth another attempt: rate limiting and gateway failures.
+pub(crate) fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+/// How many times, and for how long, transient failures are retried.
+///
+/// Retries use exponential backoff with full jitter (a random wait between
+/// zero and `initial_backoff * 2^(attempt-1)`, capped at `max_backoff`), and
+/// honour a `Retry-After` header instead when the server sends one; when it
+/// asks for longer than `max_backoff`, the response is returned rather than
+/// retried early. No retry starts when its wait would end after the overall
+/// deadline.
+///
+/// ```
+/// use std::time::Duration;
+/// use cm_api::RetryPolicy;
+///
+/// let policy = RetryPolicy::default()
+///     .max_attempts(5)
+///     .deadline(Duration::from_secs(60));
+/// assert_eq!(policy.get_max_attempts(), 5);
+/// assert_eq!(RetryPolicy::none().get_max_attempts(), 1);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 4 attempts, backoff from 500 ms up to 30 s, 5 minutes overall.
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            deadline: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that sends every request once (the 401 refresh still applies).
+    pub fn none() -> Self {
+        Self::default().max_attempts(1)
+    }
+
+    /// Total attempts, including the first; at least 1.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The cap on the backoff before the first retry; later ones double it.
+    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// The longest wait between two attempts, including a `Retry-After`.
+    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
+    }
+
+    /// The overall time budget of one call, across all its attempts.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Total attempts, including the first.
+    pub fn get_max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The overall time budget of one call.
+    pub fn get_deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The jittered wait before retry number `retry` (1 for the first retry).
+    pub(crate) fn backoff(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        let ceiling = self
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(fastrand::u64(0..=nanos))
+    }
+
+    /// Whether to wait as long as a `Retry-After` asks: only up to
+    /// `max_backoff`; a longer wait is returned to the caller instead of
+    /// being shortened against the server's wish.
+    pub(crate) fn accepts_retry_after(&self, wait: Duration) -> bool {
+        wait <= self.max_backoff
+    }
+}
+
+/// Parses a `Retry-After` value: delay seconds or an HTTP-date (relative to `now`).
+/// A date in the past means "now"; anything unparsable is ignored.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:39 GMT", now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_is_capped_and_never_panics() {
+        let policy = RetryPolicy::default()
+            .initial_backoff(Duration::from_millis(100))
+            .max_backoff(Duration::from_secs(1));
+        for retry in [0, 1, 2, 10, 64, u32::MAX] {
+            assert!(policy.backoff(retry) <= Duration::from_secs(1));
+        }
+        assert!(policy.accepts_retry_after(Duration::from_secs(1)));
+        assert!(!policy.accepts_retry_after(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn table_rows_are_unique_and_explained() {
+        for (i, (id, _, reason)) in RETRY_TABLE.iter().enumerate() {
+            assert!(!reason.is_empty(), "{id}");
+            assert!(
+                RETRY_TABLE[i + 1..].iter().all(|(other, _, _)| other != id),
+                "{id}"
+            );
+        }
+    }
+}
