@@ -254,3 +254,14 @@ mod tests {
         );
     }
 }
+
+/// Lets `Endpoint::uipath_cloud(..)?` and friends be used where a
+/// [`Error`] is returned: a bad endpoint in code is invalid configuration.
+impl From<crate::EndpointError> for Error {
+    fn from(source: crate::EndpointError) -> Self {
+        Self::Config(ConfigError::Endpoint {
+            origin: "code".into(),
+            source,
+        })
+    }
+}

@@ -50,3 +50,8 @@ pub use server_timing::{Metric, ServerTiming};
 
 /// The generated request and response types, e.g. [`types::Dataset`].
 pub use cm_api_gen::types;
+
+/// The workspace README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -173,3 +173,19 @@ fn bad_urls_are_rejected() {
         Ok(())
     ));
 }
+
+#[test]
+fn a_bad_endpoint_in_code_converts_to_a_configuration_error() {
+    fn build() -> Result<cm_api::Endpoint, cm_api::Error> {
+        Ok(cm_api::Endpoint::uipath_cloud("", "DefaultTenant")?)
+    }
+    let error = build().unwrap_err();
+    assert!(matches!(error, cm_api::Error::Config(_)), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid configuration: the endpoint from code is invalid: "),
+        "{error}"
+    );
+    assert_eq!(error.status(), None);
+}
