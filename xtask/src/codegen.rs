@@ -87,10 +87,14 @@ pub struct Generation {
     pub files: Vec<OutputFile>,
     /// Number of operations in the client.
     pub operations: usize,
+    /// Operations left to `cm-api` (`x-hand-written`), with the reason.
+    pub hand_written: Vec<(String, &'static str)>,
     /// Number of Rust types typify produced.
     pub types: usize,
     /// Operations left out of the httpmock helpers, with the reason.
     pub mock_exclusions: Vec<(String, &'static str)>,
+    /// Time spent linting (example validation dominates).
+    pub lint_elapsed: Duration,
     /// Time spent linting, generating and formatting.
     pub elapsed: Duration,
 }
@@ -111,7 +115,9 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
     if !findings.is_empty() {
         return Err(CodegenError::Lint(findings));
     }
-    let typed = spec.typed(&spec_path)?;
+    let linted = started.elapsed();
+    let (generated_spec, hand_written) = without_operations(&spec.raw, hand_written);
+    let typed = spec.typed_from(&spec_path, generated_spec.clone())?;
 
     let (client, type_names) = run_progenitor(&spec.raw, |generator| {
         let tokens = generator.generate_tokens(&typed)?;
@@ -125,13 +131,18 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
     let types = type_names.len();
     let schemas = component_schemas(&spec.raw, &type_names);
 
-    let (mock_spec, mock_exclusions) = mockable_subset(&spec.raw);
+    let (mock_spec, mock_exclusions) =
+        without_operations(&generated_spec, without_mock_helper(&spec.raw));
     let mock_typed = spec.typed_from(&spec_path, mock_spec)?;
     let (mock, _) = run_progenitor(&spec.raw, |generator| {
         Ok((generator.httpmock(&mock_typed, "crate")?, 0))
     })?;
 
     let header = Header::new(&spec);
+    let client_note = hand_written
+        .iter()
+        .map(|(op, _)| format!("//   {op}\n"))
+        .collect::<String>();
     let mock_note = mock_exclusions
         .iter()
         .map(|(op, why)| format!("//   {op}: {why}\n"))
@@ -139,7 +150,15 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
     let files = vec![
         OutputFile {
             name: "client.rs",
-            contents: header.render("the generated client") + &format_tokens("client.rs", client)?,
+            contents: header.render("the generated client")
+                + &if client_note.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "//\n// Hand-written in cm-api (x-hand-written), not generated:\n{client_note}\n"
+                    )
+                }
+                + &format_tokens("client.rs", client)?,
         },
         OutputFile {
             name: "mock.rs",
@@ -163,9 +182,11 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
     ];
     Ok(Generation {
         files,
-        operations: operations(&spec.raw).len(),
+        operations: operations(&generated_spec).len(),
+        hand_written,
         types,
         mock_exclusions,
+        lint_elapsed: linted,
         elapsed: started.elapsed(),
     })
 }
@@ -353,21 +374,18 @@ fn quietly<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     result.map_err(|_| message.lock().unwrap_or_else(|e| e.into_inner()).clone())
 }
 
-/// The spec minus operations whose httpmock helpers do not compile.
-///
-/// progenitor #1260: an array query parameter makes the generated `When`
-/// method call `query_param` with a `Vec`, which does not type-check.
-fn mockable_subset(raw: &Value) -> (Value, Vec<(String, &'static str)>) {
+/// `raw` without the operations `exclude` names a reason for, and the
+/// excluded operations with their reasons.
+fn without_operations(
+    raw: &Value,
+    exclude: impl Fn(&crate::spec::Operation<'_>) -> Option<&'static str>,
+) -> (Value, Vec<(String, &'static str)>) {
     let mut excluded = Vec::new();
     let mut keep = Vec::new();
     for operation in operations(raw) {
-        if has_array_query_parameter(raw, &operation) {
-            excluded.push((
-                operation.describe(),
-                "array query parameter (progenitor #1260)",
-            ));
-        } else {
-            keep.push((operation.path.to_owned(), operation.method.to_owned()));
+        match exclude(&operation) {
+            Some(reason) => excluded.push((operation.describe(), reason)),
+            None => keep.push((operation.path.to_owned(), operation.method.to_owned())),
         }
     }
     let mut copy = raw.clone();
@@ -383,6 +401,27 @@ fn mockable_subset(raw: &Value) -> (Value, Vec<(String, &'static str)>) {
         paths.retain(|_, item| METHODS.iter().any(|m| item.get(*m).is_some()));
     }
     (copy, excluded)
+}
+
+/// Operations the spec marks `x-hand-written` (multipart uploads) are
+/// described for readers and coverage, but progenitor would generate a
+/// call with the wrong wire format, so `cm-api` implements them by hand.
+fn hand_written(operation: &crate::spec::Operation<'_>) -> Option<&'static str> {
+    operation
+        .value
+        .get("x-hand-written")
+        .map(|_| "x-hand-written: implemented in cm-api")
+}
+
+/// progenitor #1260: an array query parameter makes the generated `When`
+/// method call `query_param` with a `Vec`, which does not type-check.
+fn without_mock_helper(
+    raw: &Value,
+) -> impl Fn(&crate::spec::Operation<'_>) -> Option<&'static str> + '_ {
+    move |operation| {
+        has_array_query_parameter(raw, operation)
+            .then_some("array query parameter (progenitor #1260)")
+    }
 }
 
 fn has_array_query_parameter(raw: &Value, operation: &crate::spec::Operation<'_>) -> bool {

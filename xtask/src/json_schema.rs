@@ -53,44 +53,63 @@ pub fn convert(schema: &Value) -> Value {
     }
 }
 
-/// A self-contained JSON Schema document for `schema`: the converted schema
-/// plus every converted component schema, so `#/components/schemas/X` refs
-/// resolve inside it.
-pub fn document(spec: &Value, schema: &Value) -> Value {
-    let components: Map<String, Value> = spec
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
-        .map(|schemas| {
-            schemas
-                .iter()
-                .map(|(k, v)| (k.clone(), convert(v)))
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({
-        "allOf": [convert(schema)],
-        "components": { "schemas": components },
-    })
+/// Validates instances against schemas of one spec, converting the spec's
+/// component schemas once rather than per example.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    components: Value,
 }
 
-/// Validates `instance` against the OpenAPI `schema` of `spec`. Returns one
-/// message per failure, each starting with the JSON pointer into `instance`
-/// where it failed; an empty list means valid.
-pub fn validate(spec: &Value, schema: &Value, instance: &Value) -> Vec<String> {
-    let document = document(spec, schema);
-    let validator = match jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft4)
-        .should_validate_formats(true)
-        .build(&document)
-    {
-        Ok(validator) => validator,
-        Err(error) => return vec![format!("schema is not valid JSON Schema: {error}")],
-    };
-    let mut messages = Vec::new();
-    for error in validator.iter_errors(instance) {
-        describe(&error, &mut messages);
+impl Validator {
+    /// Converts every component schema of `spec`.
+    pub fn new(spec: &Value) -> Self {
+        let components: Map<String, Value> = spec
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+            .map(|schemas| {
+                schemas
+                    .iter()
+                    .map(|(k, v)| (k.clone(), convert(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            components: json!({ "schemas": components }),
+        }
     }
-    messages
+
+    /// A self-contained JSON Schema document for `schema`: the converted
+    /// schema plus the converted components, so `#/components/schemas/X`
+    /// refs resolve inside it.
+    pub fn document(&self, schema: &Value) -> Value {
+        json!({ "allOf": [convert(schema)], "components": self.components })
+    }
+
+    /// Validates `instance` against the OpenAPI `schema`. Returns one message
+    /// per failure, each starting with the JSON pointer into `instance` where
+    /// it failed; an empty list means valid.
+    pub fn validate(&self, schema: &Value, instance: &Value) -> Vec<String> {
+        let document = self.document(schema);
+        let validator = match jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .should_validate_formats(true)
+            .build(&document)
+        {
+            Ok(validator) => validator,
+            Err(error) => return vec![format!("schema is not valid JSON Schema: {error}")],
+        };
+        let mut messages = Vec::new();
+        for error in validator.iter_errors(instance) {
+            describe(&error, &mut messages);
+        }
+        messages
+    }
+}
+
+/// Validates `instance` against the OpenAPI `schema` of `spec`; see
+/// [`Validator::validate`]. Build a [`Validator`] to check many examples.
+pub fn validate(spec: &Value, schema: &Value, instance: &Value) -> Vec<String> {
+    Validator::new(spec).validate(schema, instance)
 }
 
 /// One message per failure. A non-null value failing a `nullable` schema

@@ -42,6 +42,7 @@ pub fn lint(raw: &Value) -> Vec<Finding> {
     }
     let operations = operations(raw);
     duplicate_operation_ids(&operations, &mut findings);
+    let validator = json_schema::Validator::new(raw);
     for operation in &operations {
         let mut report = |message: String| {
             findings.push(Finding {
@@ -49,8 +50,8 @@ pub fn lint(raw: &Value) -> Vec<Finding> {
                 message,
             })
         };
-        responses(raw, operation, &mut report);
-        request_body(raw, operation, &mut report);
+        responses(raw, &validator, operation, &mut report);
+        request_body(raw, &validator, operation, &mut report);
     }
     findings
 }
@@ -76,7 +77,12 @@ fn duplicate_operation_ids(operations: &[Operation<'_>], findings: &mut Vec<Find
     }
 }
 
-fn responses(raw: &Value, operation: &Operation<'_>, report: &mut impl FnMut(String)) {
+fn responses(
+    raw: &Value,
+    validator: &json_schema::Validator,
+    operation: &Operation<'_>,
+    report: &mut impl FnMut(String),
+) {
     let Some(responses) = operation.value.get("responses").and_then(Value::as_object) else {
         report("no responses".into());
         return;
@@ -107,7 +113,13 @@ fn responses(raw: &Value, operation: &Operation<'_>, report: &mut impl FnMut(Str
         let Some(response) = deref(raw, &responses[code]) else {
             continue; // reported as a dangling $ref
         };
-        check_examples(raw, response, &format!("response {code}"), report);
+        check_examples(
+            raw,
+            validator,
+            response,
+            &format!("response {code}"),
+            report,
+        );
     }
 }
 
@@ -121,7 +133,12 @@ fn is_error_envelope(raw: &Value, response: &Value) -> bool {
         == Some(ERROR_SCHEMA_REF)
 }
 
-fn request_body(raw: &Value, operation: &Operation<'_>, report: &mut impl FnMut(String)) {
+fn request_body(
+    raw: &Value,
+    validator: &json_schema::Validator,
+    operation: &Operation<'_>,
+    report: &mut impl FnMut(String),
+) {
     let Some(body) = operation.value.get("requestBody") else {
         return;
     };
@@ -135,11 +152,17 @@ fn request_body(raw: &Value, operation: &Operation<'_>, report: &mut impl FnMut(
             ));
         }
     }
-    check_examples(raw, body, "request body", report);
+    check_examples(raw, validator, body, "request body", report);
 }
 
 /// Every JSON media type needs an example, and every example must validate.
-fn check_examples(raw: &Value, holder: &Value, what: &str, report: &mut impl FnMut(String)) {
+fn check_examples(
+    raw: &Value,
+    validator: &json_schema::Validator,
+    holder: &Value,
+    what: &str,
+    report: &mut impl FnMut(String),
+) {
     let Some(content) = holder.get("content").and_then(Value::as_object) else {
         return;
     };
@@ -166,7 +189,7 @@ fn check_examples(raw: &Value, holder: &Value, what: &str, report: &mut impl FnM
             report(format!("{what} `{media}` has no example"));
         }
         for (name, example) in examples {
-            for error in json_schema::validate(raw, schema, example) {
+            for error in validator.validate(schema, example) {
                 report(format!(
                     "{what} {name} does not match its schema at {error}"
                 ));

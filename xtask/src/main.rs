@@ -56,12 +56,14 @@ fn run(root: &std::path::Path, check: bool) -> Result<(), CodegenError> {
         codegen::write(root, &generation)?;
     }
     println!(
-        "{} {} operations, {} types, {} lines in {:.2?}{}",
+        "{} {} operations ({} hand-written in cm-api), {} types, {} lines in {:.2?} (lint {:.2?}){}",
         if check { "checked" } else { "generated" },
         generation.operations,
+        generation.hand_written.len(),
         generation.types,
         generation.lines(),
         generation.elapsed,
+        generation.lint_elapsed,
         if generation.mock_exclusions.is_empty() {
             String::new()
         } else {
