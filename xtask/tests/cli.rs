@@ -66,7 +66,7 @@ fn generates_then_check_passes_and_reports_counts() {
     let generated = scratch.codegen(&[]);
     assert!(generated.status.success(), "{}", stderr(&generated));
     assert!(
-        stdout(&generated).starts_with("generated 2 operations, "),
+        stdout(&generated).starts_with("generated 2 operations (0 hand-written in cm-api), "),
         "{}",
         stdout(&generated)
     );
@@ -213,4 +213,28 @@ fn a_missing_spec_is_one_line() {
     let message = stderr(&output);
     assert!(message.starts_with("error: cannot read "), "{message}");
     assert_eq!(message.lines().count(), 1);
+}
+
+#[test]
+fn hand_written_operations_are_listed_but_not_generated() {
+    let mut spec = fixture();
+    let mut upload = spec["paths"]["/api/v1/datasets/{project}"]["get"].clone();
+    upload["operationId"] = json!("upload_dataset_file");
+    upload["x-hand-written"] = json!("multipart");
+    spec["paths"]["/api/v1/datasets/{project}"]["put"] = upload;
+    let scratch = Scratch::new(&spec);
+
+    let output = scratch.codegen(&[]);
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with("generated 2 operations (1 hand-written in cm-api), "),
+        "{}",
+        stdout(&output)
+    );
+    let client = scratch.generated("client.rs");
+    assert!(client.contains(
+        "// Hand-written in cm-api (x-hand-written), not generated:\n//   PUT /api/v1/datasets/{project} (upload_dataset_file)\n"
+    ));
+    assert!(!client.contains("fn upload_dataset_file"));
 }
