@@ -42,6 +42,13 @@ pub const ATTACHMENT_BYTES: &[u8] = b"%PDF-1.7\n\x00\x01binary\xff";
 
 /// Every contract case, one per operation.
 pub fn cases() -> Vec<Case> {
+    let mut cases = generated_cases();
+    cases.extend(crate::hand_written_cases::cases());
+    cases
+}
+
+/// Cases for the operations of the generated client.
+fn generated_cases() -> Vec<Case> {
     vec![
         case!(list_sources: GET "/api/v1/sources",
             |c| c.list_sources()),
@@ -151,6 +158,134 @@ pub fn cases() -> Vec<Case> {
             |c| c.list_projects()),
         case!(get_thread_themes: POST "/api/preview/datasets/acme/support/thread-themes", body(body: ThreadThemesRequest),
             |c| c.get_thread_themes().project("acme").dataset_name("support").body(body)),
+        // The `/api/_private` (cli tier) and `/auth` operations.
+        case!(get_dataset_by_id: GET "/api/v1/datasets/id:0b8a2f4e1c9d3a7b",
+            |c| c.get_dataset_by_id().dataset_id("0b8a2f4e1c9d3a7b")),
+        case!(list_buckets: GET "/api/_private/buckets",
+            |c| c.list_buckets()),
+        case!(list_project_buckets: GET "/api/_private/buckets/acme",
+            |c| c.list_project_buckets().project("acme")),
+        case!(get_bucket: GET "/api/_private/buckets/acme/shared%20mailbox",
+            |c| c.get_bucket().project("acme").bucket_name("shared mailbox")),
+        case!(create_bucket: PUT "/api/_private/buckets/acme/shared%20mailbox", body(body: CreateBucketRequest),
+            |c| c.create_bucket().project("acme").bucket_name("shared mailbox").body(body)),
+        case!(get_bucket_by_id: GET "/api/_private/buckets/id:7c3e9a1b5d2f4e60",
+            |c| c.get_bucket_by_id().bucket_id("7c3e9a1b5d2f4e60")),
+        case!(delete_bucket_by_id: DELETE "/api/_private/buckets/id:7c3e9a1b5d2f4e60",
+            |c| c.delete_bucket_by_id().bucket_id("7c3e9a1b5d2f4e60")),
+        case!(get_bucket_statistics: GET "/api/_private/buckets/acme/shared%20mailbox/statistics",
+            |c| c.get_bucket_statistics().project("acme").bucket_name("shared mailbox")),
+        case!(list_keyed_sync_states: GET "/api/_private/buckets/id:7c3e9a1b5d2f4e60/keyed-sync-states/",
+            |c| c.list_keyed_sync_states().bucket_id("7c3e9a1b5d2f4e60")),
+        case!(query_keyed_sync_state_ids: POST "/api/_private/buckets/id:7c3e9a1b5d2f4e60/keyed-sync-state-ids", body(body: QueryKeyedSyncStateIdsRequest),
+            |c| c.query_keyed_sync_state_ids().bucket_id("7c3e9a1b5d2f4e60").body(body)),
+        case!(delete_keyed_sync_state: DELETE "/api/_private/buckets/id:7c3e9a1b5d2f4e60/keyed-sync-state/folder:Inbox%2F2026",
+            |c| c.delete_keyed_sync_state().bucket_id("7c3e9a1b5d2f4e60").sync_state_key("folder:Inbox/2026")),
+        case!(get_bucket_email: GET "/api/_private/buckets/acme/shared%20mailbox/emails", query [("id", "c0ffee42")],
+            |c| c.get_bucket_email().project("acme").bucket_name("shared mailbox").id("c0ffee42")),
+        case!(add_bucket_emails: PUT "/api/_private/buckets/acme/shared%20mailbox/emails", query [("no_charge", "true")], body(body: AddEmailsRequest),
+            |c| c.add_bucket_emails().project("acme").bucket_name("shared mailbox").no_charge(true).body(body)),
+        case!(list_bucket_emails: POST "/api/_private/buckets/acme/shared%20mailbox/emails", body(body: BucketEmailsPageRequest),
+            |c| c.list_bucket_emails().project("acme").bucket_name("shared mailbox").body(body)),
+        case!(delete_bucket_emails: DELETE "/api/_private/buckets/acme/shared%20mailbox/emails", query [("id", "0123"), ("id", "0456")],
+            |c| c.delete_bucket_emails().project("acme").bucket_name("shared mailbox").id(vec!["0123".to_owned(), "0456".to_owned()])),
+        case!(query_bucket_emails: POST "/api/_private/buckets/acme/shared%20mailbox/emails/query", body(body: BucketEmailsPageRequest),
+            |c| c.query_bucket_emails().project("acme").bucket_name("shared mailbox").body(body)),
+        case!(list_source_comments: GET "/api/_private/sources/acme/inbox/comments", query [("from_timestamp", "2026-03-01T00:00:00Z"), ("to_timestamp", "2026-03-01T00:00:00Z"), ("after", "c0ffee42"), ("limit", "50"), ("include_thread_properties", "true"), ("include_markup", "true"), ("direction", "descending")],
+            |c| c.list_source_comments().project("acme").source_name("inbox").from_timestamp("2026-03-01T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()).to_timestamp("2026-03-01T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()).after("c0ffee42").limit(50).include_thread_properties(true).include_markup(true).direction("descending")),
+        case!(add_comments: PUT "/api/_private/sources/acme/inbox/comments", query [("no_charge", "true")], body(body: AddCommentsRequest),
+            |c| c.add_comments().project("acme").source_name("inbox").no_charge(true).body(body)),
+        case!(query_comments: POST "/api/_private/datasets/acme/support/query", query [("limit", "50"), ("continuation", "c0ffee42")], body(body: QueryCommentsRequest),
+            |c| c.query_comments().project("acme").dataset_name("support").limit(50).continuation("c0ffee42").body(body)),
+        case!(list_recent_comments: POST "/api/_private/datasets/acme/support/recent", body(body: RecentCommentsRequest),
+            |c| c.list_recent_comments().project("acme").dataset_name("support").body(body)),
+        case!(get_labellings: GET "/api/_private/datasets/acme/support/labellings", query [("id", "0123"), ("id", "0456"), ("ids", "c0ffee42"), ("allow_missing", "true"), ("source_id", "c0ffee42"), ("after", "c0ffee42"), ("limit", "50"), ("return_predictions", "true"), ("compute_moon_predictions", "true")],
+            |c| c.get_labellings().project("acme").dataset_name("support").id(vec!["0123".to_owned(), "0456".to_owned()]).ids("c0ffee42").allow_missing(true).source_id("c0ffee42").after("c0ffee42").limit(50).return_predictions(true).compute_moon_predictions(true)),
+        case!(update_labelling: POST "/api/_private/datasets/acme/support/labellings/18ba5ce699f8da1f.msg-42", body(body: UpdateLabellingRequest),
+            |c| c.update_labelling().project("acme").dataset_name("support").comment_uid("18ba5ce699f8da1f.msg-42").body(body)),
+        case!(create_label_defs: PUT "/api/_private/datasets/acme/support/labels/default", body(body: CreateLabelDefsRequest),
+            |c| c.create_label_defs().project("acme").dataset_name("support").label_group_name("default").body(body)),
+        case!(list_models: POST "/api/_private/datasets/acme/support/labellers", body(body: ListModelsRequest),
+            |c| c.list_models().project("acme").dataset_name("support").body(body)),
+        case!(get_model_validation_details: GET "/api/_private/datasets/acme/support/labellers/latest/validation", query [("beta", "true")],
+            |c| c.get_model_validation_details().project("acme").dataset_name("support").model_version("latest").beta(true)),
+        case!(get_label_validation: POST "/api/_private/datasets/acme/support/labellers/latest/label-validation", query [("beta", "true")], body(body: LabelValidationRequest),
+            |c| c.get_label_validation().project("acme").dataset_name("support").model_version("latest").beta(true).body(body)),
+        case!(get_dataset_statistics: POST "/api/_private/datasets/acme/support/statistics", body(body: DatasetStatisticsRequest),
+            |c| c.get_dataset_statistics().project("acme").dataset_name("support").body(body)),
+        case!(get_dataset_summary: POST "/api/_private/datasets/acme/support/summary", body(body: DatasetSummaryRequest),
+            |c| c.get_dataset_summary().project("acme").dataset_name("support").body(body)),
+        case!(create_ixp_dataset: PUT "/api/_private/ixp/datasets", body(body: CreateIxpDatasetRequest),
+            |c| c.create_ixp_dataset().body(body)),
+        case!(list_all_users: GET "/api/_private/users",
+            |c| c.list_all_users()),
+        case!(create_user: PUT "/api/_private/users", body(body: CreateUserRequest),
+            |c| c.create_user().body(body)),
+        case!(get_user: GET "/api/_private/users/a1b2c3d4e5f60718",
+            |c| c.get_user().user_id("a1b2c3d4e5f60718")),
+        case!(update_user: POST "/api/_private/users/a1b2c3d4e5f60718", body(body: UpdateUserRequest),
+            |c| c.update_user().user_id("a1b2c3d4e5f60718").body(body)),
+        case!(delete_user: DELETE "/api/_private/users/a1b2c3d4e5f60718",
+            |c| c.delete_user().user_id("a1b2c3d4e5f60718")),
+        case!(send_welcome_email: POST "/api/_private/users/a1b2c3d4e5f60718/welcome-email",
+            |c| c.send_welcome_email().user_id("a1b2c3d4e5f60718")),
+        case!(get_current_user: GET "/auth/user",
+            |c| c.get_current_user()),
+        case!(refresh_user_permissions: POST "/auth/refresh-user-permissions", body(body: RefreshUserPermissionsRequest),
+            |c| c.refresh_user_permissions().body(body)),
+        case!(list_all_projects: GET "/api/_private/projects", query [("cm_only", "true")],
+            |c| c.list_all_projects().cm_only(true)),
+        case!(get_project: GET "/api/_private/projects/acme",
+            |c| c.get_project().project("acme")),
+        case!(create_project: PUT "/api/_private/projects/acme", body(body: CreateProjectRequest),
+            |c| c.create_project().project("acme").body(body)),
+        case!(update_project: POST "/api/_private/projects/acme", body(body: UpdateProjectRequest),
+            |c| c.update_project().project("acme").body(body)),
+        case!(delete_project: DELETE "/api/_private/projects/acme", query [("force", "true")],
+            |c| c.delete_project().project("acme").force(true)),
+        case!(list_quotas: GET "/api/_private/quotas",
+            |c| c.list_quotas()),
+        case!(list_tenant_quotas: GET "/api/_private/quotas/0d4f5a6b7c8d9e0f",
+            |c| c.list_tenant_quotas().tenant_id_or_quota_kind("0d4f5a6b7c8d9e0f")),
+        case!(set_quota: POST "/api/_private/quotas/0d4f5a6b7c8d9e0f", body(body: SetQuotaRequest),
+            |c| c.set_quota().tenant_id_or_quota_kind("0d4f5a6b7c8d9e0f").body(body)),
+        case!(set_tenant_quota: POST "/api/_private/quotas/0d4f5a6b7c8d9e0f/num_reviewed_comments", body(body: SetTenantQuotaRequest),
+            |c| c.set_tenant_quota().tenant_id("0d4f5a6b7c8d9e0f").quota_kind("num_reviewed_comments").body(body)),
+        case!(list_integrations: GET "/api/_private/integrations",
+            |c| c.list_integrations()),
+        case!(list_project_integrations: GET "/api/_private/integrations/acme",
+            |c| c.list_project_integrations().project("acme")),
+        case!(get_integration: GET "/api/_private/integrations/acme/exchange-online",
+            |c| c.get_integration().project("acme").integration_name("exchange-online")),
+        case!(create_integration: PUT "/api/_private/integrations/acme/exchange-online", body(body: CreateIntegrationRequest),
+            |c| c.create_integration().project("acme").integration_name("exchange-online").body(body)),
+        case!(update_integration: POST "/api/_private/integrations/acme/exchange-online", body(body: UpdateIntegrationRequest),
+            |c| c.update_integration().project("acme").integration_name("exchange-online").body(body)),
+        {
+            fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
+                Box::pin(async move {
+                    run_bytes(client, |c| {
+                        c.get_document()
+                            .source_id("18ba5ce699f8da1f")
+                            .comment_id("msg-42")
+                            .send()
+                    })
+                    .await
+                })
+            }
+            Case {
+                operation_id: "get_document",
+                method: "GET",
+                path: "/api/_private/sources/id:18ba5ce699f8da1f/documents/msg-42",
+                query: &[],
+                sends_body: false,
+                response: Canned::Bytes {
+                    content_type: "application/pdf",
+                    body: ATTACHMENT_BYTES,
+                },
+                call,
+            }
+        },
         {
             fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
                 Box::pin(async move {

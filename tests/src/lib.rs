@@ -50,6 +50,7 @@ pub fn request_example(operation_id: &str) -> Option<&'static Value> {
 }
 
 pub mod cases;
+pub mod hand_written_cases;
 pub mod harness;
 
 /// The JSON schema of `operation_id`'s success body, if it is JSON.
