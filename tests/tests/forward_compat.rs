@@ -1,5 +1,5 @@
 //! What a newer server may send still decodes: unknown fields, absent
-//! optional fields. A missing required field is a decode error that names
+//! optional fields, values of open enums (`x-known-values`) added later. A missing required field is a decode error that names
 //! the field, never a panic.
 
 use cm_api_contract_tests::cases::cases;
@@ -142,4 +142,74 @@ async fn a_missing_required_field_is_a_decode_error_naming_it() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The value a newer server might put in an open enum.
+const NEW_ENUM_VALUE: &str = "value_added_in_2030";
+
+/// Replaces every string whose schema lists `x-known-values` by
+/// [`NEW_ENUM_VALUE`]; returns how many were replaced.
+fn substitute_known_values(schema: &Value, value: &mut Value) -> usize {
+    let schema = shape(schema);
+    match value {
+        Value::String(text) if schema.get("x-known-values").is_some() => {
+            *text = NEW_ENUM_VALUE.into();
+            1
+        }
+        Value::Object(object) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            object
+                .iter_mut()
+                .map(|(key, child)| {
+                    match properties
+                        .and_then(|p| p.get(key))
+                        .or_else(|| schema.get("additionalProperties").filter(|s| s.is_object()))
+                    {
+                        Some(s) => substitute_known_values(s, child),
+                        None => 0,
+                    }
+                })
+                .sum()
+        }
+        Value::Array(items) => match schema.get("items") {
+            Some(items_schema) => items
+                .iter_mut()
+                .map(|i| substitute_known_values(items_schema, i))
+                .sum(),
+            None => 0,
+        },
+        _ => 0,
+    }
+}
+
+#[tokio::test]
+async fn open_enums_decode_and_keep_a_value_added_later() {
+    let mut failures = Vec::new();
+    let mut substituted = 0;
+    for (case, schema, example) in json_cases() {
+        let mut newer = example.clone();
+        let count = substitute_known_values(schema, &mut newer);
+        if count == 0 {
+            continue;
+        }
+        substituted += count;
+        match exercise(&case, Answer::json(200, &newer)).await {
+            Ok(value) => {
+                let kept = value.to_string().matches(NEW_ENUM_VALUE).count();
+                if kept != count {
+                    failures.push(format!(
+                        "{}: sent {count} new values, {kept} came back",
+                        case.operation_id
+                    ));
+                }
+            }
+            Err(error) => failures.push(format!("{}: {error}", case.operation_id)),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The examples exercise most of the spec's open enums; fewer means the walk broke.
+    assert!(
+        substituted >= 30,
+        "only {substituted} open-enum values substituted"
+    );
 }

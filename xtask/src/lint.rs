@@ -53,6 +53,7 @@ pub fn lint(raw: &Value) -> Vec<Finding> {
         responses(raw, &validator, operation, &mut report);
         request_body(raw, &validator, operation, &mut report);
     }
+    open_enums(raw, "", raw, &mut findings);
     findings
 }
 
@@ -195,6 +196,54 @@ fn check_examples(
                 ));
             }
         }
+    }
+}
+
+/// Server-owned enums stay open: a schema listing `x-known-values` must be a
+/// plain string without `enum`, so a value added later still decodes; and
+/// known values written only in prose must also be listed, so tests can
+/// substitute an unknown one.
+fn open_enums(raw: &Value, pointer: &str, value: &Value, findings: &mut Vec<Finding>) {
+    match value {
+        Value::Object(object) => {
+            let known = object.get("x-known-values");
+            let prose = object
+                .get("description")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.to_lowercase().contains("known values"));
+            let is_string = object.get("type").and_then(Value::as_str) == Some("string");
+            let mut report = |message: &str| {
+                findings.push(Finding {
+                    location: locate(raw, pointer),
+                    message: format!("{message} (at #{pointer})"),
+                })
+            };
+            if known.is_some() && (!is_string || object.contains_key("enum")) {
+                report("`x-known-values` belongs on an open `type: string` schema without `enum`");
+            }
+            if known.is_some_and(|k| !k.is_array()) {
+                report("`x-known-values` must be a list");
+            }
+            let items_known = object
+                .get("items")
+                .is_some_and(|i| i.get("x-known-values").is_some());
+            if prose && is_string && known.is_none() && !items_known {
+                report("the description lists known values but the schema has no `x-known-values`");
+            }
+            for (key, child) in object {
+                if key == "example" || key == "examples" {
+                    continue;
+                }
+                let escaped = key.replace('~', "~0").replace('/', "~1");
+                open_enums(raw, &format!("{pointer}/{escaped}"), child, findings);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                open_enums(raw, &format!("{pointer}/{index}"), child, findings);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -374,6 +423,21 @@ mod tests {
         assert_eq!(
             found[1],
             "POST /api/v1/things (list_things): request body `application/json` has no example"
+        );
+    }
+
+    #[test]
+    fn known_values_must_be_open_and_listed() {
+        let mut spec = spec_with(json!({ "get": operation("list_things") }));
+        let thing = &mut spec["components"]["schemas"]["Thing"]["properties"];
+        thing["kind"] = json!({ "type": "string", "enum": ["a"], "x-known-values": ["a"] });
+        thing["mode"] = json!({ "type": "string", "description": "Known values: `x`, `y`." });
+        assert_eq!(
+            messages(&spec),
+            [
+                "#/components/schemas/Thing/properties/kind: `x-known-values` belongs on an open `type: string` schema without `enum` (at #/components/schemas/Thing/properties/kind)",
+                "#/components/schemas/Thing/properties/mode: the description lists known values but the schema has no `x-known-values` (at #/components/schemas/Thing/properties/mode)",
+            ]
         );
     }
 }
