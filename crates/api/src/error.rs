@@ -38,6 +38,8 @@ pub(crate) fn snippet(body: &[u8]) -> String {
 /// | [`Api`](Error::Api) | the platform answered with its error envelope | yes |
 /// | [`UnexpectedResponse`](Error::UnexpectedResponse) | something else answered (proxy page, empty body) | yes |
 /// | [`Decode`](Error::Decode) | a success body did not match the schema | yes |
+/// | [`CursorNotAdvancing`](Error::CursorNotAdvancing) | a paginated walk was given a cursor it had seen | yes |
+/// | [`Handler`](Error::Handler) | your handler, called with data from the API | n/a |
 ///
 /// `Display` is one line; `source()` leads to the underlying cause.
 ///
@@ -126,6 +128,32 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// A paginated operation returned a cursor it had already returned, so
+    /// following it would loop forever. Items before it were yielded; see
+    /// [`Paginated::resume_cursor`](crate::paginate::Paginated::resume_cursor).
+    #[error(
+        "{}the server returned an already seen cursor after {pages} page(s); stopping instead of looping",
+        op_prefix(operation)
+    )]
+    #[non_exhaustive]
+    CursorNotAdvancing {
+        /// The operation id, when known.
+        operation: Option<&'static str>,
+        /// Pages fetched, including the one with the repeated cursor.
+        pages: u64,
+    },
+
+    /// A user-supplied handler (e.g. of a
+    /// [`StreamConsumer`](crate::stream_consumer::StreamConsumer)) failed;
+    /// nothing was acknowledged for the input it failed on.
+    #[error("handler failed: {source}")]
+    #[non_exhaustive]
+    Handler {
+        /// The handler's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// A success response's body did not match the expected schema.
     #[error("{}could not decode the HTTP {status} response{}: {detail}", op_prefix(operation), path.as_deref().map(|p| format!(" at `{p}`")).unwrap_or_default())]
     #[non_exhaustive]
@@ -173,6 +201,26 @@ impl fmt::Display for TransportKind {
 }
 
 impl Error {
+    /// An [`Error::Api`] built by hand, as if the platform had answered
+    /// `status` with `message`: for fakes of this crate's traits (e.g.
+    /// [`bulk::SyncTarget`](crate::bulk::SyncTarget)) in tests.
+    ///
+    /// ```
+    /// let err = cm_api::Error::api(422, "comment 7 has no messages");
+    /// assert_eq!(err.status(), Some(422));
+    /// assert!(!err.is_retryable());
+    /// ```
+    pub fn api(status: u16, message: impl Into<String>) -> Self {
+        Self::Api {
+            operation: None,
+            status,
+            message: message.into(),
+            request_id: None,
+            server_timing: ServerTiming::default(),
+            attempts: 1,
+        }
+    }
+
     /// The HTTP status of the response, when there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -201,7 +249,8 @@ impl Error {
             | Self::Transport { operation, .. }
             | Self::Api { operation, .. }
             | Self::UnexpectedResponse { operation, .. }
-            | Self::Decode { operation, .. } => *operation,
+            | Self::Decode { operation, .. }
+            | Self::CursorNotAdvancing { operation, .. } => *operation,
             _ => None,
         }
     }
@@ -231,6 +280,17 @@ impl Error {
     }
 }
 
+/// Lets `Endpoint::uipath_cloud(..)?` and friends be used where a
+/// [`Error`] is returned: a bad endpoint in code is invalid configuration.
+impl From<crate::EndpointError> for Error {
+    fn from(source: crate::EndpointError) -> Self {
+        Self::Config(ConfigError::Endpoint {
+            origin: "code".into(),
+            source,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,16 +312,5 @@ mod tests {
             "{}",
             std::mem::size_of::<Error>()
         );
-    }
-}
-
-/// Lets `Endpoint::uipath_cloud(..)?` and friends be used where a
-/// [`Error`] is returned: a bad endpoint in code is invalid configuration.
-impl From<crate::EndpointError> for Error {
-    fn from(source: crate::EndpointError) -> Self {
-        Self::Config(ConfigError::Endpoint {
-            origin: "code".into(),
-            source,
-        })
     }
 }

@@ -22,18 +22,30 @@
 //! authentication ([`auth`]), retries with backoff ([`retry`]), timeouts,
 //! `tracing` spans, Server-Timing ([`ServerTiming`]) and one error type
 //! ([`Error`]).
+//!
+//! For moving data in volume:
+//!
+//! * [`paginate`]: every paginated operation as a `Stream` of items
+//!   ([`Client::paginate`]);
+//! * [`stream_consumer`]: at-least-once consumption of a stream
+//!   ([`StreamConsumer`]);
+//! * [`bulk`]: concurrent, bisecting `sync_comments` / `sync_raw_emails`
+//!   uploads from a `Stream` of any length ([`bulk::sync_comments`]).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod bulk;
 mod client;
 pub mod config;
 pub mod endpoint;
 pub mod error;
+pub mod paginate;
 pub mod retry;
 mod secret;
 pub mod server_timing;
+pub mod stream_consumer;
 mod transport;
 
 pub use auth::{AccessToken, AuthError, ClientCredentials, StaticToken, TokenProvider};
@@ -44,9 +56,10 @@ pub use client::{
 pub use config::ConfigError;
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{Error, TransportKind};
-pub use retry::RetryPolicy;
+pub use retry::{RateGate, RetryPolicy};
 pub use secret::Secret;
 pub use server_timing::{Metric, ServerTiming};
+pub use stream_consumer::StreamConsumer;
 
 /// The generated request and response types, e.g. [`types::Dataset`].
 pub use cm_api_gen::types;

@@ -4,6 +4,7 @@
 //! [`retry_class`]: a request is repeated only when repeating it cannot change
 //! the outcome.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Whether an operation may be sent again after a transient failure.
@@ -131,6 +132,91 @@ pub const RETRY_TABLE: &[(&str, RetryClass, &str)] = &[
         "update_trigger",
         RetryClass::Never,
         "state-changing POST; the caller decides whether to repeat it",
+    ), // Private routes (`/api/_private`).
+    (
+        "query_comments",
+        RetryClass::Idempotent,
+        "read through POST (private): pages through a dataset query by continuation",
+    ),
+    (
+        "list_recent_comments",
+        RetryClass::Idempotent,
+        "read through POST (private): pages through recent comments by continuation",
+    ),
+    (
+        "list_bucket_emails",
+        RetryClass::Idempotent,
+        "read through POST (private): pages through a bucket's emails by continuation",
+    ),
+    (
+        "query_bucket_emails",
+        RetryClass::Idempotent,
+        "read through POST (private): pages through a bucket's emails by continuation",
+    ),
+    (
+        "get_dataset_statistics",
+        RetryClass::Idempotent,
+        "read through POST (private): counts comments, changes nothing",
+    ),
+    (
+        "get_dataset_summary",
+        RetryClass::Idempotent,
+        "read through POST (private): describes the dataset, changes nothing",
+    ),
+    (
+        "get_label_validation",
+        RetryClass::Idempotent,
+        "read through POST (private): returns validation metrics",
+    ),
+    (
+        "list_models",
+        RetryClass::Idempotent,
+        "read through POST (private): lists model versions",
+    ),
+    (
+        "query_keyed_sync_state_ids",
+        RetryClass::Idempotent,
+        "read through POST (private): finds sync-state keys",
+    ),
+    (
+        "refresh_user_permissions",
+        RetryClass::Idempotent,
+        "reloads the caller's own permissions; repeating it reloads them again",
+    ),
+    (
+        "send_welcome_email",
+        RetryClass::Never,
+        "sends an email; a repeat after a lost answer sends it twice",
+    ),
+    (
+        "update_labelling",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "update_project",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "update_user",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "update_integration",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "set_quota",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "set_tenant_quota",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
     ),
 ];
 
@@ -255,6 +341,96 @@ impl RetryPolicy {
     pub(crate) fn accepts_retry_after(&self, wait: Duration) -> bool {
         wait <= self.max_backoff
     }
+}
+
+/// A pause shared by every request made under it: when one request is
+/// answered 429 (or sends `Retry-After`), every request in the gate's
+/// scope waits before its next attempt, so a rate limit slows a whole bulk
+/// job down instead of one of its batches.
+///
+/// [`bulk`](crate::bulk) uploads make one per job unless given one
+/// ([`SyncOptions::rate_gate`](crate::bulk::SyncOptions::rate_gate)); share
+/// one between concurrent jobs that hit the same tenant.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let gate = cm_api::RateGate::new();
+/// assert_eq!(gate.remaining(), Duration::ZERO);
+/// gate.pause_for(Duration::from_secs(2));
+/// assert!(gate.remaining() > Duration::from_secs(1));
+/// ```
+#[derive(Debug, Default)]
+pub struct RateGate {
+    until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    pauses: std::sync::atomic::AtomicU64,
+}
+
+impl RateGate {
+    /// An open gate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
+        // The guarded value is a plain instant; a poisoned lock still holds a valid one.
+        self.until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes the gate for `wait` from now, unless it is already closed for
+    /// longer.
+    pub fn pause_for(&self, wait: Duration) {
+        let Some(end) = tokio::time::Instant::now().checked_add(wait) else {
+            return;
+        };
+        let mut until = self.lock();
+        if until.is_none_or(|current| current < end) {
+            *until = Some(end);
+        }
+        self.pauses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long the gate stays closed from now.
+    pub fn remaining(&self) -> Duration {
+        self.lock()
+            .map(|until| until.saturating_duration_since(tokio::time::Instant::now()))
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// How many times the gate was closed (by 429s and `Retry-After`s).
+    pub fn pauses(&self) -> u64 {
+        self.pauses.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until the gate is open; returns at once if it is.
+    pub async fn wait(&self) {
+        loop {
+            let until = *self.lock();
+            match until {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(until).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Runs `future` with this gate in scope: every request it makes
+    /// through a [`Client`](crate::Client) waits on the gate before each
+    /// attempt, and a 429 or `Retry-After` answer closes the gate.
+    pub async fn scope<F: std::future::Future>(self: &Arc<Self>, future: F) -> F::Output {
+        GATE.scope(Arc::clone(self), future).await
+    }
+}
+
+tokio::task_local! {
+    static GATE: Arc<RateGate>;
+}
+
+/// The gate of the current task, if a [`RateGate::scope`] is active.
+pub(crate) fn current_gate() -> Option<Arc<RateGate>> {
+    GATE.try_with(Arc::clone).ok()
 }
 
 /// Parses a `Retry-After` value: delay seconds or an HTTP-date (relative to `now`).

@@ -137,7 +137,11 @@ impl Transport {
         let mut attempt: u32 = 0;
         let mut retries: u32 = 0;
         let mut refreshed = false;
+        let gate = crate::retry::current_gate();
         loop {
+            if let Some(gate) = &gate {
+                gate.wait().await;
+            }
             attempt += 1;
             let spare = request.try_clone();
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -185,12 +189,18 @@ impl Transport {
                     }
                 }
             } else if let Some(next) = spare.filter(|_| may_retry && is_retryable_status(status)) {
-                let wait = match response
+                let retry_after = response
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()))
-                {
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                pause_gate(
+                    gate.as_deref(),
+                    status,
+                    retry_after,
+                    self.retry.backoff(retries + 1),
+                );
+                let wait = match retry_after {
                     Some(wait) if self.retry.accepts_retry_after(wait) => Some(wait),
                     Some(_) => None,
                     None => Some(self.retry.backoff(retries + 1)),
@@ -208,6 +218,19 @@ impl Transport {
                     request = next;
                     continue;
                 }
+            } else if is_retryable_status(status) {
+                // Not retried here, but the rest of a gated job must still slow down.
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                pause_gate(
+                    gate.as_deref(),
+                    status,
+                    retry_after,
+                    self.retry.backoff(retries + 1),
+                );
             }
             return self.inspect(response, attempt).await;
         }
@@ -326,6 +349,29 @@ impl RequestHooks for Transport {
         );
         Box::pin(self.send(client, request, operation_id).instrument(span))
     }
+}
+
+/// Closes the job's [`RateGate`](crate::RateGate), if any, after a
+/// rate-limiting answer: for the `Retry-After` when sent, else for one
+/// `backoff` on a 429. Gateway errors without `Retry-After` leave it open.
+fn pause_gate(
+    gate: Option<&crate::retry::RateGate>,
+    status: u16,
+    retry_after: Option<Duration>,
+    backoff: Duration,
+) {
+    let Some(gate) = gate else { return };
+    let wait = match (retry_after, status) {
+        (Some(wait), _) => wait,
+        (None, 429) => backoff,
+        (None, _) => return,
+    };
+    tracing::warn!(
+        status,
+        wait_ms = wait.as_millis() as u64,
+        "rate limited: pausing every request of the job"
+    );
+    gate.pause_for(wait);
 }
 
 /// `reqwest::Error::without_url` by reference, for log lines.

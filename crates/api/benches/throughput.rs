@@ -1,0 +1,513 @@
+//! Bulk upload, bisection, memory and pagination against a loopback HTTP
+//! server that answers every request after a fixed 20 ms.
+//!
+//! ```sh
+//! cargo bench -p cm-api --bench throughput
+//! ```
+//!
+//! Everything is measured in one run and printed with its ratio:
+//!
+//! 1. `sync_comments` of 100,000 comments in batches of 1,000: 8 batches in
+//!    flight vs one at a time (target: at least 4x faster).
+//! 2. 10,000 comments of which 1% are rejected: bisection vs retrying a
+//!    failed batch one comment at a time (requests and time).
+//! 3. Peak heap during the 100,000-comment upload from a lazily generated
+//!    input, against the size of the same input held in memory (a counting
+//!    global allocator; the in-process server's buffers are included).
+//! 4. Walking 100 pages of 256 comments with `Client::paginate` vs raw
+//!    reqwest + serde_json on the same bodies (target: within 10%).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cm_api::bulk::{self, CommentsTarget, SyncOptions, SyncTarget};
+use cm_api::{Client, Endpoint, types};
+use futures::{StreamExt, TryStreamExt, stream};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const LATENCY: Duration = Duration::from_millis(20);
+const PAGES: usize = 100;
+const PAGE_SIZE: usize = 256;
+
+// ---------------------------------------------------------------------------
+// Heap accounting
+// ---------------------------------------------------------------------------
+
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`; the counters only
+// observe sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) };
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size > layout.size() {
+                let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::Relaxed)
+                    + (new_size - layout.size());
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its output with the peak heap growth above the
+/// heap in use when it started.
+async fn peak_during<F: std::future::Future>(f: F) -> (F::Output, usize) {
+    let base = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f.await;
+    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+}
+
+// ---------------------------------------------------------------------------
+// The loopback server
+// ---------------------------------------------------------------------------
+
+struct Server {
+    sync_requests: AtomicU64,
+    pages: Vec<Bytes>,
+}
+
+#[derive(serde::Deserialize)]
+struct SyncBody {
+    comments: Vec<IdOnly>,
+}
+
+#[derive(serde::Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct PageBody {
+    continuation: Option<String>,
+}
+
+impl Server {
+    fn route(&self, path: &str, body: &[u8]) -> (u16, Bytes) {
+        if path.ends_with("/sync") {
+            self.sync_requests.fetch_add(1, Ordering::Relaxed);
+            let Ok(body) = serde_json::from_slice::<SyncBody>(body) else {
+                return (400, error_body("bad json"));
+            };
+            if body.comments.iter().any(|c| c.id.starts_with("bad")) {
+                return (400, error_body("invalid comment"));
+            }
+            let n = body.comments.len();
+            let answer = json!({"status": "ok", "new": n, "updated": 0, "updated_properties_only": 0,
+                                "updated_text_changed": 0, "unchanged": 0});
+            (200, Bytes::from(answer.to_string()))
+        } else if path.ends_with("/export") {
+            let page = serde_json::from_slice::<PageBody>(body)
+                .ok()
+                .and_then(|b| b.continuation)
+                .and_then(|c| c.strip_prefix('p').and_then(|i| i.parse::<usize>().ok()))
+                .unwrap_or(0);
+            match self.pages.get(page) {
+                Some(bytes) => (200, bytes.clone()),
+                None => (400, error_body("bad continuation")),
+            }
+        } else {
+            (404, error_body("no such route"))
+        }
+    }
+}
+
+fn error_body(message: &str) -> Bytes {
+    Bytes::from(json!({"status": "error", "message": message}).to_string())
+}
+
+async fn start_server(server: Arc<Server>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = socket.set_nodelay(true);
+            tokio::spawn(connection(socket, server.clone()));
+        }
+    });
+    format!("http://{address}")
+}
+
+/// Serves HTTP/1.1 requests with a `content-length` body, keep-alive.
+async fn connection(mut socket: TcpStream, server: Arc<Server>) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        let head_end = loop {
+            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            if socket.read_buf(&mut buf).await? == 0 {
+                return Ok(());
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+        let length = head
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + length {
+            if socket.read_buf(&mut buf).await? == 0 {
+                return Ok(());
+            }
+        }
+        let (status, body) = server.route(&path, &buf[head_end..head_end + length]);
+        buf.drain(..head_end + length);
+        tokio::time::sleep(LATENCY).await;
+        let reason = if status == 200 { "OK" } else { "Error" };
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(head.as_bytes()).await?;
+        socket.write_all(&body).await?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------
+
+fn template() -> types::CommentNew {
+    serde_json::from_value(json!({
+        "id": "template",
+        "timestamp": "2026-03-04T09:15:00Z",
+        "thread_id": "7c3f0e2a91b4d5e6",
+        "user_properties": {"string:Country": "UK"},
+        "messages": [{
+            "from": "jane.doe@customer.example",
+            "to": ["support@acme.example"],
+            "subject": {"text": "Refund for order 48213"},
+            "body": {"text": "Hello, I returned my order last week and have not received a refund yet. Could you check where it is? Thanks, Jane"}
+        }]
+    }))
+    .expect("template comment")
+}
+
+/// `n` comments, generated as they are read; those at `bad` positions are
+/// rejected by the server.
+fn comments(
+    n: usize,
+    bad: impl Fn(usize) -> bool,
+) -> impl futures::Stream<Item = types::CommentNew> {
+    let template = template();
+    stream::iter(0..n).map(move |i| {
+        let mut c = template.clone();
+        c.id = if bad(i) {
+            format!("bad-{i:08}")
+        } else {
+            format!("c-{i:08}")
+        };
+        c
+    })
+}
+
+fn export_pages() -> Vec<Bytes> {
+    let comment = |p: usize, i: usize| {
+        json!({
+            "comment": {
+                "uid": format!("18ba5ce699f8da1f.{p:04}{i:04}"), "id": format!("{p:04}{i:04}"),
+                "source_id": "18ba5ce699f8da1f", "timestamp": "2026-02-11T10:02:00Z",
+                "user_properties": {"string:Country": "UK", "number:Order Value": 249.5},
+                "messages": [{"from": "jane.doe@customer.example", "to": ["support@acme.example"],
+                              "subject": {"text": "Refund for order 48213"},
+                              "body": {"text": "Hello, I returned my order last week and have not received a refund yet."}}],
+                "attachments": [], "created_at": "2026-02-11T10:03:12Z", "last_modified": "2026-02-11T10:03:12Z"
+            },
+            "annotations": {"labels": {"assigned": [{"name": "Refund > Status Request", "sentiment": "negative"}]}},
+            "predictions": {"labels": [{"name": "Refund > Status Request", "probability": 0.94}]}
+        })
+    };
+    (0..PAGES)
+        .map(|p| {
+            let mut page = json!({"status": "ok", "comments": (0..PAGE_SIZE).map(|i| comment(p, i)).collect::<Vec<_>>()});
+            if p + 1 < PAGES {
+                page["continuation"] = json!(format!("p{}", p + 1));
+            }
+            Bytes::from(page.to_string())
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Benchmarks
+// ---------------------------------------------------------------------------
+
+fn client(base_url: &str) -> Client {
+    Client::builder()
+        .env_lookup(|_| None)
+        .config_path(std::env::temp_dir().join("cm-api-bench-no-config.toml"))
+        .endpoint(Endpoint::parse(base_url).expect("endpoint"))
+        .token("bench-token")
+        .build()
+        .expect("client")
+}
+
+async fn upload(
+    client: &Client,
+    server: &Server,
+    n: usize,
+    batch: usize,
+    concurrency: usize,
+) -> (Duration, u64, bulk::SyncReport) {
+    let before = server.sync_requests.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let report = bulk::sync_comments(
+        client,
+        "bench",
+        "src",
+        comments(n, |_| false),
+        SyncOptions::default()
+            .batch_size(batch)
+            .concurrency(concurrency),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert_eq!(report.synced, n as u64, "{:?}", report.failures.first());
+    (
+        elapsed,
+        server.sync_requests.load(Ordering::Relaxed) - before,
+        report,
+    )
+}
+
+/// The vendor client's strategy: a failed batch is retried one comment at a
+/// time (here with the same number of batches in flight).
+async fn one_by_one(
+    target: &CommentsTarget,
+    n: usize,
+    batch: usize,
+    concurrency: usize,
+    bad: fn(usize) -> bool,
+) -> (u64, u64) {
+    let requests = AtomicU64::new(0);
+    let failed = AtomicU64::new(0);
+    comments(n, bad)
+        .chunks(batch)
+        .for_each_concurrent(concurrency, |items| {
+            let (requests, failed) = (&requests, &failed);
+            async move {
+                requests.fetch_add(1, Ordering::Relaxed);
+                if target.sync(&items).await.is_ok() {
+                    return;
+                }
+                for item in &items {
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    if target.sync(std::slice::from_ref(item)).await.is_err() {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+        .await;
+    (requests.into_inner(), failed.into_inner())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let server = Arc::new(Server {
+        sync_requests: AtomicU64::new(0),
+        pages: export_pages(),
+    });
+    let base_url = start_server(server.clone()).await;
+    let client = client(&base_url);
+    println!(
+        "loopback server {base_url}, {} ms per request\n",
+        LATENCY.as_millis()
+    );
+
+    // Warm up connections and code paths.
+    upload(&client, &server, 8_000, 1_000, 8).await;
+
+    // 1. Concurrency.
+    let n = 100_000;
+    let batch = 1_000;
+    let (sequential, seq_requests, _) = upload(&client, &server, n, batch, 1).await;
+    let ((concurrent, conc_requests, _), peak) =
+        peak_during(upload(&client, &server, n, batch, 8)).await;
+    println!("1. sync_comments, {n} comments, batches of {batch}");
+    println!(
+        "   sequential (1 in flight):  {:>10}  {seq_requests} requests",
+        ms(sequential)
+    );
+    println!(
+        "   concurrent (8 in flight):  {:>10}  {conc_requests} requests",
+        ms(concurrent)
+    );
+    println!(
+        "   speed-up: {:.2}x (target >= 4x)\n",
+        sequential.as_secs_f64() / concurrent.as_secs_f64()
+    );
+
+    // 2. Bisection vs one by one.
+    let n = 10_000;
+    let batch = 1_000;
+    let concurrency = 10;
+    // 1%: every 100th comment, offset so that bad ones are spread in each batch.
+    fn bad(i: usize) -> bool {
+        i % 100 == 37
+    }
+    let before = server.sync_requests.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let report = bulk::sync_comments(
+        &client,
+        "bench",
+        "src",
+        comments(n, bad),
+        SyncOptions::default()
+            .batch_size(batch)
+            .concurrency(concurrency),
+    )
+    .await;
+    let bisect_time = started.elapsed();
+    let bisect_requests = server.sync_requests.load(Ordering::Relaxed) - before;
+    assert_eq!(report.failures.len(), n / 100);
+    let target = CommentsTarget::new(&client, "bench", "src");
+    let started = Instant::now();
+    let (single_requests, single_failed) = one_by_one(&target, n, batch, concurrency, bad).await;
+    let single_time = started.elapsed();
+    assert_eq!(single_failed, (n / 100) as u64);
+    println!("2. {n} comments, 1% rejected, batches of {batch}, {concurrency} in flight");
+    println!(
+        "   bisection:             {:>10}  {bisect_requests} requests",
+        ms(bisect_time)
+    );
+    println!(
+        "   one-by-one retry:      {:>10}  {single_requests} requests",
+        ms(single_time)
+    );
+    println!(
+        "   bisection: {:.1}x fewer requests, {:.1}x faster\n",
+        single_requests as f64 / bisect_requests as f64,
+        single_time.as_secs_f64() / bisect_time.as_secs_f64()
+    );
+
+    // 3. Memory.
+    let (_, peak_small) = peak_during(upload(&client, &server, 20_000, 1_000, 8)).await;
+    let (held, held_bytes) =
+        peak_during(async { comments(100_000, |_| false).collect::<Vec<_>>().await }).await;
+    drop(held);
+    println!("3. peak heap during a streamed upload (batches of 1000, 8 in flight)");
+    println!("   100,000 comments: {}", mib(peak));
+    println!("    20,000 comments: {}", mib(peak_small));
+    println!(
+        "   (the 100,000 comments held in a Vec: {})\n",
+        mib(held_bytes)
+    );
+
+    // 4. Pagination overhead.
+    let walk = || async {
+        let request = types::ExportDatasetRequest {
+            limit: Some(PAGE_SIZE as i64),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let items: Vec<_> = client
+            .paginate()
+            .export_dataset("bench", "ds", request)
+            .try_collect()
+            .await
+            .expect("walk");
+        assert_eq!(items.len(), PAGES * PAGE_SIZE);
+        started.elapsed()
+    };
+    let http = reqwest::Client::new();
+    let url = format!("{base_url}/api/v1/datasets/bench/ds/export");
+    let raw = || async {
+        let started = Instant::now();
+        let mut continuation: Option<String> = None;
+        let mut count = 0;
+        loop {
+            let body = json!({"limit": PAGE_SIZE, "continuation": continuation});
+            let bytes = http
+                .post(&url)
+                .bearer_auth("bench-token")
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+                .bytes()
+                .await
+                .expect("body");
+            let page: types::ExportDatasetResponse =
+                serde_json::from_slice(&bytes).expect("decode");
+            count += page.comments.len();
+            match page.continuation {
+                Some(next) => continuation = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(count, PAGES * PAGE_SIZE);
+        started.elapsed()
+    };
+    walk().await;
+    raw().await;
+    let (mut helper, mut baseline) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        helper = helper.min(walk().await);
+        baseline = baseline.min(raw().await);
+    }
+    let per_page = |d: Duration| ms(d / PAGES as u32);
+    println!("4. {PAGES} pages of {PAGE_SIZE} comments (best of 3)");
+    println!(
+        "   Client::paginate:        {:>10} per page",
+        per_page(helper)
+    );
+    println!(
+        "   reqwest + serde_json:    {:>10} per page",
+        per_page(baseline)
+    );
+    println!(
+        "   ratio: {:.3} (target <= 1.10)",
+        helper.as_secs_f64() / baseline.as_secs_f64()
+    );
+}

@@ -1,0 +1,744 @@
+//! Bulk upload: `sync_comments` and `sync_raw_emails` from a [`Stream`] of
+//! any length, in concurrent batches, bisecting the batches the server
+//! rejects.
+//!
+//! ```no_run
+//! use futures::stream;
+//! use cm_api::bulk::{self, SyncOptions};
+//! use cm_api::types::CommentNew;
+//!
+//! # async fn run(client: cm_api::Client, comments: Vec<CommentNew>) {
+//! let options = SyncOptions::default()
+//!     .batch_size(1024)
+//!     .concurrency(8)
+//!     .on_progress(|p| eprintln!("{} synced, {} failed", p.totals.synced, p.totals.failed));
+//! let report = bulk::sync_comments(&client, "acme", "inbox", stream::iter(comments), options).await;
+//! for failure in &report.failures {
+//!     eprintln!("comment #{} ({:?}): {}", failure.item.index, failure.item.id, failure.error);
+//! }
+//! assert_eq!(report.read, report.synced + report.failures.len() as u64);
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! * **Streaming.** The input is read only as batch slots free up: at most
+//!   `concurrency` batches (plus the one being filled) are in memory,
+//!   whatever the input's length.
+//! * **Batches** hold [`batch_size`](SyncOptions::batch_size) items, capped
+//!   at [`MAX_BATCH_SIZE`] (16,384, the server's limit per request), and up
+//!   to [`concurrency`](SyncOptions::concurrency) of them are in flight.
+//! * **Bisection.** A batch rejected for its content (HTTP 400, 409, 413 or
+//!   422 by default, see [`bisect_statuses`](SyncOptions::bisect_statuses))
+//!   is split in two halves, each sent again, recursively. One bad item in
+//!   a batch of `n` costs about `2·log2(n)` extra requests instead of `n`.
+//!   A single item that is still rejected is reported as failed with its
+//!   own error.
+//! * **Rate limits.** Every request of a job runs under one [`RateGate`]:
+//!   a 429 or `Retry-After` answer to any batch pauses all of them. The
+//!   client's own retries apply first ([`RetryPolicy`](crate::RetryPolicy));
+//!   a batch still failing with a retryable error is retried
+//!   [`max_batch_retries`](SyncOptions::max_batch_retries) more times
+//!   before its items are reported as failed. Other errors (401, 403,
+//!   404, ...) fail the batch's items without bisection.
+//!
+//! # Accounting
+//!
+//! Every item read from the input is, exactly once, either **synced** or
+//! **failed**: `report.read == report.synced + report.failures.len()`.
+//! Items are identified by their position in the input
+//! ([`ItemKey::index`]) and their id, if any ([`ItemKey::id`]).
+//!
+//! The server answers a request with *counts* (new, updated, unchanged),
+//! not a status per comment, so "created / updated / unchanged" is known
+//! per accepted request, not per item: [`SyncEvent::Synced`] gives, for
+//! each accepted request, the keys of its items and its counts, and
+//! [`SyncReport::counts`] sums the counts. A request of one item (as
+//! bisection ends with) tells that item's status exactly. Failed items are
+//! listed in [`SyncReport::failures`] with their error; items failed
+//! together (a non-bisected error) share one `Arc<Error>`.
+//!
+//! A response whose body cannot be decoded after the server accepted the
+//! request is reported as a failure of its items (outcome unknown): sync is
+//! an upsert, so sending them again is safe.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{Stream, StreamExt};
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::retry::RateGate;
+use crate::types;
+
+/// The most items the server accepts in one sync request.
+pub const MAX_BATCH_SIZE: usize = 16_384;
+
+/// An item that can be uploaded in bulk: it is `Clone` (a rejected batch is
+/// re-sent in halves) and may name itself for the report.
+pub trait BulkItem: Clone + Send + Sync + 'static {
+    /// The item's id, for the report: the comment id.
+    fn item_id(&self) -> Option<&str>;
+}
+
+impl BulkItem for types::CommentNew {
+    fn item_id(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+}
+
+impl BulkItem for types::RawEmailDocument {
+    fn item_id(&self) -> Option<&str> {
+        self.comment_id.as_deref()
+    }
+}
+
+/// Where batches go: one request per call. Implemented by
+/// [`CommentsTarget`] and [`RawEmailsTarget`]; implement it for a fake in
+/// tests, or to upload somewhere else with the same batching.
+pub trait SyncTarget<T>: Send + Sync {
+    /// Sends `items` in one request and returns the server's counts.
+    fn sync<'a>(&'a self, items: &'a [T]) -> BoxFuture<'a, Result<SyncCounts, Error>>;
+}
+
+/// What the server reported for an accepted request (or a whole job).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncCounts {
+    /// Comments created.
+    pub new: u64,
+    /// Existing comments that changed.
+    pub updated: u64,
+    /// Comments identical to the stored version.
+    pub unchanged: u64,
+    /// Of `updated`, those whose text did not change.
+    pub updated_properties_only: u64,
+    /// Of `updated`, those whose text changed.
+    pub updated_text_changed: u64,
+}
+
+impl SyncCounts {
+    /// Counts as a server would report them.
+    ///
+    /// ```
+    /// let counts = cm_api::bulk::SyncCounts::new(3, 1, 0);
+    /// assert_eq!(counts.total(), 4);
+    /// ```
+    pub fn new(new: u64, updated: u64, unchanged: u64) -> Self {
+        Self {
+            new,
+            updated,
+            unchanged,
+            ..Self::default()
+        }
+    }
+
+    /// Comments the server accounted for: new + updated + unchanged.
+    pub fn total(&self) -> u64 {
+        self.new + self.updated + self.unchanged
+    }
+
+    fn add(&mut self, other: &Self) {
+        self.new += other.new;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.updated_properties_only += other.updated_properties_only;
+        self.updated_text_changed += other.updated_text_changed;
+    }
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl From<&types::SyncCommentsResponse> for SyncCounts {
+    fn from(r: &types::SyncCommentsResponse) -> Self {
+        Self {
+            new: count(r.new),
+            updated: count(r.updated),
+            unchanged: count(r.unchanged),
+            updated_properties_only: count(r.updated_properties_only),
+            updated_text_changed: count(r.updated_text_changed),
+        }
+    }
+}
+
+impl From<&types::SyncRawEmailsResponse> for SyncCounts {
+    fn from(r: &types::SyncRawEmailsResponse) -> Self {
+        Self {
+            new: count(r.new),
+            updated: count(r.updated),
+            unchanged: count(r.unchanged),
+            updated_properties_only: count(r.updated_properties_only),
+            updated_text_changed: count(r.updated_text_changed),
+        }
+    }
+}
+
+/// `sync_comments` into one source.
+#[derive(Clone, Debug)]
+pub struct CommentsTarget {
+    client: Client,
+    project: String,
+    source: String,
+}
+
+impl CommentsTarget {
+    /// Uploads to `project/source`.
+    pub fn new(client: &Client, project: &str, source: &str) -> Self {
+        Self {
+            client: client.clone(),
+            project: project.to_owned(),
+            source: source.to_owned(),
+        }
+    }
+}
+
+impl SyncTarget<types::CommentNew> for CommentsTarget {
+    fn sync<'a>(
+        &'a self,
+        items: &'a [types::CommentNew],
+    ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+        Box::pin(async move {
+            let body = types::SyncCommentsRequest {
+                comments: items.to_vec(),
+            };
+            let response = self
+                .client
+                .send(|c| {
+                    c.sync_comments()
+                        .project(self.project.as_str())
+                        .source_name(self.source.as_str())
+                        .body(body)
+                        .send()
+                })
+                .await?;
+            Ok(SyncCounts::from(response.value()))
+        })
+    }
+}
+
+/// `sync_raw_emails` into one source.
+#[derive(Clone, Debug)]
+pub struct RawEmailsTarget {
+    client: Client,
+    project: String,
+    source: String,
+    transform_tag: Option<String>,
+    override_user_properties: Vec<String>,
+}
+
+impl RawEmailsTarget {
+    /// Uploads to `project/source`.
+    pub fn new(client: &Client, project: &str, source: &str) -> Self {
+        Self {
+            client: client.clone(),
+            project: project.to_owned(),
+            source: source.to_owned(),
+            transform_tag: None,
+            override_user_properties: Vec::new(),
+        }
+    }
+
+    /// The email transform to parse with (`transform_tag`).
+    pub fn transform_tag(mut self, tag: impl Into<String>) -> Self {
+        self.transform_tag = Some(tag.into());
+        self
+    }
+
+    /// User property keys whose value from the request replaces the one
+    /// parsed from the email.
+    pub fn override_user_properties<S: Into<String>>(
+        mut self,
+        keys: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.override_user_properties = keys.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+impl SyncTarget<types::RawEmailDocument> for RawEmailsTarget {
+    fn sync<'a>(
+        &'a self,
+        items: &'a [types::RawEmailDocument],
+    ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+        Box::pin(async move {
+            let body = types::SyncRawEmailsRequest {
+                documents: items.to_vec(),
+                // The parsed comments are not needed for the report, and would be large.
+                include_comments: Some(false),
+                override_user_properties: self.override_user_properties.clone(),
+                transform_tag: self.transform_tag.clone(),
+            };
+            let response = self
+                .client
+                .send(|c| {
+                    c.sync_raw_emails()
+                        .project(self.project.as_str())
+                        .source_name(self.source.as_str())
+                        .body(body)
+                        .send()
+                })
+                .await?;
+            Ok(SyncCounts::from(response.value()))
+        })
+    }
+}
+
+/// Which input item: its position in the input stream (from 0) and its id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct ItemKey {
+    /// Position in the input stream, from 0.
+    pub index: u64,
+    /// The item's id ([`BulkItem::item_id`]), if it has one.
+    pub id: Option<String>,
+}
+
+/// An item that was not synced, with the reason.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ItemFailure {
+    /// Which item.
+    pub item: ItemKey,
+    /// Why: its own rejection after bisection, or the error of the whole
+    /// batch (shared) when the error did not call for bisection.
+    pub error: Arc<Error>,
+}
+
+/// Running totals of a job, passed with every [`Progress`] event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncTotals {
+    /// Items read from the input so far.
+    pub read: u64,
+    /// Items in accepted requests.
+    pub synced: u64,
+    /// Items reported as failed.
+    pub failed: u64,
+    /// Requests sent (including bisection and retries).
+    pub requests: u64,
+    /// The server's counts, summed.
+    pub counts: SyncCounts,
+}
+
+/// Something that happened during a job.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SyncEvent<'a> {
+    /// A request was accepted: these items are stored, and the server
+    /// counted them as `counts`.
+    Synced {
+        /// The items of the request.
+        items: &'a [ItemKey],
+        /// The server's counts for this request.
+        counts: SyncCounts,
+    },
+    /// These items failed for good.
+    Failed {
+        /// The failed items and their errors.
+        failures: &'a [ItemFailure],
+    },
+    /// A batch of `items` items was rejected for its content and is being
+    /// bisected.
+    Split {
+        /// Size of the rejected batch.
+        items: usize,
+        /// The rejection.
+        error: &'a Error,
+    },
+    /// A batch of `items` items failed with a retryable error and is sent
+    /// again after `wait` (every batch waits when the error is a 429).
+    Retrying {
+        /// Size of the batch.
+        items: usize,
+        /// The error.
+        error: &'a Error,
+        /// The pause before the next attempt.
+        wait: Duration,
+    },
+}
+
+/// A progress report: an event and the job's totals right after it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Progress<'a> {
+    /// What happened.
+    pub event: SyncEvent<'a>,
+    /// The totals, including this event.
+    pub totals: SyncTotals,
+}
+
+type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+
+/// How a bulk job runs.
+///
+/// ```
+/// use std::time::Duration;
+/// use cm_api::bulk::SyncOptions;
+///
+/// let options = SyncOptions::default()
+///     .batch_size(50_000) // capped at 16,384
+///     .concurrency(4)
+///     .max_batch_retries(3)
+///     .retry_backoff(Duration::from_secs(2));
+/// assert_eq!(options.get_batch_size(), 16_384);
+/// ```
+#[derive(Clone)]
+pub struct SyncOptions {
+    batch_size: usize,
+    concurrency: usize,
+    max_batch_retries: u32,
+    retry_backoff: Duration,
+    bisect_statuses: Vec<u16>,
+    rate_gate: Option<Arc<RateGate>>,
+    progress: Option<ProgressFn>,
+}
+
+impl Default for SyncOptions {
+    /// Batches of 1024, 8 in flight, 2 extra attempts per batch for
+    /// retryable errors from 1 s, bisection on 400/409/413/422.
+    fn default() -> Self {
+        Self {
+            batch_size: 1024,
+            concurrency: 8,
+            max_batch_retries: 2,
+            retry_backoff: Duration::from_secs(1),
+            bisect_statuses: vec![400, 409, 413, 422],
+            rate_gate: None,
+            progress: None,
+        }
+    }
+}
+
+impl fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("batch_size", &self.batch_size)
+            .field("concurrency", &self.concurrency)
+            .field("max_batch_retries", &self.max_batch_retries)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("bisect_statuses", &self.bisect_statuses)
+            .field("rate_gate", &self.rate_gate)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl SyncOptions {
+    /// Items per request, from 1 to [`MAX_BATCH_SIZE`] (values outside are
+    /// clamped).
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.batch_size = size.clamp(1, MAX_BATCH_SIZE);
+        self
+    }
+
+    /// The batch size in force.
+    pub fn get_batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Batches in flight at once, at least 1.
+    pub fn concurrency(mut self, batches: usize) -> Self {
+        self.concurrency = batches.max(1);
+        self
+    }
+
+    /// Extra attempts for a batch that still fails with a retryable error
+    /// (network, 429, 502-504) after the client's own retries.
+    pub fn max_batch_retries(mut self, retries: u32) -> Self {
+        self.max_batch_retries = retries;
+        self
+    }
+
+    /// The first wait before such an extra attempt; it doubles each time.
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// The HTTP statuses that blame a batch's content and so trigger
+    /// bisection (default 400, 409, 413, 422). A batch failing with any
+    /// other error fails as a whole.
+    pub fn bisect_statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.bisect_statuses = statuses.into_iter().collect();
+        self
+    }
+
+    /// Shares a [`RateGate`] with other jobs, so that a rate limit hit by
+    /// one pauses all of them. Each job has its own gate otherwise.
+    pub fn rate_gate(mut self, gate: Arc<RateGate>) -> Self {
+        self.rate_gate = Some(gate);
+        self
+    }
+
+    /// Calls `callback` after each event, with the job's totals. Calls are
+    /// serialised; keep the callback short (e.g. update a progress bar or
+    /// send to a channel).
+    pub fn on_progress(mut self, callback: impl Fn(&Progress<'_>) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(callback));
+        self
+    }
+}
+
+/// The outcome of a job: every item read is either synced or failed.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SyncReport {
+    /// Items read from the input.
+    pub read: u64,
+    /// Items in accepted requests.
+    pub synced: u64,
+    /// The server's counts, summed over accepted requests.
+    pub counts: SyncCounts,
+    /// Items not synced, in input order.
+    pub failures: Vec<ItemFailure>,
+    /// Requests sent (including bisection and retries).
+    pub requests: u64,
+    /// Batches formed from the input (before bisection).
+    pub batches: u64,
+    /// Bisections (rejected batches split in two).
+    pub splits: u64,
+}
+
+impl SyncReport {
+    /// Whether every item was synced.
+    pub fn is_complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// Whether the server's counts add up to the items synced. They may
+    /// not when a request holds the same id twice.
+    pub fn counts_match(&self) -> bool {
+        self.counts.total() == self.synced
+    }
+}
+
+/// Uploads `comments` to `project/source` with `sync_comments`.
+pub async fn sync_comments(
+    client: &Client,
+    project: &str,
+    source: &str,
+    comments: impl Stream<Item = types::CommentNew>,
+    options: SyncOptions,
+) -> SyncReport {
+    sync_with(
+        &CommentsTarget::new(client, project, source),
+        comments,
+        options,
+    )
+    .await
+}
+
+/// Uploads raw `emails` to `project/source` with `sync_raw_emails`. For a
+/// transform tag or overridden user properties, use [`RawEmailsTarget`]
+/// with [`sync_with`]. Raw emails are large: consider a smaller
+/// [`batch_size`](SyncOptions::batch_size) than for comments.
+pub async fn sync_raw_emails(
+    client: &Client,
+    project: &str,
+    source: &str,
+    emails: impl Stream<Item = types::RawEmailDocument>,
+    options: SyncOptions,
+) -> SyncReport {
+    sync_with(
+        &RawEmailsTarget::new(client, project, source),
+        emails,
+        options,
+    )
+    .await
+}
+
+/// Uploads `input` to any [`SyncTarget`]; see the [module](self)
+/// documentation.
+pub async fn sync_with<T: BulkItem, S: SyncTarget<T> + ?Sized>(
+    target: &S,
+    input: impl Stream<Item = T>,
+    options: SyncOptions,
+) -> SyncReport {
+    let job = Job {
+        target,
+        gate: options.rate_gate.clone().unwrap_or_default(),
+        options,
+        shared: Mutex::new(Shared::default()),
+    };
+    let job = &job;
+    let batches = input
+        .map(|item| {
+            let mut shared = job.shared();
+            let index = shared.read;
+            shared.read += 1;
+            (index, item)
+        })
+        .chunks(job.options.batch_size)
+        .map(|chunk| {
+            let mut keys = Vec::with_capacity(chunk.len());
+            let mut items = Vec::with_capacity(chunk.len());
+            for (index, item) in chunk {
+                keys.push(ItemKey {
+                    index,
+                    id: item.item_id().map(str::to_owned),
+                });
+                items.push(item);
+            }
+            job.shared().report.batches += 1;
+            job.run_batch(Batch { keys, items })
+        })
+        .buffer_unordered(job.options.concurrency);
+    batches.for_each(|()| async {}).await;
+    let mut shared = job.shared();
+    let mut report = std::mem::take(&mut shared.report);
+    report.read = shared.read;
+    report.failures.sort_by_key(|f| f.item.index);
+    report
+}
+
+struct Batch<T> {
+    keys: Vec<ItemKey>,
+    items: Vec<T>,
+}
+
+impl<T> Batch<T> {
+    fn split(mut self) -> (Self, Self) {
+        let mid = self.items.len() / 2;
+        let keys = self.keys.split_off(mid);
+        let items = self.items.split_off(mid);
+        (self, Batch { keys, items })
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    read: u64,
+    report: SyncReport,
+}
+
+struct Job<'t, S: ?Sized> {
+    target: &'t S,
+    options: SyncOptions,
+    gate: Arc<RateGate>,
+    shared: Mutex<Shared>,
+}
+
+impl<S: ?Sized> Job<'_, S> {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // Plain counters: a poisoned lock (a panicking callback) still holds valid data.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `update` to the report and tells the progress callback.
+    fn record(&self, event: SyncEvent<'_>, update: impl FnOnce(&mut SyncReport)) {
+        let mut shared = self.shared();
+        update(&mut shared.report);
+        if let Some(progress) = &self.options.progress {
+            let report = &shared.report;
+            let totals = SyncTotals {
+                read: shared.read,
+                synced: report.synced,
+                failed: report.failures.len() as u64,
+                requests: report.requests,
+                counts: report.counts,
+            };
+            progress(&Progress { event, totals });
+        }
+    }
+
+    async fn run_batch<T: BulkItem>(&self, batch: Batch<T>)
+    where
+        S: SyncTarget<T>,
+    {
+        // Depth-first, left half first: a bad item costs ~2·log2(n) requests.
+        let mut pending = vec![batch];
+        while let Some(batch) = pending.pop() {
+            match self.send(&batch).await {
+                Ok(counts) => self.record(
+                    SyncEvent::Synced {
+                        items: &batch.keys,
+                        counts,
+                    },
+                    |r| {
+                        r.synced += batch.keys.len() as u64;
+                        r.counts.add(&counts);
+                    },
+                ),
+                Err(error) if batch.items.len() > 1 && self.blames_content(&error) => {
+                    self.record(
+                        SyncEvent::Split {
+                            items: batch.items.len(),
+                            error: &error,
+                        },
+                        |r| r.splits += 1,
+                    );
+                    let (left, right) = batch.split();
+                    pending.push(right);
+                    pending.push(left);
+                }
+                Err(error) => {
+                    let error = Arc::new(error);
+                    let failures: Vec<ItemFailure> = batch
+                        .keys
+                        .into_iter()
+                        .map(|item| ItemFailure {
+                            item,
+                            error: Arc::clone(&error),
+                        })
+                        .collect();
+                    self.record(
+                        SyncEvent::Failed {
+                            failures: &failures,
+                        },
+                        |r| r.failures.extend(failures.iter().cloned()),
+                    );
+                }
+            }
+        }
+    }
+
+    fn blames_content(&self, error: &Error) -> bool {
+        error
+            .status()
+            .is_some_and(|status| self.options.bisect_statuses.contains(&status))
+    }
+
+    /// One request for `batch`, under the job's gate, with the extra
+    /// attempts for retryable errors.
+    async fn send<T: BulkItem>(&self, batch: &Batch<T>) -> Result<SyncCounts, Error>
+    where
+        S: SyncTarget<T>,
+    {
+        let mut retries = 0;
+        loop {
+            self.gate.wait().await;
+            self.shared().report.requests += 1;
+            let error = match self.gate.scope(self.target.sync(&batch.items)).await {
+                Ok(counts) => return Ok(counts),
+                Err(error) if error.is_retryable() && retries < self.options.max_batch_retries => {
+                    error
+                }
+                Err(error) => return Err(error),
+            };
+            retries += 1;
+            let wait = self
+                .options
+                .retry_backoff
+                .saturating_mul(2u32.saturating_pow(retries - 1));
+            self.record(
+                SyncEvent::Retrying {
+                    items: batch.items.len(),
+                    error: &error,
+                    wait,
+                },
+                |_| {},
+            );
+            if error.status() == Some(429) {
+                // Rate limited: every batch of the job waits, not just this one.
+                self.gate.pause_for(wait);
+            } else {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}

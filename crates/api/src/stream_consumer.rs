@@ -1,0 +1,582 @@
+//! At-least-once consumption of a Communications Mining stream.
+//!
+//! A [`StreamConsumer`] loops: fetch the batch at the stream's position,
+//! hand it to your async handler, and only when the handler succeeded move
+//! the stream past the batch (`advance_stream` with the batch's sequence
+//! id). A crash, a failed handler or a failed advance therefore leaves the
+//! position where it was, and the same batch is delivered again: every
+//! comment is handled **at least once**, so make handlers idempotent.
+//!
+//! ```no_run
+//! use cm_api::stream_consumer::{HandlerError, OnHandlerError, StreamConsumer};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
+//! let shutdown = CancellationToken::new();
+//! let consumer = StreamConsumer::new(client, "acme", "triage", "refunds")
+//!     .batch_size(32)
+//!     .on_handler_error(OnHandlerError::tag_exceptions("Robot Failure"))
+//!     .shutdown(shutdown.clone());
+//! let summary = consumer
+//!     .run(|batch| async move {
+//!         for result in &batch.results {
+//!             println!("{}", result.comment.uid);
+//!         }
+//!         Ok::<_, HandlerError>(())
+//!     })
+//!     .await?;
+//! println!("{} comments in {} batches", summary.comments, summary.batches);
+//! # Ok(()) }
+//! ```
+//!
+//! `get_stream_results` is the primary route ([`StreamConsumer::new`],
+//! batches of [`types::StreamResultsResponse`]); the legacy `fetch_stream`
+//! route is available with [`StreamConsumer::legacy`] (batches of
+//! [`types::FetchStreamResponse`]).
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+use crate::error::{BoxError, Error};
+use crate::types;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::types::StreamResultsResponse {}
+    impl Sealed for crate::types::FetchStreamResponse {}
+}
+
+/// A batch of a stream, as one of the two fetch routes returns it. Sealed:
+/// implemented for [`types::StreamResultsResponse`] (`get_stream_results`)
+/// and [`types::FetchStreamResponse`] (legacy `fetch_stream`).
+pub trait StreamBatch: sealed::Sealed + Send + Sized + 'static {
+    /// Fetches the batch at the stream's position.
+    #[doc(hidden)]
+    fn fetch(consumer: &StreamConsumer<Self>) -> BoxFuture<'_, Result<Self, Error>>;
+
+    /// The id that `advance_stream` takes to move past the whole batch.
+    fn sequence_id(&self) -> &str;
+
+    /// The uids (`<source_id>.<comment_id>`) of the batch's comments.
+    fn comment_uids(&self) -> Vec<String>;
+
+    /// How many comments the batch holds.
+    fn len(&self) -> usize;
+
+    /// Whether the batch holds no comment.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Comments the stream's filter skipped while building the batch.
+    fn filtered(&self) -> u64;
+
+    /// Whether more comments are already waiting after this batch.
+    fn has_more(&self) -> bool;
+}
+
+impl StreamBatch for types::StreamResultsResponse {
+    fn fetch(consumer: &StreamConsumer<Self>) -> BoxFuture<'_, Result<Self, Error>> {
+        Box::pin(async move {
+            let response = consumer
+                .client
+                .send(|c| {
+                    let mut call = c
+                        .get_stream_results()
+                        .project(consumer.project.as_str())
+                        .dataset_name(consumer.dataset.as_str())
+                        .stream_name(consumer.stream.as_str());
+                    if let Some(size) = consumer.batch_size {
+                        call = call.max_results(size);
+                    }
+                    if let Some(max) = consumer.max_filtered {
+                        call = call.max_filtered(max);
+                    }
+                    call.send()
+                })
+                .await?;
+            Ok(response.into_inner())
+        })
+    }
+
+    fn sequence_id(&self) -> &str {
+        &self.continuation
+    }
+
+    fn comment_uids(&self) -> Vec<String> {
+        self.results.iter().map(|r| r.comment.uid.clone()).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    fn filtered(&self) -> u64 {
+        u64::try_from(self.num_filtered).unwrap_or(0)
+    }
+
+    fn has_more(&self) -> bool {
+        self.more_results
+    }
+}
+
+impl StreamBatch for types::FetchStreamResponse {
+    fn fetch(consumer: &StreamConsumer<Self>) -> BoxFuture<'_, Result<Self, Error>> {
+        Box::pin(async move {
+            let body = types::FetchStreamRequest {
+                size: consumer.batch_size.unwrap_or(DEFAULT_LEGACY_SIZE),
+                max_filtered: consumer.max_filtered,
+            };
+            let response = consumer
+                .client
+                .send(|c| {
+                    c.fetch_stream()
+                        .project(consumer.project.as_str())
+                        .dataset_name(consumer.dataset.as_str())
+                        .stream_name(consumer.stream.as_str())
+                        .body(body)
+                        .send()
+                })
+                .await?;
+            Ok(response.into_inner())
+        })
+    }
+
+    fn sequence_id(&self) -> &str {
+        &self.sequence_id
+    }
+
+    fn comment_uids(&self) -> Vec<String> {
+        self.results.iter().map(|r| r.comment.uid.clone()).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    fn filtered(&self) -> u64 {
+        u64::try_from(self.filtered).unwrap_or(0)
+    }
+
+    fn has_more(&self) -> bool {
+        !self.is_end_sequence
+    }
+}
+
+/// Batch size of the legacy route when none is set (`size` is required there).
+const DEFAULT_LEGACY_SIZE: i64 = 16;
+
+/// What to do when the handler fails on a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnHandlerError {
+    /// Stop: [`StreamConsumer::run`] returns [`Error::Handler`] without
+    /// advancing, so the batch is delivered again on the next run.
+    #[default]
+    Stop,
+    /// Tag the failing comments as stream exceptions of this type
+    /// (`store_stream_exceptions`), then advance and carry on. The failing
+    /// comments are those named by [`HandlerError::for_comments`], else the
+    /// whole batch. If tagging fails, the consumer stops without advancing.
+    TagExceptions {
+        /// The exception's `type`, e.g. `"Robot Failure"`.
+        exception_type: String,
+    },
+}
+
+impl OnHandlerError {
+    /// [`OnHandlerError::TagExceptions`] with this exception type.
+    pub fn tag_exceptions(exception_type: impl Into<String>) -> Self {
+        Self::TagExceptions {
+            exception_type: exception_type.into(),
+        }
+    }
+}
+
+/// A handler's failure: the cause and, optionally, which comments of the
+/// batch failed (all of them otherwise).
+///
+/// Any `std::error::Error + Send + Sync` converts into it, so `?` works in
+/// handlers; build one from a message with [`HandlerError::new`].
+pub struct HandlerError {
+    source: BoxError,
+    comments: Option<Vec<String>>,
+}
+
+impl HandlerError {
+    /// The whole batch failed because of `source`.
+    ///
+    /// ```
+    /// let failure = cm_api::stream_consumer::HandlerError::new("ERP is down");
+    /// assert_eq!(failure.to_string(), "ERP is down");
+    /// ```
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        Self {
+            source: source.into(),
+            comments: None,
+        }
+    }
+
+    /// Only the comments with these uids failed (the others were handled).
+    pub fn for_comments<S: Into<String>>(
+        uids: impl IntoIterator<Item = S>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Self {
+            source: source.into(),
+            comments: Some(uids.into_iter().map(Into::into).collect()),
+        }
+    }
+
+    /// The uids of the failing comments, if the handler named them.
+    pub fn comments(&self) -> Option<&[String]> {
+        self.comments.as_deref()
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        Self::new(error)
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerError")
+            .field("source", &self.source)
+            .field("comments", &self.comments)
+            .finish()
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+/// What a [`StreamConsumer::run`] did before it returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerSummary {
+    /// Batches handled (or tagged) and advanced past.
+    pub batches: u64,
+    /// Comments in those batches.
+    pub comments: u64,
+    /// Comments tagged as exceptions.
+    pub exceptions: u64,
+    /// Comments the stream's filter skipped.
+    pub filtered: u64,
+}
+
+/// What one [`StreamConsumer::step`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// A batch was handled (or its failures tagged) and the stream advanced.
+    Handled {
+        /// Comments in the batch.
+        comments: u64,
+        /// Comments tagged as exceptions.
+        exceptions: u64,
+        /// Whether more comments were already waiting.
+        has_more: bool,
+    },
+    /// The batch was empty (after the filter skipped `filtered` comments,
+    /// which the stream was advanced past).
+    Empty {
+        /// Comments the filter skipped.
+        filtered: u64,
+        /// Whether more comments were already waiting.
+        has_more: bool,
+    },
+}
+
+/// Consumes a stream at least once; see the [module](self) documentation.
+///
+/// `B` is the batch type, which selects the fetch route:
+/// [`types::StreamResultsResponse`] ([`new`](StreamConsumer::new)) or
+/// [`types::FetchStreamResponse`] ([`legacy`](StreamConsumer::legacy)).
+pub struct StreamConsumer<B: StreamBatch = types::StreamResultsResponse> {
+    client: Client,
+    project: String,
+    dataset: String,
+    stream: String,
+    batch_size: Option<i64>,
+    max_filtered: Option<i64>,
+    on_error: OnHandlerError,
+    idle_wait: Duration,
+    error_backoff: Duration,
+    max_consecutive_errors: u32,
+    shutdown: CancellationToken,
+    batch: PhantomData<fn() -> B>,
+}
+
+impl<B: StreamBatch> fmt::Debug for StreamConsumer<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamConsumer")
+            .field("project", &self.project)
+            .field("dataset", &self.dataset)
+            .field("stream", &self.stream)
+            .field("batch", &std::any::type_name::<B>())
+            .field("batch_size", &self.batch_size)
+            .field("on_error", &self.on_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamConsumer<types::StreamResultsResponse> {
+    /// A consumer of `project/dataset`'s stream `stream` through
+    /// `get_stream_results` (with predictions, including generative
+    /// extractions).
+    pub fn new(client: Client, project: &str, dataset: &str, stream: &str) -> Self {
+        Self::with_route(client, project, dataset, stream)
+    }
+}
+
+impl StreamConsumer<types::FetchStreamResponse> {
+    /// A consumer through the legacy `fetch_stream` route (label and entity
+    /// predictions). Its batch size defaults to 16.
+    pub fn legacy(client: Client, project: &str, dataset: &str, stream: &str) -> Self {
+        Self::with_route(client, project, dataset, stream)
+    }
+}
+
+impl<B: StreamBatch> StreamConsumer<B> {
+    fn with_route(client: Client, project: &str, dataset: &str, stream: &str) -> Self {
+        Self {
+            client,
+            project: project.to_owned(),
+            dataset: dataset.to_owned(),
+            stream: stream.to_owned(),
+            batch_size: None,
+            max_filtered: None,
+            on_error: OnHandlerError::default(),
+            idle_wait: Duration::from_secs(5),
+            error_backoff: Duration::from_secs(1),
+            max_consecutive_errors: 10,
+            shutdown: CancellationToken::new(),
+            batch: PhantomData,
+        }
+    }
+
+    /// Comments per batch (`max_results`, or `size` on the legacy route).
+    pub fn batch_size(mut self, size: u32) -> Self {
+        self.batch_size = Some(i64::from(size.max(1)));
+        self
+    }
+
+    /// How many comments the stream's filter may skip while building a batch.
+    pub fn max_filtered(mut self, max: u32) -> Self {
+        self.max_filtered = Some(i64::from(max));
+        self
+    }
+
+    /// What to do when the handler fails (default: [`OnHandlerError::Stop`]).
+    pub fn on_handler_error(mut self, policy: OnHandlerError) -> Self {
+        self.on_error = policy;
+        self
+    }
+
+    /// How long to wait before asking again when the stream has nothing new
+    /// (default 5 s).
+    pub fn idle_wait(mut self, wait: Duration) -> Self {
+        self.idle_wait = wait;
+        self
+    }
+
+    /// The first wait after a retryable failure (network, 429, 5xx) of a
+    /// fetch or an advance; it doubles on each consecutive failure, up to
+    /// one minute (default 1 s).
+    pub fn error_backoff(mut self, backoff: Duration) -> Self {
+        self.error_backoff = backoff;
+        self
+    }
+
+    /// How many retryable failures in a row are waited out before
+    /// [`run`](Self::run) returns the last one (default 10).
+    pub fn max_consecutive_errors(mut self, max: u32) -> Self {
+        self.max_consecutive_errors = max;
+        self
+    }
+
+    /// Stops [`run`](Self::run) cleanly when `token` is cancelled: a fetch
+    /// or wait in progress is abandoned, but a batch being handled is
+    /// finished and advanced past first.
+    pub fn shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = token;
+        self
+    }
+
+    /// The token that stops [`run`](Self::run) (a fresh one unless set with
+    /// [`shutdown`](Self::shutdown)); cancel it from anywhere.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs until shutdown is requested, returning what was consumed, or
+    /// until a failure that is not waited out: a non-retryable API error,
+    /// too many retryable ones in a row, or a handler failure under
+    /// [`OnHandlerError::Stop`] ([`Error::Handler`]). A batch is advanced
+    /// past only after the handler succeeded (or its failures were tagged).
+    pub async fn run<F, Fut>(&self, mut handler: F) -> Result<ConsumerSummary, Error>
+    where
+        F: FnMut(B) -> Fut,
+        Fut: Future<Output = Result<(), HandlerError>>,
+    {
+        let mut summary = ConsumerSummary::default();
+        let mut errors = 0u32;
+        while !self.shutdown.is_cancelled() {
+            match self.step(&mut handler).await {
+                Ok(None) => break,
+                Ok(Some(Step::Handled {
+                    comments,
+                    exceptions,
+                    ..
+                })) => {
+                    errors = 0;
+                    summary.batches += 1;
+                    summary.comments += comments;
+                    summary.exceptions += exceptions;
+                }
+                Ok(Some(Step::Empty { filtered, has_more })) => {
+                    errors = 0;
+                    summary.filtered += filtered;
+                    if !has_more && !self.pause(self.idle_wait).await {
+                        break;
+                    }
+                }
+                Err(error) if error.is_retryable() && errors < self.max_consecutive_errors => {
+                    errors += 1;
+                    let factor = 2u32.saturating_pow(errors - 1);
+                    let wait = self
+                        .error_backoff
+                        .saturating_mul(factor)
+                        .min(Duration::from_secs(60));
+                    tracing::warn!(%error, attempt = errors, wait_ms = wait.as_millis() as u64, "stream consumer: retryable failure, waiting");
+                    if !self.pause(wait).await {
+                        break;
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Sleeps for `wait`; `false` if shutdown was requested meanwhile.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => false,
+            _ = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    /// One round: fetch the batch at the stream's position, handle it and
+    /// advance past it; for callers that drive their own loop. `None` when
+    /// shutdown was requested before a batch arrived. Once a batch is
+    /// fetched, the handler and the advance run to completion whatever the
+    /// shutdown token says.
+    ///
+    /// A non-empty batch is advanced past only after `handler` succeeded
+    /// or, under [`OnHandlerError::TagExceptions`], after its failures were
+    /// tagged. An empty batch is advanced past only when the filter skipped
+    /// comments to build it.
+    pub async fn step<F, Fut>(&self, handler: F) -> Result<Option<Step>, Error>
+    where
+        F: FnOnce(B) -> Fut,
+        Fut: Future<Output = Result<(), HandlerError>>,
+    {
+        let batch = tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => return Ok(None),
+            batch = B::fetch(self) => batch?,
+        };
+        let has_more = batch.has_more();
+        let filtered = batch.filtered();
+        let sequence_id = batch.sequence_id().to_owned();
+        if batch.is_empty() {
+            if filtered > 0 {
+                self.advance(sequence_id).await?;
+            }
+            return Ok(Some(Step::Empty { filtered, has_more }));
+        }
+        let comments = batch.len() as u64;
+        // Only needed to tag a whole failed batch; taken before the handler owns it.
+        let uids = match self.on_error {
+            OnHandlerError::TagExceptions { .. } => batch.comment_uids(),
+            OnHandlerError::Stop => Vec::new(),
+        };
+        let mut exceptions = 0;
+        if let Err(failure) = handler(batch).await {
+            match &self.on_error {
+                OnHandlerError::Stop => {
+                    return Err(Error::Handler {
+                        source: failure.source,
+                    });
+                }
+                OnHandlerError::TagExceptions { exception_type } => {
+                    tracing::warn!(error = %failure.source, "stream handler failed: tagging exceptions");
+                    let failed = failure.comments.unwrap_or(uids);
+                    exceptions = failed.len() as u64;
+                    self.store_exceptions(failed, exception_type).await?;
+                }
+            }
+        }
+        self.advance(sequence_id).await?;
+        Ok(Some(Step::Handled {
+            comments,
+            exceptions,
+            has_more,
+        }))
+    }
+
+    async fn advance(&self, sequence_id: String) -> Result<(), Error> {
+        let body = types::AdvanceStreamRequest { sequence_id };
+        self.client
+            .send(|c| {
+                c.advance_stream()
+                    .project(self.project.as_str())
+                    .dataset_name(self.dataset.as_str())
+                    .stream_name(self.stream.as_str())
+                    .body(body)
+                    .send()
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn store_exceptions(&self, uids: Vec<String>, exception_type: &str) -> Result<(), Error> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let exceptions = uids
+            .into_iter()
+            .map(|uid| types::StreamException {
+                uid,
+                metadata: types::StreamExceptionMetadata {
+                    type_: exception_type.to_owned(),
+                },
+            })
+            .collect();
+        let body = types::StoreStreamExceptionsRequest { exceptions };
+        self.client
+            .send(|c| {
+                c.store_stream_exceptions()
+                    .project(self.project.as_str())
+                    .dataset_name(self.dataset.as_str())
+                    .stream_name(self.stream.as_str())
+                    .body(body)
+                    .send()
+            })
+            .await?;
+        Ok(())
+    }
+}

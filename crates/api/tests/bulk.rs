@@ -1,0 +1,519 @@
+//! Bulk uploads: the accounting property against an in-process fake with
+//! injected failures, the cost of bisection, streaming without reading
+//! ahead, and the HTTP targets (including the shared 429 gate) on a
+//! loopback server.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cm_api::bulk::{self, SyncCounts, SyncEvent, SyncOptions, SyncReport, SyncTarget, sync_with};
+use cm_api::{Error, RetryPolicy, types};
+use common::{fast_retries, token_client};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream;
+use httpmock::{HttpMockRequest, HttpMockResponse, MockServer};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn comment(id: &str, text: &str) -> types::CommentNew {
+    serde_json::from_value(json!({
+        "id": id,
+        "messages": [{"body": {"text": text}}],
+    }))
+    .unwrap()
+}
+
+/// An in-process `sync_comments`: rejects (422) any request holding a bad
+/// id, fails a random share of requests with 429/503 before storing
+/// anything, and upserts the rest, counting as the server does.
+struct Fake {
+    bad: HashSet<String>,
+    transient_rate: f64,
+    rng: Mutex<fastrand::Rng>,
+    store: Mutex<HashMap<String, String>>,
+    requests: AtomicU64,
+    largest: AtomicUsize,
+}
+
+impl Fake {
+    fn new(bad: HashSet<String>, transient_rate: f64, seed: u64) -> Self {
+        Self {
+            bad,
+            transient_rate,
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            store: Mutex::default(),
+            requests: AtomicU64::new(0),
+            largest: AtomicUsize::new(0),
+        }
+    }
+}
+
+fn text(c: &types::CommentNew) -> String {
+    serde_json::to_string(&c.messages).unwrap()
+}
+
+impl SyncTarget<types::CommentNew> for Fake {
+    fn sync<'a>(
+        &'a self,
+        items: &'a [types::CommentNew],
+    ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+        Box::pin(async move {
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            self.largest.fetch_max(items.len(), Ordering::SeqCst);
+            // Let the other batches in flight interleave.
+            tokio::task::yield_now().await;
+            let transient = {
+                let mut rng = self.rng.lock().unwrap();
+                (rng.f64() < self.transient_rate).then(|| if rng.bool() { 429 } else { 503 })
+            };
+            if let Some(status) = transient {
+                return Err(Error::api(status, "try again"));
+            }
+            if let Some(bad) = items.iter().find(|c| self.bad.contains(&c.id)) {
+                return Err(Error::api(422, format!("comment {} is invalid", bad.id)));
+            }
+            let mut store = self.store.lock().unwrap();
+            let (mut new, mut updated, mut unchanged) = (0, 0, 0);
+            for c in items {
+                match store.insert(c.id.clone(), text(c)) {
+                    None => new += 1,
+                    Some(old) if old == text(c) => unchanged += 1,
+                    Some(_) => updated += 1,
+                }
+            }
+            Ok(SyncCounts::new(new, updated, unchanged))
+        })
+    }
+}
+
+/// Every item's fate as told by the progress events.
+#[derive(Default)]
+struct Seen {
+    synced: Vec<u64>,
+    failed: Vec<u64>,
+}
+
+fn observe(options: SyncOptions) -> (SyncOptions, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let sink = seen.clone();
+    let options = options.on_progress(move |p| {
+        let mut seen = sink.lock().unwrap();
+        match &p.event {
+            SyncEvent::Synced { items, .. } => seen.synced.extend(items.iter().map(|k| k.index)),
+            SyncEvent::Failed { failures } => {
+                seen.failed.extend(failures.iter().map(|f| f.item.index))
+            }
+            _ => {}
+        }
+        assert_eq!(p.totals.synced, seen.synced.len() as u64);
+        assert_eq!(p.totals.failed, seen.failed.len() as u64);
+    });
+    (options, seen)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    // A fixed seed keeps the suite deterministic; no regression files are written.
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0xb01c_5eed),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Every input item is synced or failed, exactly once; the bad ones,
+    /// and only they (or items of batches that ran out of retries), fail;
+    /// what the fake stored is exactly what the report calls synced.
+    #[test]
+    fn every_item_is_accounted_for_exactly_once(
+        n in 0usize..400,
+        distinct in 1usize..400,
+        bad_share in 0.0f64..0.1,
+        transient_rate in 0.0f64..0.3,
+        batch_size in 1usize..64,
+        concurrency in 1usize..6,
+        retries in 0u32..3,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // Ids repeat (updates), texts vary (updated vs unchanged).
+        let input: Vec<types::CommentNew> = (0..n)
+            .map(|i| comment(&format!("c{}", i % distinct), &format!("t{}", rng.u8(0..3))))
+            .collect();
+        let bad: HashSet<String> = input
+            .iter()
+            .filter(|_| rng.f64() < bad_share)
+            .map(|c| c.id.clone())
+            .collect();
+        let fake = Fake::new(bad.clone(), transient_rate, seed);
+        let (options, seen) = observe(
+            SyncOptions::default()
+                .batch_size(batch_size)
+                .concurrency(concurrency)
+                .max_batch_retries(retries)
+                .retry_backoff(Duration::ZERO),
+        );
+
+        let report: SyncReport =
+            runtime().block_on(sync_with(&fake, stream::iter(input.clone()), options));
+
+        prop_assert_eq!(report.read, n as u64);
+        prop_assert_eq!(report.synced + report.failures.len() as u64, n as u64);
+        let seen = seen.lock().unwrap();
+        let mut all: Vec<u64> = seen.synced.iter().chain(&seen.failed).copied().collect();
+        all.sort_unstable();
+        prop_assert_eq!(all, (0..n as u64).collect::<Vec<_>>());
+        let failed: Vec<u64> = report.failures.iter().map(|f| f.item.index).collect();
+        let mut from_events = seen.failed.clone();
+        from_events.sort_unstable();
+        prop_assert_eq!(&failed, &from_events);
+
+        for (index, c) in input.iter().enumerate() {
+            let failure = report.failures.iter().find(|f| f.item.index == index as u64);
+            match failure {
+                Some(f) => {
+                    prop_assert_eq!(f.item.id.as_deref(), Some(c.id.as_str()));
+                    prop_assert!(
+                        bad.contains(&c.id) || f.error.is_retryable(),
+                        "item {} failed with {}", index, f.error
+                    );
+                    if f.error.status() == Some(422) {
+                        // Bisection isolated it: the request held only bad items.
+                        prop_assert!(bad.contains(&c.id));
+                    }
+                }
+                None => prop_assert!(!bad.contains(&c.id), "bad item {} was synced", index),
+            }
+        }
+        if transient_rate == 0.0 {
+            for f in &report.failures {
+                prop_assert_eq!(f.error.status(), Some(422));
+            }
+        }
+        // Stored ids are exactly the ids of synced items.
+        let synced_ids: HashSet<&str> = seen
+            .synced
+            .iter()
+            .map(|&i| input[i as usize].id.as_str())
+            .collect();
+        let store = fake.store.lock().unwrap();
+        let stored: HashSet<&str> = store.keys().map(String::as_str).collect();
+        prop_assert_eq!(stored, synced_ids);
+        prop_assert_eq!(report.counts.total(), report.synced);
+        prop_assert!(report.counts_match());
+        prop_assert_eq!(report.requests, fake.requests.load(Ordering::SeqCst));
+        prop_assert!(fake.largest.load(Ordering::SeqCst) <= batch_size);
+    }
+}
+
+#[tokio::test]
+async fn one_bad_comment_costs_two_requests_per_halving() {
+    let input: Vec<_> = (0..1024).map(|i| comment(&format!("c{i}"), "hi")).collect();
+    let fake = Fake::new(HashSet::from(["c700".to_owned()]), 0.0, 1);
+
+    let report = sync_with(
+        &fake,
+        stream::iter(input),
+        SyncOptions::default().batch_size(1024),
+    )
+    .await;
+
+    // 1 rejected batch, then at each of the 10 halvings one good and one bad half.
+    assert_eq!(report.requests, 1 + 2 * 10);
+    assert_eq!(report.splits, 10);
+    assert_eq!(report.synced, 1023);
+    assert_eq!(report.counts, SyncCounts::new(1023, 0, 0));
+    assert_eq!(report.failures.len(), 1);
+    let failure = &report.failures[0];
+    assert_eq!(failure.item.index, 700);
+    assert_eq!(failure.item.id.as_deref(), Some("c700"));
+    assert_eq!(failure.error.status(), Some(422));
+    assert_eq!(failure.error.message(), Some("comment c700 is invalid"));
+}
+
+#[tokio::test]
+async fn errors_that_do_not_blame_the_content_fail_the_batch_without_bisection() {
+    struct Forbidden(AtomicU64);
+    impl SyncTarget<types::CommentNew> for Forbidden {
+        fn sync<'a>(
+            &'a self,
+            _: &'a [types::CommentNew],
+        ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(Error::api(403, "missing permission")) })
+        }
+    }
+    let target = Forbidden(AtomicU64::new(0));
+    let input = (0..100).map(|i| comment(&format!("c{i}"), "hi"));
+
+    let report = sync_with(
+        &target,
+        stream::iter(input),
+        SyncOptions::default().batch_size(50),
+    )
+    .await;
+
+    assert_eq!(target.0.load(Ordering::SeqCst), 2);
+    assert_eq!(report.failures.len(), 100);
+    assert_eq!(report.splits, 0);
+    // Items of one batch share its error.
+    assert!(Arc::ptr_eq(
+        &report.failures[0].error,
+        &report.failures[49].error
+    ));
+    assert!(!report.is_complete());
+}
+
+#[tokio::test]
+async fn the_input_is_read_only_as_batch_slots_free_up() {
+    let read = Arc::new(AtomicU64::new(0));
+    let most_ahead = Arc::new(AtomicU64::new(0));
+    struct Watch {
+        read: Arc<AtomicU64>,
+        most_ahead: Arc<AtomicU64>,
+        done: AtomicU64,
+    }
+    impl SyncTarget<types::CommentNew> for Watch {
+        fn sync<'a>(
+            &'a self,
+            items: &'a [types::CommentNew],
+        ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+            Box::pin(async move {
+                let ahead = self.read.load(Ordering::SeqCst) - self.done.load(Ordering::SeqCst);
+                self.most_ahead.fetch_max(ahead, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                self.done.fetch_add(items.len() as u64, Ordering::SeqCst);
+                Ok(SyncCounts::new(items.len() as u64, 0, 0))
+            })
+        }
+    }
+    let target = Watch {
+        read: read.clone(),
+        most_ahead: most_ahead.clone(),
+        done: AtomicU64::new(0),
+    };
+    let counter = read.clone();
+    // A long, lazily generated input.
+    let input = stream::iter(0..200_000u64).map(move |i| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        comment(&format!("c{i}"), "hi")
+    });
+
+    let report = sync_with(
+        &target,
+        input,
+        SyncOptions::default().batch_size(100).concurrency(4),
+    )
+    .await;
+
+    assert_eq!(report.synced, 200_000);
+    assert_eq!(report.batches, 2_000);
+    // In flight: at most `concurrency` batches plus the one being filled.
+    let ahead = most_ahead.load(Ordering::SeqCst);
+    assert!(ahead <= 5 * 100, "read {ahead} items ahead");
+}
+
+fn json_response(status: u16, body: Value) -> HttpMockResponse {
+    HttpMockResponse::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .build()
+}
+
+/// A loopback `sync_comments` that rejects requests holding an id
+/// starting with "bad", and records every request's ids.
+async fn sync_server(
+    server: &MockServer,
+    path: &str,
+    key: &'static str,
+) -> Arc<Mutex<Vec<Vec<String>>>> {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = requests.clone();
+    server
+        .mock_async(|when, then| {
+            when.method("POST").path(path);
+            then.respond_with(move |req: &HttpMockRequest| {
+                let body: Value = serde_json::from_slice(req.body_ref()).unwrap();
+                let ids: Vec<String> = body[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| {
+                        let id = if key == "comments" {
+                            &c["id"]
+                        } else {
+                            &c["comment_id"]
+                        };
+                        id.as_str().unwrap().to_owned()
+                    })
+                    .collect();
+                log.lock().unwrap().push(ids.clone());
+                if ids.iter().any(|id| id.starts_with("bad")) {
+                    return json_response(
+                        400,
+                        json!({"status": "error", "message": "invalid comment"}),
+                    );
+                }
+                json_response(
+                    200,
+                    json!({"status": "ok", "new": ids.len(), "updated": 0,
+                    "updated_properties_only": 0, "updated_text_changed": 0, "unchanged": 0}),
+                )
+            });
+        })
+        .await;
+    requests
+}
+
+#[tokio::test]
+async fn sync_comments_over_http_bisects_and_reports_per_item() {
+    let server = MockServer::start_async().await;
+    let requests = sync_server(&server, "/api/v1/sources/acme/inbox/sync", "comments").await;
+    let client = token_client(&server, RetryPolicy::none());
+    let ids = ["c0", "c1", "c2", "bad3", "c4", "c5", "c6", "c7", "c8", "c9"];
+    let input = ids.map(|id| comment(id, "hello"));
+
+    let report = bulk::sync_comments(
+        &client,
+        "acme",
+        "inbox",
+        stream::iter(input),
+        SyncOptions::default().batch_size(4).concurrency(2),
+    )
+    .await;
+
+    assert_eq!(report.read, 10);
+    assert_eq!(report.synced, 9);
+    assert_eq!(report.counts.new, 9);
+    assert_eq!(report.batches, 3);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].item.id.as_deref(), Some("bad3"));
+    assert_eq!(report.failures[0].error.status(), Some(400));
+    assert_eq!(
+        report.failures[0].error.operation_id(),
+        Some("sync_comments")
+    );
+    let requests = requests.lock().unwrap();
+    // [c0..bad3] fails, [c0 c1] ok, [c2 bad3] fails, [c2] ok, [bad3] fails; two good batches.
+    assert_eq!(requests.len(), 7);
+    assert_eq!(report.requests, 7);
+    assert!(requests.iter().all(|r| r.len() <= 4));
+}
+
+#[tokio::test]
+async fn sync_raw_emails_over_http() {
+    let server = MockServer::start_async().await;
+    let requests = sync_server(
+        &server,
+        "/api/v1/sources/acme/inbox/sync-raw-emails",
+        "documents",
+    )
+    .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let email = |id: &str| -> types::RawEmailDocument {
+        serde_json::from_value(json!({
+            "comment_id": id,
+            "raw_email": {"headers": {"raw": "Subject: hi\r\n"}, "body": {"plain": "hello"}},
+        }))
+        .unwrap()
+    };
+
+    let report = bulk::sync_raw_emails(
+        &client,
+        "acme",
+        "inbox",
+        stream::iter([email("e1"), email("bad2"), email("e3")]),
+        SyncOptions::default().batch_size(3),
+    )
+    .await;
+
+    assert_eq!(report.synced, 2);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].item.id.as_deref(), Some("bad2"));
+    // [e1 bad2 e3] fails, [e1] ok, [bad2 e3] fails, [bad2] fails, [e3] ok.
+    assert_eq!(requests.lock().unwrap().len(), 5);
+}
+
+/// A 429 with `Retry-After` on one batch pauses every batch: no request of
+/// the job reaches the server during the pause.
+#[tokio::test]
+async fn a_rate_limit_on_one_batch_pauses_the_whole_upload() {
+    let server = MockServer::start_async().await;
+    let arrivals: Arc<Mutex<Vec<(Instant, u16)>>> = Arc::default();
+    let log = arrivals.clone();
+    let limited = Arc::new(AtomicUsize::new(0));
+    server
+        .mock_async(|when, then| {
+            when.method("POST").path("/api/v1/sources/acme/inbox/sync");
+            then.respond_with(move |req: &HttpMockRequest| {
+                let body: Value = serde_json::from_slice(req.body_ref()).unwrap();
+                let n = body["comments"].as_array().unwrap().len();
+                // The third request is rate limited, once.
+                let status = if log.lock().unwrap().len() == 2
+                    && limited.fetch_add(1, Ordering::SeqCst) == 0
+                {
+                    429
+                } else {
+                    200
+                };
+                log.lock().unwrap().push((Instant::now(), status));
+                if status == 429 {
+                    return HttpMockResponse::builder()
+                        .status(429)
+                        .header("retry-after", "1")
+                        .header("content-type", "application/json")
+                        .body(r#"{"status":"error","message":"slow down"}"#)
+                        .build();
+                }
+                json_response(
+                    200,
+                    json!({"status": "ok", "new": n, "updated": 0,
+                    "updated_properties_only": 0, "updated_text_changed": 0, "unchanged": 0}),
+                )
+            });
+        })
+        .await;
+    let client = token_client(&server, fast_retries(3));
+    let input = (0..16).map(|i| comment(&format!("c{i}"), "hi"));
+
+    let report = bulk::sync_comments(
+        &client,
+        "acme",
+        "inbox",
+        stream::iter(input),
+        SyncOptions::default().batch_size(2).concurrency(2),
+    )
+    .await;
+
+    assert!(report.is_complete(), "{:?}", report.failures);
+    assert_eq!(report.synced, 16);
+    let arrivals = arrivals.lock().unwrap();
+    assert_eq!(arrivals.len(), 9, "8 batches plus one retry");
+    let (limited_at, _) = arrivals.iter().find(|(_, s)| *s == 429).unwrap();
+    let mut after: Vec<Duration> = arrivals
+        .iter()
+        .filter(|(at, _)| at > limited_at)
+        .map(|(at, _)| at.duration_since(*limited_at))
+        .collect();
+    after.sort();
+    // Every later request, of any batch, waited out the Retry-After, except
+    // at most the other batch's request already in flight when the 429 came.
+    let early = after
+        .iter()
+        .filter(|d| **d < Duration::from_millis(900))
+        .count();
+    assert!(early <= 1, "{after:?}");
+    assert!(after.len() - early >= 5, "{after:?}");
+}
