@@ -220,6 +220,29 @@ fn contradiction_error(state: &CallState) -> Option<Error> {
     })
 }
 
+/// An [`Error::Transport`] for a network failure: while sending a request,
+/// or later, while streaming a download's body.
+pub(crate) fn transport_error(
+    operation: Option<&'static str>,
+    source: reqwest::Error,
+    attempts: u32,
+    deadline_hit: bool,
+) -> Error {
+    let kind = if source.is_timeout() || deadline_hit {
+        TransportKind::Timeout
+    } else if source.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Connection
+    };
+    Error::Transport {
+        operation,
+        kind,
+        attempts: attempts.max(1),
+        source: Box::new(source.without_url()),
+    }
+}
+
 async fn map_error<E: ErrorBody>(
     error: cm_api_gen::Error<E>,
     mut state: CallState,
@@ -231,19 +254,7 @@ async fn map_error<E: ErrorBody>(
         return Error::Auth(auth);
     }
     let transport = |source: reqwest::Error, attempts: u32, deadline_hit: bool| {
-        let kind = if source.is_timeout() || deadline_hit {
-            TransportKind::Timeout
-        } else if source.is_connect() {
-            TransportKind::Connect
-        } else {
-            TransportKind::Connection
-        };
-        Error::Transport {
-            operation,
-            kind,
-            attempts: attempts.max(1),
-            source: Box::new(source.without_url()),
-        }
+        transport_error(operation, source, attempts, deadline_hit)
     };
     match error {
         G::InvalidRequest(message) | G::Custom(message) => {

@@ -172,6 +172,18 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+
+    /// A download arrived but could not be written where it was going
+    /// (e.g. the disk is full); the API call itself succeeded.
+    #[error("could not write the download{}: {source}", path.as_deref().map(|p| format!(" to {}", p.display())).unwrap_or_default())]
+    #[non_exhaustive]
+    Write {
+        /// The file being written, for `Download::save`.
+        path: Option<std::path::PathBuf>,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn op_prefix(operation: &Option<&'static str>) -> String {

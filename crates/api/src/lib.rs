@@ -31,6 +31,13 @@
 //!   ([`StreamConsumer`]);
 //! * [`bulk`]: concurrent, bisecting `sync_comments` / `sync_raw_emails`
 //!   uploads from a `Stream` of any length ([`bulk::sync_comments`]).
+//!
+//! For files:
+//!
+//! * [`upload`]: the multipart uploads of attachments, call audio and
+//!   documents ([`Client::uploads`]);
+//! * [`download`]: attachments, documents and CSV query results as a
+//!   streamed [`Download`] ([`Client::downloads`]).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -39,6 +46,7 @@ pub mod auth;
 pub mod bulk;
 mod client;
 pub mod config;
+pub mod download;
 pub mod endpoint;
 pub mod error;
 pub mod paginate;
@@ -47,6 +55,7 @@ mod secret;
 pub mod server_timing;
 pub mod stream_consumer;
 mod transport;
+pub mod upload;
 
 pub use auth::{AccessToken, AuthError, ClientCredentials, StaticToken, TokenProvider};
 pub use client::{
@@ -54,12 +63,14 @@ pub use client::{
     Response,
 };
 pub use config::ConfigError;
+pub use download::{Download, Downloads};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{Error, TransportKind};
 pub use retry::{RateGate, RetryPolicy};
 pub use secret::Secret;
 pub use server_timing::{Metric, ServerTiming};
 pub use stream_consumer::StreamConsumer;
+pub use upload::{Upload, Uploads};
 
 /// The generated request and response types, e.g. [`types::Dataset`].
 pub use cm_api_gen::types;

@@ -188,6 +188,12 @@ pub const RETRY_TABLE: &[(&str, RetryClass, &str)] = &[
         RetryClass::Never,
         "sends an email; a repeat after a lost answer sends it twice",
     ),
+    // PUTs that create something new each time (an exception to the method default).
+    (
+        "upload_document",
+        RetryClass::Never,
+        "creates a new comment per upload; a repeat after a lost answer stores the document twice",
+    ),
     (
         "update_labelling",
         RetryClass::Never,

@@ -1,0 +1,442 @@
+//! The three file uploads the generated client cannot make:
+//! `upload_comment_attachment`, `upload_comment_audio` and `upload_document`.
+//!
+//! On the wire each is a `PUT` with a `multipart/form-data` body holding one
+//! part named `file` (the content, with its file name and media type).
+//! progenitor cannot build multipart bodies, so the spec declares them as raw
+//! bytes (`x-hand-written: multipart`) and they are written here by hand, on
+//! the same client as every generated call: the request goes through the
+//! generated client's hooks (bearer token, 401 refresh, retries, rate gate,
+//! tracing, Server-Timing) and its result through the same error mapping as
+//! [`Client::send`], so a failure is the same [`Error`] a generated
+//! operation would return.
+//!
+//! ```no_run
+//! use cm_api::upload::Upload;
+//!
+//! # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! let pdf = std::fs::read("invoice.pdf")?;
+//! let stored = client
+//!     .uploads()
+//!     .document("18ba5ce699f8da1f", Upload::new("invoice.pdf", "application/pdf", pdf))
+//!     .await?;
+//! println!("comment {} holds the document", stored.comment_id);
+//! # Ok(()) }
+//! ```
+//!
+//! # Retries
+//!
+//! The body is encoded into memory once, before sending, so every attempt
+//! sends the same bytes:
+//!
+//! * `upload_comment_attachment` and `upload_comment_audio` are idempotent
+//!   by key: the path names the comment (and the attachment's index), and a
+//!   repeat stores the same content at the same place again. They are
+//!   retried like any other `PUT` (the method default of
+//!   [`retry_class`](crate::retry::retry_class)).
+//! * `upload_document` creates a new comment per upload, so a repeat after
+//!   a lost answer (a gateway timeout included) could store the document
+//!   twice. Its [`RETRY_TABLE`](crate::retry::RETRY_TABLE) row makes it
+//!   never retried blindly; retry it yourself when a duplicate is acceptable.
+//!
+//! The content is held in memory (twice, briefly, while the body is
+//! encoded): attachments, call recordings and documents are files, not
+//! datasets.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use cm_api_gen::ResponseValue;
+use cm_api_gen::types::{
+    ErrorResponse, OkResponse, PathSegment, UploadAttachmentResponse, UploadDocumentResponse,
+};
+use futures::TryStreamExt;
+use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use serde::de::DeserializeOwned;
+
+use crate::client::{Client, Response};
+use crate::error::Error;
+
+/// The name of the one multipart part every upload sends.
+const FILE_PART: &str = "file";
+
+/// A file to upload: its name, its media type and its content.
+///
+/// ```
+/// use cm_api::upload::Upload;
+///
+/// let upload = Upload::new("call-0042.mp3", "audio/mpeg", vec![0xff, 0xfb, 0x90]);
+/// assert_eq!(upload.file_name(), "call-0042.mp3");
+/// assert_eq!(upload.len(), 3);
+/// ```
+#[derive(Clone)]
+pub struct Upload {
+    file_name: String,
+    content_type: String,
+    content: Bytes,
+}
+
+impl fmt::Debug for Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The content is a customer's file: its size is enough in a log.
+        f.debug_struct("Upload")
+            .field("file_name", &self.file_name)
+            .field("content_type", &self.content_type)
+            .field("len", &self.content.len())
+            .finish()
+    }
+}
+
+impl Upload {
+    /// A file from memory. `content` can be a `Vec<u8>`, a `&'static [u8]`
+    /// or a [`Bytes`] (not copied). The file name and media type are checked
+    /// when the upload is sent: a bad one is an [`Error::InvalidRequest`]
+    /// and nothing is sent.
+    pub fn new(
+        file_name: impl Into<String>,
+        content_type: impl Into<String>,
+        content: impl Into<Bytes>,
+    ) -> Self {
+        Self {
+            file_name: file_name.into(),
+            content_type: content_type.into(),
+            content: content.into(),
+        }
+    }
+
+    /// Reads the file at `path`, naming the upload after the file's last
+    /// path component.
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// let upload = cm_api::upload::Upload::from_path("scans/invoice.pdf", "application/pdf").await?;
+    /// assert_eq!(upload.file_name(), "invoice.pdf");
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_path(
+        path: impl AsRef<Path>,
+        content_type: impl Into<String>,
+    ) -> std::io::Result<Self> {
+        let path = path.as_ref();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{} does not name a file", path.display()),
+                )
+            })?;
+        let content = tokio::fs::read(path).await?;
+        Ok(Self::new(file_name, content_type, content))
+    }
+
+    /// The file name sent with the content.
+    pub fn file_name(&self) -> &str {
+        &self.file_name
+    }
+
+    /// The media type sent with the content, e.g. `application/pdf`.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// The content.
+    pub fn content(&self) -> &Bytes {
+        &self.content
+    }
+
+    /// The content's size in bytes.
+    pub fn len(&self) -> usize {
+        self.content.len()
+    }
+
+    /// Whether the content is empty.
+    pub fn is_empty(&self) -> bool {
+        self.content.is_empty()
+    }
+
+    /// The `multipart/form-data` body (one part, `file`) and its
+    /// `Content-Type` header, in memory so that a retry can resend it.
+    async fn encode(self) -> Result<(HeaderValue, Bytes), String> {
+        if self.file_name.is_empty() {
+            return Err("the upload's file name is empty".to_owned());
+        }
+        if self.file_name.chars().any(char::is_control) {
+            return Err(format!(
+                "the upload's file name {:?} contains control characters",
+                self.file_name
+            ));
+        }
+        let size = self.content.len();
+        let part = reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::from(self.content),
+            size as u64,
+        )
+        .file_name(self.file_name)
+        .mime_str(&self.content_type)
+        .map_err(|_| {
+            format!(
+                "the upload's content type {:?} is not a media type",
+                self.content_type
+            )
+        })?;
+        let form = reqwest::multipart::Form::new().part(FILE_PART, part);
+        let content_type = HeaderValue::from_str(&format!(
+            "multipart/form-data; boundary={}",
+            form.boundary()
+        ))
+        .map_err(|e| e.to_string())?;
+        // Every piece is already in memory, so this completes at once.
+        let mut body = Vec::with_capacity(size + 512);
+        let mut pieces = std::pin::pin!(form.into_stream());
+        while let Some(piece) = pieces.try_next().await.map_err(|e| e.to_string())? {
+            body.extend_from_slice(&piece);
+        }
+        Ok((content_type, Bytes::from(body)))
+    }
+}
+
+/// The hand-written uploads, from [`Client::uploads`].
+#[derive(Clone, Copy, Debug)]
+pub struct Uploads<'a> {
+    client: &'a Client,
+}
+
+impl Client {
+    /// The file uploads the generated client cannot make (multipart bodies):
+    /// attachment content, call audio and documents. See [`Uploads`].
+    pub fn uploads(&self) -> Uploads<'_> {
+        Uploads { client: self }
+    }
+}
+
+impl Uploads<'_> {
+    /// Stores the content of attachment number `attachment_index` (from 0,
+    /// its position in the comment's `attachments`) of a comment already
+    /// synced with that attachment's metadata (`upload_comment_attachment`).
+    /// The answer's `content_hash` matches the attachment's.
+    ///
+    /// ```no_run
+    /// use cm_api::upload::Upload;
+    ///
+    /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
+    /// let stored = client
+    ///     .uploads()
+    ///     .comment_attachment(
+    ///         "18ba5ce699f8da1f",
+    ///         "msg-42",
+    ///         0,
+    ///         Upload::new("report.pdf", "application/pdf", b"%PDF-1.7 ...".as_slice()),
+    ///     )
+    ///     .await?;
+    /// println!("stored, hash {}", stored.content_hash);
+    /// # Ok(()) }
+    /// ```
+    pub async fn comment_attachment(
+        &self,
+        source_id: &str,
+        comment_id: &str,
+        attachment_index: usize,
+        file: Upload,
+    ) -> Result<Response<UploadAttachmentResponse>, Error> {
+        const OPERATION: &str = "upload_comment_attachment";
+        let path = format!(
+            "/api/_private/sources/id:{}/comments/{}/attachments/{attachment_index}",
+            segment(OPERATION, "source_id", source_id)?,
+            segment(OPERATION, "comment_id", comment_id)?,
+        );
+        self.put(OPERATION, path, file).await
+    }
+
+    /// Attaches the audio recording of a call to its comment
+    /// (`upload_comment_audio`).
+    ///
+    /// ```no_run
+    /// use cm_api::upload::Upload;
+    ///
+    /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let audio = Upload::from_path("calls/0042.mp3", "audio/mpeg").await?;
+    /// client.uploads().comment_audio("18ba5ce699f8da1f", "call-0042", audio).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn comment_audio(
+        &self,
+        source_id: &str,
+        comment_id: &str,
+        file: Upload,
+    ) -> Result<Response<OkResponse>, Error> {
+        const OPERATION: &str = "upload_comment_audio";
+        let path = format!(
+            "/api/_private/sources/id:{}/comments/{}/audio",
+            segment(OPERATION, "source_id", source_id)?,
+            segment(OPERATION, "comment_id", comment_id)?,
+        );
+        self.put(OPERATION, path, file).await
+    }
+
+    /// Stores a document (e.g. a PDF) in an IXP source, which creates a
+    /// comment for it (`upload_document`). The answer names the comment and
+    /// the document's attachment reference; see the module documentation
+    /// on retries.
+    ///
+    /// ```no_run
+    /// use cm_api::upload::Upload;
+    ///
+    /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let document = Upload::from_path("invoice.pdf", "application/pdf").await?;
+    /// let stored = client.uploads().document("18ba5ce699f8da1f", document).await?;
+    /// println!("comment {}, attachment {}", stored.comment_id, stored.attachment_ref);
+    /// # Ok(()) }
+    /// ```
+    pub async fn document(
+        &self,
+        source_id: &str,
+        file: Upload,
+    ) -> Result<Response<UploadDocumentResponse>, Error> {
+        const OPERATION: &str = "upload_document";
+        let path = format!(
+            "/api/_private/sources/id:{}/documents",
+            segment(OPERATION, "source_id", source_id)?,
+        );
+        self.put(OPERATION, path, file).await
+    }
+
+    async fn put<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        path: String,
+        file: Upload,
+    ) -> Result<Response<T>, Error> {
+        let (content_type, body) =
+            file.encode()
+                .await
+                .map_err(|message| Error::InvalidRequest {
+                    operation: Some(operation),
+                    message,
+                })?;
+        self.client
+            .send(|c| async move {
+                let request = c
+                    .client()
+                    .put(format!("{}{path}", c.baseurl()))
+                    .header(ACCEPT, HeaderValue::from_static("application/json"))
+                    .header(CONTENT_TYPE, content_type)
+                    .body(body)
+                    .build()?;
+                json_response(execute(c, request, operation).await?).await
+            })
+            .await
+    }
+}
+
+/// The error type of a generated call, which hand-written calls return too
+/// so that [`Client::send`] maps both the same way.
+pub(crate) type GeneratedError = cm_api_gen::Error<ErrorResponse>;
+
+/// `value` checked as the spec's `PathSegment` (non-empty, not `.` or `..`:
+/// percent-encoding cannot stop those from changing the resource) and
+/// percent-encoded with the generated client's rules; else an
+/// [`Error::InvalidRequest`] naming `name`, before anything is sent.
+pub(crate) fn segment(operation: &'static str, name: &str, value: &str) -> Result<String, Error> {
+    PathSegment::from_str(value).map_err(|_| Error::InvalidRequest {
+        operation: Some(operation),
+        message: format!(
+            "`{name}` must be a non-empty path segment other than `.` or `..`, got {value:?}"
+        ),
+    })?;
+    Ok(progenitor_client::encode_path(value))
+}
+
+/// Sends a hand-built request as the generated code sends its own: through
+/// the client's `pre` / `exec` / `post` hooks (here the
+/// [`Transport`](crate::transport::Transport)), so authentication, retries
+/// and the call record that [`Client::send`] reads all apply.
+pub(crate) async fn execute(
+    client: &cm_api_gen::Client,
+    mut request: reqwest::Request,
+    operation_id: &'static str,
+) -> Result<reqwest::Response, GeneratedError> {
+    let info = OperationInfo { operation_id };
+    client.pre(&mut request, &info).await?;
+    let result = client.exec(request, &info).await;
+    client.post(&result, &info).await?;
+    Ok(result?)
+}
+
+/// A response read as a generated JSON operation reads it: the 200 body as
+/// `T`, a 4xx/5xx body as the error envelope, any other status unexpected.
+pub(crate) async fn json_response<T: DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<ResponseValue<T>, GeneratedError> {
+    match response.status().as_u16() {
+        200 => ResponseValue::from_response(response).await,
+        400..=599 => Err(cm_api_gen::Error::ErrorResponse(
+            ResponseValue::from_response(response).await?,
+        )),
+        _ => Err(cm_api_gen::Error::UnexpectedResponse(response)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_body_is_one_file_part_with_name_type_and_content() {
+        let upload = Upload::new("a \"b\".pdf", "application/pdf", b"%PDF\r\n--x".as_slice());
+        let (content_type, body) = upload.encode().await.unwrap();
+        let content_type = content_type.to_str().unwrap();
+        let boundary = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .unwrap();
+        let expected = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a \\\"b\\\".pdf\"\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n--x\r\n--{boundary}--\r\n"
+        );
+        assert_eq!(String::from_utf8(body.to_vec()).unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn bad_names_and_types_are_refused() {
+        for (name, content_type, needle) in [
+            ("", "text/plain", "empty"),
+            ("a\r\nb.txt", "text/plain", "control"),
+            ("a.txt", "not a type", "media type"),
+        ] {
+            let error = Upload::new(name, content_type, Vec::new())
+                .encode()
+                .await
+                .unwrap_err();
+            assert!(error.contains(needle), "{error}");
+        }
+    }
+
+    #[test]
+    fn segments_are_checked_and_encoded() {
+        assert_eq!(segment("op", "x", "a b/c").unwrap(), "a%20b%2Fc");
+        for bad in ["", ".", ".."] {
+            let error = segment("op", "comment_id", bad).unwrap_err();
+            assert!(matches!(
+                error,
+                Error::InvalidRequest {
+                    operation: Some("op"),
+                    ..
+                }
+            ));
+            assert!(error.to_string().contains("comment_id"), "{error}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_size_not_the_content() {
+        let upload = Upload::new("secret.txt", "text/plain", b"top secret".as_slice());
+        let debug = format!("{upload:?}");
+        assert!(
+            debug.contains("len: 10") && !debug.contains("top secret"),
+            "{debug}"
+        );
+    }
+}
