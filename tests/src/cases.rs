@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use crate::harness::{Canned, Case, Outcome, request_body, run, run_bytes};
 
 /// Declares a [`Case`]: `operation: METHOD "exact/encoded/path"`, optional
-/// `query [(key, value), ...]` (every pair must be sent), optional
+/// `query [(key, value), ...]` (exactly the pairs sent), optional
 /// `body(name: Type)` (binds the spec's request example, decoded into the
 /// generated `Type`, as `name`), then `|client| builder` with the arguments
 /// that must produce that request. `.send()` is added here.
@@ -66,14 +66,14 @@ fn generated_cases() -> Vec<Case> {
             |c| c.delete_source_by_id().source_id("18ba5ce699f8da1f")),
         case!(get_source_statistics: POST "/api/v1/sources/acme/inbox/statistics", body(body: SourceStatisticsRequest),
             |c| c.get_source_statistics().project("acme").source_name("inbox").body(body)),
-        case!(sync_comments: POST "/api/v1/sources/acme/inbox/sync", body(body: SyncCommentsRequest),
-            |c| c.sync_comments().project("acme").source_name("inbox").body(body)),
-        case!(sync_raw_emails: POST "/api/v1/sources/acme/inbox/sync-raw-emails", body(body: SyncRawEmailsRequest),
-            |c| c.sync_raw_emails().project("acme").source_name("inbox").body(body)),
+        case!(sync_comments: POST "/api/v1/sources/acme/inbox/sync", query [("no_charge", "true")], body(body: SyncCommentsRequest),
+            |c| c.sync_comments().project("acme").source_name("inbox").no_charge(true).body(body)),
+        case!(sync_raw_emails: POST "/api/v1/sources/acme/inbox/sync-raw-emails", query [("no_charge", "false")], body(body: SyncRawEmailsRequest),
+            |c| c.sync_raw_emails().project("acme").source_name("inbox").no_charge(false).body(body)),
         case!(get_comment: GET "/api/v1/sources/acme/inbox/comments/msg%2F42%231%25%C3%A9", query [("include_markup", "true")],
             |c| c.get_comment().project("acme").source_name("inbox").comment_id("msg/42#1%é").include_markup(true)),
-        case!(delete_comments: DELETE "/api/v1/sources/acme/inbox/comments", query [("id", "0123"), ("id", "0456")],
-            |c| c.delete_comments().project("acme").source_name("inbox").id(vec!["0123".to_owned(), "0456".to_owned()])),
+        case!(delete_comments: DELETE "/api/v1/sources/acme/inbox/comments", query [("id", "0123"), ("id", "0456"), ("ids", "0789,0abc")],
+            |c| c.delete_comments().project("acme").source_name("inbox").id(vec!["0123".to_owned(), "0456".to_owned()]).ids("0789,0abc")),
         case!(get_comment_threads: GET "/api/v1/sources/acme/inbox/threads", query [("thread_id", "t-1")],
             |c| c.get_comment_threads().project("acme").source_name("inbox").thread_id(vec!["t-1".to_owned()])),
         case!(list_datasets: GET "/api/v1/datasets",
@@ -227,11 +227,11 @@ fn generated_cases() -> Vec<Case> {
             |c| c.update_user().user_id("a1b2c3d4e5f60718").body(body)),
         case!(delete_user: DELETE "/api/_private/users/a1b2c3d4e5f60718",
             |c| c.delete_user().user_id("a1b2c3d4e5f60718")),
-        case!(send_welcome_email: POST "/api/_private/users/a1b2c3d4e5f60718/welcome-email",
-            |c| c.send_welcome_email().user_id("a1b2c3d4e5f60718")),
+        case!(send_welcome_email: POST "/api/_private/users/a1b2c3d4e5f60718/welcome-email", body(body: EmptyRequest),
+            |c| c.send_welcome_email().user_id("a1b2c3d4e5f60718").body(body)),
         case!(get_current_user: GET "/auth/user",
             |c| c.get_current_user()),
-        case!(refresh_user_permissions: POST "/auth/refresh-user-permissions", body(body: RefreshUserPermissionsRequest),
+        case!(refresh_user_permissions: POST "/auth/refresh-user-permissions", body(body: EmptyRequest),
             |c| c.refresh_user_permissions().body(body)),
         case!(list_all_projects: GET "/api/_private/projects", query [("cm_only", "true")],
             |c| c.list_all_projects().cm_only(true)),

@@ -46,7 +46,7 @@ pub struct Case {
     pub method: &'static str,
     /// The exact path on the wire, percent-encoded.
     pub path: &'static str,
-    /// Query pairs that must all be present.
+    /// The query pairs, exactly: each must be sent, and nothing else.
     pub query: &'static [(&'static str, &'static str)],
     /// Whether the body must equal the spec's request example.
     pub sends_body: bool,
@@ -176,6 +176,18 @@ pub async fn exercise(case: &Case, answer: Answer) -> Outcome {
             for (key, value) in case.query {
                 when = when.query_param(*key, *value);
             }
+            // Exactly these pairs: nothing the case does not document.
+            let mut expected: Vec<(String, String)> = case
+                .query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            expected.sort();
+            when = when.is_true(move |request| {
+                let mut sent = request.query_params();
+                sent.sort();
+                sent == expected
+            });
             if case.sends_body {
                 let example = request_example(case.operation_id).expect("request example");
                 when.json_body(example.clone());
@@ -192,19 +204,33 @@ pub async fn exercise(case: &Case, answer: Answer) -> Outcome {
     outcome
 }
 
-/// Drops object members whose value is `null` or `[]`, at any depth: the
-/// generated types write an absent optional field for both (`Option::None`,
-/// an empty `Vec`), and to the API they mean the same.
+/// Drops object members whose value is `null` or a zero value (`[]`, `{}`,
+/// `false`, `""`, `0`), at any depth. The generated types write an absent
+/// optional field for `null`, `[]` and `{}`, and a defaulted field
+/// (`#[serde(default)]`, per the spec's `default`) comes back as its zero
+/// value when it was absent; to the API each pair means the same.
 pub fn normalised(value: &Value) -> Value {
     match value {
         Value::Object(object) => Value::Object(
             object
                 .iter()
-                .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
                 .map(|(k, v)| (k.clone(), normalised(v)))
+                .filter(|(_, v)| !is_zero(v))
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(normalised).collect()),
         other => other.clone(),
+    }
+}
+
+/// `null` or the zero value of its JSON type.
+fn is_zero(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(members) => members.is_empty(),
     }
 }

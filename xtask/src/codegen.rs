@@ -50,6 +50,10 @@ pub enum CodegenError {
         /// syn's error.
         source: syn::Error,
     },
+    /// progenitor's output no longer has the shape the post-processing
+    /// step rewrites (see `route_success_arms`).
+    #[error("cannot post-process the generated client: {0}")]
+    PostProcess(String),
     /// An output file could not be written or read.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -158,7 +162,10 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
                         "//\n// Hand-written in cm-api (x-hand-written), not generated:\n{client_note}\n"
                     )
                 }
-                + &format_tokens("client.rs", client)?,
+                + &route_success_arms(
+                    &format_tokens("client.rs", client)?,
+                    operations(&generated_spec).len(),
+                )?,
         },
         OutputFile {
             name: "mock.rs",
@@ -463,6 +470,37 @@ fn component_schemas(raw: &Value, type_names: &[String]) -> proc_macro2::TokenSt
             ::std::vec![#(#entries),*]
         }
     }
+}
+
+/// progenitor's success arm.
+const JSON_SUCCESS_ARM: &str = "200u16 => ResponseValue::from_response(response).await,";
+/// The same arm for binary downloads.
+const STREAM_SUCCESS_ARM: &str = "200u16 => Ok(ResponseValue::stream(response)),";
+
+/// Routes every operation's success arm through the hand-written seam:
+/// any 2xx status counts as the documented success (a platform that answers
+/// `201` or `204` for a `200` has still succeeded), and JSON bodies are
+/// decoded by `crate::hooks::decode_success`, which has no recursion limit
+/// (progenitor's `serde_json::from_slice` stops at 128 levels, which deep
+/// HTML-email markup exceeds). A count check makes a change in progenitor's
+/// output fail loudly instead of silently skipping operations.
+fn route_success_arms(client: &str, operations: usize) -> Result<String, CodegenError> {
+    let json = client.matches(JSON_SUCCESS_ARM).count();
+    let stream = client.matches(STREAM_SUCCESS_ARM).count();
+    if json + stream != operations {
+        return Err(CodegenError::PostProcess(format!(
+            "expected one success arm per operation ({operations}), found {json} JSON and {stream} binary"
+        )));
+    }
+    Ok(client
+        .replace(
+            JSON_SUCCESS_ARM,
+            "200u16..=299u16 => crate::hooks::decode_success(response).await,",
+        )
+        .replace(
+            STREAM_SUCCESS_ARM,
+            "200u16..=299u16 => Ok(ResponseValue::stream(response)),",
+        ))
 }
 
 fn format_tokens(

@@ -14,8 +14,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
+use serde::de::DeserializeOwned;
 
-use crate::{Client, Error};
+use crate::{Client, Error, ResponseValue};
 
 /// A boxed, `Send` future, as returned by [`RequestHooks`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -140,5 +141,53 @@ impl ClientHooks<Hooks> for Client {
             }
             None => self.client().execute(request).await,
         }
+    }
+}
+
+/// Decodes a JSON body with no nesting limit and no risk of overflowing the
+/// stack.
+///
+/// `serde_json` stops at 128 levels by default, and each level of a
+/// comment's rich-text markup costs two (the node and its `children`
+/// array), so a forwarded chain of HTML emails can exceed it. The limit is
+/// lifted, and `serde_stacker` grows the stack on the heap as the decoder
+/// descends, so any depth decodes on any thread, including a default tokio
+/// worker.
+///
+/// ```
+/// let deep = "[".repeat(5_000) + &"]".repeat(5_000);
+/// let value: serde_json::Value = cm_api_gen::hooks::decode_json(deep.as_bytes()).unwrap();
+/// assert!(value.is_array());
+/// ```
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    json.disable_recursion_limit();
+    let value = T::deserialize(serde_stacker::Deserializer::new(&mut json))?;
+    json.end()?;
+    Ok(value)
+}
+
+/// What an empty success body (a `204 No Content`) is read as: the bare
+/// success envelope, which is all that operations returning `OkResponse`
+/// carry. Operations with a payload still fail, naming the missing field.
+const EMPTY_SUCCESS: &[u8] = br#"{"status":"ok"}"#;
+
+/// The success arm of every generated JSON operation (`cargo xtask codegen`
+/// routes it here): any 2xx status, decoded by [`decode_json`].
+#[doc(hidden)]
+pub async fn decode_success<T: DeserializeOwned, E>(
+    response: reqwest::Response,
+) -> Result<ResponseValue<T>, Error<E>> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.map_err(Error::ResponseBodyError)?;
+    let decoded = if body.is_empty() {
+        decode_json(EMPTY_SUCCESS)
+    } else {
+        decode_json(&body)
+    };
+    match decoded {
+        Ok(inner) => Ok(ResponseValue::new(inner, status, headers)),
+        Err(error) => Err(Error::InvalidResponsePayload(body, error)),
     }
 }
