@@ -21,6 +21,29 @@ fn shape(schema: &Value) -> &Value {
     schema
 }
 
+/// Like [`shape`], and for a `oneOf`/`anyOf`, the first branch that can
+/// describe `value`: a record for an object, a list for an array. A value
+/// no branch describes keeps the union schema, and is left as it is.
+fn shape_of<'s>(schema: &'s Value, value: &Value) -> &'s Value {
+    let schema = shape(schema);
+    let branches = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))
+        .and_then(Value::as_array);
+    let Some(branches) = branches else {
+        return schema;
+    };
+    branches
+        .iter()
+        .map(shape)
+        .find(|branch| match value {
+            Value::Object(_) => branch.get("properties").is_some(),
+            Value::Array(_) => branch.get("items").is_some(),
+            _ => false,
+        })
+        .unwrap_or(schema)
+}
+
 /// Applies `edit` to every object in `value` whose schema declares
 /// `properties` (records, not free-form maps), depth first.
 fn edit_records(
@@ -28,7 +51,7 @@ fn edit_records(
     value: &Value,
     edit: &dyn Fn(&Value, &mut Map<String, Value>),
 ) -> Value {
-    let schema = shape(schema);
+    let schema = shape_of(schema, value);
     match value {
         Value::Object(object) => {
             let properties = schema.get("properties").and_then(Value::as_object);
@@ -102,19 +125,139 @@ async fn unknown_fields_in_every_record_still_decode() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Where decoding failed, from the client's error: the operation and the
+/// body path of the first field the generated type rejected.
+fn decode_failure(operation_id: &str, error: &cm_api::Error) -> String {
+    match error {
+        cm_api::Error::Decode { path, detail, .. } => format!(
+            "{operation_id}: at {}: {detail}",
+            path.as_deref()
+                .map(json_pointer)
+                .unwrap_or_else(|| "/".into())
+        ),
+        other => format!("{operation_id}: {other}"),
+    }
+}
+
+/// `results[0].comment.messages` as the JSON pointer
+/// `/results/0/comment/messages`.
+fn json_pointer(path: &str) -> String {
+    path.replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .filter(|part| !part.is_empty())
+        .map(|part| format!("/{part}"))
+        .collect()
+}
+
+#[test]
+fn decode_paths_read_as_json_pointers() {
+    assert_eq!(
+        json_pointer("results[0].comment.messages"),
+        "/results/0/comment/messages"
+    );
+    assert_eq!(json_pointer("status"), "/status");
+}
+
+/// The minimal body: every record of every operation's success example
+/// keeps only its `required` members, at every depth. Generated from the
+/// spec, so an operation added later is covered without a new case.
 #[tokio::test]
-async fn records_without_their_optional_fields_still_decode() {
+async fn every_success_body_decodes_with_only_its_required_fields() {
     let mut failures = Vec::new();
+    let mut removed = 0;
     for (case, schema, example) in json_cases() {
-        let sparse = edit_records(schema, example, &|record_schema, record| {
+        let minimal = edit_records(schema, example, &|record_schema, record| {
             let keep = required(record_schema);
             record.retain(|key, _| keep.contains(&key.as_str()));
         });
-        if let Err(error) = exercise(&case, Answer::json(200, &sparse)).await {
-            failures.push(format!("{}: {error}", case.operation_id));
+        removed += example.to_string().len() - minimal.to_string().len();
+        if let Err(error) = exercise(&case, Answer::json(200, &minimal)).await {
+            failures.push(decode_failure(case.operation_id, &error));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Most of every example is optional; far less removed means the walk broke.
+    assert!(
+        removed > 20_000,
+        "only {removed} bytes of optional members removed"
+    );
+}
+
+/// Every property the spec marks `nullable` is sent as `null`, whether the
+/// example had it or not, in every record of every success body.
+#[tokio::test]
+async fn every_nullable_field_decodes_as_null() {
+    let mut failures = Vec::new();
+    let mut nulled = 0usize;
+    for (case, schema, example) in json_cases() {
+        let count = std::cell::Cell::new(0usize);
+        let with_nulls = edit_records(schema, example, &|record_schema, record| {
+            let properties = record_schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten();
+            for (name, property) in properties {
+                if deref(spec(), property)
+                    .and_then(|p| p.get("nullable"))
+                    .and_then(Value::as_bool)
+                    == Some(true)
+                {
+                    record.insert(name.clone(), Value::Null);
+                    count.set(count.get() + 1);
+                }
+            }
+        });
+        nulled += count.get();
+        if let Err(error) = exercise(&case, Answer::json(200, &with_nulls)).await {
+            failures.push(decode_failure(case.operation_id, &error));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(nulled >= 50, "only {nulled} nullable members set to null");
+}
+
+/// A success the platform answers with another 2xx status is still a
+/// success: `201` with the documented body, and `204` with no body for the
+/// operations that return nothing but `{"status":"ok"}`.
+#[tokio::test]
+async fn any_2xx_status_is_a_success() {
+    let mut failures = Vec::new();
+    let mut empty_bodied = 0;
+    for (case, schema, example) in json_cases() {
+        if let Err(error) = exercise(&case, Answer::json(201, example)).await {
+            failures.push(format!("{} as 201: {error}", case.operation_id));
+        }
+        if schema.get("$ref").and_then(Value::as_str) == Some("#/components/schemas/OkResponse") {
+            empty_bodied += 1;
+            match exercise(&case, Answer::raw(204, "application/json", b"")).await {
+                Ok(value) if value == json!({ "status": "ok" }) => {}
+                other => failures.push(format!("{} as 204: {other:?}", case.operation_id)),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        empty_bodied >= 10,
+        "only {empty_bodied} OkResponse operations"
+    );
+}
+
+/// A 204 for an operation with a payload is not silently an empty value:
+/// it fails to decode, naming the payload.
+#[tokio::test]
+async fn an_empty_body_for_an_operation_with_a_payload_names_the_payload() {
+    let case = cases()
+        .into_iter()
+        .find(|case| case.operation_id == "get_source")
+        .expect("get_source case");
+    match exercise(&case, Answer::raw(204, "application/json", b"")).await {
+        Err(error @ cm_api::Error::Decode { .. }) => {
+            assert!(error.to_string().contains("`source`"), "{error}");
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -212,4 +355,55 @@ async fn open_enums_decode_and_keep_a_value_added_later() {
         substituted >= 30,
         "only {substituted} open-enum values substituted"
     );
+}
+
+/// Answers shaped as the vendor's own client has been seen to receive them,
+/// each of which a spec that required every documented field rejected.
+#[tokio::test]
+async fn answers_the_official_client_accepts_decode() {
+    let answers = [
+        // An older platform: no `updated_properties_only` / `updated_text_changed`.
+        (
+            "sync_comments",
+            json!({ "status": "ok", "new": 3, "updated": 1, "unchanged": 0 }),
+        ),
+        // A comment without `attachments`, `user_properties` as `null`, and
+        // a `null` cursor on the last page.
+        (
+            "list_source_comments",
+            json!({
+                "status": "ok",
+                "comments": [{
+                    "uid": "18ba5ce699f8da1f.0123",
+                    "id": "0123",
+                    "timestamp": "2026-03-04T09:15:00Z",
+                    "user_properties": null,
+                    "messages": [{ "body": { "text": "Hello" } }]
+                }],
+                "continuation": null
+            }),
+        ),
+        // Counts the platform computes as floats.
+        (
+            "get_source_statistics",
+            json!({ "status": "ok", "statistics": { "num_comments": 5120.0 } }),
+        ),
+        // A project from a deployment that sends no ids or timestamps.
+        (
+            "list_projects",
+            json!({ "status": "ok", "projects": [{ "name": "acme" }] }),
+        ),
+    ];
+    let cases = cases();
+    let mut failures = Vec::new();
+    for (operation_id, body) in answers {
+        let case = cases
+            .iter()
+            .find(|case| case.operation_id == operation_id)
+            .unwrap_or_else(|| panic!("{operation_id} has a case"));
+        if let Err(error) = exercise(case, Answer::json(200, &body)).await {
+            failures.push(decode_failure(operation_id, &error));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -192,9 +192,12 @@ fn content_type(headers: Option<&http::HeaderMap>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Where `body` fails to decode as `T`, decoded as the generated client
+/// decodes it (`cm_api_gen::hooks::decode_json`: no nesting limit).
 fn decode_path<T: DeserializeOwned>(body: &[u8]) -> Option<String> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+    de.disable_recursion_limit();
+    match serde_path_to_error::deserialize::<_, T>(serde_stacker::Deserializer::new(&mut de)) {
         Ok(_) => None,
         Err(e) => Some(e.path().to_string()).filter(|p| p != "."),
     }

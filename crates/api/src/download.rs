@@ -366,7 +366,7 @@ impl<'c> Downloads<'c> {
                 .build()?;
             let response = execute(c, request, OPERATION).await?;
             match response.status().as_u16() {
-                200 => Ok(ResponseValue::stream(response)),
+                200..=299 => Ok(ResponseValue::stream(response)),
                 400..=599 => Err(cm_api_gen::Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),

@@ -367,13 +367,14 @@ pub(crate) async fn execute(
     Ok(result?)
 }
 
-/// A response read as a generated JSON operation reads it: the 200 body as
-/// `T`, a 4xx/5xx body as the error envelope, any other status unexpected.
+/// A response read as a generated JSON operation reads it: a 2xx body as
+/// `T` (without a nesting limit; an empty body as `{"status":"ok"}`), a
+/// 4xx/5xx body as the error envelope, any other status unexpected.
 pub(crate) async fn json_response<T: DeserializeOwned>(
     response: reqwest::Response,
 ) -> Result<ResponseValue<T>, GeneratedError> {
     match response.status().as_u16() {
-        200 => ResponseValue::from_response(response).await,
+        200..=299 => cm_api_gen::hooks::decode_success(response).await,
         400..=599 => Err(cm_api_gen::Error::ErrorResponse(
             ResponseValue::from_response(response).await?,
         )),
