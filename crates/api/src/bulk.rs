@@ -898,6 +898,7 @@ impl<S: ?Sized> Job<'_, S> {
             }
             Sent::Failed(error)
                 if batch.len() > 1
+                    && !self.stop.is_cancelled()
                     && *splits < self.options.max_splits
                     && self.blames_content(&error) =>
             {

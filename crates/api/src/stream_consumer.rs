@@ -558,7 +558,8 @@ impl<B: StreamBatch> StreamConsumer<B> {
     /// or a 429) is retried with the same id, up to
     /// [`max_consecutive_errors`](Self::max_consecutive_errors) times, before
     /// the error is returned and the batch is redelivered. Any other failure
-    /// is returned at once: the advance may have happened.
+    /// is returned at once: the advance may have happened. Shutdown does not
+    /// cut these waits short (the handled batch is advanced past first).
     async fn advance(&self, sequence_id: String) -> Result<(), Error> {
         let mut failures = 0u32;
         loop {
@@ -598,9 +599,8 @@ impl<B: StreamBatch> StreamConsumer<B> {
                 .min(Duration::from_secs(60))
                 .max(error.retry_after().unwrap_or_default());
             tracing::warn!(%error, attempt = failures, wait_ms = wait.as_millis() as u64, "stream advance not applied, retrying with the same sequence id");
-            if !self.pause(wait).await {
-                return Err(error);
-            }
+            // Not cut short by shutdown: the batch was handled, and is advanced past first.
+            tokio::time::sleep(wait).await;
         }
     }
 
