@@ -734,7 +734,11 @@ pub async fn sync_with<T: BulkItem, S: SyncTarget<T> + ?Sized>(
     let mut shared = job.shared();
     let mut report = std::mem::take(&mut shared.report);
     report.read = shared.read;
-    report.cancelled = job.options.cancel.as_ref().is_some_and(CancellationToken::is_cancelled);
+    report.cancelled = job
+        .options
+        .cancel
+        .as_ref()
+        .is_some_and(CancellationToken::is_cancelled);
     report.failures.sort_by_key(|f| f.item.index);
     report
 }

@@ -705,9 +705,7 @@ impl ClientBuilder {
             None => std::env::var(name).ok(),
         };
         // A trailing newline (a Kubernetes secret mounted from a file) is never meant.
-        value
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
     fn resolve(&self) -> Result<Resolved, ConfigError> {
@@ -888,15 +886,15 @@ impl ClientBuilder {
                 first: format!("environment variable {TOKEN_ENV}"),
                 second: format!("environment variables {CLIENT_ID_ENV}/{CLIENT_SECRET_ENV}"),
             }),
-            (Some(token), None, None) => Ok(Some(Credentials::Token(Secret::new(
-                checked_secret(TOKEN_ENV, token, true)?,
-            )))),
-            (None, Some(id), Some(secret)) => Ok(Some(Credentials::Client(
-                ClientCredentials::new(
+            (Some(token), None, None) => Ok(Some(Credentials::Token(Secret::new(checked_secret(
+                TOKEN_ENV, token, true,
+            )?)))),
+            (None, Some(id), Some(secret)) => {
+                Ok(Some(Credentials::Client(ClientCredentials::new(
                     checked_secret(CLIENT_ID_ENV, id, false)?,
                     checked_secret(CLIENT_SECRET_ENV, secret, false)?,
-                ),
-            ))),
+                ))))
+            }
             (None, Some(_), None) => Err(ConfigError::MissingEnvVar {
                 var: CLIENT_SECRET_ENV.to_owned(),
                 origin: format!("environment variable {CLIENT_ID_ENV}"),

@@ -145,7 +145,10 @@ pub enum Error {
 
     /// The job's [`RateGate`](crate::RateGate) stays closed (after a 429)
     /// beyond the call's deadline, so the call gave up without sending.
-    #[error("{}rate limited: the rate gate stays closed for {retry_after:?}, beyond the call's deadline", op_prefix(operation))]
+    #[error(
+        "{}rate limited: the rate gate stays closed for {retry_after:?}, beyond the call's deadline",
+        op_prefix(operation)
+    )]
     #[non_exhaustive]
     RateLimited {
         /// The operation id, when known.
@@ -405,10 +408,18 @@ mod tests {
         assert_eq!(err.message(), Some(long.as_str()));
 
         let io = std::io::Error::other("disk full");
-        let err = Error::Write { path: None, source: io };
+        let err = Error::Write {
+            path: None,
+            source: io,
+        };
         assert_eq!(err.to_string(), "could not write the download");
-        assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "disk full");
-        let err = Error::Handler { source: "ERP is down".into() };
+        assert_eq!(
+            std::error::Error::source(&err).unwrap().to_string(),
+            "disk full"
+        );
+        let err = Error::Handler {
+            source: "ERP is down".into(),
+        };
         assert!(!err.to_string().contains("ERP"), "{err}");
     }
 

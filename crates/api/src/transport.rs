@@ -249,7 +249,8 @@ impl Transport {
             let outcome = match result {
                 Err(err) => {
                     // A connect error means nothing reached the server: safe for any operation.
-                    let retry = can_retry && (err.is_connect() || (idempotent && is_transient(&err)));
+                    let retry =
+                        can_retry && (err.is_connect() || (idempotent && is_transient(&err)));
                     if retry {
                         let wait = self.retry.backoff(attempt);
                         if self.wait_to_retry(wait, deadline, gate.as_deref()).await {

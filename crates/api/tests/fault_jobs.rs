@@ -60,7 +60,10 @@ fn accounted(report: &bulk::SyncReport) -> bool {
 #[tokio::test]
 async fn a_whole_request_422_costs_three_requests_per_batch() {
     let server = FaultServer::start(|_, _| {
-        Reply::json(422, json!({"status": "error", "message": "Source acme/inbox is locked"}))
+        Reply::json(
+            422,
+            json!({"status": "error", "message": "Source acme/inbox is locked"}),
+        )
     })
     .await;
     let client = client(&server, fast_retries(3));
@@ -75,11 +78,19 @@ async fn a_whole_request_422_costs_three_requests_per_batch() {
     .await;
 
     assert_eq!(report.batches, 5);
-    assert_eq!(report.requests, 15, "was 9,995 when bisected to single items");
+    assert_eq!(
+        report.requests, 15,
+        "was 9,995 when bisected to single items"
+    );
     assert_eq!(server.count(SYNC), 15);
     assert_eq!(report.splits, 5);
     assert_eq!(report.failures.len(), 5000);
-    assert!(report.failures.iter().all(|f| f.error.status() == Some(422)));
+    assert!(
+        report
+            .failures
+            .iter()
+            .all(|f| f.error.status() == Some(422))
+    );
     assert!(accounted(&report));
 }
 
@@ -87,7 +98,10 @@ async fn a_whole_request_422_costs_three_requests_per_batch() {
 async fn one_bad_item_still_costs_about_two_requests_per_halving() {
     let server = FaultServer::start(|request: &Received, _| {
         if request.body_text().contains("\"c77\"") {
-            Reply::json(422, json!({"status": "error", "message": "comment c77 has no messages"}))
+            Reply::json(
+                422,
+                json!({"status": "error", "message": "comment c77 has no messages"}),
+            )
         } else {
             synced(items_in(request))
         }
@@ -114,7 +128,10 @@ async fn one_bad_item_still_costs_about_two_requests_per_halving() {
 #[tokio::test]
 async fn a_fatal_404_stops_the_job_and_counts_unread_items_without_listing_them() {
     let server = FaultServer::start(|_, _| {
-        Reply::json(404, json!({"status": "error", "message": "Source acme/inbox not found"}))
+        Reply::json(
+            404,
+            json!({"status": "error", "message": "Source acme/inbox not found"}),
+        )
     })
     .await;
     let client = client(&server, fast_retries(3));
@@ -137,7 +154,11 @@ async fn a_fatal_404_stops_the_job_and_counts_unread_items_without_listing_them(
 
     let stopped = report.stopped.as_ref().expect("stopped");
     assert_eq!(stopped.status(), Some(404));
-    assert!(produced.load(Ordering::Relaxed) <= 400, "read {}", report.read);
+    assert!(
+        produced.load(Ordering::Relaxed) <= 400,
+        "read {}",
+        report.read
+    );
     assert!(report.read <= 400);
     assert_eq!(report.synced, 0);
     assert!(report.failures.len() <= 200, "{}", report.failures.len());
@@ -181,7 +202,10 @@ struct Slow {
 }
 
 impl SyncTarget<types::CommentNew> for Slow {
-    fn sync<'a>(&'a self, items: &'a [types::CommentNew]) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+    fn sync<'a>(
+        &'a self,
+        items: &'a [types::CommentNew],
+    ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
         Box::pin(async move {
             self.requests.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -216,7 +240,10 @@ async fn cancellation_ends_the_job_with_a_report_of_every_item_read() {
     let report = sync_with(
         &target,
         stream::iter((0..1000).map(comment)),
-        SyncOptions::default().batch_size(10).concurrency(2).cancel(cancel),
+        SyncOptions::default()
+            .batch_size(10)
+            .concurrency(2)
+            .cancel(cancel),
     )
     .await;
 
@@ -273,12 +300,20 @@ async fn an_empty_batch_that_advances_nothing_waits_before_the_next_fetch() {
     // The server claims more results but returns none and filters none.
     let server = FaultServer::start(|request: &Received, _| {
         assert_eq!(request.path, format!("{BASE}/results"));
-        Reply::json(200, json!({"status": "ok", "results": [], "num_filtered": 0,
-                                "more_results": true, "continuation": "pos:0"}))
+        Reply::json(
+            200,
+            json!({"status": "ok", "results": [], "num_filtered": 0,
+                                "more_results": true, "continuation": "pos:0"}),
+        )
     })
     .await;
-    let consumer = StreamConsumer::new(client(&server, fast_retries(3)), "acme", "triage", "refunds")
-        .idle_wait(Duration::from_millis(200));
+    let consumer = StreamConsumer::new(
+        client(&server, fast_retries(3)),
+        "acme",
+        "triage",
+        "refunds",
+    )
+    .idle_wait(Duration::from_millis(200));
     let shutdown = consumer.shutdown_token();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -311,8 +346,13 @@ async fn an_advance_answered_429_is_retried_with_the_same_sequence_id_before_red
     })
     .await;
     // The client does not retry advance_stream itself (it is `Never`).
-    let consumer = StreamConsumer::new(client(&server, fast_retries(3)), "acme", "triage", "refunds")
-        .error_backoff(Duration::from_millis(10));
+    let consumer = StreamConsumer::new(
+        client(&server, fast_retries(3)),
+        "acme",
+        "triage",
+        "refunds",
+    )
+    .error_backoff(Duration::from_millis(10));
     let shutdown = consumer.shutdown_token();
     let handled = Arc::new(AtomicU64::new(0));
     let count = handled.clone();
@@ -328,7 +368,11 @@ async fn an_advance_answered_429_is_retried_with_the_same_sequence_id_before_red
         .unwrap();
 
     assert_eq!(summary.batches, 1);
-    assert_eq!(handled.load(Ordering::SeqCst), 1, "the batch was not redelivered");
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        1,
+        "the batch was not redelivered"
+    );
     let advances: Vec<String> = server
         .received()
         .iter()

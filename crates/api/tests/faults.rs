@@ -42,7 +42,9 @@ fn attempts(err: &Error) -> Option<u32> {
     }
 }
 
-async fn advance(client: &Client) -> Result<cm_api::Response<cm_api::types::AdvanceStreamResponse>, Error> {
+async fn advance(
+    client: &Client,
+) -> Result<cm_api::Response<cm_api::types::AdvanceStreamResponse>, Error> {
     client
         .send(|c| {
             c.advance_stream()
@@ -70,7 +72,11 @@ async fn retry_after_in_seconds_longer_than_max_backoff_reaches_the_caller() {
     )])
     .await;
     // max_backoff is 2 s: a 120 s wait is returned, not shortened.
-    let err = client(&server, fast_retries(4)).datasets().list().await.unwrap_err();
+    let err = client(&server, fast_retries(4))
+        .datasets()
+        .list()
+        .await
+        .unwrap_err();
 
     assert_eq!(err.status(), Some(429));
     assert_eq!(attempts(&err), Some(1));
@@ -82,7 +88,11 @@ async fn retry_after_in_seconds_longer_than_max_backoff_reaches_the_caller() {
 #[tokio::test]
 async fn retry_after_in_seconds_within_max_backoff_is_waited_once() {
     let server = FaultServer::script(vec![
-        Reply::json_with(429, json!({"status": "error", "message": "slow down"}), ("retry-after", "1")),
+        Reply::json_with(
+            429,
+            json!({"status": "error", "message": "slow down"}),
+            ("retry-after", "1"),
+        ),
         ok_datasets(),
     ])
     .await;
@@ -115,7 +125,10 @@ async fn retry_after_as_an_http_date_reaches_the_caller_and_the_gate_pause_is_ca
 
     assert_eq!(attempts(&err), Some(1));
     let wait = err.retry_after().expect("the date reaches the caller");
-    assert!(wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600), "{wait:?}");
+    assert!(
+        wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600),
+        "{wait:?}"
+    );
     // The job's gate is closed for the cap (60 s), not for an hour.
     assert!(gate.remaining() <= cm_api::retry::DEFAULT_MAX_GATE_PAUSE);
     assert!(gate.remaining() > Duration::from_secs(50));
@@ -144,9 +157,23 @@ async fn a_502_html_page_is_an_unexpected_response_after_every_attempt() {
     );
     let server = FaultServer::start(move |_, _| Reply::raw(502, "text/html", &page)).await;
 
-    let err = client(&server, fast_retries(3)).datasets().list().await.unwrap_err();
+    let err = client(&server, fast_retries(3))
+        .datasets()
+        .list()
+        .await
+        .unwrap_err();
 
-    assert!(matches!(&err, Error::UnexpectedResponse { status: 502, attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            Error::UnexpectedResponse {
+                status: 502,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let text = err.to_string();
     assert!(!text.contains('\n') && text.chars().count() < 300, "{text}");
     assert!(text.contains("502 Bad Gateway"), "{text}");
@@ -161,9 +188,17 @@ async fn a_502_html_page_is_an_unexpected_response_after_every_attempt() {
 async fn a_truncated_body_is_retried_for_a_get_but_not_for_a_state_changing_post() {
     let partial = br#"{"status":"ok","datas"#.to_vec();
     let server = FaultServer::script(vec![
-        Reply::Truncated { status: 200, declared: 200, body: partial.clone() },
+        Reply::Truncated {
+            status: 200,
+            declared: 200,
+            body: partial.clone(),
+        },
         ok_datasets(),
-        Reply::Truncated { status: 200, declared: 200, body: partial },
+        Reply::Truncated {
+            status: 200,
+            declared: 200,
+            body: partial,
+        },
     ])
     .await;
     let client = client(&server, fast_retries(3));
@@ -171,14 +206,21 @@ async fn a_truncated_body_is_retried_for_a_get_but_not_for_a_state_changing_post
     assert_eq!(client.datasets().list().await.unwrap().attempts(), 2);
     // The advance reached the server: a repeat could move the stream twice.
     let err = advance(&client).await.unwrap_err();
-    assert!(matches!(err, Error::Transport { attempts: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Transport { attempts: 1, .. }),
+        "{err:?}"
+    );
     assert_eq!(server.received().len(), 3);
 }
 
 #[tokio::test]
 async fn a_reset_before_the_response_is_retried() {
     let server = FaultServer::script(vec![Reply::Reset, ok_datasets()]).await;
-    let response = client(&server, fast_retries(3)).datasets().list().await.unwrap();
+    let response = client(&server, fast_retries(3))
+        .datasets()
+        .list()
+        .await
+        .unwrap();
     assert_eq!(response.attempts(), 2);
     assert_eq!(server.count(DATASETS), 2);
 }
@@ -186,11 +228,19 @@ async fn a_reset_before_the_response_is_retried() {
 #[tokio::test]
 async fn a_reset_in_the_middle_of_the_body_is_retried() {
     let server = FaultServer::script(vec![
-        Reply::ResetMidBody { status: 200, declared: 4000, body: br#"{"status":"ok","datasets":["#.to_vec() },
+        Reply::ResetMidBody {
+            status: 200,
+            declared: 4000,
+            body: br#"{"status":"ok","datasets":["#.to_vec(),
+        },
         ok_datasets(),
     ])
     .await;
-    let response = client(&server, fast_retries(3)).datasets().list().await.unwrap();
+    let response = client(&server, fast_retries(3))
+        .datasets()
+        .list()
+        .await
+        .unwrap();
     assert_eq!(response.attempts(), 2);
     assert_eq!(server.count(DATASETS), 2);
 }
@@ -198,7 +248,12 @@ async fn a_reset_in_the_middle_of_the_body_is_retried() {
 #[tokio::test]
 async fn a_body_stalling_past_the_1s_attempt_timeout_is_retried() {
     let server = FaultServer::script(vec![
-        Reply::Stall { status: 200, declared: 500, body: br#"{"status":"ok","#.to_vec(), hold: Duration::from_secs(10) },
+        Reply::Stall {
+            status: 200,
+            declared: 500,
+            body: br#"{"status":"ok","#.to_vec(),
+            hold: Duration::from_secs(10),
+        },
         ok_datasets(),
     ])
     .await;
@@ -226,22 +281,56 @@ async fn a_server_slower_than_the_1s_attempt_timeout_is_a_timeout_after_every_at
         .unwrap();
 
     let err = client.datasets().list().await.unwrap_err();
-    assert!(matches!(err, Error::Transport { kind: TransportKind::Timeout, attempts: 2, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Timeout,
+                attempts: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(server.count(DATASETS), 2);
 }
 
 #[tokio::test]
 async fn a_200_whose_body_says_error_is_an_api_error_with_a_one_line_message() {
-    let message = format!("Internal failure:\n  at step 1\n  at step 2\n{}", "detail ".repeat(100));
-    let server = FaultServer::script(vec![Reply::json(200, json!({"status": "error", "message": message}))]).await;
+    let message = format!(
+        "Internal failure:\n  at step 1\n  at step 2\n{}",
+        "detail ".repeat(100)
+    );
+    let server = FaultServer::script(vec![Reply::json(
+        200,
+        json!({"status": "error", "message": message}),
+    )])
+    .await;
 
-    let err = client(&server, fast_retries(3)).datasets().list().await.unwrap_err();
+    let err = client(&server, fast_retries(3))
+        .datasets()
+        .list()
+        .await
+        .unwrap_err();
 
-    assert!(matches!(&err, Error::Api { status: 200, attempts: 1, .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            Error::Api {
+                status: 200,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.message(), Some(message.as_str()));
     let text = err.to_string();
     assert!(!text.contains('\n'), "{text}");
-    assert!(text.starts_with("list_datasets: HTTP 200: Internal failure: "), "{text}");
+    assert!(
+        text.starts_with("list_datasets: HTTP 200: Internal failure: "),
+        "{text}"
+    );
     assert!(text.chars().count() < 260 && text.ends_with('…'), "{text}");
 }
 
@@ -259,7 +348,17 @@ async fn a_connect_error_is_retried_even_for_a_state_changing_post() {
         .unwrap();
 
     let err = advance(&client).await.unwrap_err();
-    assert!(matches!(err, Error::Transport { kind: TransportKind::Connect, attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Connect,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -319,7 +418,15 @@ async fn a_download_is_bounded_by_progress_not_by_the_call_deadline() {
         .build()
         .unwrap();
 
-    let body = client.downloads().attachment("0f3a9c1e2b7d4a6f.0.1").await.unwrap().into_inner().bytes().await.unwrap();
+    let body = client
+        .downloads()
+        .attachment("0f3a9c1e2b7d4a6f.0.1")
+        .await
+        .unwrap()
+        .into_inner()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(body.as_ref(), expected.as_slice());
 }
 
@@ -341,9 +448,29 @@ async fn a_per_call_attempt_timeout_overrides_the_client_setting() {
         .scope(client.datasets().list())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Transport { kind: TransportKind::Timeout, attempts: 1, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Timeout,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = client.datasets().list().await.unwrap_err();
-    assert!(matches!(err, Error::Transport { kind: TransportKind::Connection, attempts: 1, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Connection,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -355,9 +482,15 @@ async fn a_gate_closed_beyond_the_deadline_fails_at_once_without_sending() {
 
     let err = gate.scope(client.datasets().list()).await.unwrap_err();
 
-    assert!(matches!(err, Error::RateLimited { attempts: 0, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::RateLimited { attempts: 0, .. }),
+        "{err:?}"
+    );
     let wait = err.retry_after().unwrap();
-    assert!(wait > Duration::from_secs(20) && wait <= Duration::from_secs(30), "{wait:?}");
+    assert!(
+        wait > Duration::from_secs(20) && wait <= Duration::from_secs(30),
+        "{wait:?}"
+    );
     assert!(err.is_retryable());
     assert_eq!(server.received().len(), 0);
 }
@@ -367,7 +500,10 @@ async fn a_gate_closed_beyond_the_deadline_fails_at_once_without_sending() {
 // ---------------------------------------------------------------------------
 
 fn token_reply(token: &str, expires_in: u64) -> Reply {
-    Reply::json(200, json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}))
+    Reply::json(
+        200,
+        json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}),
+    )
 }
 
 /// A server that is both the identity server (`TOKEN_PATH`, answered by
@@ -420,7 +556,11 @@ async fn a_401_refreshes_the_token_through_a_transient_exchange_failure() {
         &["access-2"],
     )
     .await;
-    let client = cc_client(&server, ClientCredentials::new("app-id", SECRET), fast_retries(3));
+    let client = cc_client(
+        &server,
+        ClientCredentials::new("app-id", SECRET),
+        fast_retries(3),
+    );
 
     let response = client.datasets().list().await.unwrap();
 
@@ -431,7 +571,11 @@ async fn a_401_refreshes_the_token_through_a_transient_exchange_failure() {
 
 #[tokio::test]
 async fn a_huge_refresh_buffer_still_uses_the_token_for_half_its_life() {
-    let server = identity_and_api(|n| token_reply(&format!("access-{}", n + 1), 3600), &["access-1"]).await;
+    let server = identity_and_api(
+        |n| token_reply(&format!("access-{}", n + 1), 3600),
+        &["access-1"],
+    )
+    .await;
     let client = cc_client(
         &server,
         ClientCredentials::new("app-id", SECRET).refresh_buffer(Duration::MAX),
@@ -456,7 +600,11 @@ async fn the_still_valid_token_is_served_while_one_background_refresh_runs() {
         &["access-1", "access-2"],
     )
     .await;
-    let client = cc_client(&server, ClientCredentials::new("app-id", SECRET), fast_retries(3));
+    let client = cc_client(
+        &server,
+        ClientCredentials::new("app-id", SECRET),
+        fast_retries(3),
+    );
     client.datasets().list().await.unwrap();
     tokio::time::sleep(Duration::from_millis(2200)).await;
 
@@ -466,7 +614,11 @@ async fn the_still_valid_token_is_served_while_one_background_refresh_runs() {
     for result in futures::future::join_all(calls).await {
         result.unwrap();
     }
-    assert!(bearers(&server).iter().all(|b| b == "Bearer access-1"), "{:?}", bearers(&server));
+    assert!(
+        bearers(&server).iter().all(|b| b == "Bearer access-1"),
+        "{:?}",
+        bearers(&server)
+    );
 
     tokio::time::sleep(Duration::from_millis(2000)).await;
     client.datasets().list().await.unwrap();
@@ -477,17 +629,27 @@ async fn the_still_valid_token_is_served_while_one_background_refresh_runs() {
 #[tokio::test]
 async fn queued_requests_share_one_failed_exchange() {
     let server = identity_and_api(
-        |_| Reply::json(503, json!({"error": "temporarily_unavailable"})).after(Duration::from_millis(300)),
+        |_| {
+            Reply::json(503, json!({"error": "temporarily_unavailable"}))
+                .after(Duration::from_millis(300))
+        },
         &[],
     )
     .await;
-    let client = cc_client(&server, ClientCredentials::new("app-id", SECRET), RetryPolicy::none());
+    let client = cc_client(
+        &server,
+        ClientCredentials::new("app-id", SECRET),
+        RetryPolicy::none(),
+    );
 
     let datasets = client.datasets();
     let calls = (0..10).map(|_| datasets.list());
     for result in futures::future::join_all(calls).await {
         let err = result.unwrap_err();
-        assert!(matches!(err, Error::Auth(AuthError::Rejected { status: 503, .. })), "{err:?}");
+        assert!(
+            matches!(err, Error::Auth(AuthError::Rejected { status: 503, .. })),
+            "{err:?}"
+        );
         assert!(err.is_retryable());
     }
     assert_eq!(server.count(TOKEN_PATH), 1);
@@ -520,10 +682,26 @@ async fn a_failing_or_slow_token_endpoint_is_a_typed_error_that_never_shows_the_
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let cases: Vec<(&str, Reply, usize)> = vec![
-        ("html", Reply::raw(200, "text/html", "<html><body>Sign in</body></html>"), 1),
-        ("503", Reply::json(503, json!({"error": "temporarily_unavailable"})), 2),
-        ("invalid json", Reply::raw(200, "application/json", r#"{"access_token": "#), 1),
-        ("slow", token_reply("access-late", 3600).after(Duration::from_secs(3)), 2),
+        (
+            "html",
+            Reply::raw(200, "text/html", "<html><body>Sign in</body></html>"),
+            1,
+        ),
+        (
+            "503",
+            Reply::json(503, json!({"error": "temporarily_unavailable"})),
+            2,
+        ),
+        (
+            "invalid json",
+            Reply::raw(200, "application/json", r#"{"access_token": "#),
+            1,
+        ),
+        (
+            "slow",
+            token_reply("access-late", 3600).after(Duration::from_secs(3)),
+            2,
+        ),
     ];
     let mut texts = Vec::new();
     for (name, reply, exchanges) in cases {
@@ -535,14 +713,19 @@ async fn a_failing_or_slow_token_endpoint_is_a_typed_error_that_never_shows_the_
 
         match (name, &err) {
             ("html", Error::Auth(AuthError::InvalidResponse { status: 200, .. })) => {}
-            ("503", Error::Auth(AuthError::Rejected { status: 503, .. })) => assert!(err.is_retryable()),
+            ("503", Error::Auth(AuthError::Rejected { status: 503, .. })) => {
+                assert!(err.is_retryable())
+            }
             ("invalid json", Error::Auth(AuthError::InvalidResponse { status: 200, .. })) => {}
             ("slow", Error::Auth(AuthError::Timeout { .. })) => assert!(err.is_retryable()),
             _ => panic!("{name}: {err:?}"),
         }
         assert_eq!(server.count(TOKEN_PATH), exchanges, "{name}");
         assert_eq!(server.count(DATASETS), 0, "{name}");
-        assert!(server.received()[0].body_text().contains(SECRET), "the secret is sent");
+        assert!(
+            server.received()[0].body_text().contains(SECRET),
+            "the secret is sent"
+        );
         texts.push(format!("{err} {err:?} {credentials:?} {client:?}"));
         let mut source = std::error::Error::source(&err);
         while let Some(cause) = source {
@@ -568,27 +751,44 @@ async fn secrets_from_the_environment_are_trimmed_and_checked_at_build() {
         ),
     );
     let secret_file = format!("{SECRET}\n");
-    let client = common::with_env(&[("REINFER_PROFILE", "k8s"), ("K8S_ID", "app-id\n"), ("K8S_SECRET", &secret_file)])
-        .config_path(&path)
-        .build()
-        .unwrap();
+    let client = common::with_env(&[
+        ("REINFER_PROFILE", "k8s"),
+        ("K8S_ID", "app-id\n"),
+        ("K8S_SECRET", &secret_file),
+    ])
+    .config_path(&path)
+    .build()
+    .unwrap();
     client.datasets().list().await.unwrap();
     let exchange = server.received()[0].body_text();
-    assert!(exchange.contains(&format!("client_secret={SECRET}&")), "{exchange}");
+    assert!(
+        exchange.contains(&format!("client_secret={SECRET}&")),
+        "{exchange}"
+    );
     assert!(exchange.contains("client_id=app-id&"), "{exchange}");
 
     let broken = format!("{SECRET}\u{7}x");
-    let err = common::with_env(&[("REINFER_PROFILE", "k8s"), ("K8S_ID", "app-id"), ("K8S_SECRET", &broken)])
-        .config_path(&path)
-        .build()
-        .unwrap_err();
-    assert!(matches!(err, Error::Config(cm_api::ConfigError::Invalid { .. })), "{err:?}");
+    let err = common::with_env(&[
+        ("REINFER_PROFILE", "k8s"),
+        ("K8S_ID", "app-id"),
+        ("K8S_SECRET", &broken),
+    ])
+    .config_path(&path)
+    .build()
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Config(cm_api::ConfigError::Invalid { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("K8S_SECRET"), "{err}");
     assert!(!format!("{err} {err:?}").contains(SECRET), "{err:?}");
-    let err = common::with_env(&[("REINFER_ENDPOINT", &server.url), ("REINFER_TOKEN", "tok en")])
-        .config_path(common::no_config())
-        .build()
-        .unwrap_err();
+    let err = common::with_env(&[
+        ("REINFER_ENDPOINT", &server.url),
+        ("REINFER_TOKEN", "tok en"),
+    ])
+    .config_path(common::no_config())
+    .build()
+    .unwrap_err();
     assert!(err.to_string().contains("REINFER_TOKEN"), "{err}");
 }
 

@@ -134,7 +134,9 @@ impl FaultServer {
     /// Serves every request with `route(request, n)`, where `n` counts the
     /// earlier requests to the same path (from 0).
     pub async fn start(route: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let route: Arc<Route> = Arc::new(route);
@@ -163,7 +165,10 @@ impl FaultServer {
             let reply = replies.get(*next).cloned();
             *next += 1;
             reply.unwrap_or_else(|| {
-                Reply::json(500, serde_json::json!({"status": "error", "message": "script exhausted"}))
+                Reply::json(
+                    500,
+                    serde_json::json!({"status": "error", "message": "script exhausted"}),
+                )
             })
         })
         .await
@@ -224,7 +229,8 @@ async fn read_request(socket: &mut TcpStream) -> Option<Received> {
 }
 
 fn head(status: u16, headers: &[(String, String)], length: usize) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status} Status\r\ncontent-length: {length}\r\nconnection: close\r\n");
+    let mut out =
+        format!("HTTP/1.1 {status} Status\r\ncontent-length: {length}\r\nconnection: close\r\n");
     for (name, value) in headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -259,25 +265,46 @@ async fn connection(mut socket: TcpStream, route: Arc<Route>, log: Arc<Mutex<Vec
         reply = *inner;
     }
     match reply {
-        Reply::Full { status, headers, body } => {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
             let _ = socket.write_all(&head(status, &headers, body.len())).await;
             let _ = socket.write_all(&body).await;
             let _ = socket.shutdown().await;
         }
-        Reply::Truncated { status, declared, body } => {
-            let _ = socket.write_all(&head(status, &json_type(), declared)).await;
+        Reply::Truncated {
+            status,
+            declared,
+            body,
+        } => {
+            let _ = socket
+                .write_all(&head(status, &json_type(), declared))
+                .await;
             let _ = socket.write_all(&body).await;
             let _ = socket.shutdown().await;
         }
         Reply::Reset => reset(socket),
-        Reply::ResetMidBody { status, declared, body } => {
-            let _ = socket.write_all(&head(status, &json_type(), declared)).await;
+        Reply::ResetMidBody {
+            status,
+            declared,
+            body,
+        } => {
+            let _ = socket
+                .write_all(&head(status, &json_type(), declared))
+                .await;
             let _ = socket.write_all(&body).await;
             let _ = socket.flush().await;
             tokio::time::sleep(Duration::from_millis(20)).await;
             reset(socket);
         }
-        Reply::Trickle { status, content_type, chunks, every } => {
+        Reply::Trickle {
+            status,
+            content_type,
+            chunks,
+            every,
+        } => {
             let total = chunks.iter().map(Vec::len).sum();
             let headers = vec![("content-type".to_owned(), content_type)];
             let _ = socket.write_all(&head(status, &headers, total)).await;
@@ -289,8 +316,15 @@ async fn connection(mut socket: TcpStream, route: Arc<Route>, log: Arc<Mutex<Vec
             }
             let _ = socket.shutdown().await;
         }
-        Reply::Stall { status, declared, body, hold } => {
-            let _ = socket.write_all(&head(status, &json_type(), declared)).await;
+        Reply::Stall {
+            status,
+            declared,
+            body,
+            hold,
+        } => {
+            let _ = socket
+                .write_all(&head(status, &json_type(), declared))
+                .await;
             let _ = socket.write_all(&body).await;
             tokio::time::sleep(hold).await;
         }
