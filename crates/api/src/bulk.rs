@@ -785,7 +785,7 @@ impl<T> Batch<T> {
 }
 
 /// What one request (with its retries) came to.
-enum Sent {
+enum Answer {
     Synced(SyncCounts),
     Failed(Error),
     /// The job stopped or was cancelled before it was sent.
@@ -854,18 +854,19 @@ impl<S: ?Sized> Job<'_, S> {
         while let Some((left, right)) = pending.pop() {
             let left_sent = self.send(&left).await;
             let right_sent = self.send(&right).await;
-            if let (Sent::Failed(a), Sent::Failed(b)) = (&left_sent, &right_sent) {
-                if self.blames_content(a) && same_rejection(a, b) {
-                    // The same rejection on both sides: it is about the
-                    // request, not an item. Stop bisecting.
-                    let error = match left_sent {
-                        Sent::Failed(error) => Arc::new(error),
-                        _ => unreachable!(),
-                    };
-                    self.fail(&left, &error);
-                    self.fail(&right, &error);
-                    continue;
-                }
+            if let (Answer::Failed(a), Answer::Failed(b)) = (&left_sent, &right_sent)
+                && self.blames_content(a)
+                && same_rejection(a, b)
+            {
+                // The same rejection on both sides: it is about the
+                // request, not an item. Stop bisecting.
+                let error = match left_sent {
+                    Answer::Failed(error) => Arc::new(error),
+                    _ => unreachable!(),
+                };
+                self.fail(&left, &error);
+                self.fail(&right, &error);
+                continue;
             }
             let right_split = self.settle(right, right_sent, &mut splits);
             let left_split = self.settle(left, left_sent, &mut splits);
@@ -879,11 +880,11 @@ impl<S: ?Sized> Job<'_, S> {
     fn settle<T>(
         &self,
         batch: Batch<T>,
-        sent: Sent,
+        sent: Answer,
         splits: &mut u32,
     ) -> Option<(Batch<T>, Batch<T>)> {
         match sent {
-            Sent::Synced(counts) => {
+            Answer::Synced(counts) => {
                 self.record(
                     SyncEvent::Synced {
                         items: batch.keys(),
@@ -896,11 +897,11 @@ impl<S: ?Sized> Job<'_, S> {
                 );
                 None
             }
-            Sent::NotSent => {
+            Answer::NotSent => {
                 self.shared().report.not_attempted += batch.len() as u64;
                 None
             }
-            Sent::Failed(error)
+            Answer::Failed(error)
                 if batch.len() > 1
                     && !self.stop.is_cancelled()
                     && *splits < self.options.max_splits
@@ -916,7 +917,7 @@ impl<S: ?Sized> Job<'_, S> {
                 );
                 Some(batch.split())
             }
-            Sent::Failed(error) => {
+            Answer::Failed(error) => {
                 let error = Arc::new(error);
                 if is_fatal(&error) {
                     self.stop_job(&error);
@@ -978,18 +979,18 @@ impl<S: ?Sized> Job<'_, S> {
 
     /// One request for `batch`, under the job's gate, with the extra
     /// attempts for retryable errors.
-    async fn send<T: BulkItem>(&self, batch: &Batch<T>) -> Sent
+    async fn send<T: BulkItem>(&self, batch: &Batch<T>) -> Answer
     where
         S: SyncTarget<T>,
     {
         let mut retries = 0;
         loop {
             if self.stop.is_cancelled() {
-                return Sent::NotSent;
+                return Answer::NotSent;
             }
             tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => return Sent::NotSent,
+                _ = self.stop.cancelled() => return Answer::NotSent,
                 _ = self.gate.wait() => {}
             }
             let counter = Arc::new(AtomicU64::new(0));
@@ -1006,7 +1007,7 @@ impl<S: ?Sized> Job<'_, S> {
             };
             self.shared().report.requests += sent;
             let error = match result {
-                Ok(counts) => return Sent::Synced(counts),
+                Ok(counts) => return Answer::Synced(counts),
                 Err(error)
                     if error.is_retryable()
                         && !is_fatal(&error)
@@ -1014,7 +1015,7 @@ impl<S: ?Sized> Job<'_, S> {
                 {
                     error
                 }
-                Err(error) => return Sent::Failed(error),
+                Err(error) => return Answer::Failed(error),
             };
             retries += 1;
             let backoff = self
@@ -1048,7 +1049,7 @@ impl<S: ?Sized> Job<'_, S> {
             }
             if !self.pause(wait).await {
                 // Cancelled while waiting: the batch was sent and failed.
-                return Sent::Failed(error);
+                return Answer::Failed(error);
             }
         }
     }

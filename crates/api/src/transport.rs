@@ -294,17 +294,19 @@ impl Transport {
                 let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
                 pause_gate(gate.as_deref(), status, retry_after, wait);
                 let honoured = retry_after.is_none_or(|w| self.retry.accepts_retry_after(w));
-                if idempotent && can_retry && honoured {
-                    if self.wait_to_retry(wait, deadline, gate.as_deref()).await {
-                        tracing::warn!(
-                            attempt,
-                            status,
-                            wait_ms = wait.as_millis() as u64,
-                            "retryable status, retrying"
-                        );
-                        request = spare.expect("checked by can_retry");
-                        continue;
-                    }
+                if idempotent
+                    && can_retry
+                    && honoured
+                    && self.wait_to_retry(wait, deadline, gate.as_deref()).await
+                {
+                    tracing::warn!(
+                        attempt,
+                        status,
+                        wait_ms = wait.as_millis() as u64,
+                        "retryable status, retrying"
+                    );
+                    request = spare.expect("checked by can_retry");
+                    continue;
                 }
                 // Not waited out here: the caller learns how long to wait.
                 CallContext::update(|s| s.retry_after = retry_after);
