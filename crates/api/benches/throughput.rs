@@ -16,6 +16,9 @@
 //!    global allocator; the in-process server's buffers are included).
 //! 4. Walking 100 pages of 256 comments with `Client::paginate` vs raw
 //!    reqwest + serde_json on the same bodies (target: within 10%).
+//! 5. 5,000 comments to a source that rejects every request with the same
+//!    422 (a locked source): requests per batch (target: at most 3; it was
+//!    2n-1 when bisected down to single items).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -116,13 +119,17 @@ struct PageBody {
 
 impl Server {
     fn route(&self, path: &str, body: &[u8]) -> (u16, Bytes) {
-        if path.ends_with("/sync") {
+        if path.ends_with("/rejected/sync") {
+            self.sync_requests.fetch_add(1, Ordering::Relaxed);
+            (422, error_body("Source bench/rejected is locked"))
+        } else if path.ends_with("/sync") {
             self.sync_requests.fetch_add(1, Ordering::Relaxed);
             let Ok(body) = serde_json::from_slice::<SyncBody>(body) else {
                 return (400, error_body("bad json"));
             };
-            if body.comments.iter().any(|c| c.id.starts_with("bad")) {
-                return (400, error_body("invalid comment"));
+            // As the platform does, the message names the rejected comment.
+            if let Some(bad) = body.comments.iter().find(|c| c.id.starts_with("bad")) {
+                return (400, error_body(&format!("invalid comment {}", bad.id)));
             }
             let n = body.comments.len();
             let answer = json!({"status": "ok", "new": n, "updated": 0, "updated_properties_only": 0,
@@ -507,7 +514,32 @@ async fn run() {
         per_page(baseline)
     );
     println!(
-        "   ratio: {:.3} (target <= 1.10)",
+        "   ratio: {:.3} (target <= 1.10)\n",
         helper.as_secs_f64() / baseline.as_secs_f64()
+    );
+
+    // 5. Whole-request rejection.
+    let n = 5_000;
+    let batch = 1_000;
+    let before = server.sync_requests.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let report = bulk::sync_comments(
+        &client,
+        "bench",
+        "rejected",
+        comments(n, |_| false),
+        SyncOptions::default().batch_size(batch).concurrency(8),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let requests = server.sync_requests.load(Ordering::Relaxed) - before;
+    assert_eq!(report.failures.len(), n);
+    println!("5. {n} comments, every request rejected with the same 422, batches of {batch}");
+    println!(
+        "   {:>10}  {requests} requests for {} batches: {:.1} requests per batch (target <= 3; bisecting to single items: {})",
+        ms(elapsed),
+        report.batches,
+        requests as f64 / report.batches as f64,
+        2 * n as u64 - report.batches,
     );
 }

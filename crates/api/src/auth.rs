@@ -7,14 +7,18 @@
 //! [`ClientBuilder::token_provider`](crate::ClientBuilder::token_provider).
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::Shared;
 use serde::Deserialize;
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::error::{BoxError, snippet};
+use crate::error::{BoxError, one_line, snippet};
+use crate::retry::{RetryPolicy, TIMER_CAP, instant_after};
 use crate::secret::Secret;
 
 /// A boxed, `Send` future, as returned by [`TokenProvider`] methods.
@@ -27,6 +31,18 @@ pub const DEFAULT_SCOPE: &str = "PM.User PM.User.Read Ixp.ApiAccess";
 pub const DEFAULT_REFRESH_BUFFER: Duration = Duration::from_secs(60);
 
 /// A bearer token, with its expiry when known.
+///
+/// Expiries are instants of tokio's clock ([`tokio::time::Instant`]), so
+/// that tests can drive them with `tokio::time::pause()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+///
+/// let token = cm_api::AccessToken::new("t0ken", Instant::now().checked_add(Duration::from_secs(3600)));
+/// assert!(token.expires_at().is_some());
+/// assert_eq!(format!("{token:?}").contains("t0ken"), false);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessToken {
     secret: Secret,
@@ -52,11 +68,9 @@ impl AccessToken {
         self.expires_at
     }
 
-    fn is_fresh(&self, buffer: Duration) -> bool {
-        match self.expires_at {
-            None => true,
-            Some(at) => Instant::now() + buffer < at,
-        }
+    /// Whether the token has not expired at `now`.
+    fn is_valid(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
     }
 }
 
@@ -145,7 +159,10 @@ impl ClientCredentials {
         self
     }
 
-    /// How long before expiry a cached token is replaced (default 60 s).
+    /// How long before expiry a cached token is replaced (default 60 s),
+    /// at most half the token's lifetime: a token issued for 60 s is
+    /// replaced after 30 s whatever the buffer. While it is replaced,
+    /// requests keep using the still-valid token.
     pub fn refresh_buffer(mut self, buffer: Duration) -> Self {
         self.refresh_buffer = buffer;
         self
@@ -159,25 +176,50 @@ impl ClientCredentials {
 
 /// Exchanges client credentials for access tokens and caches them.
 ///
-/// Concurrent callers share one exchange: the cache is behind an async mutex
-/// held during the exchange, so callers that arrive meanwhile wait and then
-/// reuse the new token.
+/// * One exchange at a time: callers that need a token while one runs wait
+///   for it and share its result, success or failure.
+/// * A token in its refresh window (its last `refresh_buffer`, at most half
+///   its lifetime) is still served while one background task replaces it.
+/// * A transient failure of the exchange (network, timeout, 429, 5xx) is
+///   retried under the client's [`RetryPolicy`].
 pub(crate) struct ClientCredentialsProvider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     credentials: ClientCredentials,
     token_url: String,
     scope: String,
     http: reqwest::Client,
-    cache: tokio::sync::Mutex<Option<AccessToken>>,
+    retry: RetryPolicy,
+    attempt_timeout: Duration,
+    state: Mutex<State>,
     exchanges: AtomicU64,
+}
+
+type Exchange = Shared<futures::future::BoxFuture<'static, Result<Cached, Arc<AuthError>>>>;
+
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    inflight: Option<Exchange>,
+}
+
+#[derive(Clone, Debug)]
+struct Cached {
+    token: AccessToken,
+    /// When to start replacing the token (`None`: never).
+    refresh_at: Option<Instant>,
 }
 
 impl fmt::Debug for ClientCredentialsProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
         f.debug_struct("ClientCredentialsProvider")
-            .field("client_id", &self.credentials.client_id)
-            .field("token_url", &self.token_url)
-            .field("scope", &self.scope)
-            .field("exchanges", &self.exchanges.load(Ordering::Relaxed))
+            .field("client_id", &inner.credentials.client_id)
+            .field("token_url", &inner.token_url)
+            .field("scope", &inner.scope)
+            .field("exchanges", &inner.exchanges.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -201,22 +243,86 @@ impl ClientCredentialsProvider {
         credentials: ClientCredentials,
         token_url: String,
         http: reqwest::Client,
+        retry: RetryPolicy,
+        attempt_timeout: Duration,
     ) -> Arc<Self> {
         let scope = credentials
             .scope
             .clone()
             .unwrap_or_else(|| DEFAULT_SCOPE.to_owned());
         Arc::new(Self {
-            credentials,
-            token_url,
-            scope,
-            http,
-            cache: tokio::sync::Mutex::new(None),
-            exchanges: AtomicU64::new(0),
+            inner: Arc::new(Inner {
+                credentials,
+                token_url,
+                scope,
+                http,
+                retry,
+                attempt_timeout,
+                state: Mutex::new(State::default()),
+                exchanges: AtomicU64::new(0),
+            }),
         })
     }
 
-    async fn exchange(&self) -> Result<AccessToken, AuthError> {
+    /// The running exchange, or a new one.
+    fn exchange(&self, state: &mut State) -> Exchange {
+        if let Some(running) = &state.inflight {
+            return running.clone();
+        }
+        let inner = Arc::clone(&self.inner);
+        let exchange = async move {
+            let result = inner.exchange_with_retries().await.map_err(Arc::new);
+            let mut state = inner.lock();
+            if let Ok(cached) = &result {
+                state.cached = Some(cached.clone());
+            }
+            state.inflight = None;
+            result
+        }
+        .boxed()
+        .shared();
+        state.inflight = Some(exchange.clone());
+        exchange
+    }
+
+    async fn wait_for(exchange: Exchange) -> Result<AccessToken, AuthError> {
+        match exchange.await {
+            Ok(cached) => Ok(cached.token),
+            Err(shared) => Err(AuthError::shared(&shared)),
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Plain data: a poisoned lock still holds a valid cache.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn exchange_with_retries(&self) -> Result<Cached, AuthError> {
+        let deadline = instant_after(self.retry.get_deadline());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self.exchange_once().await {
+                Ok(cached) => return Ok(cached),
+                Err(error) => error,
+            };
+            let wait = self.retry.backoff(attempt);
+            let in_time = match (deadline, instant_after(wait)) {
+                (None, _) => true,
+                (Some(deadline), Some(end)) => end < deadline,
+                (Some(_), None) => false,
+            };
+            if !error.is_retryable() || attempt >= self.retry.get_max_attempts() || !in_time {
+                return Err(error);
+            }
+            tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, %error, "token exchange failed, retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn exchange_once(&self) -> Result<Cached, AuthError> {
         let span = tracing::info_span!(
             "cm_api.token_exchange",
             token_url = %self.token_url,
@@ -230,22 +336,36 @@ impl ClientCredentialsProvider {
                 ("client_secret", self.credentials.client_secret.expose()),
                 ("scope", self.scope.as_str()),
             ];
-            let transport = |source: reqwest::Error| AuthError::Transport {
-                token_url: self.token_url.clone(),
-                source: Box::new(source.without_url()),
+            let failed = |source: reqwest::Error| {
+                if source.is_timeout() {
+                    AuthError::Timeout {
+                        after: self.attempt_timeout,
+                    }
+                } else {
+                    AuthError::Transport {
+                        token_url: self.token_url.clone(),
+                        source: Box::new(source.without_url()),
+                    }
+                }
             };
             let response = self
                 .http
                 .post(&self.token_url)
                 .header(reqwest::header::ACCEPT, "application/json")
+                .timeout(self.attempt_timeout.min(TIMER_CAP))
                 .form(&form)
                 .send()
                 .await
-                .map_err(transport)?;
+                .map_err(failed)?;
             let status = response.status().as_u16();
             tracing::Span::current().record("status", status);
-            let body = response.bytes().await.map_err(transport)?;
-            parse_token_response(status, &body, Instant::now())
+            let body = response.bytes().await.map_err(failed)?;
+            parse_token_response(
+                status,
+                &body,
+                Instant::now(),
+                self.credentials.refresh_buffer,
+            )
         }
         .instrument(span)
         .await
@@ -254,7 +374,13 @@ impl ClientCredentialsProvider {
 
 /// Turns the identity server's answer into a token or a typed error. A 2xx
 /// body is never echoed (it may hold a token); an error body may be.
-fn parse_token_response(status: u16, body: &[u8], now: Instant) -> Result<AccessToken, AuthError> {
+/// The refresh starts `buffer` before expiry, at most half the lifetime.
+fn parse_token_response(
+    status: u16,
+    body: &[u8],
+    now: Instant,
+    buffer: Duration,
+) -> Result<Cached, AuthError> {
     if (200..300).contains(&status) {
         let parsed: TokenResponse =
             serde_json::from_slice(body).map_err(|e| AuthError::InvalidResponse {
@@ -272,10 +398,13 @@ fn parse_token_response(status: u16, body: &[u8], now: Instant) -> Result<Access
                 detail: "the token response has an empty access_token".to_owned(),
             });
         }
-        let expires_at = parsed
-            .expires_in
-            .and_then(|s| now.checked_add(Duration::from_secs(s)));
-        return Ok(AccessToken::new(parsed.access_token, expires_at));
+        let lifetime = parsed.expires_in.map(Duration::from_secs);
+        let expires_at = lifetime.and_then(|l| now.checked_add(l));
+        let refresh_at = lifetime.and_then(|l| now.checked_add(l - buffer.min(l / 2)));
+        return Ok(Cached {
+            token: AccessToken::new(parsed.access_token, expires_at),
+            refresh_at,
+        });
     }
     match serde_json::from_slice::<OAuthErrorBody>(body) {
         Ok(e) => Err(AuthError::Rejected {
@@ -293,16 +422,26 @@ fn parse_token_response(status: u16, body: &[u8], now: Instant) -> Result<Access
 impl TokenProvider for ClientCredentialsProvider {
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
         Box::pin(async move {
-            let mut cache = self.cache.lock().await;
-            if let Some(token) = cache
-                .as_ref()
-                .filter(|t| t.is_fresh(self.credentials.refresh_buffer))
-            {
-                return Ok(token.clone());
-            }
-            let token = self.exchange().await?;
-            *cache = Some(token.clone());
-            Ok(token)
+            let now = Instant::now();
+            let exchange = {
+                let mut state = self.inner.lock();
+                if let Some(cached) = &state.cached {
+                    if cached.refresh_at.is_none_or(|at| now < at) {
+                        return Ok(cached.token.clone());
+                    }
+                    if cached.token.is_valid(now) {
+                        // Due for refresh but still valid: serve it, refresh once in the background.
+                        let token = cached.token.clone();
+                        if state.inflight.is_none() {
+                            let exchange = self.exchange(&mut state);
+                            tokio::spawn(exchange.map(drop));
+                        }
+                        return Ok(token);
+                    }
+                }
+                self.exchange(&mut state)
+            };
+            Self::wait_for(exchange).await
         })
     }
 
@@ -311,18 +450,22 @@ impl TokenProvider for ClientCredentialsProvider {
         rejected: &'a Secret,
     ) -> BoxFuture<'a, Result<Option<AccessToken>, AuthError>> {
         Box::pin(async move {
-            let mut cache = self.cache.lock().await;
-            // Another request may already have replaced the rejected token.
-            if let Some(token) = cache
-                .as_ref()
-                .filter(|t| t.secret() != rejected && t.is_fresh(self.credentials.refresh_buffer))
-            {
-                return Ok(Some(token.clone()));
-            }
-            *cache = None;
-            let token = self.exchange().await?;
-            *cache = Some(token.clone());
-            Ok(Some(token))
+            let exchange = {
+                let mut state = self.inner.lock();
+                match &state.cached {
+                    // Another request already replaced the rejected token.
+                    Some(cached)
+                        if cached.token.secret() != rejected
+                            && cached.token.is_valid(Instant::now()) =>
+                    {
+                        return Ok(Some(cached.token.clone()));
+                    }
+                    Some(_) => state.cached = None,
+                    None => {}
+                }
+                self.exchange(&mut state)
+            };
+            Self::wait_for(exchange).await.map(Some)
         })
     }
 }
@@ -333,7 +476,7 @@ impl TokenProvider for ClientCredentialsProvider {
 pub enum AuthError {
     /// The identity server refused the exchange (bad client id or secret,
     /// scope not granted to the application...).
-    #[error("authentication failed: the identity server rejected the client credentials with HTTP {status}: {error}{}", .description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    #[error("authentication failed: the identity server rejected the client credentials with HTTP {status}: {}{}", one_line(error), .description.as_deref().map(|d| format!(" ({})", one_line(d))).unwrap_or_default())]
     Rejected {
         /// HTTP status of the identity server's answer.
         status: u16,
@@ -359,9 +502,36 @@ pub enum AuthError {
         #[source]
         source: BoxError,
     },
+    /// No token arrived in time: the identity server did not answer within
+    /// the attempt timeout, or a provider took longer than the call's
+    /// deadline. Retryable.
+    #[error("authentication failed: no token within {after:?}")]
+    Timeout {
+        /// The time allowed.
+        after: Duration,
+    },
     /// A custom [`TokenProvider`] failed.
     #[error("authentication failed: the token provider failed")]
     Provider(#[source] BoxError),
+}
+
+/// The cause of a failed exchange shared by several waiters.
+#[derive(Debug)]
+struct SharedCause(Arc<AuthError>);
+
+impl fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::error::Error::source(&*self.0) {
+            Some(cause) => fmt::Display::fmt(cause, f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.0).and_then(std::error::Error::source)
+    }
 }
 
 impl AuthError {
@@ -369,11 +539,37 @@ impl AuthError {
     /// unreachable or answered 429/5xx).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::Timeout { .. } => true,
             Self::Rejected { status, .. } | Self::InvalidResponse { status, .. } => {
                 *status == 429 || *status >= 500
             }
             Self::Provider(_) => false,
+        }
+    }
+
+    /// A copy of a failure shared by every waiter of one exchange.
+    fn shared(error: &Arc<AuthError>) -> Self {
+        let cause = || -> BoxError { Box::new(SharedCause(Arc::clone(error))) };
+        match &**error {
+            Self::Rejected {
+                status,
+                error,
+                description,
+            } => Self::Rejected {
+                status: *status,
+                error: error.clone(),
+                description: description.clone(),
+            },
+            Self::InvalidResponse { status, detail } => Self::InvalidResponse {
+                status: *status,
+                detail: detail.clone(),
+            },
+            Self::Transport { token_url, .. } => Self::Transport {
+                token_url: token_url.clone(),
+                source: cause(),
+            },
+            Self::Timeout { after } => Self::Timeout { after: *after },
+            Self::Provider(_) => Self::Provider(cause()),
         }
     }
 }
@@ -385,17 +581,28 @@ mod tests {
     #[test]
     fn token_response_variants() {
         let now = Instant::now();
-        let token = parse_token_response(
+        let buffer = DEFAULT_REFRESH_BUFFER;
+        let cached = parse_token_response(
             200,
             br#"{"access_token":"abc","expires_in":3600,"token_type":"Bearer"}"#,
             now,
+            buffer,
         )
         .unwrap();
-        assert_eq!(token.secret().expose(), "abc");
-        assert_eq!(token.expires_at(), Some(now + Duration::from_secs(3600)));
+        assert_eq!(cached.token.secret().expose(), "abc");
+        assert_eq!(
+            cached.token.expires_at(),
+            Some(now + Duration::from_secs(3600))
+        );
+        assert_eq!(cached.refresh_at, Some(now + Duration::from_secs(3540)));
 
-        let err = parse_token_response(200, br#"{"access_token":"leaky","expires_in":"x"}"#, now)
-            .unwrap_err();
+        let err = parse_token_response(
+            200,
+            br#"{"access_token":"leaky","expires_in":"x"}"#,
+            now,
+            buffer,
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             AuthError::InvalidResponse { status: 200, .. }
@@ -406,6 +613,7 @@ mod tests {
             400,
             br#"{"error":"invalid_scope","error_description":"scope X not allowed"}"#,
             now,
+            buffer,
         )
         .unwrap_err();
         assert_eq!(
@@ -413,7 +621,7 @@ mod tests {
             "authentication failed: the identity server rejected the client credentials with HTTP 400: invalid_scope (scope X not allowed)"
         );
 
-        let err = parse_token_response(502, b"<html>Bad gateway</html>", now).unwrap_err();
+        let err = parse_token_response(502, b"<html>Bad gateway</html>", now, buffer).unwrap_err();
         assert_eq!(
             err.to_string(),
             "authentication failed: the identity server answered HTTP 502: unexpected body: <html>Bad gateway</html>"
@@ -422,10 +630,29 @@ mod tests {
     }
 
     #[test]
-    fn freshness_uses_the_buffer() {
-        let soon = AccessToken::new("t", Some(Instant::now() + Duration::from_secs(30)));
-        assert!(soon.is_fresh(Duration::from_secs(10)));
-        assert!(!soon.is_fresh(Duration::from_secs(60)));
-        assert!(AccessToken::new("t", None).is_fresh(Duration::from_secs(60)));
+    fn the_buffer_is_at_most_half_the_lifetime_and_never_overflows() {
+        let now = Instant::now();
+        let body = br#"{"access_token":"abc","expires_in":30}"#;
+        let cached = parse_token_response(200, body, now, Duration::from_secs(60)).unwrap();
+        assert_eq!(cached.refresh_at, Some(now + Duration::from_secs(15)));
+        let cached = parse_token_response(200, body, now, Duration::MAX).unwrap();
+        assert_eq!(cached.refresh_at, Some(now + Duration::from_secs(15)));
+        let huge = format!(r#"{{"access_token":"abc","expires_in":{}}}"#, u64::MAX);
+        let cached = parse_token_response(200, huge.as_bytes(), now, Duration::MAX).unwrap();
+        assert!(cached.token.is_valid(now));
+        assert!(AccessToken::new("t", None).is_valid(now));
+    }
+
+    #[test]
+    fn a_shared_failure_keeps_its_kind_and_cause() {
+        let original = Arc::new(AuthError::Transport {
+            token_url: "https://id.example/token".into(),
+            source: "connection refused".into(),
+        });
+        let copy = AuthError::shared(&original);
+        assert!(copy.is_retryable());
+        assert_eq!(copy.to_string(), original.to_string());
+        let cause = std::error::Error::source(&copy).unwrap().to_string();
+        assert_eq!(cause, "connection refused");
     }
 }

@@ -16,7 +16,7 @@
 //! for failure in &report.failures {
 //!     eprintln!("comment #{} ({:?}): {}", failure.item.index, failure.item.id, failure.error);
 //! }
-//! assert_eq!(report.read, report.synced + report.failures.len() as u64);
+//! assert_eq!(report.read, report.synced + report.failures.len() as u64 + report.not_attempted);
 //! # }
 //! ```
 //!
@@ -30,22 +30,47 @@
 //!   to [`concurrency`](SyncOptions::concurrency) of them are in flight.
 //! * **Bisection.** A batch rejected for its content (HTTP 400, 409, 413 or
 //!   422 by default, see [`bisect_statuses`](SyncOptions::bisect_statuses))
-//!   is split in two halves, each sent again, recursively. One bad item in
+//!   is split in two halves, both sent again, recursively. One bad item in
 //!   a batch of `n` costs about `2·log2(n)` extra requests instead of `n`.
 //!   A single item that is still rejected is reported as failed with its
-//!   own error.
+//!   own error. When both halves are rejected with the same status and
+//!   message, the rejection is about the request, not its items (a wrong
+//!   source, a bad transform tag, a quota): bisection stops there, so such
+//!   a rejection costs 3 requests per batch. Bisection of one batch is also
+//!   capped at [`max_splits`](SyncOptions::max_splits) splits. (A server
+//!   that rejected several bad items with one generic message would stop
+//!   bisection early too: their batch halves are then failed as a whole,
+//!   never reported as synced.)
+//! * **Sharing.** A batch is held once ([`Arc`]); halves are ranges of it,
+//!   and the built-in targets serialize each request straight from the
+//!   slice, so neither bisection nor retries copy items.
 //! * **Rate limits.** Every request of a job runs under one [`RateGate`]:
 //!   a 429 or `Retry-After` answer to any batch pauses all of them. The
 //!   client's own retries apply first ([`RetryPolicy`](crate::RetryPolicy));
 //!   a batch still failing with a retryable error is retried
 //!   [`max_batch_retries`](SyncOptions::max_batch_retries) more times
-//!   before its items are reported as failed. Other errors (401, 403,
-//!   404, ...) fail the batch's items without bisection.
+//!   before its items are reported as failed. A `Retry-After` longer than
+//!   the gate's cap ([`RateGate::max_pause`]) is reported as a
+//!   [`SyncEvent::Paused`] event before the batch waits it out.
+//! * **Fatal errors.** A 401, 403 or 404 (a bad token, no permission, a
+//!   mistyped source) or a non-retryable authentication failure fails the
+//!   batch's items and stops the job: no more input is read, no new request
+//!   is sent, and items already read but not sent are counted in
+//!   [`SyncReport::not_attempted`] (counted, not listed, so memory stays
+//!   bounded). [`SyncReport::stopped`] holds the error. Other errors fail
+//!   the batch's items without bisection.
+//! * **Cancellation.** [`SyncOptions::cancel`] takes a
+//!   [`CancellationToken`]: once cancelled, no new request starts and waits
+//!   are cut short; requests in flight finish. The report accounts for
+//!   every item read, with [`SyncReport::cancelled`] set.
 //!
 //! # Accounting
 //!
-//! Every item read from the input is, exactly once, either **synced** or
-//! **failed**: `report.read == report.synced + report.failures.len()`.
+//! Every item read from the input is, exactly once, **synced**, **failed**
+//! or **not attempted** (the job stopped or was cancelled before sending
+//! it): `report.read == report.synced + report.failures.len() + report.not_attempted`.
+//! [`SyncReport::requests`] counts the requests sent, the client's own
+//! retries included.
 //! Items are identified by their position in the input
 //! ([`ItemKey::index`]) and their id, if any ([`ItemKey::id`]).
 //!
@@ -63,23 +88,29 @@
 //! an upsert, so sending them again is safe.
 
 use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{Stream, StreamExt};
+use reqwest::header::{ACCEPT, HeaderValue};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::retry::RateGate;
+use crate::retry::{RateGate, count_attempts};
 use crate::types;
+use crate::upload::{execute, json_response, segment};
 
 /// The most items the server accepts in one sync request.
 pub const MAX_BATCH_SIZE: usize = 16_384;
 
-/// An item that can be uploaded in bulk: it is `Clone` (a rejected batch is
-/// re-sent in halves) and may name itself for the report.
-pub trait BulkItem: Clone + Send + Sync + 'static {
+/// An item that can be uploaded in bulk; it may name itself for the report.
+/// Items are never copied: a batch is shared by its halves and retries.
+pub trait BulkItem: Send + Sync + 'static {
     /// The item's id, for the report: the comment id.
     fn item_id(&self) -> Option<&str>;
 }
@@ -203,18 +234,22 @@ impl SyncTarget<types::CommentNew> for CommentsTarget {
         items: &'a [types::CommentNew],
     ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
         Box::pin(async move {
-            let body = types::SyncCommentsRequest {
-                comments: items.to_vec(),
-            };
+            // Serialized from the slice (no copy of the items); the client's
+            // retries resend the same bytes.
+            #[derive(Serialize)]
+            struct Body<'b> {
+                comments: &'b [types::CommentNew],
+            }
+            const OPERATION: &str = "sync_comments";
+            let path = format!(
+                "/api/v1/sources/{}/{}/sync",
+                segment(OPERATION, "project", &self.project)?,
+                segment(OPERATION, "source_name", &self.source)?,
+            );
+            let body = Body { comments: items };
             let response = self
                 .client
-                .send(|c| {
-                    c.sync_comments()
-                        .project(self.project.as_str())
-                        .source_name(self.source.as_str())
-                        .body(body)
-                        .send()
-                })
+                .send(|c| post_json::<types::SyncCommentsResponse, _>(c, path, &body, OPERATION))
                 .await?;
             Ok(SyncCounts::from(response.value()))
         })
@@ -266,26 +301,54 @@ impl SyncTarget<types::RawEmailDocument> for RawEmailsTarget {
         items: &'a [types::RawEmailDocument],
     ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
         Box::pin(async move {
-            let body = types::SyncRawEmailsRequest {
-                documents: items.to_vec(),
+            // The generated `SyncRawEmailsRequest`'s wire form, serialized from the slice.
+            #[derive(Serialize)]
+            struct Body<'b> {
+                documents: &'b [types::RawEmailDocument],
+                include_comments: bool,
+                #[serde(skip_serializing_if = "<[String]>::is_empty")]
+                override_user_properties: &'b [String],
+                #[serde(skip_serializing_if = "Option::is_none")]
+                transform_tag: Option<&'b str>,
+            }
+            const OPERATION: &str = "sync_raw_emails";
+            let path = format!(
+                "/api/v1/sources/{}/{}/sync-raw-emails",
+                segment(OPERATION, "project", &self.project)?,
+                segment(OPERATION, "source_name", &self.source)?,
+            );
+            let body = Body {
+                documents: items,
                 // The parsed comments are not needed for the report, and would be large.
-                include_comments: Some(false),
-                override_user_properties: self.override_user_properties.clone(),
-                transform_tag: self.transform_tag.clone(),
+                include_comments: false,
+                override_user_properties: &self.override_user_properties,
+                transform_tag: self.transform_tag.as_deref(),
             };
             let response = self
                 .client
-                .send(|c| {
-                    c.sync_raw_emails()
-                        .project(self.project.as_str())
-                        .source_name(self.source.as_str())
-                        .body(body)
-                        .send()
-                })
+                .send(|c| post_json::<types::SyncRawEmailsResponse, _>(c, path, &body, OPERATION))
                 .await?;
             Ok(SyncCounts::from(response.value()))
         })
     }
+}
+
+/// A JSON `POST` through the generated client's hooks, as the generated
+/// operation `operation` would send it.
+async fn post_json<T: serde::de::DeserializeOwned, B: Serialize + ?Sized>(
+    c: &cm_api_gen::Client,
+    path: String,
+    body: &B,
+    operation: &'static str,
+) -> Result<cm_api_gen::ResponseValue<T>, crate::upload::GeneratedError> {
+    use progenitor_client::ClientInfo;
+    let request = c
+        .client()
+        .post(format!("{}{path}", c.baseurl()))
+        .header(ACCEPT, HeaderValue::from_static("application/json"))
+        .json(body)
+        .build()?;
+    json_response(execute(c, request, operation).await?).await
 }
 
 /// Which input item: its position in the input stream (from 0) and its id.
@@ -319,6 +382,8 @@ pub struct SyncTotals {
     pub synced: u64,
     /// Items reported as failed.
     pub failed: u64,
+    /// Items read but never sent: the job stopped or was cancelled.
+    pub not_attempted: u64,
     /// Requests sent (including bisection and retries).
     pub requests: u64,
     /// The server's counts, summed.
@@ -360,6 +425,23 @@ pub enum SyncEvent<'a> {
         /// The pause before the next attempt.
         wait: Duration,
     },
+    /// The server asked to wait longer than the rate gate's cap
+    /// ([`RateGate::max_pause`]): the batch waits `wait` before its next
+    /// attempt (cut short by [`SyncOptions::cancel`]).
+    Paused {
+        /// Size of the batch.
+        items: usize,
+        /// The error carrying the `Retry-After`.
+        error: &'a Error,
+        /// How long the batch waits.
+        wait: Duration,
+    },
+    /// A fatal error (401, 403, 404, rejected credentials): the job reads
+    /// no more input and sends no new request.
+    Stopped {
+        /// The error.
+        error: &'a Error,
+    },
 }
 
 /// A progress report: an event and the job's totals right after it.
@@ -394,13 +476,16 @@ pub struct SyncOptions {
     max_batch_retries: u32,
     retry_backoff: Duration,
     bisect_statuses: Vec<u16>,
+    max_splits: u32,
     rate_gate: Option<Arc<RateGate>>,
+    cancel: Option<CancellationToken>,
     progress: Option<ProgressFn>,
 }
 
 impl Default for SyncOptions {
     /// Batches of 1024, 8 in flight, 2 extra attempts per batch for
-    /// retryable errors from 1 s, bisection on 400/409/413/422.
+    /// retryable errors from 1 s, bisection on 400/409/413/422 with at most
+    /// 128 splits per batch.
     fn default() -> Self {
         Self {
             batch_size: 1024,
@@ -408,7 +493,9 @@ impl Default for SyncOptions {
             max_batch_retries: 2,
             retry_backoff: Duration::from_secs(1),
             bisect_statuses: vec![400, 409, 413, 422],
+            max_splits: 128,
             rate_gate: None,
+            cancel: None,
             progress: None,
         }
     }
@@ -422,7 +509,9 @@ impl fmt::Debug for SyncOptions {
             .field("max_batch_retries", &self.max_batch_retries)
             .field("retry_backoff", &self.retry_backoff)
             .field("bisect_statuses", &self.bisect_statuses)
+            .field("max_splits", &self.max_splits)
             .field("rate_gate", &self.rate_gate)
+            .field("cancel", &self.cancel)
             .field("progress", &self.progress.is_some())
             .finish()
     }
@@ -468,6 +557,42 @@ impl SyncOptions {
         self
     }
 
+    /// The most splits the bisection of one batch may make (default 128);
+    /// past it, the rejected parts fail as a whole. One bad item in a batch
+    /// of `n` needs `log2(n)` splits.
+    pub fn max_splits(mut self, splits: u32) -> Self {
+        self.max_splits = splits;
+        self
+    }
+
+    /// Ends the job when `token` is cancelled, with a report that accounts
+    /// for every item read: no new request starts, waits are cut short,
+    /// requests in flight finish, and unsent items are counted in
+    /// [`SyncReport::not_attempted`].
+    ///
+    /// ```no_run
+    /// use tokio_util::sync::CancellationToken;
+    /// use cm_api::bulk::{self, SyncOptions};
+    ///
+    /// # async fn run(client: cm_api::Client, comments: Vec<cm_api::types::CommentNew>) {
+    /// let cancel = CancellationToken::new();
+    /// let on_ctrl_c = cancel.clone();
+    /// tokio::spawn(async move {
+    ///     let _ = tokio::signal::ctrl_c().await;
+    ///     on_ctrl_c.cancel();
+    /// });
+    /// let options = SyncOptions::default().cancel(cancel);
+    /// let report = bulk::sync_comments(&client, "acme", "inbox", futures::stream::iter(comments), options).await;
+    /// if report.cancelled {
+    ///     eprintln!("cancelled: {} synced, {} not sent", report.synced, report.not_attempted);
+    /// }
+    /// # }
+    /// ```
+    pub fn cancel(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
     /// Shares a [`RateGate`] with other jobs, so that a rate limit hit by
     /// one pauses all of them. Each job has its own gate otherwise.
     pub fn rate_gate(mut self, gate: Arc<RateGate>) -> Self {
@@ -484,7 +609,7 @@ impl SyncOptions {
     }
 }
 
-/// The outcome of a job: every item read is either synced or failed.
+/// The outcome of a job: every item read is synced, failed or not attempted.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct SyncReport {
@@ -494,9 +619,18 @@ pub struct SyncReport {
     pub synced: u64,
     /// The server's counts, summed over accepted requests.
     pub counts: SyncCounts,
-    /// Items not synced, in input order.
+    /// Items sent but not synced, in input order.
     pub failures: Vec<ItemFailure>,
-    /// Requests sent (including bisection and retries).
+    /// Items read but never sent, because the job stopped
+    /// ([`stopped`](Self::stopped)) or was [`cancelled`](Self::cancelled).
+    pub not_attempted: u64,
+    /// The fatal error that stopped the job (401, 403, 404, rejected
+    /// credentials), if one did.
+    pub stopped: Option<Arc<Error>>,
+    /// Whether the job ended because [`SyncOptions::cancel`]'s token was cancelled.
+    pub cancelled: bool,
+    /// Requests sent: bisection, the job's retries and the client's own
+    /// retries included.
     pub requests: u64,
     /// Batches formed from the input (before bisection).
     pub batches: u64,
@@ -505,9 +639,10 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
-    /// Whether every item was synced.
+    /// Whether every item read was synced (and the job was neither stopped
+    /// nor cancelled).
     pub fn is_complete(&self) -> bool {
-        self.failures.is_empty()
+        self.failures.is_empty() && self.not_attempted == 0
     }
 
     /// Whether the server's counts add up to the items synced. They may
@@ -559,14 +694,21 @@ pub async fn sync_with<T: BulkItem, S: SyncTarget<T> + ?Sized>(
     input: impl Stream<Item = T>,
     options: SyncOptions,
 ) -> SyncReport {
+    let stop = options
+        .cancel
+        .as_ref()
+        .map(CancellationToken::child_token)
+        .unwrap_or_default();
     let job = Job {
         target,
         gate: options.rate_gate.clone().unwrap_or_default(),
         options,
+        stop,
         shared: Mutex::new(Shared::default()),
     };
     let job = &job;
     let batches = input
+        .take_until(job.stop.clone().cancelled_owned())
         .map(|item| {
             let mut shared = job.shared();
             let index = shared.read;
@@ -585,29 +727,80 @@ pub async fn sync_with<T: BulkItem, S: SyncTarget<T> + ?Sized>(
                 items.push(item);
             }
             job.shared().report.batches += 1;
-            job.run_batch(Batch { keys, items })
+            job.run_batch(Batch::new(keys, items))
         })
         .buffer_unordered(job.options.concurrency);
     batches.for_each(|()| async {}).await;
     let mut shared = job.shared();
     let mut report = std::mem::take(&mut shared.report);
     report.read = shared.read;
+    report.cancelled = job
+        .options
+        .cancel
+        .as_ref()
+        .is_some_and(CancellationToken::is_cancelled);
     report.failures.sort_by_key(|f| f.item.index);
     report
 }
 
+/// Items shared by a batch and every part bisection makes of it.
 struct Batch<T> {
-    keys: Vec<ItemKey>,
-    items: Vec<T>,
+    keys: Arc<[ItemKey]>,
+    items: Arc<[T]>,
+    range: Range<usize>,
 }
 
 impl<T> Batch<T> {
-    fn split(mut self) -> (Self, Self) {
-        let mid = self.items.len() / 2;
-        let keys = self.keys.split_off(mid);
-        let items = self.items.split_off(mid);
-        (self, Batch { keys, items })
+    fn new(keys: Vec<ItemKey>, items: Vec<T>) -> Self {
+        let range = 0..items.len();
+        Self {
+            keys: keys.into(),
+            items: items.into(),
+            range,
+        }
     }
+
+    fn items(&self) -> &[T] {
+        &self.items[self.range.clone()]
+    }
+
+    fn keys(&self) -> &[ItemKey] {
+        &self.keys[self.range.clone()]
+    }
+
+    fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    /// The two halves, sharing this batch's items.
+    fn split(&self) -> (Self, Self) {
+        let mid = self.range.start + self.len() / 2;
+        let part = |range| Batch {
+            keys: Arc::clone(&self.keys),
+            items: Arc::clone(&self.items),
+            range,
+        };
+        (part(self.range.start..mid), part(mid..self.range.end))
+    }
+}
+
+/// What one request (with its retries) came to.
+enum Answer {
+    Synced(SyncCounts),
+    Failed(Error),
+    /// The job stopped or was cancelled before it was sent.
+    NotSent,
+}
+
+/// Whether two rejections are the same: the same status and message.
+fn same_rejection(a: &Error, b: &Error) -> bool {
+    a.status() == b.status() && a.message() == b.message()
+}
+
+/// Errors after which no other request of the job can succeed.
+fn is_fatal(error: &Error) -> bool {
+    matches!(error.status(), Some(401 | 403 | 404))
+        || matches!(error, Error::Auth(auth) if !auth.is_retryable())
 }
 
 #[derive(Default)]
@@ -620,6 +813,8 @@ struct Job<'t, S: ?Sized> {
     target: &'t S,
     options: SyncOptions,
     gate: Arc<RateGate>,
+    /// Cancelled by the caller's token or by a fatal error.
+    stop: CancellationToken,
     shared: Mutex<Shared>,
 }
 
@@ -639,6 +834,7 @@ impl<S: ?Sized> Job<'_, S> {
                 read: shared.read,
                 synced: report.synced,
                 failed: report.failures.len() as u64,
+                not_attempted: report.not_attempted,
                 requests: report.requests,
                 counts: report.counts,
             };
@@ -650,51 +846,120 @@ impl<S: ?Sized> Job<'_, S> {
     where
         S: SyncTarget<T>,
     {
-        // Depth-first, left half first: a bad item costs ~2·log2(n) requests.
-        let mut pending = vec![batch];
-        while let Some(batch) = pending.pop() {
-            match self.send(&batch).await {
-                Ok(counts) => self.record(
+        let mut splits = 0u32;
+        let sent = self.send(&batch).await;
+        let mut pending: Vec<(Batch<T>, Batch<T>)> = Vec::new();
+        pending.extend(self.settle(batch, sent, &mut splits));
+        // Depth-first: both halves of a split are sent, then compared.
+        while let Some((left, right)) = pending.pop() {
+            let left_sent = self.send(&left).await;
+            let right_sent = self.send(&right).await;
+            if let (Answer::Failed(a), Answer::Failed(b)) = (&left_sent, &right_sent)
+                && self.blames_content(a)
+                && same_rejection(a, b)
+            {
+                // The same rejection on both sides: it is about the
+                // request, not an item. Stop bisecting.
+                let error = match left_sent {
+                    Answer::Failed(error) => Arc::new(error),
+                    _ => unreachable!(),
+                };
+                self.fail(&left, &error);
+                self.fail(&right, &error);
+                continue;
+            }
+            let right_split = self.settle(right, right_sent, &mut splits);
+            let left_split = self.settle(left, left_sent, &mut splits);
+            pending.extend(right_split);
+            pending.extend(left_split);
+        }
+    }
+
+    /// Records what `sent` means for `batch`; returns its halves when it is
+    /// to be bisected.
+    fn settle<T>(
+        &self,
+        batch: Batch<T>,
+        sent: Answer,
+        splits: &mut u32,
+    ) -> Option<(Batch<T>, Batch<T>)> {
+        match sent {
+            Answer::Synced(counts) => {
+                self.record(
                     SyncEvent::Synced {
-                        items: &batch.keys,
+                        items: batch.keys(),
                         counts,
                     },
                     |r| {
-                        r.synced += batch.keys.len() as u64;
+                        r.synced += batch.len() as u64;
                         r.counts.add(&counts);
                     },
-                ),
-                Err(error) if batch.items.len() > 1 && self.blames_content(&error) => {
-                    self.record(
-                        SyncEvent::Split {
-                            items: batch.items.len(),
-                            error: &error,
-                        },
-                        |r| r.splits += 1,
-                    );
-                    let (left, right) = batch.split();
-                    pending.push(right);
-                    pending.push(left);
+                );
+                None
+            }
+            Answer::NotSent => {
+                self.shared().report.not_attempted += batch.len() as u64;
+                None
+            }
+            Answer::Failed(error)
+                if batch.len() > 1
+                    && !self.stop.is_cancelled()
+                    && *splits < self.options.max_splits
+                    && self.blames_content(&error) =>
+            {
+                *splits += 1;
+                self.record(
+                    SyncEvent::Split {
+                        items: batch.len(),
+                        error: &error,
+                    },
+                    |r| r.splits += 1,
+                );
+                Some(batch.split())
+            }
+            Answer::Failed(error) => {
+                let error = Arc::new(error);
+                if is_fatal(&error) {
+                    self.stop_job(&error);
                 }
-                Err(error) => {
-                    let error = Arc::new(error);
-                    let failures: Vec<ItemFailure> = batch
-                        .keys
-                        .into_iter()
-                        .map(|item| ItemFailure {
-                            item,
-                            error: Arc::clone(&error),
-                        })
-                        .collect();
-                    self.record(
-                        SyncEvent::Failed {
-                            failures: &failures,
-                        },
-                        |r| r.failures.extend(failures.iter().cloned()),
-                    );
-                }
+                self.fail(&batch, &error);
+                None
             }
         }
+    }
+
+    /// Stops the job after a fatal error (the first one is kept).
+    fn stop_job(&self, error: &Arc<Error>) {
+        let first = {
+            let mut shared = self.shared();
+            let first = shared.report.stopped.is_none();
+            if first {
+                shared.report.stopped = Some(Arc::clone(error));
+            }
+            first
+        };
+        if first {
+            tracing::error!(%error, "bulk job stopped by a fatal error");
+            self.record(SyncEvent::Stopped { error }, |_| {});
+        }
+        self.stop.cancel();
+    }
+
+    fn fail<T>(&self, batch: &Batch<T>, error: &Arc<Error>) {
+        let failures: Vec<ItemFailure> = batch
+            .keys()
+            .iter()
+            .map(|item| ItemFailure {
+                item: item.clone(),
+                error: Arc::clone(error),
+            })
+            .collect();
+        self.record(
+            SyncEvent::Failed {
+                failures: &failures,
+            },
+            |r| r.failures.extend(failures.iter().cloned()),
+        );
     }
 
     fn blames_content(&self, error: &Error) -> bool {
@@ -703,41 +968,88 @@ impl<S: ?Sized> Job<'_, S> {
             .is_some_and(|status| self.options.bisect_statuses.contains(&status))
     }
 
+    /// Waits `wait`; `false` if the job stopped meanwhile.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => false,
+            _ = tokio::time::sleep(wait) => true,
+        }
+    }
+
     /// One request for `batch`, under the job's gate, with the extra
     /// attempts for retryable errors.
-    async fn send<T: BulkItem>(&self, batch: &Batch<T>) -> Result<SyncCounts, Error>
+    async fn send<T: BulkItem>(&self, batch: &Batch<T>) -> Answer
     where
         S: SyncTarget<T>,
     {
         let mut retries = 0;
         loop {
-            self.gate.wait().await;
-            self.shared().report.requests += 1;
-            let error = match self.gate.scope(self.target.sync(&batch.items)).await {
-                Ok(counts) => return Ok(counts),
-                Err(error) if error.is_retryable() && retries < self.options.max_batch_retries => {
+            if self.stop.is_cancelled() {
+                return Answer::NotSent;
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return Answer::NotSent,
+                _ = self.gate.wait() => {}
+            }
+            let counter = Arc::new(AtomicU64::new(0));
+            let result = count_attempts(
+                Arc::clone(&counter),
+                self.gate.scope(self.target.sync(batch.items())),
+            )
+            .await;
+            // Requests the client sent; a target that does not go through a
+            // `Client` (a fake) counts as one per call.
+            let sent = match counter.load(Ordering::Relaxed) {
+                0 if !matches!(result, Err(Error::RateLimited { attempts: 0, .. })) => 1,
+                n => n,
+            };
+            self.shared().report.requests += sent;
+            let error = match result {
+                Ok(counts) => return Answer::Synced(counts),
+                Err(error)
+                    if error.is_retryable()
+                        && !is_fatal(&error)
+                        && retries < self.options.max_batch_retries =>
+                {
                     error
                 }
-                Err(error) => return Err(error),
+                Err(error) => return Answer::Failed(error),
             };
             retries += 1;
-            let wait = self
+            let backoff = self
                 .options
                 .retry_backoff
                 .saturating_mul(2u32.saturating_pow(retries - 1));
-            self.record(
-                SyncEvent::Retrying {
-                    items: batch.items.len(),
-                    error: &error,
-                    wait,
-                },
-                |_| {},
-            );
+            let wait = error.retry_after().unwrap_or(backoff);
+            if wait > self.gate.get_max_pause() {
+                tracing::warn!(wait_s = wait.as_secs(), %error, "bulk job paused by a long Retry-After");
+                self.record(
+                    SyncEvent::Paused {
+                        items: batch.len(),
+                        error: &error,
+                        wait,
+                    },
+                    |_| {},
+                );
+            } else {
+                self.record(
+                    SyncEvent::Retrying {
+                        items: batch.len(),
+                        error: &error,
+                        wait,
+                    },
+                    |_| {},
+                );
+            }
             if error.status() == Some(429) {
                 // Rate limited: every batch of the job waits, not just this one.
                 self.gate.pause_for(wait);
-            } else {
-                tokio::time::sleep(wait).await;
+            }
+            if !self.pause(wait).await {
+                // Cancelled while waiting: the batch was sent and failed.
+                return Answer::Failed(error);
             }
         }
     }

@@ -23,7 +23,9 @@ use crate::transport::{CallContext, CallState, Transport};
 
 /// Default time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default time allowed for one attempt, from connecting to the end of the body.
+/// Default time allowed for one attempt, from connecting to the end of the
+/// body; for a streamed file (download or upload), the longest time without
+/// progress.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -220,6 +222,7 @@ fn contradiction_error(state: &CallState) -> Option<Error> {
         request_id: headers.and_then(request_id),
         server_timing: headers.map(ServerTiming::from_headers).unwrap_or_default(),
         attempts: state.attempts,
+        retry_after: None,
     })
 }
 
@@ -256,6 +259,14 @@ async fn map_error<E: ErrorBody>(
     if let Some(auth) = state.auth_error.take() {
         return Error::Auth(auth);
     }
+    if let Some(retry_after) = state.rate_limited {
+        return Error::RateLimited {
+            operation,
+            retry_after,
+            attempts: state.attempts,
+        };
+    }
+    let retry_after = state.retry_after;
     let transport = |source: reqwest::Error, attempts: u32, deadline_hit: bool| {
         transport_error(operation, source, attempts, deadline_hit)
     };
@@ -282,6 +293,7 @@ async fn map_error<E: ErrorBody>(
                 request_id: request_id(value.headers()),
                 server_timing: ServerTiming::from_headers(value.headers()),
                 attempts: state.attempts.max(1),
+                retry_after,
             }
         }
         G::InvalidResponsePayload(bytes, source) => match state.status {
@@ -296,6 +308,7 @@ async fn map_error<E: ErrorBody>(
                     .map(ServerTiming::from_headers)
                     .unwrap_or_default(),
                 attempts: state.attempts.max(1),
+                retry_after,
             },
             status => Error::Decode {
                 operation,
@@ -320,6 +333,7 @@ async fn map_error<E: ErrorBody>(
                 snippet: body,
                 server_timing: ServerTiming::from_headers(&headers),
                 attempts: state.attempts.max(1),
+                retry_after,
             }
         }
     }
@@ -558,7 +572,31 @@ impl ClientBuilder {
         self
     }
 
-    /// Time allowed for one attempt, including reading the body (default 120 s).
+    /// The attempt timeout (default 120 s): time allowed for one attempt,
+    /// from connecting to the end of a JSON body. The whole call, across
+    /// attempts, is bounded separately by the retry policy's
+    /// [`deadline`](RetryPolicy::deadline), which also caps each attempt.
+    ///
+    /// A streamed file body (a [`Download`](crate::Download), an upload) is
+    /// bounded by progress instead: it fails when nothing arrives for this
+    /// long, however long the whole transfer takes, and the deadline does
+    /// not cut it. `Duration::MAX` means no limit. Override it for one call
+    /// with [`CallOptions`](crate::CallOptions).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cm_api::{Client, RetryPolicy};
+    ///
+    /// // Attempts of up to 30 s, calls of up to 2 minutes; a large download
+    /// // may take longer as long as data keeps arriving every 30 s.
+    /// let client = Client::builder()
+    ///     .endpoint("https://acme.reinfer.io".parse()?)
+    ///     .token("my-developer-token")
+    ///     .request_timeout(Duration::from_secs(30))
+    ///     .retry_policy(RetryPolicy::default().deadline(Duration::from_secs(120)))
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
         self
@@ -610,9 +648,13 @@ impl ClientBuilder {
             .user_agent
             .clone()
             .unwrap_or_else(|| format!("cm-api/{}", env!("CARGO_PKG_VERSION")));
+        let cap = crate::retry::TIMER_CAP;
+        // No client-wide total timeout: the transport bounds each attempt
+        // (and the deadline each call); the read timeout bounds progress,
+        // which is all that bounds a streamed file.
         let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .timeout(request_timeout)
+            .connect_timeout(connect_timeout.min(cap))
+            .read_timeout(request_timeout.min(cap))
             .user_agent(user_agent)
             .build()
             .map_err(|e| ConfigError::Invalid {
@@ -634,7 +676,13 @@ impl ClientBuilder {
                     origin: "the client-credentials token URL".to_owned(),
                     source,
                 })?;
-                ClientCredentialsProvider::new(credentials, token_url, http.clone())
+                ClientCredentialsProvider::new(
+                    credentials,
+                    token_url,
+                    http.clone(),
+                    self.retry.clone().unwrap_or_default(),
+                    request_timeout,
+                )
             }
         };
         let transport = Transport {
@@ -659,7 +707,8 @@ impl ClientBuilder {
             Some(lookup) => lookup(name),
             None => std::env::var(name).ok(),
         };
-        value.filter(|v| !v.trim().is_empty())
+        // A trailing newline (a Kubernetes secret mounted from a file) is never meant.
+        value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
     fn resolve(&self) -> Result<Resolved, ConfigError> {
@@ -840,10 +889,15 @@ impl ClientBuilder {
                 first: format!("environment variable {TOKEN_ENV}"),
                 second: format!("environment variables {CLIENT_ID_ENV}/{CLIENT_SECRET_ENV}"),
             }),
-            (Some(token), None, None) => Ok(Some(Credentials::Token(Secret::new(token)))),
-            (None, Some(id), Some(secret)) => Ok(Some(Credentials::Client(
-                ClientCredentials::new(id, secret),
-            ))),
+            (Some(token), None, None) => Ok(Some(Credentials::Token(Secret::new(checked_secret(
+                TOKEN_ENV, token, true,
+            )?)))),
+            (None, Some(id), Some(secret)) => {
+                Ok(Some(Credentials::Client(ClientCredentials::new(
+                    checked_secret(CLIENT_ID_ENV, id, false)?,
+                    checked_secret(CLIENT_SECRET_ENV, secret, false)?,
+                ))))
+            }
             (None, Some(_), None) => Err(ConfigError::MissingEnvVar {
                 var: CLIENT_SECRET_ENV.to_owned(),
                 origin: format!("environment variable {CLIENT_ID_ENV}"),
@@ -855,6 +909,27 @@ impl ClientBuilder {
             (None, None, None) => Ok(None),
         }
     }
+}
+
+/// A credential read from environment variable `var` (already trimmed),
+/// refused at `build()` when it could not be sent as read: control
+/// characters anywhere, or, for a bearer token (`header`), any whitespace.
+/// The message names the variable, never the value.
+fn checked_secret(var: &str, value: String, header: bool) -> Result<String, ConfigError> {
+    let bad = value
+        .chars()
+        .any(|c| c.is_control() || (header && c.is_whitespace()));
+    if bad {
+        return Err(ConfigError::Invalid {
+            what: format!("environment variable {var}"),
+            reason: if header {
+                "the token contains whitespace or control characters".to_owned()
+            } else {
+                "the value contains control characters".to_owned()
+            },
+        });
+    }
+    Ok(value)
 }
 
 fn profile_credentials(
@@ -879,7 +954,11 @@ fn profile_credentials(
             first: format!("{origin} `token_env`"),
             second: format!("{origin} `client_id`/`client_secret_env`"),
         }),
-        (Some(var), false) => Ok(Some(Credentials::Token(Secret::new(read(var)?)))),
+        (Some(var), false) => Ok(Some(Credentials::Token(Secret::new(checked_secret(
+            var,
+            read(var)?,
+            true,
+        )?)))),
         (None, true) => {
             let id = match (&profile.client_id, &profile.client_id_env) {
                 (Some(_), Some(_)) => {
@@ -890,7 +969,7 @@ fn profile_credentials(
                     });
                 }
                 (Some(id), None) => id.clone(),
-                (None, Some(var)) => read(var)?,
+                (None, Some(var)) => checked_secret(var, read(var)?, false)?,
                 (None, None) => {
                     return Err(ConfigError::Invalid {
                         what: origin.to_owned(),
@@ -909,7 +988,7 @@ fn profile_credentials(
                     })?;
             Ok(Some(Credentials::Client(ClientCredentials::new(
                 id,
-                read(secret_var)?,
+                checked_secret(secret_var, read(secret_var)?, false)?,
             ))))
         }
         (None, false) => Ok(None),

@@ -20,12 +20,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The client's request timeout
+//! A file transfer is bounded by progress, not by its total time: it fails
+//! when nothing arrives (headers or body) for the client's attempt timeout
 //! ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout),
-//! 120 s by default) covers reading the body too: raise it for large files
-//! on slow links. A failure while the body streams is an
-//! [`Error::Transport`]; it is not retried, because part of the body was
-//! already handed to the caller.
+//! 120 s by default), however long it takes as a whole, and the retry
+//! policy's deadline does not cut it. A [`CallOptions::attempt_timeout`](crate::CallOptions::attempt_timeout)
+//! bounds the whole transfer of the calls in its scope. A failure while the
+//! body streams is an [`Error::Transport`]; it is not retried, because part
+//! of the body was already handed to the caller.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

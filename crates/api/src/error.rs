@@ -1,6 +1,7 @@
 //! The one error type of the crate.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::auth::AuthError;
 use crate::config::ConfigError;
@@ -27,6 +28,13 @@ pub(crate) fn snippet(body: &[u8]) -> String {
     out.trim().to_owned()
 }
 
+/// A message for a one-line `Display`: control characters (newlines)
+/// become spaces and anything past [`SNIPPET_CHARS`] is cut, as [`snippet`]
+/// does for bodies. The full text stays in the error's fields.
+pub(crate) fn one_line(message: &str) -> String {
+    snippet(message.as_bytes())
+}
+
 /// What went wrong with a call, classified by where it failed.
 ///
 /// | variant | where | anything sent? |
@@ -35,13 +43,16 @@ pub(crate) fn snippet(body: &[u8]) -> String {
 /// | [`InvalidRequest`](Error::InvalidRequest) | building the request | no |
 /// | [`Auth`](Error::Auth) | getting a token | not to the API |
 /// | [`Transport`](Error::Transport) | connecting, TLS, timeouts | maybe |
+/// | [`RateLimited`](Error::RateLimited) | waiting at a closed [`RateGate`](crate::RateGate) past the deadline | no |
 /// | [`Api`](Error::Api) | the platform answered with its error envelope | yes |
 /// | [`UnexpectedResponse`](Error::UnexpectedResponse) | something else answered (proxy page, empty body) | yes |
 /// | [`Decode`](Error::Decode) | a success body did not match the schema | yes |
 /// | [`CursorNotAdvancing`](Error::CursorNotAdvancing) | a paginated walk was given a cursor it had seen | yes |
 /// | [`Handler`](Error::Handler) | your handler, called with data from the API | n/a |
 ///
-/// `Display` is one line; `source()` leads to the underlying cause.
+/// `Display` is one line (a long or multi-line server message is cut; the
+/// full text is in the fields); `source()` leads to the underlying cause,
+/// which `Display` does not repeat.
 ///
 /// ```
 /// # async fn run(client: cm_api::Client) {
@@ -61,7 +72,7 @@ pub enum Error {
     Config(#[from] ConfigError),
 
     /// The request could not be built (e.g. a required parameter is missing); nothing was sent.
-    #[error("{}invalid request: {message}", op_prefix(operation))]
+    #[error("{}invalid request: {}", op_prefix(operation), one_line(message))]
     #[non_exhaustive]
     InvalidRequest {
         /// The operation id, when known.
@@ -92,7 +103,7 @@ pub enum Error {
     /// The platform answered with its error envelope
     /// (`{"status": "error", "message": ...}`), or with a body whose
     /// `"status"` contradicts the HTTP status.
-    #[error("{}HTTP {status}: {message}{}", op_prefix(operation), request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
+    #[error("{}HTTP {status}: {}{}", op_prefix(operation), one_line(message), request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
     #[non_exhaustive]
     Api {
         /// The operation id, when known.
@@ -107,6 +118,8 @@ pub enum Error {
         server_timing: ServerTiming,
         /// How many attempts were made.
         attempts: u32,
+        /// The server's `Retry-After`, when the client did not wait that long.
+        retry_after: Option<Duration>,
     },
 
     /// Something other than the platform answered, e.g. a proxy's HTML page
@@ -125,6 +138,24 @@ pub enum Error {
         /// The server's timing metrics.
         server_timing: ServerTiming,
         /// How many attempts were made.
+        attempts: u32,
+        /// The server's `Retry-After`, when the client did not wait that long.
+        retry_after: Option<Duration>,
+    },
+
+    /// The job's [`RateGate`](crate::RateGate) stays closed (after a 429)
+    /// beyond the call's deadline, so the call gave up without sending.
+    #[error(
+        "{}rate limited: the rate gate stays closed for {retry_after:?}, beyond the call's deadline",
+        op_prefix(operation)
+    )]
+    #[non_exhaustive]
+    RateLimited {
+        /// The operation id, when known.
+        operation: Option<&'static str>,
+        /// How long the gate stays closed.
+        retry_after: Duration,
+        /// Attempts made before (0 when the first attempt was never sent).
         attempts: u32,
     },
 
@@ -146,7 +177,7 @@ pub enum Error {
     /// A user-supplied handler (e.g. of a
     /// [`StreamConsumer`](crate::stream_consumer::StreamConsumer)) failed;
     /// nothing was acknowledged for the input it failed on.
-    #[error("handler failed: {source}")]
+    #[error("handler failed")]
     #[non_exhaustive]
     Handler {
         /// The handler's error.
@@ -155,7 +186,7 @@ pub enum Error {
     },
 
     /// A success response's body did not match the expected schema.
-    #[error("{}could not decode the HTTP {status} response{}: {detail}", op_prefix(operation), path.as_deref().map(|p| format!(" at `{p}`")).unwrap_or_default())]
+    #[error("{}could not decode the HTTP {status} response{}", op_prefix(operation), path.as_deref().map(|p| format!(" at `{p}`")).unwrap_or_default())]
     #[non_exhaustive]
     Decode {
         /// The operation id, when known.
@@ -164,7 +195,7 @@ pub enum Error {
         status: u16,
         /// Where in the body decoding failed, e.g. `datasets[0].name`.
         path: Option<String>,
-        /// The decoder's message.
+        /// The decoder's message (also the `source()`'s `Display`).
         detail: String,
         /// A short excerpt of the body.
         snippet: String,
@@ -175,7 +206,7 @@ pub enum Error {
 
     /// A download arrived but could not be written where it was going
     /// (e.g. the disk is full); the API call itself succeeded.
-    #[error("could not write the download{}: {source}", path.as_deref().map(|p| format!(" to {}", p.display())).unwrap_or_default())]
+    #[error("could not write the download{}", path.as_deref().map(|p| format!(" to {}", p.display())).unwrap_or_default())]
     #[non_exhaustive]
     Write {
         /// The file being written, for `Download::save`.
@@ -230,6 +261,55 @@ impl Error {
             request_id: None,
             server_timing: ServerTiming::default(),
             attempts: 1,
+            retry_after: None,
+        }
+    }
+
+    /// The same error, carrying a server's `Retry-After` of `wait` (for an
+    /// [`Api`](Error::Api) or [`UnexpectedResponse`](Error::UnexpectedResponse)
+    /// error; others are returned unchanged): for fakes in tests.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let err = cm_api::Error::api(429, "slow down").with_retry_after(Duration::from_secs(3600));
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+    /// ```
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        if let Self::Api { retry_after, .. } | Self::UnexpectedResponse { retry_after, .. } =
+            &mut self
+        {
+            *retry_after = Some(wait);
+        }
+        self
+    }
+
+    /// How long the server asked to wait before trying again, when the
+    /// client did not wait that long itself (a `Retry-After` longer than
+    /// [`RetryPolicy::max_backoff`](crate::RetryPolicy::max_backoff) or the
+    /// time left before the deadline, or a closed
+    /// [`RateGate`](crate::RateGate)). Wait at least this long before
+    /// calling again.
+    ///
+    /// ```no_run
+    /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
+    /// loop {
+    ///     match client.datasets().list().await {
+    ///         Err(err) if err.retry_after().is_some() => {
+    ///             tokio::time::sleep(err.retry_after().unwrap()).await;
+    ///         }
+    ///         other => break other.map(drop),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api { retry_after, .. } | Self::UnexpectedResponse { retry_after, .. } => {
+                *retry_after
+            }
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -262,6 +342,7 @@ impl Error {
             | Self::Api { operation, .. }
             | Self::UnexpectedResponse { operation, .. }
             | Self::Decode { operation, .. }
+            | Self::RateLimited { operation, .. }
             | Self::CursorNotAdvancing { operation, .. } => *operation,
             _ => None,
         }
@@ -282,7 +363,7 @@ impl Error {
     /// retried by the client when this is returned.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::RateLimited { .. } => true,
             Self::Auth(auth) => auth.is_retryable(),
             Self::Api { status, .. } | Self::UnexpectedResponse { status, .. } => {
                 crate::retry::is_retryable_status(*status)
@@ -315,6 +396,31 @@ mod tests {
         assert_eq!(s.chars().count(), SNIPPET_CHARS + 1);
         assert!(s.ends_with('…'));
         assert_eq!(snippet(&[0xff, 0xfe]), "\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn display_is_one_line_and_never_repeats_the_source() {
+        let long = format!("first line\nsecond line {}", "x".repeat(1000));
+        let err = Error::api(422, long.clone());
+        let text = err.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.chars().count() < 250, "{text}");
+        assert_eq!(err.message(), Some(long.as_str()));
+
+        let io = std::io::Error::other("disk full");
+        let err = Error::Write {
+            path: None,
+            source: io,
+        };
+        assert_eq!(err.to_string(), "could not write the download");
+        assert_eq!(
+            std::error::Error::source(&err).unwrap().to_string(),
+            "disk full"
+        );
+        let err = Error::Handler {
+            source: "ERP is down".into(),
+        };
+        assert!(!err.to_string().contains("ERP"), "{err}");
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub use config::ConfigError;
 pub use download::{Download, Downloads};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{Error, TransportKind};
-pub use retry::{RateGate, RetryPolicy};
+pub use retry::{CallOptions, RateGate, RetryPolicy};
 pub use secret::Secret;
 pub use server_timing::{Metric, ServerTiming};
 pub use stream_consumer::StreamConsumer;

@@ -5,7 +5,10 @@
 //! the outcome.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 /// Whether an operation may be sent again after a transient failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,8 +260,16 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
 /// zero and `initial_backoff * 2^(attempt-1)`, capped at `max_backoff`), and
 /// honour a `Retry-After` header instead when the server sends one; when it
 /// asks for longer than `max_backoff`, the response is returned rather than
-/// retried early. No retry starts when its wait would end after the overall
-/// deadline.
+/// retried early, and the error carries the wait
+/// ([`Error::retry_after`](crate::Error::retry_after)). No retry starts when
+/// its wait would end after the overall deadline.
+///
+/// The deadline bounds a whole call: every attempt, every wait between
+/// attempts and any wait at a [`RateGate`]. Each attempt is bounded
+/// separately by the client's attempt timeout
+/// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)).
+/// Durations too large to add to the clock (e.g. `Duration::MAX`) mean "no
+/// limit"; they never panic. See [`CallOptions`] to change both for one call.
 ///
 /// ```
 /// use std::time::Duration;
@@ -330,6 +341,16 @@ impl RetryPolicy {
         self.deadline
     }
 
+    /// The cap on the backoff before the first retry.
+    pub fn get_initial_backoff(&self) -> Duration {
+        self.initial_backoff
+    }
+
+    /// The longest wait between two attempts.
+    pub fn get_max_backoff(&self) -> Duration {
+        self.max_backoff
+    }
+
     /// The jittered wait before retry number `retry` (1 for the first retry).
     pub(crate) fn backoff(&self, retry: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry.saturating_sub(1));
@@ -358,6 +379,16 @@ impl RetryPolicy {
 /// ([`SyncOptions::rate_gate`](crate::bulk::SyncOptions::rate_gate)); share
 /// one between concurrent jobs that hit the same tenant.
 ///
+/// A pause is capped at [`max_pause`](RateGate::get_max_pause) (60 s by
+/// default): a server asking for an hour does not park a job silently for
+/// an hour. The request that was told to wait longer returns its error,
+/// which carries the wait ([`Error::retry_after`](crate::Error::retry_after));
+/// [`bulk`](crate::bulk) jobs report it as a
+/// [`Paused`](crate::bulk::SyncEvent::Paused) event. Waiting at the gate
+/// counts against each call's deadline: a call whose deadline ends before
+/// the gate opens fails at once with [`Error::RateLimited`](crate::Error::RateLimited),
+/// without sending anything.
+///
 /// ```
 /// use std::time::Duration;
 ///
@@ -365,17 +396,47 @@ impl RetryPolicy {
 /// assert_eq!(gate.remaining(), Duration::ZERO);
 /// gate.pause_for(Duration::from_secs(2));
 /// assert!(gate.remaining() > Duration::from_secs(1));
+///
+/// // Pauses are capped.
+/// let gate = cm_api::RateGate::new().max_pause(Duration::from_secs(10));
+/// assert_eq!(gate.pause_for(Duration::MAX), Duration::from_secs(10));
+/// assert!(gate.remaining() <= Duration::from_secs(10));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RateGate {
     until: std::sync::Mutex<Option<tokio::time::Instant>>,
     pauses: std::sync::atomic::AtomicU64,
+    max_pause: Duration,
+}
+
+/// The default cap on one [`RateGate`] pause.
+pub const DEFAULT_MAX_GATE_PAUSE: Duration = Duration::from_secs(60);
+
+impl Default for RateGate {
+    fn default() -> Self {
+        Self {
+            until: std::sync::Mutex::new(None),
+            pauses: AtomicU64::new(0),
+            max_pause: DEFAULT_MAX_GATE_PAUSE,
+        }
+    }
 }
 
 impl RateGate {
-    /// An open gate.
+    /// An open gate, with pauses capped at [`DEFAULT_MAX_GATE_PAUSE`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The longest one pause may close the gate for.
+    pub fn max_pause(mut self, cap: Duration) -> Self {
+        self.max_pause = cap;
+        self
+    }
+
+    /// The longest one pause may close the gate for.
+    pub fn get_max_pause(&self) -> Duration {
+        self.max_pause
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
@@ -383,18 +444,21 @@ impl RateGate {
         self.until.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Closes the gate for `wait` from now, unless it is already closed for
-    /// longer.
-    pub fn pause_for(&self, wait: Duration) {
-        let Some(end) = tokio::time::Instant::now().checked_add(wait) else {
-            return;
+    /// Closes the gate for `wait` from now, capped at the
+    /// [`max_pause`](Self::max_pause), unless it is already closed for
+    /// longer. Returns the pause applied (the capped `wait`).
+    pub fn pause_for(&self, wait: Duration) -> Duration {
+        let wait = wait.min(self.max_pause);
+        // Overflow means "unbounded": closed for as long as the clock allows.
+        let Some(end) = instant_after(wait).or_else(|| instant_after(TIMER_CAP)) else {
+            return wait;
         };
         let mut until = self.lock();
         if until.is_none_or(|current| current < end) {
             *until = Some(end);
         }
-        self.pauses
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.pauses.fetch_add(1, Ordering::Relaxed);
+        wait
     }
 
     /// How long the gate stays closed from now.
@@ -439,6 +503,95 @@ pub(crate) fn current_gate() -> Option<Arc<RateGate>> {
     GATE.try_with(Arc::clone).ok()
 }
 
+/// Per-call overrides of the attempt timeout and the deadline, for every
+/// call made inside [`CallOptions::scope`] (on the same task).
+///
+/// The client's settings
+/// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)
+/// for each attempt, [`RetryPolicy::deadline`] for the whole call) apply to
+/// whatever is not overridden. `Duration::MAX` means "no limit".
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use cm_api::CallOptions;
+///
+/// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
+/// // One slow export page may take 10 minutes, in attempts of up to 5.
+/// let page = CallOptions::new()
+///     .attempt_timeout(Duration::from_secs(300))
+///     .deadline(Duration::from_secs(600))
+///     .scope(client.datasets().list())
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Bound on one attempt, instead of the client's request timeout.
+    pub attempt_timeout: Option<Duration>,
+    /// Bound on the whole call, instead of the retry policy's deadline.
+    pub deadline: Option<Duration>,
+}
+
+impl CallOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bounds each attempt of the calls in scope: from connecting to the end
+    /// of a buffered body. For a streamed download or upload body, the
+    /// attempt timeout is a bound on the whole transfer when set here
+    /// (otherwise only a bound on the time without progress).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds each call in scope, across its attempts and waits.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Runs `future` with these overrides applied to every call it makes.
+    pub async fn scope<F: std::future::Future>(self, future: F) -> F::Output {
+        CALL_OPTIONS.scope(self, future).await
+    }
+
+    /// The overrides in force on the current task (none outside a scope).
+    pub fn current() -> Self {
+        CALL_OPTIONS.try_with(|o| *o).unwrap_or_default()
+    }
+}
+
+tokio::task_local! {
+    static CALL_OPTIONS: CallOptions;
+    static ATTEMPTS: Arc<AtomicU64>;
+}
+
+/// Runs `future` counting, in `counter`, every attempt the transport sends.
+pub(crate) async fn count_attempts<F: std::future::Future>(
+    counter: Arc<AtomicU64>,
+    future: F,
+) -> F::Output {
+    ATTEMPTS.scope(counter, future).await
+}
+
+/// Counts one attempt, inside [`count_attempts`].
+pub(crate) fn note_attempt() {
+    let _ = ATTEMPTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
+}
+
+/// `now + d`, or `None` ("never") when it overflows the clock.
+pub(crate) fn instant_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// The longest duration handed to timers of other crates (some add it to
+/// the clock unchecked): about 30 years, i.e. "never".
+pub(crate) const TIMER_CAP: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 /// Parses a `Retry-After` value: delay seconds or an HTTP-date (relative to `now`).
 /// A date in the past means "now"; anything unparsable is ignored.
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -481,6 +634,22 @@ mod tests {
         }
         assert!(policy.accepts_retry_after(Duration::from_secs(1)));
         assert!(!policy.accepts_retry_after(Duration::from_secs(3600)));
+        let huge = RetryPolicy::default()
+            .initial_backoff(Duration::MAX)
+            .max_backoff(Duration::MAX);
+        for retry in [1, 2, 64, u32::MAX] {
+            let _ = huge.backoff(retry);
+        }
+    }
+
+    #[tokio::test]
+    async fn gate_pauses_are_capped_and_never_overflow() {
+        let gate = RateGate::new();
+        assert_eq!(gate.pause_for(Duration::MAX), DEFAULT_MAX_GATE_PAUSE);
+        assert!(gate.remaining() <= DEFAULT_MAX_GATE_PAUSE);
+        let unbounded = RateGate::new().max_pause(Duration::MAX);
+        assert_eq!(unbounded.pause_for(Duration::MAX), Duration::MAX);
+        assert!(unbounded.remaining() > Duration::from_secs(365 * 24 * 3600));
     }
 
     #[test]

@@ -295,6 +295,8 @@ pub enum Step {
         filtered: u64,
         /// Whether more comments were already waiting.
         has_more: bool,
+        /// Whether the stream was advanced (past the skipped comments).
+        advanced: bool,
     },
 }
 
@@ -445,10 +447,17 @@ impl<B: StreamBatch> StreamConsumer<B> {
                     summary.comments += comments;
                     summary.exceptions += exceptions;
                 }
-                Ok(Some(Step::Empty { filtered, has_more })) => {
+                Ok(Some(Step::Empty {
+                    filtered,
+                    has_more,
+                    advanced,
+                    ..
+                })) => {
                     errors = 0;
                     summary.filtered += filtered;
-                    if !has_more && !self.pause(self.idle_wait).await {
+                    // Nothing moved (whatever `has_more` says): wait before asking again.
+                    let idle = !has_more || !advanced;
+                    if idle && !self.pause(self.idle_wait).await {
                         break;
                     }
                 }
@@ -458,7 +467,8 @@ impl<B: StreamBatch> StreamConsumer<B> {
                     let wait = self
                         .error_backoff
                         .saturating_mul(factor)
-                        .min(Duration::from_secs(60));
+                        .min(Duration::from_secs(60))
+                        .max(error.retry_after().unwrap_or_default());
                     tracing::warn!(%error, attempt = errors, wait_ms = wait.as_millis() as u64, "stream consumer: retryable failure, waiting");
                     if !self.pause(wait).await {
                         break;
@@ -503,10 +513,15 @@ impl<B: StreamBatch> StreamConsumer<B> {
         let filtered = batch.filtered();
         let sequence_id = batch.sequence_id().to_owned();
         if batch.is_empty() {
-            if filtered > 0 {
+            let advanced = filtered > 0;
+            if advanced {
                 self.advance(sequence_id).await?;
             }
-            return Ok(Some(Step::Empty { filtered, has_more }));
+            return Ok(Some(Step::Empty {
+                filtered,
+                has_more,
+                advanced,
+            }));
         }
         let comments = batch.len() as u64;
         // Only needed to tag a whole failed batch; taken before the handler owns it.
@@ -538,19 +553,55 @@ impl<B: StreamBatch> StreamConsumer<B> {
         }))
     }
 
+    /// Moves the stream past `sequence_id`. An advance that certainly did
+    /// not happen (nothing was sent: a connect error, a closed rate gate;
+    /// or a 429) is retried with the same id, up to
+    /// [`max_consecutive_errors`](Self::max_consecutive_errors) times, before
+    /// the error is returned and the batch is redelivered. Any other failure
+    /// is returned at once: the advance may have happened. Shutdown does not
+    /// cut these waits short (the handled batch is advanced past first).
     async fn advance(&self, sequence_id: String) -> Result<(), Error> {
-        let body = types::AdvanceStreamRequest { sequence_id };
-        self.client
-            .send(|c| {
-                c.advance_stream()
-                    .project(self.project.as_str())
-                    .dataset_name(self.dataset.as_str())
-                    .stream_name(self.stream.as_str())
-                    .body(body)
-                    .send()
-            })
-            .await?;
-        Ok(())
+        let mut failures = 0u32;
+        loop {
+            let body = types::AdvanceStreamRequest {
+                sequence_id: sequence_id.clone(),
+            };
+            let result = self
+                .client
+                .send(|c| {
+                    c.advance_stream()
+                        .project(self.project.as_str())
+                        .dataset_name(self.dataset.as_str())
+                        .stream_name(self.stream.as_str())
+                        .body(body)
+                        .send()
+                })
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            let not_done = error.status() == Some(429)
+                || matches!(
+                    error,
+                    Error::Transport {
+                        kind: crate::error::TransportKind::Connect,
+                        ..
+                    } | Error::RateLimited { .. }
+                );
+            if !not_done || failures >= self.max_consecutive_errors {
+                return Err(error);
+            }
+            failures += 1;
+            let wait = self
+                .error_backoff
+                .saturating_mul(2u32.saturating_pow(failures - 1))
+                .min(Duration::from_secs(60))
+                .max(error.retry_after().unwrap_or_default());
+            tracing::warn!(%error, attempt = failures, wait_ms = wait.as_millis() as u64, "stream advance not applied, retrying with the same sequence id");
+            // Not cut short by shutdown: the batch was handled, and is advanced past first.
+            tokio::time::sleep(wait).await;
+        }
     }
 
     async fn store_exceptions(&self, uids: Vec<String>, exception_type: &str) -> Result<(), Error> {

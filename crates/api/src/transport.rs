@@ -11,14 +11,19 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use cm_api_gen::hooks::{BoxFuture, HookError, RequestHooks};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::auth::{AuthError, TokenProvider};
-use crate::retry::{RetryClass, RetryPolicy, is_retryable_status, parse_retry_after, retry_class};
+use crate::retry::{
+    CallOptions, RateGate, RetryClass, RetryPolicy, TIMER_CAP, current_gate, instant_after,
+    is_retryable_status, note_attempt, parse_retry_after, retry_class,
+};
 use crate::secret::Secret;
 
 tokio::task_local! {
@@ -37,6 +42,10 @@ pub(crate) struct CallState {
     pub(crate) contradiction: Option<Contradiction>,
     /// Set when the call's deadline cut the last attempt short.
     pub(crate) deadline_hit: bool,
+    /// The last `Retry-After` the server sent, when it was not waited out.
+    pub(crate) retry_after: Option<Duration>,
+    /// Set when the call gave up at a closed rate gate: how long it stays closed.
+    pub(crate) rate_limited: Option<Duration>,
 }
 
 /// A body whose `"status"` field contradicts the HTTP status.
@@ -76,6 +85,7 @@ impl CallContext {
 pub(crate) struct Transport {
     pub(crate) provider: Arc<dyn TokenProvider>,
     pub(crate) retry: RetryPolicy,
+    /// The per-attempt timeout (`ClientBuilder::request_timeout`).
     pub(crate) request_timeout: Duration,
 }
 
@@ -119,8 +129,66 @@ struct Envelope {
     message: Option<serde_json::Value>,
 }
 
+/// A failure worth another attempt of a retryable operation: nothing
+/// came back, or the response was cut (connect, send, timeout, body).
 fn is_transient(err: &reqwest::Error) -> bool {
-    err.is_connect() || err.is_timeout() || err.is_request()
+    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() || err.is_decode()
+}
+
+/// Operations whose body is a file streamed through the transport
+/// unbuffered: their transfer is bounded by progress (the client's read
+/// timeout), not by the call's deadline.
+fn is_file_transfer(operation: &str, request: &reqwest::Request) -> bool {
+    matches!(
+        operation,
+        "get_attachment"
+            | "get_document"
+            | "upload_comment_attachment"
+            | "upload_comment_audio"
+            | "upload_document"
+    ) || request
+        .headers()
+        .get(ACCEPT)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/csv"))
+}
+
+/// A rate-limited answer's wait: the `Retry-After` when sent, parsed once.
+fn retry_after_of(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+/// Whether `wait` from now still ends before `deadline` (`None`: no deadline).
+fn fits(wait: Duration, deadline: Option<Instant>) -> bool {
+    match (deadline, instant_after(wait)) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(deadline), Some(end)) => end < deadline,
+    }
+}
+
+/// A `reqwest::Error` for a call refused before sending (a closed gate that
+/// outlasts the deadline); the adapter replaces it with `Error::RateLimited`.
+fn refused_error(wait: Duration) -> reqwest::Error {
+    let mut response = http::Response::new(Bytes::new());
+    *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    match reqwest::Response::from(response).error_for_status() {
+        Err(err) => err,
+        Ok(_) => unreachable!("a 429 is an error status"),
+    }
+}
+
+/// What one attempt produced.
+enum Outcome {
+    /// A response whose body was read (JSON and error bodies).
+    Buffered(http::Response<Bytes>),
+    /// A file body, passed through unread.
+    Streamed(reqwest::Response),
 }
 
 impl Transport {
@@ -130,49 +198,81 @@ impl Transport {
         mut request: reqwest::Request,
         operation: &'static str,
     ) -> reqwest::Result<reqwest::Response> {
+        let options = CallOptions::current();
+        let attempt_timeout = options.attempt_timeout.unwrap_or(self.request_timeout);
         let started = Instant::now();
-        let deadline = started + self.retry.get_deadline();
+        // `None`: no deadline (a duration too large for the clock).
+        let deadline = started.checked_add(options.deadline.unwrap_or(self.retry.get_deadline()));
+        let transfer = is_file_transfer(operation, &request);
         let class = retry_class(operation, request.method().as_str());
+        let max_attempts = self.retry.get_max_attempts();
         let span = tracing::Span::current();
         let mut attempt: u32 = 0;
-        let mut retries: u32 = 0;
         let mut refreshed = false;
-        let gate = crate::retry::current_gate();
+        let gate = current_gate();
         loop {
+            // Waiting at the gate counts against the deadline.
             if let Some(gate) = &gate {
+                let closed = gate.remaining();
+                if !closed.is_zero() && !fits(closed, deadline) {
+                    tracing::warn!(
+                        wait_ms = closed.as_millis() as u64,
+                        "rate gate closed beyond the call's deadline: not sending"
+                    );
+                    CallContext::update(|s| {
+                        s.attempts = attempt;
+                        s.rate_limited = Some(closed);
+                    });
+                    return Err(refused_error(closed));
+                }
                 gate.wait().await;
             }
             attempt += 1;
+            note_attempt();
             let spare = request.try_clone();
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            *request.timeout_mut() = Some(self.request_timeout.min(remaining));
-            let may_retry =
-                class == RetryClass::Idempotent && retries + 1 < self.retry.get_max_attempts();
-            let result = client.execute(request).await;
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            *request.timeout_mut() = if transfer {
+                // A file: bounded by progress (the read timeout), or by an explicit override.
+                options.attempt_timeout.map(|t| t.min(TIMER_CAP))
+            } else {
+                Some(
+                    remaining
+                        .map_or(attempt_timeout, |r| r.min(attempt_timeout))
+                        .min(TIMER_CAP),
+                )
+            };
+            let can_retry = spare.is_some() && attempt < max_attempts;
+            let idempotent = class == RetryClass::Idempotent;
+            let result = self.attempt(client, request, transfer).await;
             span.record("attempts", attempt);
             span.record("duration_ms", started.elapsed().as_millis() as u64);
-            let response = match result {
+            let outcome = match result {
                 Err(err) => {
-                    if let Some(next) = spare.filter(|_| may_retry && is_transient(&err)) {
-                        let wait = self.retry.backoff(retries + 1);
-                        if Instant::now() + wait < deadline {
+                    // A connect error means nothing reached the server: safe for any operation.
+                    let retry =
+                        can_retry && (err.is_connect() || (idempotent && is_transient(&err)));
+                    if retry {
+                        let wait = self.retry.backoff(attempt);
+                        if self.wait_to_retry(wait, deadline, gate.as_deref()).await {
                             tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %err.without_url_ref(), "transport failure, retrying");
-                            tokio::time::sleep(wait).await;
-                            retries += 1;
-                            request = next;
+                            request = spare.expect("checked by can_retry");
                             continue;
                         }
                     }
-                    let deadline_hit = err.is_timeout() && Instant::now() >= deadline;
+                    let deadline_hit =
+                        err.is_timeout() && deadline.is_some_and(|d| Instant::now() >= d);
                     CallContext::update(|s| {
                         s.attempts = attempt;
                         s.deadline_hit = deadline_hit;
                     });
                     return Err(err);
                 }
-                Ok(response) => response,
+                Ok(outcome) => outcome,
             };
-            let status = response.status().as_u16();
+            let (status, headers) = match &outcome {
+                Outcome::Buffered(r) => (r.status().as_u16(), r.headers()),
+                Outcome::Streamed(r) => (r.status().as_u16(), r.headers()),
+            };
             span.record("status", status);
 
             if status == 401 && !refreshed {
@@ -188,52 +288,72 @@ impl Transport {
                         Err(auth) => CallContext::update(|s| s.auth_error = Some(auth)),
                     }
                 }
-            } else if let Some(next) = spare.filter(|_| may_retry && is_retryable_status(status)) {
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                pause_gate(
-                    gate.as_deref(),
-                    status,
-                    retry_after,
-                    self.retry.backoff(retries + 1),
-                );
-                let wait = match retry_after {
-                    Some(wait) if self.retry.accepts_retry_after(wait) => Some(wait),
-                    Some(_) => None,
-                    None => Some(self.retry.backoff(retries + 1)),
-                };
-                if let Some(wait) = wait.filter(|w| Instant::now() + *w < deadline) {
+            } else if is_retryable_status(status) {
+                // Parsed once; the same wait closes the gate and delays the retry.
+                let retry_after = retry_after_of(headers);
+                let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
+                pause_gate(gate.as_deref(), status, retry_after, wait);
+                let honoured = retry_after.is_none_or(|w| self.retry.accepts_retry_after(w));
+                if idempotent
+                    && can_retry
+                    && honoured
+                    && self.wait_to_retry(wait, deadline, gate.as_deref()).await
+                {
                     tracing::warn!(
                         attempt,
                         status,
                         wait_ms = wait.as_millis() as u64,
                         "retryable status, retrying"
                     );
-                    drop(response);
-                    tokio::time::sleep(wait).await;
-                    retries += 1;
-                    request = next;
+                    request = spare.expect("checked by can_retry");
                     continue;
                 }
-            } else if is_retryable_status(status) {
-                // Not retried here, but the rest of a gated job must still slow down.
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                pause_gate(
-                    gate.as_deref(),
-                    status,
-                    retry_after,
-                    self.retry.backoff(retries + 1),
-                );
+                // Not waited out here: the caller learns how long to wait.
+                CallContext::update(|s| s.retry_after = retry_after);
             }
-            return self.inspect(response, attempt).await;
+            return Ok(self.finish(outcome, attempt));
         }
+    }
+
+    /// Waits `wait` (or until the gate opens, if later) before a retry;
+    /// `false`, without waiting, when the retry could not start before the
+    /// deadline.
+    async fn wait_to_retry(
+        &self,
+        wait: Duration,
+        deadline: Option<Instant>,
+        gate: Option<&RateGate>,
+    ) -> bool {
+        let wait = wait.max(gate.map(RateGate::remaining).unwrap_or_default());
+        if !fits(wait, deadline) {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+        true
+    }
+
+    /// One attempt: the response and, unless it is a file, its whole body,
+    /// so that a body cut short is retried like any other transient failure.
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        request: reqwest::Request,
+        transfer: bool,
+    ) -> reqwest::Result<Outcome> {
+        let response = client.execute(request).await?;
+        let status = response.status();
+        let buffer = !transfer || is_json(response.headers()) || !status.is_success();
+        if !buffer {
+            return Ok(Outcome::Streamed(response));
+        }
+        let version = response.version();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?;
+        let mut rebuilt = http::Response::new(body);
+        *rebuilt.status_mut() = status;
+        *rebuilt.version_mut() = version;
+        *rebuilt.headers_mut() = headers;
+        Ok(Outcome::Buffered(rebuilt))
     }
 
     /// Puts a refreshed token on `request`; `false` if the provider has none.
@@ -256,28 +376,19 @@ impl Transport {
         }
     }
 
-    /// Records the final response and, for JSON and error bodies, buffers the
-    /// body to check its `"status"` against the HTTP status. Non-JSON success
-    /// bodies (downloads) are passed through unread.
-    async fn inspect(
-        &self,
-        response: reqwest::Response,
-        attempt: u32,
-    ) -> reqwest::Result<reqwest::Response> {
+    /// Records the final response and checks a buffered body's `"status"`
+    /// against the HTTP status.
+    fn finish(&self, outcome: Outcome, attempt: u32) -> reqwest::Response {
+        let response = match outcome {
+            Outcome::Streamed(response) => {
+                record_final(response.status().as_u16(), response.headers(), attempt);
+                return response;
+            }
+            Outcome::Buffered(response) => response,
+        };
         let status = response.status();
-        let headers = response.headers().clone();
-        let buffer = is_json(&headers) || !status.is_success();
-        CallContext::update(|s| {
-            s.status = Some(status.as_u16());
-            s.headers = Some(headers.clone());
-            s.attempts = attempt;
-        });
-        if !buffer {
-            return Ok(response);
-        }
-        let version = response.version();
-        let body = response.bytes().await?;
-        if let Ok(envelope) = serde_json::from_slice::<Envelope>(&body) {
+        record_final(status.as_u16(), response.headers(), attempt);
+        if let Ok(envelope) = serde_json::from_slice::<Envelope>(response.body()) {
             let claimed = envelope.status.as_ref().and_then(|v| v.as_str());
             let contradicts = match claimed {
                 Some("error") => status.is_success(),
@@ -293,12 +404,16 @@ impl Transport {
                 CallContext::update(|s| s.contradiction = Some(contradiction));
             }
         }
-        let mut rebuilt = http::Response::new(body);
-        *rebuilt.status_mut() = status;
-        *rebuilt.version_mut() = version;
-        *rebuilt.headers_mut() = headers;
-        Ok(reqwest::Response::from(rebuilt))
+        reqwest::Response::from(response)
     }
+}
+
+fn record_final(status: u16, headers: &http::HeaderMap, attempt: u32) {
+    CallContext::update(|s| {
+        s.status = Some(status);
+        s.headers = Some(headers.clone());
+        s.attempts = attempt;
+    });
 }
 
 impl RequestHooks for Transport {
@@ -309,14 +424,15 @@ impl RequestHooks for Transport {
     ) -> BoxFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
             CallContext::update(|s| s.operation = Some(operation_id));
-            // A custom provider gets the same time budget as one request.
-            let token = tokio::time::timeout(self.request_timeout, self.provider.token())
-                .await
-                .unwrap_or_else(|_| {
-                    Err(AuthError::Provider(
-                        "timed out waiting for the token provider".into(),
-                    ))
-                });
+            // The provider (which retries its own exchange) gets the call's deadline.
+            let options = CallOptions::current();
+            let budget = options.deadline.unwrap_or(self.retry.get_deadline());
+            let token = match instant_after(budget) {
+                None => self.provider.token().await,
+                Some(until) => tokio::time::timeout_at(until, self.provider.token())
+                    .await
+                    .unwrap_or(Err(AuthError::Timeout { after: budget })),
+            };
             let header = token.and_then(|token| bearer(token.secret()));
             match header {
                 Ok(value) => {
@@ -353,9 +469,10 @@ impl RequestHooks for Transport {
 
 /// Closes the job's [`RateGate`](crate::RateGate), if any, after a
 /// rate-limiting answer: for the `Retry-After` when sent, else for one
-/// `backoff` on a 429. Gateway errors without `Retry-After` leave it open.
+/// `backoff` on a 429 (capped by the gate). Gateway errors without
+/// `Retry-After` leave it open.
 fn pause_gate(
-    gate: Option<&crate::retry::RateGate>,
+    gate: Option<&RateGate>,
     status: u16,
     retry_after: Option<Duration>,
     backoff: Duration,

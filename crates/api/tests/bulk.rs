@@ -147,14 +147,22 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let mut rng = fastrand::Rng::with_seed(seed);
-        // Ids repeat (updates), texts vary (updated vs unchanged).
+        // Ids repeat (updates), texts vary (updated vs unchanged). A bad
+        // item has an id of its own, so that two rejections name different
+        // items: two halves rejected with the *same* message are taken for a
+        // whole-request rejection, which stops bisection.
+        let mut bad: HashSet<String> = HashSet::new();
         let input: Vec<types::CommentNew> = (0..n)
-            .map(|i| comment(&format!("c{}", i % distinct), &format!("t{}", rng.u8(0..3))))
-            .collect();
-        let bad: HashSet<String> = input
-            .iter()
-            .filter(|_| rng.f64() < bad_share)
-            .map(|c| c.id.clone())
+            .map(|i| {
+                let id = if rng.f64() < bad_share {
+                    let id = format!("bad{i}");
+                    bad.insert(id.clone());
+                    id
+                } else {
+                    format!("c{}", i % distinct)
+                };
+                comment(&id, &format!("t{}", rng.u8(0..3)))
+            })
             .collect();
         let fake = Fake::new(bad.clone(), transient_rate, seed);
         let (options, seen) = observe(
@@ -170,6 +178,7 @@ proptest! {
 
         prop_assert_eq!(report.read, n as u64);
         prop_assert_eq!(report.synced + report.failures.len() as u64, n as u64);
+        prop_assert_eq!(report.not_attempted, 0);
         let seen = seen.lock().unwrap();
         let mut all: Vec<u64> = seen.synced.iter().chain(&seen.failed).copied().collect();
         all.sort_unstable();
@@ -244,17 +253,17 @@ async fn one_bad_comment_costs_two_requests_per_halving() {
 
 #[tokio::test]
 async fn errors_that_do_not_blame_the_content_fail_the_batch_without_bisection() {
-    struct Forbidden(AtomicU64);
-    impl SyncTarget<types::CommentNew> for Forbidden {
+    struct Failing(AtomicU64);
+    impl SyncTarget<types::CommentNew> for Failing {
         fn sync<'a>(
             &'a self,
             _: &'a [types::CommentNew],
         ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
             self.0.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Err(Error::api(403, "missing permission")) })
+            Box::pin(async { Err(Error::api(500, "internal error")) })
         }
     }
-    let target = Forbidden(AtomicU64::new(0));
+    let target = Failing(AtomicU64::new(0));
     let input = (0..100).map(|i| comment(&format!("c{i}"), "hi"));
 
     let report = sync_with(

@@ -424,5 +424,10 @@ async fn a_failing_writer_is_a_write_error_not_an_api_error() {
         matches!(&error, Error::Write { source, .. } if source.kind() == io::ErrorKind::StorageFull),
         "{error:?}"
     );
-    assert_eq!(error.to_string(), "could not write the download: disk full");
+    // The cause is the `source()`, not repeated in `Display`.
+    assert_eq!(error.to_string(), "could not write the download");
+    assert_eq!(
+        std::error::Error::source(&error).unwrap().to_string(),
+        "disk full"
+    );
 }

@@ -252,7 +252,11 @@ async fn a_failing_handler_stops_without_advancing_by_default() {
         .unwrap_err();
 
     assert!(matches!(error, Error::Handler { .. }), "{error:?}");
-    assert_eq!(error.to_string(), "handler failed: ERP is down");
+    assert_eq!(error.to_string(), "handler failed");
+    assert_eq!(
+        std::error::Error::source(&error).unwrap().to_string(),
+        "ERP is down"
+    );
     let state = state.lock().unwrap();
     assert!(state.advances.is_empty());
     assert!(state.exceptions.is_empty());

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod fault;
+
 use cm_api::{Client, ClientBuilder, Endpoint, RetryPolicy};
 use serde_json::{Value, json};
 
