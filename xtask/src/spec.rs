@@ -30,8 +30,8 @@ pub enum SpecError {
     Yaml {
         /// The file's path.
         path: PathBuf,
-        /// The parser's error, with line and column.
-        source: serde_yaml::Error,
+        /// The parser's error, with line and column (boxed: it is large).
+        source: Box<crate::yaml::Error>,
     },
     /// The YAML is not an OpenAPI 3.0 document progenitor can read.
     #[error("{path} is not an OpenAPI 3.0 document: {message}")]
@@ -55,9 +55,9 @@ impl Spec {
 
     /// Parses spec text already in memory; `path` only names it in errors.
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, SpecError> {
-        let raw: Value = serde_yaml::from_slice(&bytes).map_err(|source| SpecError::Yaml {
+        let raw: Value = crate::yaml::from_slice(&bytes).map_err(|source| SpecError::Yaml {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         let version = raw.get("openapi").and_then(Value::as_str).unwrap_or("");
         if !version.starts_with("3.0.") {

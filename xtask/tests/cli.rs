@@ -27,7 +27,7 @@ impl Scratch {
     }
 
     fn write_spec(&self, spec: &Value) {
-        let yaml = serde_yaml::to_string(spec).unwrap();
+        let yaml = serde_saphyr::to_string(spec).unwrap();
         std::fs::write(self.root().join("spec/openapi.yaml"), yaml).unwrap();
     }
 
@@ -48,7 +48,7 @@ impl Scratch {
 }
 
 fn fixture() -> Value {
-    serde_yaml::from_str(FIXTURE).unwrap()
+    xtask::yaml::from_str(FIXTURE).unwrap()
 }
 
 fn stderr(output: &Output) -> String {
@@ -237,4 +237,20 @@ fn hand_written_operations_are_listed_but_not_generated() {
         "// Hand-written in cm-api (x-hand-written), not generated:\n//   PUT /api/v1/datasets/{project} (upload_dataset_file)\n"
     ));
     assert!(!client.contains("fn upload_dataset_file"));
+}
+
+#[test]
+fn a_spec_that_is_not_yaml_is_one_line_with_its_line() {
+    let scratch = Scratch::new(&fixture());
+    let broken = FIXTURE.replace(
+        "  /api/v1/datasets:\n",
+        "  /api/v1/datasets:\n      - oops\n",
+    );
+    std::fs::write(scratch.root().join("spec/openapi.yaml"), broken).unwrap();
+    let output = scratch.codegen(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.contains("is not valid YAML"), "{message}");
+    assert!(message.contains("at line 6, column 5"), "{message}");
 }
