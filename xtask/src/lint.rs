@@ -1,14 +1,17 @@
 //! Checks the spec for what progenitor cannot handle, or handles silently
 //! wrong, before any code is generated. Each finding names the operation and
-//! path it is about, so it can be fixed without reading generated code.
+//! path it is about and the spec line, so it can be fixed without reading
+//! generated code.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::Value;
 
+use crate::codegen::SPEC_PATH;
 use crate::json_schema;
-use crate::spec::{Operation, deref, operations, resolve};
+use crate::spec::{Operation, Spec, deref_at, operations, resolve};
+use crate::yaml::pointer_token;
 
 /// The shared error response every operation must use for `4XX` and `5XX`.
 pub const ERROR_RESPONSE_REF: &str = "#/components/responses/Error";
@@ -18,16 +21,47 @@ pub const ERROR_SCHEMA_REF: &str = "#/components/schemas/ErrorResponse";
 /// One problem found in the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// Where: `METHOD /path (operation_id)`, or a JSON pointer outside paths.
+    /// Where in the document: a JSON pointer into the raw spec, to the
+    /// offending node or, for something missing, to where it belongs.
+    pub pointer: String,
+    /// Where, for a reader: `METHOD /path (operation_id)`, or the pointer
+    /// (`#/...`) outside paths.
     pub location: String,
     /// What is wrong, in one line.
     pub message: String,
+    /// The spec line of `pointer`, once known (see [`lint_spec`]).
+    pub line: Option<usize>,
+}
+
+impl Finding {
+    fn new(pointer: impl Into<String>, location: impl Into<String>, message: String) -> Self {
+        Self {
+            pointer: pointer.into(),
+            location: location.into(),
+            message,
+            line: None,
+        }
+    }
 }
 
 impl fmt::Display for Finding {
+    /// `spec/openapi.yaml:LINE: LOCATION: MESSAGE`, without the file and
+    /// line when the line is unknown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "{SPEC_PATH}:{line}: ")?;
+        }
         write!(f, "{}: {}", self.location, self.message)
     }
+}
+
+/// [`lint`], with each finding's spec line.
+pub fn lint_spec(spec: &Spec) -> Vec<Finding> {
+    let mut findings = lint(&spec.raw);
+    for finding in &mut findings {
+        finding.line = spec.line_of(&finding.pointer);
+    }
+    findings
 }
 
 /// Runs every check and returns the findings, in document order.
@@ -44,11 +78,8 @@ pub fn lint(raw: &Value) -> Vec<Finding> {
     duplicate_operation_ids(&operations, &mut findings);
     let validator = json_schema::Validator::new(raw);
     for operation in &operations {
-        let mut report = |message: String| {
-            findings.push(Finding {
-                location: operation.describe(),
-                message,
-            })
+        let mut report = |pointer: String, message: String| {
+            findings.push(Finding::new(pointer, operation.describe(), message))
         };
         responses(raw, &validator, operation, &mut report);
         request_body(raw, &validator, operation, &mut report);
@@ -61,17 +92,19 @@ fn duplicate_operation_ids(operations: &[Operation<'_>], findings: &mut Vec<Find
     let mut first_seen: BTreeMap<&str, String> = BTreeMap::new();
     for operation in operations {
         let Some(id) = operation.id() else {
-            findings.push(Finding {
-                location: operation.describe(),
-                message: "missing operationId".into(),
-            });
+            findings.push(Finding::new(
+                operation.pointer(),
+                operation.describe(),
+                "missing operationId".into(),
+            ));
             continue;
         };
         if let Some(first) = first_seen.get(id) {
-            findings.push(Finding {
-                location: operation.describe(),
-                message: format!("duplicate operationId `{id}`, also used by {first}"),
-            });
+            findings.push(Finding::new(
+                operation.pointer() + "/operationId",
+                operation.describe(),
+                format!("duplicate operationId `{id}`, also used by {first}"),
+            ));
         } else {
             first_seen.insert(id, operation.describe());
         }
@@ -82,21 +115,29 @@ fn responses(
     raw: &Value,
     validator: &json_schema::Validator,
     operation: &Operation<'_>,
-    report: &mut impl FnMut(String),
+    report: &mut impl FnMut(String, String),
 ) {
+    let at = operation.pointer() + "/responses";
     let Some(responses) = operation.value.get("responses").and_then(Value::as_object) else {
-        report("no responses".into());
+        report(operation.pointer(), "no responses".into());
         return;
     };
     if responses.contains_key("default") {
-        report("has a `default` response; use `4XX` and `5XX` instead".into());
+        report(
+            format!("{at}/default"),
+            "has a `default` response; use `4XX` and `5XX` instead".into(),
+        );
     }
     for class in ["4XX", "5XX"] {
         match responses.get(class) {
-            None => report(format!("no `{class}` response with the error envelope")),
-            Some(response) if !is_error_envelope(raw, response) => report(format!(
-                "`{class}` response is not the error envelope (`{ERROR_RESPONSE_REF}`)"
-            )),
+            None => report(
+                at.clone(),
+                format!("no `{class}` response with the error envelope"),
+            ),
+            Some(response) if !is_error_envelope(raw, response) => report(
+                format!("{at}/{class}"),
+                format!("`{class}` response is not the error envelope (`{ERROR_RESPONSE_REF}`)"),
+            ),
             Some(_) => {}
         }
     }
@@ -105,18 +146,23 @@ fn responses(
         .filter(|code| code.starts_with('2'))
         .collect();
     if successes.len() != 1 {
-        report(format!(
-            "needs exactly one 2xx response, has {}",
-            successes.len()
-        ));
+        report(
+            at.clone(),
+            format!("needs exactly one 2xx response, has {}", successes.len()),
+        );
     }
     for code in successes {
-        let Some(response) = deref(raw, &responses[code]) else {
+        let Some((pointer, response)) = deref_at(
+            raw,
+            format!("{at}/{}", pointer_token(code)),
+            &responses[code],
+        ) else {
             continue; // reported as a dangling $ref
         };
         check_examples(
             raw,
             validator,
+            &pointer,
             response,
             &format!("response {code}"),
             report,
@@ -128,7 +174,7 @@ fn is_error_envelope(raw: &Value, response: &Value) -> bool {
     if response.get("$ref").and_then(Value::as_str) == Some(ERROR_RESPONSE_REF) {
         return true;
     }
-    deref(raw, response)
+    crate::spec::deref(raw, response)
         .and_then(|r| r.pointer("/content/application~1json/schema/$ref"))
         .and_then(Value::as_str)
         == Some(ERROR_SCHEMA_REF)
@@ -138,31 +184,36 @@ fn request_body(
     raw: &Value,
     validator: &json_schema::Validator,
     operation: &Operation<'_>,
-    report: &mut impl FnMut(String),
+    report: &mut impl FnMut(String, String),
 ) {
     let Some(body) = operation.value.get("requestBody") else {
         return;
     };
-    let Some(body) = deref(raw, body) else {
+    let Some((pointer, body)) = deref_at(raw, operation.pointer() + "/requestBody", body) else {
         return;
     };
     if let Some(content) = body.get("content").and_then(Value::as_object) {
         for media in content.keys().filter(|m| m.starts_with("multipart/")) {
-            report(format!(
-                "request body is `{media}`; progenitor cannot generate it, write the call by hand in cm-api"
-            ));
+            report(
+                format!("{pointer}/content/{}", pointer_token(media)),
+                format!(
+                    "request body is `{media}`; progenitor cannot generate it, write the call by hand in cm-api"
+                ),
+            );
         }
     }
-    check_examples(raw, validator, body, "request body", report);
+    check_examples(raw, validator, &pointer, body, "request body", report);
 }
 
 /// Every JSON media type needs an example, and every example must validate.
+/// `pointer` is the pointer of `holder`, a response or request body.
 fn check_examples(
     raw: &Value,
     validator: &json_schema::Validator,
+    pointer: &str,
     holder: &Value,
     what: &str,
-    report: &mut impl FnMut(String),
+    report: &mut impl FnMut(String, String),
 ) {
     let Some(content) = holder.get("content").and_then(Value::as_object) else {
         return;
@@ -171,29 +222,34 @@ fn check_examples(
         if !media.contains("json") {
             continue;
         }
+        let at = format!("{pointer}/content/{}", pointer_token(media));
         let Some(schema) = media_object.get("schema") else {
-            report(format!("{what} `{media}` has no schema"));
+            report(at, format!("{what} `{media}` has no schema"));
             continue;
         };
-        let mut examples: Vec<(String, &Value)> = Vec::new();
+        let mut examples: Vec<(String, String, &Value)> = Vec::new();
         if let Some(example) = media_object.get("example") {
-            examples.push(("example".into(), example));
+            examples.push(("example".into(), format!("{at}/example"), example));
         }
         if let Some(named) = media_object.get("examples").and_then(Value::as_object) {
             for (name, example) in named {
-                if let Some(value) = deref(raw, example).and_then(|e| e.get("value")) {
-                    examples.push((format!("examples/{name}"), value));
+                let start = format!("{at}/examples/{}", pointer_token(name));
+                if let Some((example_at, example)) = deref_at(raw, start, example)
+                    && let Some(value) = example.get("value")
+                {
+                    examples.push((format!("examples/{name}"), example_at + "/value", value));
                 }
             }
         }
         if examples.is_empty() {
-            report(format!("{what} `{media}` has no example"));
+            report(at.clone(), format!("{what} `{media}` has no example"));
         }
-        for (name, example) in examples {
+        for (name, example_at, example) in examples {
             for error in validator.validate(schema, example) {
-                report(format!(
-                    "{what} {name} does not match its schema at {error}"
-                ));
+                report(
+                    example_at.clone(),
+                    format!("{what} {name} does not match its schema at {error}"),
+                );
             }
         }
     }
@@ -212,30 +268,40 @@ fn open_enums(raw: &Value, pointer: &str, value: &Value, findings: &mut Vec<Find
                 .and_then(Value::as_str)
                 .is_some_and(|d| d.to_lowercase().contains("known values"));
             let is_string = object.get("type").and_then(Value::as_str) == Some("string");
-            let mut report = |message: &str| {
-                findings.push(Finding {
-                    location: locate(raw, pointer),
-                    message: format!("{message} (at #{pointer})"),
-                })
+            let mut report = |at: String, message: &str| {
+                findings.push(Finding::new(
+                    at,
+                    locate(raw, pointer),
+                    format!("{message} (at #{pointer})"),
+                ))
             };
             if known.is_some() && (!is_string || object.contains_key("enum")) {
-                report("`x-known-values` belongs on an open `type: string` schema without `enum`");
+                report(
+                    format!("{pointer}/x-known-values"),
+                    "`x-known-values` belongs on an open `type: string` schema without `enum`",
+                );
             }
             if known.is_some_and(|k| !k.is_array()) {
-                report("`x-known-values` must be a list");
+                report(
+                    format!("{pointer}/x-known-values"),
+                    "`x-known-values` must be a list",
+                );
             }
             let items_known = object
                 .get("items")
                 .is_some_and(|i| i.get("x-known-values").is_some());
             if prose && is_string && known.is_none() && !items_known {
-                report("the description lists known values but the schema has no `x-known-values`");
+                report(
+                    format!("{pointer}/description"),
+                    "the description lists known values but the schema has no `x-known-values`",
+                );
             }
             for (key, child) in object {
                 if key == "example" || key == "examples" {
                     continue;
                 }
-                let escaped = key.replace('~', "~0").replace('/', "~1");
-                open_enums(raw, &format!("{pointer}/{escaped}"), child, findings);
+                let child_pointer = format!("{pointer}/{}", pointer_token(key));
+                open_enums(raw, &child_pointer, child, findings);
             }
         }
         Value::Array(items) => {
@@ -253,18 +319,19 @@ fn dangling_refs(raw: &Value, pointer: &str, value: &Value, findings: &mut Vec<F
             if let Some(reference) = object.get("$ref").and_then(Value::as_str)
                 && resolve(raw, reference).is_none()
             {
-                findings.push(Finding {
-                    location: locate(raw, pointer),
-                    message: format!("unresolved $ref `{reference}`"),
-                });
+                findings.push(Finding::new(
+                    format!("{pointer}/$ref"),
+                    locate(raw, pointer),
+                    format!("unresolved $ref `{reference}`"),
+                ));
             }
             for (key, child) in object {
                 // Examples are data, not schema: a `$ref` key inside one is content.
                 if key == "example" {
                     continue;
                 }
-                let escaped = key.replace('~', "~0").replace('/', "~1");
-                dangling_refs(raw, &format!("{pointer}/{escaped}"), child, findings);
+                let child_pointer = format!("{pointer}/{}", pointer_token(key));
+                dangling_refs(raw, &child_pointer, child, findings);
             }
         }
         Value::Array(items) => {
@@ -281,11 +348,7 @@ fn locate(raw: &Value, pointer: &str) -> String {
     operations(raw)
         .into_iter()
         .find(|op| {
-            let prefix = format!(
-                "/paths/{}/{}",
-                op.path.replace('~', "~0").replace('/', "~1"),
-                op.method
-            );
+            let prefix = op.pointer();
             pointer == prefix || pointer.starts_with(&(prefix + "/"))
         })
         .map(|op| op.describe())
