@@ -3,14 +3,14 @@
 //! path it is about and the spec line, so it can be fixed without reading
 //! generated code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde_json::Value;
 
 use crate::codegen::SPEC_PATH;
 use crate::json_schema;
-use crate::spec::{Operation, Spec, deref_at, operations, resolve};
+use crate::spec::{Operation, Spec, deref, deref_at, operations, resolve};
 use crate::yaml::pointer_token;
 
 /// The shared error response every operation must use for `4XX` and `5XX`.
@@ -55,12 +55,14 @@ impl fmt::Display for Finding {
     }
 }
 
-/// [`lint`], with each finding's spec line.
+/// [`lint`], with each finding's spec line, in line order.
 pub fn lint_spec(spec: &Spec) -> Vec<Finding> {
     let mut findings = lint(&spec.raw);
     for finding in &mut findings {
         finding.line = spec.line_of(&finding.pointer);
     }
+    // Stable: findings on one line keep their order.
+    findings.sort_by_key(|f| f.line);
     findings
 }
 
@@ -84,6 +86,7 @@ pub fn lint(raw: &Value) -> Vec<Finding> {
         responses(raw, &validator, operation, &mut report);
         request_body(raw, &validator, operation, &mut report);
     }
+    success_schemas(raw, &operations, &mut findings);
     open_enums(raw, "", raw, &mut findings);
     findings
 }
@@ -174,7 +177,7 @@ fn is_error_envelope(raw: &Value, response: &Value) -> bool {
     if response.get("$ref").and_then(Value::as_str) == Some(ERROR_RESPONSE_REF) {
         return true;
     }
-    crate::spec::deref(raw, response)
+    deref(raw, response)
         .and_then(|r| r.pointer("/content/application~1json/schema/$ref"))
         .and_then(Value::as_str)
         == Some(ERROR_SCHEMA_REF)
@@ -252,6 +255,186 @@ fn check_examples(
                 );
             }
         }
+    }
+}
+
+/// What a client decodes, every schema reachable from a 2xx response, keeps
+/// `required` for keys that are always there:
+///
+/// - a required property must not be `nullable: true` (directly, as
+///   `allOf: [$ref]` beside it, or on the schema it references): a key that
+///   may be null may also be missing;
+/// - a required property must not be a collection (`type: array`, or a map:
+///   `additionalProperties` and no `properties`): collections are optional,
+///   with `default: []` or `{}`. The exception is the payload array of the
+///   top-level success schema (the one the 2xx response references, e.g.
+///   `comments` in `{status, comments}`); the same schema reached from
+///   elsewhere gets no exception.
+fn success_schemas(raw: &Value, operations: &[Operation<'_>], findings: &mut Vec<Finding>) {
+    let mut walk = SchemaWalk {
+        raw,
+        visited: HashSet::new(),
+        reported: HashSet::new(),
+        findings,
+    };
+    for operation in operations {
+        let Some(responses) = operation.value.get("responses").and_then(Value::as_object) else {
+            continue;
+        };
+        for (code, response) in responses.iter().filter(|(code, _)| code.starts_with('2')) {
+            let start = format!("{}/responses/{}", operation.pointer(), pointer_token(code));
+            let Some((pointer, response)) = deref_at(raw, start, response) else {
+                continue;
+            };
+            let Some(content) = response.get("content").and_then(Value::as_object) else {
+                continue;
+            };
+            for (media, media_object) in content {
+                if let Some(schema) = media_object.get("schema") {
+                    let at = format!("{pointer}/content/{}/schema", pointer_token(media));
+                    walk.schema(at, schema, true);
+                }
+            }
+        }
+    }
+}
+
+/// A collection a required property must not be: which, for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Collection {
+    Array,
+    Map,
+}
+
+struct SchemaWalk<'a, 'f> {
+    raw: &'a Value,
+    /// (schema pointer, reached as a top-level success schema).
+    visited: HashSet<(String, bool)>,
+    /// (property pointer, rule): each problem once, however reached.
+    reported: HashSet<(String, &'static str)>,
+    findings: &'f mut Vec<Finding>,
+}
+
+impl<'a> SchemaWalk<'a, '_> {
+    fn schema(&mut self, pointer: String, schema: &'a Value, top: bool) {
+        let Some((pointer, schema)) = deref_at(self.raw, pointer, schema) else {
+            return;
+        };
+        let Some(object) = schema.as_object() else {
+            return;
+        };
+        if !self.visited.insert((pointer.clone(), top)) {
+            return;
+        }
+        let properties = object.get("properties").and_then(Value::as_object);
+        let required = object.get("required").and_then(Value::as_array);
+        for name in required.into_iter().flatten().filter_map(Value::as_str) {
+            let Some(property) = properties.and_then(|p| p.get(name)) else {
+                continue;
+            };
+            let at = format!("{pointer}/properties/{}", pointer_token(name));
+            let owner = schema_name(&pointer);
+            if is_nullable(self.raw, property) {
+                self.report(
+                    at.clone(),
+                    "nullable",
+                    format!(
+                        "`{owner}` property `{name}` is required and `nullable: true`; a key that may be null may also be missing: drop it from `required`"
+                    ),
+                );
+            }
+            match collection(self.raw, property) {
+                Some(Collection::Array) if top => {} // the payload of the response
+                Some(kind) => {
+                    let default = if kind == Collection::Array {
+                        "[]"
+                    } else {
+                        "{}"
+                    };
+                    let what = if kind == Collection::Array {
+                        "an array"
+                    } else {
+                        "a map"
+                    };
+                    self.report(
+                        at,
+                        "collection",
+                        format!(
+                            "`{owner}` property `{name}` is required and {what}; collections are optional, with `default: {default}`"
+                        ),
+                    );
+                }
+                None => {}
+            }
+        }
+        for (name, property) in properties.into_iter().flatten() {
+            let at = format!("{pointer}/properties/{}", pointer_token(name));
+            self.schema(at, property, false);
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(child) = object.get(key).filter(|c| c.is_object()) {
+                self.schema(format!("{pointer}/{key}"), child, false);
+            }
+        }
+        // A composition of the top-level schema is the top-level schema.
+        for key in ["allOf", "oneOf", "anyOf"] {
+            for (index, member) in object
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                self.schema(format!("{pointer}/{key}/{index}"), member, top);
+            }
+        }
+    }
+
+    fn report(&mut self, pointer: String, rule: &'static str, message: String) {
+        if self.reported.insert((pointer.clone(), rule)) {
+            let location = locate(self.raw, &pointer);
+            self.findings.push(Finding::new(pointer, location, message));
+        }
+    }
+}
+
+/// `nullable: true` on the property, beside its `allOf: [$ref]`, or on the
+/// schema it references.
+fn is_nullable(raw: &Value, schema: &Value) -> bool {
+    let flagged = |s: &Value| s.get("nullable").and_then(Value::as_bool) == Some(true);
+    flagged(schema) || deref(raw, schema).is_some_and(flagged)
+}
+
+/// Whether a property schema (through `$ref`, or a one-member `allOf`
+/// wrapper) is an array or a map.
+fn collection(raw: &Value, schema: &Value) -> Option<Collection> {
+    let mut schema = deref(raw, schema)?;
+    if schema.get("type").is_none()
+        && let Some([member]) = schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+    {
+        schema = deref(raw, member)?;
+    }
+    if schema.get("type").and_then(Value::as_str) == Some("array") {
+        return Some(Collection::Array);
+    }
+    let map_values = schema
+        .get("additionalProperties")
+        .is_some_and(|a| *a != Value::Bool(false));
+    let no_properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_none_or(|p| p.is_empty());
+    (map_values && no_properties).then_some(Collection::Map)
+}
+
+/// A component schema by name, any other schema by its JSON pointer.
+fn schema_name(pointer: &str) -> String {
+    match pointer.strip_prefix("/components/schemas/") {
+        Some(name) if !name.contains('/') => name.replace("~1", "/").replace("~0", "~"),
+        _ => format!("#{pointer}"),
     }
 }
 
@@ -502,5 +685,83 @@ mod tests {
                 "#/components/schemas/Thing/properties/mode: the description lists known values but the schema has no `x-known-values` (at #/components/schemas/Thing/properties/mode)",
             ]
         );
+    }
+
+    fn required_findings(spec: &Value) -> Vec<String> {
+        messages(spec)
+            .into_iter()
+            .filter(|m| m.contains(" is required and "))
+            .collect()
+    }
+
+    #[test]
+    fn required_and_nullable_in_a_success_schema_is_reported() {
+        let mut spec = spec_with(json!({
+            "get": operation("get_thing"),
+            "post": {
+                "operationId": "create_input",
+                "requestBody": { "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/Input" }, "example": {} } } },
+                "responses": {
+                    "204": { "description": "done" },
+                    "4XX": { "$ref": ERROR_RESPONSE_REF },
+                    "5XX": { "$ref": ERROR_RESPONSE_REF }
+                }
+            }
+        }));
+        let schemas = &mut spec["components"]["schemas"];
+        schemas["Thing"]["required"] = json!(["status", "owner", "note", "parent", "count"]);
+        let thing = &mut schemas["Thing"]["properties"];
+        thing["owner"] =
+            json!({ "allOf": [{ "$ref": "#/components/schemas/Owner" }], "nullable": true });
+        thing["note"] = json!({ "type": "string", "nullable": true });
+        thing["parent"] = json!({ "$ref": "#/components/schemas/MaybeOwner" });
+        thing["optional"] = json!({ "type": "string", "nullable": true });
+        schemas["Owner"] = json!({ "type": "object", "required": ["name", "nick"], "properties": {
+            "name": { "type": "string" }, "nick": { "type": "string", "nullable": true } } });
+        schemas["MaybeOwner"] = json!({ "type": "object", "nullable": true, "properties": {} });
+        // Only in a request body: not a success schema.
+        schemas["Input"] = json!({ "type": "object", "required": ["maybe"], "properties": {
+            "maybe": { "type": "string", "nullable": true } } });
+        assert_eq!(
+            required_findings(&spec),
+            [
+                "#/components/schemas/Thing/properties/owner: `Thing` property `owner` is required and `nullable: true`; a key that may be null may also be missing: drop it from `required`",
+                "#/components/schemas/Thing/properties/note: `Thing` property `note` is required and `nullable: true`; a key that may be null may also be missing: drop it from `required`",
+                "#/components/schemas/Thing/properties/parent: `Thing` property `parent` is required and `nullable: true`; a key that may be null may also be missing: drop it from `required`",
+                "#/components/schemas/Owner/properties/nick: `Owner` property `nick` is required and `nullable: true`; a key that may be null may also be missing: drop it from `required`",
+            ]
+        );
+    }
+
+    #[test]
+    fn required_collections_are_reported_except_the_top_level_payload() {
+        let mut spec = spec_with(json!({ "get": operation("list_things") }));
+        let schemas = &mut spec["components"]["schemas"];
+        schemas["Thing"]["required"] = json!(["status", "items", "by_name", "fixed", "wrapped"]);
+        let thing = &mut schemas["Thing"]["properties"];
+        thing["items"] =
+            json!({ "type": "array", "items": { "$ref": "#/components/schemas/Item" } });
+        thing["by_name"] =
+            json!({ "type": "object", "additionalProperties": { "type": "integer" } });
+        thing["fixed"] = json!({ "type": "object", "additionalProperties": false });
+        thing["wrapped"] = json!({ "allOf": [{ "$ref": "#/components/schemas/Tags" }] });
+        schemas["Tags"] = json!({ "type": "array", "items": { "type": "string" } });
+        schemas["Item"] = json!({ "type": "object", "required": ["tags"], "properties": {
+            "tags": { "$ref": "#/components/schemas/Tags" } } });
+        let map = "#/components/schemas/Thing/properties/by_name: `Thing` property `by_name` is required and a map; collections are optional, with `default: {}`";
+        let item = "#/components/schemas/Item/properties/tags: `Item` property `tags` is required and an array; collections are optional, with `default: []`";
+        // Thing is the top-level schema of list_things: its arrays are payload.
+        assert_eq!(required_findings(&spec), [map, item]);
+
+        // Reached inside another operation's response, Thing has no exception.
+        let mut envelope = operation("get_wrapper");
+        envelope["responses"]["200"]["content"]["application/json"]["schema"] = json!({ "type": "object", "required": ["thing"], "properties": {
+                "thing": { "$ref": "#/components/schemas/Thing" } } });
+        spec["paths"]["/api/v1/wrapper"] = json!({ "get": envelope });
+        let found = required_findings(&spec);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found.contains(&"#/components/schemas/Thing/properties/items: `Thing` property `items` is required and an array; collections are optional, with `default: []`".to_owned()), "{found:?}");
+        assert!(found.contains(&"#/components/schemas/Thing/properties/wrapped: `Thing` property `wrapped` is required and an array; collections are optional, with `default: []`".to_owned()), "{found:?}");
     }
 }

@@ -237,6 +237,39 @@ fn a_finding_names_the_spec_line_as_written() {
 }
 
 #[test]
+fn a_required_nullable_response_property_is_one_line() {
+    let mut spec = fixture();
+    let dataset = &mut spec["components"]["schemas"]["Dataset"];
+    dataset["required"] = json!(["name", "description"]);
+    dataset["properties"]["description"] = json!({ "type": "string", "nullable": true });
+    for path in ["/api/v1/datasets", "/api/v1/datasets/{project}"] {
+        spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["example"] =
+            json!({ "status": "ok", "datasets": [{ "name": "d", "description": null }] });
+    }
+    assert_eq!(
+        lint_error(spec, "description:"),
+        "#/components/schemas/Dataset/properties/description: `Dataset` property `description` is required and `nullable: true`; a key that may be null may also be missing: drop it from `required`"
+    );
+}
+
+#[test]
+fn a_required_response_collection_is_one_line_but_the_payload_is_not() {
+    // DatasetList's required `datasets` is the operations' payload: allowed.
+    let mut spec = fixture();
+    let dataset = &mut spec["components"]["schemas"]["Dataset"];
+    dataset["required"] = json!(["name", "tags"]);
+    dataset["properties"]["tags"] = json!({ "type": "array", "items": { "type": "string" } });
+    for path in ["/api/v1/datasets", "/api/v1/datasets/{project}"] {
+        spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["example"] =
+            json!({ "status": "ok", "datasets": [{ "name": "d", "tags": [] }] });
+    }
+    assert_eq!(
+        lint_error(spec, "tags:"),
+        "#/components/schemas/Dataset/properties/tags: `Dataset` property `tags` is required and an array; collections are optional, with `default: []`"
+    );
+}
+
+#[test]
 fn a_progenitor_panic_names_the_operation_without_a_backtrace() {
     let mut spec = fixture();
     // A path parameter used in the template but never declared makes
