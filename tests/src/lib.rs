@@ -12,7 +12,7 @@ pub const SPEC_YAML: &str = include_str!("../../spec/openapi.yaml");
 /// The spec as JSON.
 pub fn spec() -> &'static Value {
     static SPEC: LazyLock<Value> =
-        LazyLock::new(|| serde_yaml::from_str(SPEC_YAML).expect("spec/openapi.yaml is YAML"));
+        LazyLock::new(|| xtask::yaml::from_str(SPEC_YAML).expect("spec/openapi.yaml is YAML"));
     &SPEC
 }
 

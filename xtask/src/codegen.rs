@@ -12,7 +12,7 @@ use quote::quote;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::lint::{Finding, lint};
+use crate::lint::{Finding, lint_spec};
 use crate::spec::{METHODS, Spec, SpecError, operations};
 
 /// The progenitor version in the workspace manifest (`=0.15.1`). Recorded in
@@ -115,7 +115,7 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
     let started = Instant::now();
     let spec_path = root.join(SPEC_PATH);
     let spec = Spec::load(&spec_path)?;
-    let findings = lint(&spec.raw);
+    let findings = lint_spec(&spec);
     if !findings.is_empty() {
         return Err(CodegenError::Lint(findings));
     }
@@ -518,6 +518,7 @@ impl Spec {
         Spec {
             bytes: Vec::new(),
             raw,
+            lines: Default::default(),
         }
         .typed(path)
     }

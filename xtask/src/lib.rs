@@ -8,3 +8,4 @@ pub mod codegen;
 pub mod json_schema;
 pub mod lint;
 pub mod spec;
+pub mod yaml;

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::yaml::{Lines, pointer_token};
+
 /// The spec as written, in the two shapes the pipeline needs.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -12,6 +14,8 @@ pub struct Spec {
     /// Untyped view, for lints that look at things `openapiv3` hides
     /// (dangling `$ref`s, `nullable` siblings, raw examples).
     pub raw: Value,
+    /// The line of each node of `raw`, by JSON pointer.
+    pub lines: Lines,
 }
 
 /// Why the spec could not be read.
@@ -30,8 +34,8 @@ pub enum SpecError {
     Yaml {
         /// The file's path.
         path: PathBuf,
-        /// The parser's error, with line and column.
-        source: serde_yaml::Error,
+        /// The parser's error, with line and column (boxed: it is large).
+        source: Box<crate::yaml::Error>,
     },
     /// The YAML is not an OpenAPI 3.0 document progenitor can read.
     #[error("{path} is not an OpenAPI 3.0 document: {message}")]
@@ -55,10 +59,11 @@ impl Spec {
 
     /// Parses spec text already in memory; `path` only names it in errors.
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, SpecError> {
-        let raw: Value = serde_yaml::from_slice(&bytes).map_err(|source| SpecError::Yaml {
-            path: path.to_owned(),
-            source,
-        })?;
+        let (raw, lines) =
+            crate::yaml::from_slice_with_lines(&bytes).map_err(|source| SpecError::Yaml {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
         let version = raw.get("openapi").and_then(Value::as_str).unwrap_or("");
         if !version.starts_with("3.0.") {
             return Err(SpecError::NotOpenApi {
@@ -66,7 +71,13 @@ impl Spec {
                 message: format!("`openapi` is {version:?}; progenitor needs 3.0.x"),
             });
         }
-        Ok(Self { bytes, raw })
+        Ok(Self { bytes, raw, lines })
+    }
+
+    /// The spec line of the node at a JSON pointer into [`Spec::raw`] (or of
+    /// its nearest ancestor, for something absent).
+    pub fn line_of(&self, pointer: &str) -> Option<usize> {
+        self.lines.line_of(pointer)
     }
 
     /// The typed document progenitor consumes. Only call after [`crate::lint`]
@@ -116,6 +127,11 @@ impl<'a> Operation<'a> {
         self.value.get("operationId").and_then(Value::as_str)
     }
 
+    /// The JSON pointer of the operation object, `/paths/{path}/{method}`.
+    pub fn pointer(&self) -> String {
+        format!("/paths/{}/{}", pointer_token(self.path), self.method)
+    }
+
     /// `METHOD /path (operation_id)`, how lint messages name an operation.
     pub fn describe(&self) -> String {
         format!(
@@ -150,6 +166,25 @@ pub fn operations(raw: &Value) -> Vec<Operation<'_>> {
 /// Resolves a local `$ref` (`#/a/b`) against the document.
 pub fn resolve<'a>(raw: &'a Value, reference: &str) -> Option<&'a Value> {
     reference.strip_prefix('#').and_then(|ptr| raw.pointer(ptr))
+}
+
+/// Like [`deref`], also returning the JSON pointer of the value reached,
+/// starting from `pointer`, the pointer of `value`.
+pub fn deref_at<'a>(
+    raw: &'a Value,
+    mut pointer: String,
+    mut value: &'a Value,
+) -> Option<(String, &'a Value)> {
+    for _ in 0..16 {
+        match value.get("$ref").and_then(Value::as_str) {
+            Some(reference) => {
+                value = resolve(raw, reference)?;
+                pointer = reference.strip_prefix('#')?.to_owned();
+            }
+            None => return Some((pointer, value)),
+        }
+    }
+    None
 }
 
 /// Follows `$ref`s (a bounded number of hops) until reaching an inline value.

@@ -27,7 +27,7 @@ impl Scratch {
     }
 
     fn write_spec(&self, spec: &Value) {
-        let yaml = serde_yaml::to_string(spec).unwrap();
+        let yaml = serde_saphyr::to_string(spec).unwrap();
         std::fs::write(self.root().join("spec/openapi.yaml"), yaml).unwrap();
     }
 
@@ -48,7 +48,7 @@ impl Scratch {
 }
 
 fn fixture() -> Value {
-    serde_yaml::from_str(FIXTURE).unwrap()
+    xtask::yaml::from_str(FIXTURE).unwrap()
 }
 
 fn stderr(output: &Output) -> String {
@@ -122,8 +122,9 @@ fn an_edited_spec_is_caught_by_check_and_picked_up_by_codegen() {
     assert!(scratch.codegen(&["--check"]).status.success());
 }
 
-/// Runs codegen on a broken spec and returns its single error line.
-fn single_error(spec: Value) -> String {
+/// Runs codegen on a broken spec and returns its single error line, and
+/// the spec text as written.
+fn single_error_in(spec: Value) -> (String, String) {
     let scratch = Scratch::new(&spec);
     let output = scratch.codegen(&[]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -141,7 +142,31 @@ fn single_error(spec: Value) -> String {
             .exists(),
         "nothing is written for a broken spec"
     );
-    message.trim_end().to_owned()
+    let text = std::fs::read_to_string(scratch.root().join("spec/openapi.yaml")).unwrap();
+    (message.trim_end().to_owned(), text)
+}
+
+/// Runs codegen on a broken spec and returns its single error line.
+fn single_error(spec: Value) -> String {
+    single_error_in(spec).0
+}
+
+/// Runs codegen on a spec with one lint finding: checks that it starts
+/// `error: spec/openapi.yaml:LINE: ` with LINE a line of the written spec
+/// containing `at`, and returns the rest.
+fn lint_error(spec: Value, at: &str) -> String {
+    let (message, text) = single_error_in(spec);
+    let rest = message
+        .strip_prefix("error: spec/openapi.yaml:")
+        .unwrap_or_else(|| panic!("no file:line prefix: {message}"));
+    let (line, rest) = rest.split_once(": ").expect("line: message");
+    let line: usize = line.parse().unwrap_or_else(|_| panic!("{message}"));
+    let source = text.lines().nth(line - 1).unwrap_or_default();
+    assert!(
+        source.contains(at),
+        "{message}\nline {line} is {source:?}, expected it to contain {at:?}\n{text}"
+    );
+    rest.to_owned()
 }
 
 #[test]
@@ -149,8 +174,8 @@ fn duplicate_operation_id_is_one_line_naming_both() {
     let mut spec = fixture();
     spec["paths"]["/api/v1/datasets/{project}"]["get"]["operationId"] = json!("list_datasets");
     assert_eq!(
-        single_error(spec),
-        "error: GET /api/v1/datasets/{project} (list_datasets): duplicate operationId `list_datasets`, also used by GET /api/v1/datasets (list_datasets)"
+        lint_error(spec, "operationId: list_datasets"),
+        "GET /api/v1/datasets/{project} (list_datasets): duplicate operationId `list_datasets`, also used by GET /api/v1/datasets (list_datasets)"
     );
 }
 
@@ -160,8 +185,8 @@ fn default_response_is_one_line() {
     spec["paths"]["/api/v1/datasets"]["get"]["responses"]["default"] =
         json!({ "$ref": "#/components/responses/Error" });
     assert_eq!(
-        single_error(spec),
-        "error: GET /api/v1/datasets (list_datasets): has a `default` response; use `4XX` and `5XX` instead"
+        lint_error(spec, "default:"),
+        "GET /api/v1/datasets (list_datasets): has a `default` response; use `4XX` and `5XX` instead"
     );
 }
 
@@ -171,8 +196,8 @@ fn dangling_ref_is_one_line() {
     spec["components"]["schemas"]["DatasetList"]["properties"]["datasets"]["items"] =
         json!({ "$ref": "#/components/schemas/Datset" });
     assert_eq!(
-        single_error(spec),
-        "error: #/components/schemas/DatasetList/properties/datasets/items: unresolved $ref `#/components/schemas/Datset`"
+        lint_error(spec, "#/components/schemas/Datset"),
+        "#/components/schemas/DatasetList/properties/datasets/items: unresolved $ref `#/components/schemas/Datset`"
     );
 }
 
@@ -181,10 +206,66 @@ fn invalid_example_is_one_line_with_its_pointer() {
     let mut spec = fixture();
     spec["paths"]["/api/v1/datasets/{project}"]["get"]["responses"]["200"]["content"]["application/json"]
         ["example"] = json!({ "status": "ok", "datasets": [{ "name": 3 }] });
-    let line = single_error(spec);
+    let line = lint_error(spec, "example:");
     assert!(
-        line.starts_with("error: GET /api/v1/datasets/{project} (list_project_datasets): response 200 example does not match its schema at /datasets/0/name: "),
+        line.starts_with("GET /api/v1/datasets/{project} (list_project_datasets): response 200 example does not match its schema at /datasets/0/name: "),
         "{line}"
+    );
+}
+
+#[test]
+fn a_finding_names_the_spec_line_as_written() {
+    // The fixture as a person wrote it (flow mappings and all), with a
+    // `default` response added as line 30, in the second operation.
+    let mut lines: Vec<&str> = FIXTURE.lines().collect();
+    assert_eq!(
+        lines[29],
+        "        4XX: {$ref: '#/components/responses/Error'}"
+    );
+    lines.insert(
+        29,
+        "        default: {$ref: '#/components/responses/Error'}",
+    );
+    let scratch = Scratch::new(&fixture());
+    std::fs::write(scratch.root().join("spec/openapi.yaml"), lines.join("\n")).unwrap();
+    let output = scratch.codegen(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: spec/openapi.yaml:30: GET /api/v1/datasets/{project} (list_project_datasets): has a `default` response; use `4XX` and `5XX` instead\n"
+    );
+}
+
+#[test]
+fn a_required_nullable_response_property_is_one_line() {
+    let mut spec = fixture();
+    let dataset = &mut spec["components"]["schemas"]["Dataset"];
+    dataset["required"] = json!(["name", "description"]);
+    dataset["properties"]["description"] = json!({ "type": "string", "nullable": true });
+    for path in ["/api/v1/datasets", "/api/v1/datasets/{project}"] {
+        spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["example"] =
+            json!({ "status": "ok", "datasets": [{ "name": "d", "description": null }] });
+    }
+    assert_eq!(
+        lint_error(spec, "description:"),
+        "#/components/schemas/Dataset/properties/description: `Dataset` property `description` is required and `nullable: true`; a key that may be null may also be missing: drop it from `required`"
+    );
+}
+
+#[test]
+fn a_required_response_collection_is_one_line_but_the_payload_is_not() {
+    // DatasetList's required `datasets` is the operations' payload: allowed.
+    let mut spec = fixture();
+    let dataset = &mut spec["components"]["schemas"]["Dataset"];
+    dataset["required"] = json!(["name", "tags"]);
+    dataset["properties"]["tags"] = json!({ "type": "array", "items": { "type": "string" } });
+    for path in ["/api/v1/datasets", "/api/v1/datasets/{project}"] {
+        spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["example"] =
+            json!({ "status": "ok", "datasets": [{ "name": "d", "tags": [] }] });
+    }
+    assert_eq!(
+        lint_error(spec, "tags:"),
+        "#/components/schemas/Dataset/properties/tags: `Dataset` property `tags` is required and an array; collections are optional, with `default: []`"
     );
 }
 
@@ -237,4 +318,20 @@ fn hand_written_operations_are_listed_but_not_generated() {
         "// Hand-written in cm-api (x-hand-written), not generated:\n//   PUT /api/v1/datasets/{project} (upload_dataset_file)\n"
     ));
     assert!(!client.contains("fn upload_dataset_file"));
+}
+
+#[test]
+fn a_spec_that_is_not_yaml_is_one_line_with_its_line() {
+    let scratch = Scratch::new(&fixture());
+    let broken = FIXTURE.replace(
+        "  /api/v1/datasets:\n",
+        "  /api/v1/datasets:\n      - oops\n",
+    );
+    std::fs::write(scratch.root().join("spec/openapi.yaml"), broken).unwrap();
+    let output = scratch.codegen(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.contains("is not valid YAML"), "{message}");
+    assert!(message.contains("at line 6, column 5"), "{message}");
 }

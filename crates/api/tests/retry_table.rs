@@ -9,13 +9,15 @@ use cm_api::retry::{RETRY_TABLE, RetryClass, retry_class};
 fn spec_operations() -> BTreeMap<String, String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/openapi.yaml");
     let text = std::fs::read_to_string(path).expect("spec/openapi.yaml");
-    let spec: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    // YAML 1.2 booleans only, as xtask reads the spec: `y` or `on` stay strings.
+    let options = serde_saphyr::options! { strict_booleans: true };
+    let spec: serde_json::Value =
+        serde_saphyr::from_str_with_options(&text, options).expect("valid YAML");
     let mut operations = BTreeMap::new();
-    for (_, item) in spec["paths"].as_mapping().expect("paths") {
-        for (method, operation) in item.as_mapping().expect("path item") {
+    for item in spec["paths"].as_object().expect("paths").values() {
+        for (method, operation) in item.as_object().expect("path item") {
             if let Some(id) = operation.get("operationId").and_then(|v| v.as_str()) {
-                let method = method.as_str().unwrap_or_default().to_ascii_uppercase();
-                operations.insert(id.to_owned(), method);
+                operations.insert(id.to_owned(), method.to_ascii_uppercase());
             }
         }
     }
