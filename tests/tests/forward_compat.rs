@@ -125,6 +125,20 @@ async fn unknown_fields_in_every_record_still_decode() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The error's one-line `Display` followed by its `source()` chain, as
+/// `anyhow`'s `{:#}` prints it: the decoder's own message (which field) is
+/// the cause, not part of the error's line.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
 /// Where decoding failed, from the client's error: the operation and the
 /// body path of the first field the generated type rejected.
 fn decode_failure(operation_id: &str, error: &cm_api::Error) -> String {
@@ -254,7 +268,7 @@ async fn an_empty_body_for_an_operation_with_a_payload_names_the_payload() {
         .expect("get_source case");
     match exercise(&case, Answer::raw(204, "application/json", b"")).await {
         Err(error @ cm_api::Error::Decode { .. }) => {
-            assert!(error.to_string().contains("`source`"), "{error}");
+            assert!(with_causes(&error).contains("`source`"), "{error}");
         }
         other => panic!("expected a decode error, got {other:?}"),
     }
@@ -277,7 +291,7 @@ async fn a_missing_required_field_is_a_decode_error_naming_it() {
         broken.as_object_mut().expect("object body").remove(field);
         match exercise(&case, Answer::json(200, &broken)).await {
             Err(error @ cm_api::Error::Decode { .. })
-                if error.to_string().contains(&format!("`{field}`")) => {}
+                if with_causes(&error).contains(&format!("`{field}`")) => {}
             other => failures.push(format!(
                 "{} without `{field}`: got {other:?}",
                 case.operation_id

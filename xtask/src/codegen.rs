@@ -529,6 +529,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_success_arm_accepts_any_2xx_and_decodes_through_the_hooks() {
+        let client = format!("match s {{ {JSON_SUCCESS_ARM} }} match t {{ {STREAM_SUCCESS_ARM} }}");
+        let routed = route_success_arms(&client, 2).expect("two operations, two arms");
+        assert_eq!(
+            routed,
+            "match s { 200u16..=299u16 => crate::hooks::decode_success(response).await, } \
+             match t { 200u16..=299u16 => Ok(ResponseValue::stream(response)), }"
+        );
+    }
+
+    #[test]
+    fn a_success_arm_progenitor_no_longer_writes_is_an_error() {
+        let client = format!("match s {{ {JSON_SUCCESS_ARM} }}");
+        let error = route_success_arms(&client, 2).expect_err("one arm for two operations");
+        assert_eq!(
+            error.to_string(),
+            "cannot post-process the generated client: expected one success arm per operation (2), found 1 JSON and 0 binary"
+        );
+    }
+
+    #[test]
     fn progenitor_version_matches_the_workspace_pin() {
         let manifest = include_str!("../../Cargo.toml");
         assert!(
