@@ -34,13 +34,18 @@
 //!   a batch of `n` costs about `2·log2(n)` extra requests instead of `n`.
 //!   A single item that is still rejected is reported as failed with its
 //!   own error. When both halves are rejected with the same status and
-//!   message, the rejection is about the request, not its items (a wrong
-//!   source, a bad transform tag, a quota): bisection stops there, so such
-//!   a rejection costs 3 requests per batch. Bisection of one batch is also
-//!   capped at [`max_splits`](SyncOptions::max_splits) splits. (A server
-//!   that rejected several bad items with one generic message would stop
-//!   bisection early too: their batch halves are then failed as a whole,
-//!   never reported as synced.)
+//!   message, one item of them is sent alone: if it is rejected the same
+//!   way too, the rejection is about the request, not its items (a wrong
+//!   source, a bad transform tag, a quota) and bisection stops there, so
+//!   such a rejection costs 4 requests per batch; if it is accepted (or
+//!   rejected differently), several bad items share one generic message and
+//!   bisection goes on. A 413 (payload too large) is never taken for a
+//!   whole-request rejection (halving is its fix), nor are two rejections
+//!   without a message (a proxy's HTML page). Bisection of one batch is
+//!   also capped at [`max_splits`](SyncOptions::max_splits) splits.
+//!   (Trade-off: when the item sent alone is itself a bad item rejected
+//!   with the same generic message, the part is failed as a whole; its
+//!   items share that item's error and are never reported as synced.)
 //! * **Sharing.** A batch is held once ([`Arc`]); halves are ranges of it,
 //!   and the built-in targets serialize each request straight from the
 //!   slice, so neither bisection nor retries copy items.
@@ -70,7 +75,8 @@
 //! or **not attempted** (the job stopped or was cancelled before sending
 //! it): `report.read == report.synced + report.failures.len() + report.not_attempted`.
 //! [`SyncReport::requests`] counts the requests sent, the client's own
-//! retries included.
+//! retries included (a call that sent nothing, such as one whose token
+//! exchange failed, counts 0).
 //! Items are identified by their position in the input
 //! ([`ItemKey::index`]) and their id, if any ([`ItemKey::id`]).
 //!

@@ -245,9 +245,7 @@ impl Transport {
                         gate.wait().await;
                         true
                     }
-                    Some(deadline) => tokio::time::timeout_at(deadline, gate.wait())
-                        .await
-                        .is_ok(),
+                    Some(deadline) => tokio::time::timeout_at(deadline, gate.wait()).await.is_ok(),
                 };
                 if !opened {
                     let closed = gate.remaining();

@@ -266,7 +266,11 @@ async fn one_bad_comment_costs_two_requests_per_halving() {
 #[tokio::test]
 async fn two_bad_items_with_one_generic_message_do_not_fail_their_neighbours() {
     let input: Vec<_> = (0..1024).map(|i| comment(&format!("c{i}"), "hi")).collect();
-    let mut fake = Fake::new(HashSet::from(["c100".to_owned(), "c900".to_owned()]), 0.0, 1);
+    let mut fake = Fake::new(
+        HashSet::from(["c100".to_owned(), "c900".to_owned()]),
+        0.0,
+        1,
+    );
     fake.generic = true;
 
     let report = sync_with(

@@ -132,11 +132,7 @@ async fn a_413_for_batches_above_a_size_is_bisected_until_the_batches_fit() {
     assert_eq!(report.splits, 2 * 15);
     let received = server.received();
     assert_eq!(received.len(), 62);
-    let accepted: usize = received
-        .iter()
-        .map(items_in)
-        .filter(|&n| n <= FITS)
-        .sum();
+    let accepted: usize = received.iter().map(items_in).filter(|&n| n <= FITS).sum();
     assert_eq!(accepted, 2000);
 }
 
@@ -169,7 +165,10 @@ async fn html_rejections_without_a_message_are_still_bisected() {
     assert_eq!(failed, [3, 700]);
     for failure in &report.failures {
         assert!(
-            matches!(*failure.error, Error::UnexpectedResponse { status: 400, .. }),
+            matches!(
+                *failure.error,
+                Error::UnexpectedResponse { status: 400, .. }
+            ),
             "{:?}",
             failure.error
         );
@@ -447,7 +446,11 @@ async fn an_advance_answered_429_is_retried_with_the_same_sequence_id_before_red
         if request.path.ends_with("/results") {
             one_comment_batch()
         } else if n == 0 {
-            Reply::json_with(429, json!({"status": "error", "message": "slow down"}), ("retry-after", "1"))
+            Reply::json_with(
+                429,
+                json!({"status": "error", "message": "slow down"}),
+                ("retry-after", "1"),
+            )
         } else {
             // Stop once the batch is advanced past.
             stop.cancel();
@@ -493,7 +496,11 @@ async fn shutdown_cuts_an_advance_retry_wait_short() {
         if request.path.ends_with("/results") {
             one_comment_batch()
         } else {
-            Reply::json_with(429, json!({"status": "error", "message": "slow down"}), ("retry-after", "3600"))
+            Reply::json_with(
+                429,
+                json!({"status": "error", "message": "slow down"}),
+                ("retry-after", "3600"),
+            )
         }
     })
     .await;

@@ -496,7 +496,10 @@ fn client_at(url: &str, policy: RetryPolicy) -> Client {
 /// nothing sent. Paused clock: nothing touches the network.
 #[tokio::test(start_paused = true)]
 async fn a_gate_closed_again_while_waiting_still_ends_at_the_deadline() {
-    let client = client_at(&closed_port(), fast_retries(3).deadline(Duration::from_secs(10)));
+    let client = client_at(
+        &closed_port(),
+        fast_retries(3).deadline(Duration::from_secs(10)),
+    );
     let gate = Arc::new(RateGate::new());
     gate.pause_for(Duration::from_secs(5));
     let again = gate.clone();
@@ -754,7 +757,6 @@ async fn the_still_valid_token_is_served_while_one_background_refresh_runs() {
     assert_eq!(server.count(TOKEN_PATH), 2, "one background refresh");
 }
 
-
 #[tokio::test]
 async fn queued_requests_share_one_failed_exchange() {
     let server = identity_and_api(
@@ -806,7 +808,11 @@ async fn a_429_from_the_identity_server_honours_retry_after() {
     let started = std::time::Instant::now();
     client.datasets().list().await.unwrap();
     // A lower bound only: any machine load makes it longer.
-    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(server.count(TOKEN_PATH), 2);
 
     let server = identity_and_api(

@@ -203,7 +203,9 @@ impl FaultServer {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         // The closed listener's connections may linger in TIME_WAIT.
         socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-        socket.bind(self.listener.address).expect("bind the same port");
+        socket
+            .bind(self.listener.address)
+            .expect("bind the same port");
         let listener = socket.listen(128).expect("listen");
         *self.listener.socket.lock().unwrap() = Some(listener);
         if let Some(waker) = self.listener.waker.lock().unwrap().take() {
