@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use futures::future::Shared;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{BoxError, one_line, snippet};
-use crate::retry::{RetryPolicy, TIMER_CAP, instant_after};
+use crate::retry::{RetryPolicy, TIMER_CAP, instant_after, parse_retry_after};
 use crate::secret::Secret;
 
 /// A boxed, `Send` future, as returned by [`TokenProvider`] methods.
@@ -304,17 +304,24 @@ impl Inner {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let error = match self.exchange_once().await {
+            let (error, retry_after) = match self.exchange_once().await {
                 Ok(cached) => return Ok(cached),
-                Err(error) => error,
+                Err(failed) => failed,
             };
-            let wait = self.retry.backoff(attempt);
+            // As for API calls: a `Retry-After` is waited out when the policy
+            // accepts it (up to `max_backoff`), else the error is returned.
+            let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
+            let honoured = retry_after.is_none_or(|w| self.retry.accepts_retry_after(w));
             let in_time = match (deadline, instant_after(wait)) {
                 (None, _) => true,
                 (Some(deadline), Some(end)) => end < deadline,
                 (Some(_), None) => false,
             };
-            if !error.is_retryable() || attempt >= self.retry.get_max_attempts() || !in_time {
+            if !error.is_retryable()
+                || attempt >= self.retry.get_max_attempts()
+                || !honoured
+                || !in_time
+            {
                 return Err(error);
             }
             tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, %error, "token exchange failed, retrying");
@@ -322,7 +329,9 @@ impl Inner {
         }
     }
 
-    async fn exchange_once(&self) -> Result<Cached, AuthError> {
+    /// One exchange; a failure comes with the `Retry-After` the identity
+    /// server sent, if any.
+    async fn exchange_once(&self) -> Result<Cached, (AuthError, Option<Duration>)> {
         let span = tracing::info_span!(
             "cm_api.token_exchange",
             token_url = %self.token_url,
@@ -356,16 +365,22 @@ impl Inner {
                 .form(&form)
                 .send()
                 .await
-                .map_err(failed)?;
+                .map_err(|e| (failed(e), None))?;
             let status = response.status().as_u16();
             tracing::Span::current().record("status", status);
-            let body = response.bytes().await.map_err(failed)?;
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let body = response.bytes().await.map_err(|e| (failed(e), None))?;
             parse_token_response(
                 status,
                 &body,
                 Instant::now(),
                 self.credentials.refresh_buffer,
             )
+            .map_err(|e| (e, retry_after))
         }
         .instrument(span)
         .await
@@ -434,7 +449,13 @@ impl TokenProvider for ClientCredentialsProvider {
                         let token = cached.token.clone();
                         if state.inflight.is_none() {
                             let exchange = self.exchange(&mut state);
-                            tokio::spawn(exchange.map(drop));
+                            tokio::spawn(exchange.map(|result| {
+                                if let Err(error) = result {
+                                    // The message never holds a secret. The
+                                    // next request tries again.
+                                    tracing::warn!(%error, "background token refresh failed; the current token is used until it expires");
+                                }
+                            }));
                         }
                         return Ok(token);
                     }

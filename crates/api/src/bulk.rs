@@ -34,13 +34,18 @@
 //!   a batch of `n` costs about `2·log2(n)` extra requests instead of `n`.
 //!   A single item that is still rejected is reported as failed with its
 //!   own error. When both halves are rejected with the same status and
-//!   message, the rejection is about the request, not its items (a wrong
-//!   source, a bad transform tag, a quota): bisection stops there, so such
-//!   a rejection costs 3 requests per batch. Bisection of one batch is also
-//!   capped at [`max_splits`](SyncOptions::max_splits) splits. (A server
-//!   that rejected several bad items with one generic message would stop
-//!   bisection early too: their batch halves are then failed as a whole,
-//!   never reported as synced.)
+//!   message, one item of them is sent alone: if it is rejected the same
+//!   way too, the rejection is about the request, not its items (a wrong
+//!   source, a bad transform tag, a quota) and bisection stops there, so
+//!   such a rejection costs 4 requests per batch; if it is accepted (or
+//!   rejected differently), several bad items share one generic message and
+//!   bisection goes on. A 413 (payload too large) is never taken for a
+//!   whole-request rejection (halving is its fix), nor are two rejections
+//!   without a message (a proxy's HTML page). Bisection of one batch is
+//!   also capped at [`max_splits`](SyncOptions::max_splits) splits.
+//!   (Trade-off: when the item sent alone is itself a bad item rejected
+//!   with the same generic message, the part is failed as a whole; its
+//!   items share that item's error and are never reported as synced.)
 //! * **Sharing.** A batch is held once ([`Arc`]); halves are ranges of it,
 //!   and the built-in targets serialize each request straight from the
 //!   slice, so neither bisection nor retries copy items.
@@ -70,7 +75,8 @@
 //! or **not attempted** (the job stopped or was cancelled before sending
 //! it): `report.read == report.synced + report.failures.len() + report.not_attempted`.
 //! [`SyncReport::requests`] counts the requests sent, the client's own
-//! retries included.
+//! retries included (a call that sent nothing, such as one whose token
+//! exchange failed, counts 0).
 //! Items are identified by their position in the input
 //! ([`ItemKey::index`]) and their id, if any ([`ItemKey::id`]).
 //!
@@ -169,15 +175,22 @@ impl SyncCounts {
 
     /// Comments the server accounted for: new + updated + unchanged.
     pub fn total(&self) -> u64 {
-        self.new + self.updated + self.unchanged
+        self.new
+            .saturating_add(self.updated)
+            .saturating_add(self.unchanged)
     }
 
     fn add(&mut self, other: &Self) {
-        self.new += other.new;
-        self.updated += other.updated;
-        self.unchanged += other.unchanged;
-        self.updated_properties_only += other.updated_properties_only;
-        self.updated_text_changed += other.updated_text_changed;
+        // Server-sent numbers: a bogus huge one must not overflow.
+        self.new = self.new.saturating_add(other.new);
+        self.updated = self.updated.saturating_add(other.updated);
+        self.unchanged = self.unchanged.saturating_add(other.unchanged);
+        self.updated_properties_only = self
+            .updated_properties_only
+            .saturating_add(other.updated_properties_only);
+        self.updated_text_changed = self
+            .updated_text_changed
+            .saturating_add(other.updated_text_changed);
     }
 }
 
@@ -772,6 +785,17 @@ impl<T> Batch<T> {
         self.range.len()
     }
 
+    /// The first item alone and the rest, sharing this batch's items.
+    fn split_first(&self) -> (Self, Self) {
+        let first = self.range.start + 1;
+        let part = |range| Batch {
+            keys: Arc::clone(&self.keys),
+            items: Arc::clone(&self.items),
+            range,
+        };
+        (part(self.range.start..first), part(first..self.range.end))
+    }
+
     /// The two halves, sharing this batch's items.
     fn split(&self) -> (Self, Self) {
         let mid = self.range.start + self.len() / 2;
@@ -784,6 +808,19 @@ impl<T> Batch<T> {
     }
 }
 
+/// Work left in a bisection: the two halves of a rejected part (sent,
+/// then compared), or one part to send on its own.
+enum Work<T> {
+    Halves(Batch<T>, Batch<T>),
+    Single(Batch<T>),
+}
+
+impl<T> From<(Batch<T>, Batch<T>)> for Work<T> {
+    fn from((left, right): (Batch<T>, Batch<T>)) -> Self {
+        Self::Halves(left, right)
+    }
+}
+
 /// What one request (with its retries) came to.
 enum Answer {
     Synced(SyncCounts),
@@ -792,9 +829,28 @@ enum Answer {
     NotSent,
 }
 
-/// Whether two rejections are the same: the same status and message.
+/// Whether two rejections are the same, and so possibly about the request
+/// rather than its items: the same status and the same message. A 413
+/// (payload too large) never is (halving is its fix), nor are two errors
+/// without a message (a proxy's HTML page): they tell nothing apart.
 fn same_rejection(a: &Error, b: &Error) -> bool {
-    a.status() == b.status() && a.message() == b.message()
+    a.status().is_some()
+        && a.status() != Some(413)
+        && a.status() == b.status()
+        && a.message().is_some()
+        && a.message() == b.message()
+}
+
+/// Errors of a call that sent nothing: a bad configuration or request, a
+/// failed token exchange (the API was not called), a closed rate gate.
+fn sent_nothing(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Config(_)
+            | Error::InvalidRequest { .. }
+            | Error::Auth(_)
+            | Error::RateLimited { attempts: 0, .. }
+    )
 }
 
 /// Errors after which no other request of the job can succeed.
@@ -848,30 +904,61 @@ impl<S: ?Sized> Job<'_, S> {
     {
         let mut splits = 0u32;
         let sent = self.send(&batch).await;
-        let mut pending: Vec<(Batch<T>, Batch<T>)> = Vec::new();
-        pending.extend(self.settle(batch, sent, &mut splits));
+        let mut pending: Vec<Work<T>> = Vec::new();
+        pending.extend(self.settle(batch, sent, &mut splits).map(Work::from));
         // Depth-first: both halves of a split are sent, then compared.
-        while let Some((left, right)) = pending.pop() {
+        while let Some(work) = pending.pop() {
+            let (left, right) = match work {
+                Work::Halves(left, right) => (left, right),
+                Work::Single(part) => {
+                    let sent = self.send(&part).await;
+                    pending.extend(self.settle(part, sent, &mut splits).map(Work::from));
+                    continue;
+                }
+            };
             let left_sent = self.send(&left).await;
             let right_sent = self.send(&right).await;
             if let (Answer::Failed(a), Answer::Failed(b)) = (&left_sent, &right_sent)
+                && right.len() > 1
                 && self.blames_content(a)
                 && same_rejection(a, b)
             {
-                // The same rejection on both sides: it is about the
-                // request, not an item. Stop bisecting.
-                let error = match left_sent {
-                    Answer::Failed(error) => Arc::new(error),
-                    _ => unreachable!(),
-                };
-                self.fail(&left, &error);
-                self.fail(&right, &error);
+                // The same rejection on both sides: about the request, or
+                // about several items rejected with one generic message.
+                // One item on its own tells which.
+                let (probe, rest) = right.split_first();
+                let probe_sent = self.send(&probe).await;
+                if let Answer::Failed(c) = &probe_sent
+                    && same_rejection(a, c)
+                {
+                    // Even one item alone is rejected the same way: the
+                    // rejection is about the request. Stop bisecting.
+                    let error = match left_sent {
+                        Answer::Failed(error) => Arc::new(error),
+                        _ => unreachable!(),
+                    };
+                    self.fail(&left, &error);
+                    self.fail(&probe, &error);
+                    self.fail(&rest, &error);
+                    continue;
+                }
+                let probe_ok = matches!(probe_sent, Answer::Synced(_));
+                pending.extend(self.settle(probe, probe_sent, &mut splits).map(Work::from));
+                if probe_ok {
+                    // The probe was fine, so the rest of its half holds what
+                    // the half was rejected for: bisect it without resending.
+                    pending.extend(self.settle(rest, right_sent, &mut splits).map(Work::from));
+                } else {
+                    // The probe failed its own way: the rest is unknown.
+                    pending.push(Work::Single(rest));
+                }
+                pending.extend(self.settle(left, left_sent, &mut splits).map(Work::from));
                 continue;
             }
             let right_split = self.settle(right, right_sent, &mut splits);
             let left_split = self.settle(left, left_sent, &mut splits);
-            pending.extend(right_split);
-            pending.extend(left_split);
+            pending.extend(right_split.map(Work::from));
+            pending.extend(left_split.map(Work::from));
         }
     }
 
@@ -1000,9 +1087,10 @@ impl<S: ?Sized> Job<'_, S> {
             )
             .await;
             // Requests the client sent; a target that does not go through a
-            // `Client` (a fake) counts as one per call.
+            // `Client` (a fake) counts as one per call, unless its error
+            // says nothing was sent.
             let sent = match counter.load(Ordering::Relaxed) {
-                0 if !matches!(result, Err(Error::RateLimited { attempts: 0, .. })) => 1,
+                0 if !result.as_ref().is_err_and(sent_nothing) => 1,
                 n => n,
             };
             self.shared().report.requests += sent;

@@ -169,6 +169,12 @@ impl StreamBatch for types::FetchStreamResponse {
     }
 }
 
+/// The longest wait before an advance is tried again, whatever the
+/// `Retry-After` asks: the handled batch is not held back for longer
+/// between two attempts (the next attempt may be answered 429 again, which
+/// counts towards [`StreamConsumer::max_consecutive_errors`]).
+pub const MAX_ADVANCE_WAIT: Duration = Duration::from_secs(60);
+
 /// Batch size of the legacy route when none is set (`size` is required there).
 const DEFAULT_LEGACY_SIZE: i64 = 16;
 
@@ -410,7 +416,9 @@ impl<B: StreamBatch> StreamConsumer<B> {
 
     /// Stops [`run`](Self::run) cleanly when `token` is cancelled: a fetch
     /// or wait in progress is abandoned, but a batch being handled is
-    /// finished and advanced past first.
+    /// finished and its advance sent first. If that advance has to be
+    /// retried, shutdown cuts the wait short and the batch is delivered
+    /// again by the next run.
     pub fn shutdown(mut self, token: CancellationToken) -> Self {
         self.shutdown = token;
         self
@@ -460,6 +468,11 @@ impl<B: StreamBatch> StreamConsumer<B> {
                     if idle && !self.pause(self.idle_wait).await {
                         break;
                     }
+                }
+                // Shutdown during an advance's retry: the batch is redelivered later.
+                Err(error) if error.is_retryable() && self.shutdown.is_cancelled() => {
+                    tracing::info!(%error, "stream consumer: shutdown before the batch was advanced past");
+                    break;
                 }
                 Err(error) if error.is_retryable() && errors < self.max_consecutive_errors => {
                     errors += 1;
@@ -558,25 +571,40 @@ impl<B: StreamBatch> StreamConsumer<B> {
     /// or a 429) is retried with the same id, up to
     /// [`max_consecutive_errors`](Self::max_consecutive_errors) times, before
     /// the error is returned and the batch is redelivered. Any other failure
-    /// is returned at once: the advance may have happened. Shutdown does not
-    /// cut these waits short (the handled batch is advanced past first).
+    /// is returned at once: the advance may have happened. Each wait is at
+    /// most [`MAX_ADVANCE_WAIT`]; shutdown cuts it short, and the error is
+    /// returned (the batch is redelivered by the next run).
     async fn advance(&self, sequence_id: String) -> Result<(), Error> {
-        let mut failures = 0u32;
-        loop {
+        self.advance_with(|| {
             let body = types::AdvanceStreamRequest {
                 sequence_id: sequence_id.clone(),
             };
-            let result = self
-                .client
-                .send(|c| {
-                    c.advance_stream()
-                        .project(self.project.as_str())
-                        .dataset_name(self.dataset.as_str())
-                        .stream_name(self.stream.as_str())
-                        .body(body)
-                        .send()
-                })
-                .await;
+            async move {
+                self.client
+                    .send(|c| {
+                        c.advance_stream()
+                            .project(self.project.as_str())
+                            .dataset_name(self.dataset.as_str())
+                            .stream_name(self.stream.as_str())
+                            .body(body)
+                            .send()
+                    })
+                    .await
+                    .map(drop)
+            }
+        })
+        .await
+    }
+
+    /// [`advance`](Self::advance)'s retries around `send`, one attempt per call.
+    async fn advance_with<F, Fut>(&self, mut send: F) -> Result<(), Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), Error>>,
+    {
+        let mut failures = 0u32;
+        loop {
+            let result = send().await;
             let error = match result {
                 Ok(_) => return Ok(()),
                 Err(error) => error,
@@ -596,11 +624,13 @@ impl<B: StreamBatch> StreamConsumer<B> {
             let wait = self
                 .error_backoff
                 .saturating_mul(2u32.saturating_pow(failures - 1))
-                .min(Duration::from_secs(60))
-                .max(error.retry_after().unwrap_or_default());
+                .max(error.retry_after().unwrap_or_default())
+                .min(MAX_ADVANCE_WAIT);
             tracing::warn!(%error, attempt = failures, wait_ms = wait.as_millis() as u64, "stream advance not applied, retrying with the same sequence id");
-            // Not cut short by shutdown: the batch was handled, and is advanced past first.
-            tokio::time::sleep(wait).await;
+            if !self.pause(wait).await {
+                tracing::warn!(%error, "shutdown while an advance waited to be retried: the batch will be delivered again");
+                return Err(error);
+            }
         }
     }
 
@@ -629,5 +659,73 @@ impl<B: StreamBatch> StreamConsumer<B> {
             })
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::Endpoint;
+
+    fn consumer() -> StreamConsumer {
+        // Never sends anything: `advance_with` is given its own `send`.
+        let client = Client::builder()
+            .env_lookup(|_| None)
+            .config_path(std::env::temp_dir().join("cm-api-no-such-dir/config.toml"))
+            .endpoint(Endpoint::parse("http://127.0.0.1:9").unwrap())
+            .token("t")
+            .build()
+            .unwrap();
+        StreamConsumer::new(client, "acme", "triage", "refunds")
+    }
+
+    fn slow_down() -> Error {
+        Error::api(429, "slow down").with_retry_after(Duration::from_secs(3600))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_advance_retry_waits_at_most_the_cap_whatever_the_retry_after() {
+        let consumer = consumer();
+        let calls = Arc::new(AtomicU32::new(0));
+        let started = Instant::now();
+
+        let result = consumer
+            .advance_with(|| {
+                let call = calls.fetch_add(1, Ordering::SeqCst);
+                async move { if call == 0 { Err(slow_down()) } else { Ok(()) } }
+            })
+            .await;
+
+        result.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(started.elapsed(), MAX_ADVANCE_WAIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_an_advance_retry_wait_early() {
+        let consumer = consumer();
+        let shutdown = consumer.shutdown_token();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            shutdown.cancel();
+        });
+        let calls = Arc::new(AtomicU32::new(0));
+        let started = Instant::now();
+
+        let result = consumer
+            .advance_with(|| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(slow_down()) }
+            })
+            .await;
+
+        assert_eq!(result.unwrap_err().status(), Some(429));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 }

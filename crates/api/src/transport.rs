@@ -46,6 +46,9 @@ pub(crate) struct CallState {
     pub(crate) retry_after: Option<Duration>,
     /// Set when the call gave up at a closed rate gate: how long it stays closed.
     pub(crate) rate_limited: Option<Duration>,
+    /// The call's deadline, fixed when first needed (the token wait in
+    /// `prepare`) and shared by `send`; `Some(None)`: no deadline.
+    pub(crate) deadline: Option<Option<Instant>>,
 }
 
 /// A body whose `"status"` field contradicts the HTTP status.
@@ -73,6 +76,15 @@ impl CallContext {
     fn lock(&self) -> std::sync::MutexGuard<'_, CallState> {
         // A poisoned lock only means a hook panicked mid-update; the data is still usable.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current call's deadline, `budget` from the first time it is asked
+    /// for in this call (`None`: no deadline, a budget too large for the
+    /// clock). Outside a context, `budget` from now.
+    fn deadline(budget: Duration) -> Option<Instant> {
+        let fresh = || Instant::now().checked_add(budget);
+        CALL.try_with(|ctx| *ctx.lock().deadline.get_or_insert_with(fresh))
+            .unwrap_or_else(|_| fresh())
     }
 
     /// Updates the current call's state, if the call runs inside a context.
@@ -201,8 +213,9 @@ impl Transport {
         let options = CallOptions::current();
         let attempt_timeout = options.attempt_timeout.unwrap_or(self.request_timeout);
         let started = Instant::now();
-        // `None`: no deadline (a duration too large for the clock).
-        let deadline = started.checked_add(options.deadline.unwrap_or(self.retry.get_deadline()));
+        // `None`: no deadline (a duration too large for the clock). Shared
+        // with the token wait in `prepare`: one deadline per call.
+        let deadline = CallContext::deadline(self.call_budget(&options));
         let transfer = is_file_transfer(operation, &request);
         let class = retry_class(operation, request.method().as_str());
         let max_attempts = self.retry.get_max_attempts();
@@ -225,7 +238,27 @@ impl Transport {
                     });
                     return Err(refused_error(closed));
                 }
-                gate.wait().await;
+                // The gate may be closed again (longer) while waiting: the
+                // wait still ends at the deadline.
+                let opened = match deadline {
+                    None => {
+                        gate.wait().await;
+                        true
+                    }
+                    Some(deadline) => tokio::time::timeout_at(deadline, gate.wait()).await.is_ok(),
+                };
+                if !opened {
+                    let closed = gate.remaining();
+                    tracing::warn!(
+                        wait_ms = closed.as_millis() as u64,
+                        "rate gate still closed at the call's deadline: not sending"
+                    );
+                    CallContext::update(|s| {
+                        s.attempts = attempt;
+                        s.rate_limited = Some(closed);
+                    });
+                    return Err(refused_error(closed));
+                }
             }
             attempt += 1;
             note_attempt();
@@ -313,6 +346,11 @@ impl Transport {
             }
             return Ok(self.finish(outcome, attempt));
         }
+    }
+
+    /// The time budget of one call: the per-call override, else the policy's.
+    fn call_budget(&self, options: &CallOptions) -> Duration {
+        options.deadline.unwrap_or(self.retry.get_deadline())
     }
 
     /// Waits `wait` (or until the gate opens, if later) before a retry;
@@ -424,10 +462,10 @@ impl RequestHooks for Transport {
     ) -> BoxFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
             CallContext::update(|s| s.operation = Some(operation_id));
-            // The provider (which retries its own exchange) gets the call's deadline.
-            let options = CallOptions::current();
-            let budget = options.deadline.unwrap_or(self.retry.get_deadline());
-            let token = match instant_after(budget) {
+            // The provider (which retries its own exchange) gets the call's
+            // deadline; what it uses is no longer available to `send`.
+            let budget = self.call_budget(&CallOptions::current());
+            let token = match CallContext::deadline(budget) {
                 None => self.provider.token().await,
                 Some(until) => tokio::time::timeout_at(until, self.provider.token())
                     .await

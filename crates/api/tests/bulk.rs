@@ -38,6 +38,8 @@ struct Fake {
     store: Mutex<HashMap<String, String>>,
     requests: AtomicU64,
     largest: AtomicUsize,
+    /// Rejects every bad item with one message that names none.
+    generic: bool,
 }
 
 impl Fake {
@@ -49,6 +51,7 @@ impl Fake {
             store: Mutex::default(),
             requests: AtomicU64::new(0),
             largest: AtomicUsize::new(0),
+            generic: false,
         }
     }
 }
@@ -75,6 +78,9 @@ impl SyncTarget<types::CommentNew> for Fake {
                 return Err(Error::api(status, "try again"));
             }
             if let Some(bad) = items.iter().find(|c| self.bad.contains(&c.id)) {
+                if self.generic {
+                    return Err(Error::api(422, "invalid comment"));
+                }
                 return Err(Error::api(422, format!("comment {} is invalid", bad.id)));
             }
             let mut store = self.store.lock().unwrap();
@@ -144,27 +150,24 @@ proptest! {
         batch_size in 1usize..64,
         concurrency in 1usize..6,
         retries in 0u32..3,
+        generic in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let mut rng = fastrand::Rng::with_seed(seed);
-        // Ids repeat (updates), texts vary (updated vs unchanged). A bad
-        // item has an id of its own, so that two rejections name different
-        // items: two halves rejected with the *same* message are taken for a
-        // whole-request rejection, which stops bisection.
-        let mut bad: HashSet<String> = HashSet::new();
+        // Ids repeat (updates), texts vary (updated vs unchanged); so do bad
+        // ids, and the fake may reject every bad item with one generic
+        // message: two halves rejected the same way then hold several bad
+        // items, not a whole-request rejection.
         let input: Vec<types::CommentNew> = (0..n)
-            .map(|i| {
-                let id = if rng.f64() < bad_share {
-                    let id = format!("bad{i}");
-                    bad.insert(id.clone());
-                    id
-                } else {
-                    format!("c{}", i % distinct)
-                };
-                comment(&id, &format!("t{}", rng.u8(0..3)))
-            })
+            .map(|i| comment(&format!("c{}", i % distinct), &format!("t{}", rng.u8(0..3))))
             .collect();
-        let fake = Fake::new(bad.clone(), transient_rate, seed);
+        let bad: HashSet<String> = input
+            .iter()
+            .filter(|_| rng.f64() < bad_share)
+            .map(|c| c.id.clone())
+            .collect();
+        let mut fake = Fake::new(bad.clone(), transient_rate, seed);
+        fake.generic = generic;
         let (options, seen) = observe(
             SyncOptions::default()
                 .batch_size(batch_size)
@@ -188,19 +191,25 @@ proptest! {
         from_events.sort_unstable();
         prop_assert_eq!(&failed, &from_events);
 
+        // A good item fails with the 422 only when a bad item probed alone
+        // was rejected like both halves around it (taken for a
+        // whole-request rejection): it then shares that bad item's error.
+        let probed: HashSet<*const Error> = report
+            .failures
+            .iter()
+            .filter(|f| f.error.status() == Some(422))
+            .filter(|f| bad.contains(f.item.id.as_deref().unwrap_or_default()))
+            .map(|f| Arc::as_ptr(&f.error))
+            .collect();
         for (index, c) in input.iter().enumerate() {
             let failure = report.failures.iter().find(|f| f.item.index == index as u64);
             match failure {
                 Some(f) => {
                     prop_assert_eq!(f.item.id.as_deref(), Some(c.id.as_str()));
                     prop_assert!(
-                        bad.contains(&c.id) || f.error.is_retryable(),
-                        "item {} failed with {}", index, f.error
+                        bad.contains(&c.id) || f.error.is_retryable() || probed.contains(&Arc::as_ptr(&f.error)),
+                        "good item {} failed with {}", index, f.error
                     );
-                    if f.error.status() == Some(422) {
-                        // Bisection isolated it: the request held only bad items.
-                        prop_assert!(bad.contains(&c.id));
-                    }
                 }
                 None => prop_assert!(!bad.contains(&c.id), "bad item {} was synced", index),
             }
@@ -249,6 +258,89 @@ async fn one_bad_comment_costs_two_requests_per_halving() {
     assert_eq!(failure.item.id.as_deref(), Some("c700"));
     assert_eq!(failure.error.status(), Some(422));
     assert_eq!(failure.error.message(), Some("comment c700 is invalid"));
+}
+
+/// Two bad items rejected with one generic message: both halves of the
+/// batch fail the same way, but one item probed alone is accepted, so this
+/// is no whole-request rejection and bisection goes on.
+#[tokio::test]
+async fn two_bad_items_with_one_generic_message_do_not_fail_their_neighbours() {
+    let input: Vec<_> = (0..1024).map(|i| comment(&format!("c{i}"), "hi")).collect();
+    let mut fake = Fake::new(
+        HashSet::from(["c100".to_owned(), "c900".to_owned()]),
+        0.0,
+        1,
+    );
+    fake.generic = true;
+
+    let report = sync_with(
+        &fake,
+        stream::iter(input),
+        SyncOptions::default().batch_size(1024),
+    )
+    .await;
+
+    assert_eq!(report.synced, 1022);
+    let failed: Vec<u64> = report.failures.iter().map(|f| f.item.index).collect();
+    assert_eq!(failed, [100, 900]);
+    for failure in &report.failures {
+        assert_eq!(failure.error.message(), Some("invalid comment"));
+    }
+    assert_eq!(report.requests, fake.requests.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn server_counts_never_overflow_the_totals() {
+    struct Bogus;
+    impl SyncTarget<types::CommentNew> for Bogus {
+        fn sync<'a>(
+            &'a self,
+            _: &'a [types::CommentNew],
+        ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+            Box::pin(async { Ok(SyncCounts::new(u64::MAX, u64::MAX, 1)) })
+        }
+    }
+    let input = (0..4).map(|i| comment(&format!("c{i}"), "hi"));
+
+    let report = sync_with(
+        &Bogus,
+        stream::iter(input),
+        SyncOptions::default().batch_size(1),
+    )
+    .await;
+
+    assert_eq!(report.synced, 4);
+    assert_eq!(report.counts.new, u64::MAX);
+    assert_eq!(report.counts.total(), u64::MAX);
+    assert!(!report.counts_match());
+}
+
+#[tokio::test]
+async fn errors_of_calls_that_sent_nothing_are_not_counted_as_requests() {
+    struct NothingSent;
+    impl SyncTarget<types::CommentNew> for NothingSent {
+        fn sync<'a>(
+            &'a self,
+            _: &'a [types::CommentNew],
+        ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+            Box::pin(async {
+                Err(Error::Auth(cm_api::AuthError::Provider(
+                    "no credentials".into(),
+                )))
+            })
+        }
+    }
+    let input = (0..10).map(|i| comment(&format!("c{i}"), "hi"));
+
+    let report = sync_with(
+        &NothingSent,
+        stream::iter(input),
+        SyncOptions::default().batch_size(5),
+    )
+    .await;
+
+    assert!(report.stopped.is_some());
+    assert_eq!(report.requests, 0);
 }
 
 #[tokio::test]

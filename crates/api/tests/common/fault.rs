@@ -128,6 +128,31 @@ type Route = dyn Fn(&Received, usize) -> Reply + Send + Sync;
 pub struct FaultServer {
     pub url: String,
     received: Arc<Mutex<Vec<Received>>>,
+    listener: Arc<Listener>,
+}
+
+/// The server's listening socket, which [`FaultServer::close`] drops (its
+/// port then refuses connections) and [`FaultServer::reopen`] binds again.
+struct Listener {
+    address: std::net::SocketAddr,
+    socket: Mutex<Option<TcpListener>>,
+    /// The accept loop's last waker, woken by `reopen`.
+    waker: Mutex<Option<std::task::Waker>>,
+}
+
+impl Listener {
+    async fn accept(&self) -> Option<TcpStream> {
+        std::future::poll_fn(|cx| {
+            *self.waker.lock().unwrap() = Some(cx.waker().clone());
+            match self.socket.lock().unwrap().as_ref() {
+                Some(listener) => listener
+                    .poll_accept(cx)
+                    .map(|accepted| accepted.ok().map(|(socket, _)| socket)),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
 }
 
 impl FaultServer {
@@ -137,14 +162,21 @@ impl FaultServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let address = listener.local_addr().expect("address");
+        let url = format!("http://{address}");
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let route: Arc<Route> = Arc::new(route);
         let log = received.clone();
+        let listener = Arc::new(Listener {
+            address,
+            socket: Mutex::new(Some(listener)),
+            waker: Mutex::new(None),
+        });
+        let accepting = listener.clone();
         tokio::spawn(async move {
             let serve = async {
                 for _ in 0..MAX_CONNECTIONS {
-                    let Ok((socket, _)) = listener.accept().await else {
+                    let Some(socket) = accepting.accept().await else {
                         return;
                     };
                     let _ = socket.set_nodelay(true);
@@ -153,7 +185,32 @@ impl FaultServer {
             };
             let _ = tokio::time::timeout(LIFETIME, serve).await;
         });
-        Self { url, received }
+        Self {
+            url,
+            received,
+            listener,
+        }
+    }
+
+    /// Closes the listening socket at once: connections to the port are
+    /// refused until [`reopen`](Self::reopen).
+    pub fn close(&self) {
+        drop(self.listener.socket.lock().unwrap().take());
+    }
+
+    /// Listens on the same port again (inside a tokio runtime).
+    pub fn reopen(&self) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        // The closed listener's connections may linger in TIME_WAIT.
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket
+            .bind(self.listener.address)
+            .expect("bind the same port");
+        let listener = socket.listen(128).expect("listen");
+        *self.listener.socket.lock().unwrap() = Some(listener);
+        if let Some(waker) = self.listener.waker.lock().unwrap().take() {
+            waker.wake();
+        }
     }
 
     /// Serves the `n`-th request (overall) with `replies[n]`, and any later
