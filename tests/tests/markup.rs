@@ -49,13 +49,11 @@ async fn every_markup_field_is_typed() {
         .await;
     let client = client_for(&server);
     let response = client
-        .send(|c| {
-            c.get_comment()
+        .get_comment()
                 .project("acme")
                 .source_name("inbox")
                 .comment_id("0123456789abcdef")
                 .send()
-        })
         .await
         .expect("the markup decodes");
     let message = &response.comment.messages[0];
@@ -151,13 +149,11 @@ async fn markup_a_thousand_levels_deep_decodes_on_a_tokio_worker() {
     // Spawned, so that the decoding runs on a worker with tokio's default stack.
     let depth = tokio::spawn(async move {
         let response = client
-            .send(|c| {
-                c.get_comment()
+            .get_comment()
                     .project("acme")
                     .source_name("inbox")
                     .comment_id("c")
                     .send()
-            })
             .await
             .expect("deep markup decodes");
         let mut node = &response.comment.messages[0].body.text_markup[0];

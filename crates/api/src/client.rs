@@ -16,7 +16,7 @@ use crate::config::{
 };
 use crate::endpoint::Endpoint;
 use crate::error::{Error, TransportKind, snippet};
-use crate::retry::RetryPolicy;
+use crate::retry::{CallOptions, RetryPolicy};
 use crate::secret::Secret;
 use crate::server_timing::ServerTiming;
 use crate::transport::{CallContext, CallState, Transport};
@@ -44,7 +44,7 @@ type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    generated: cm_api_gen::Client,
+    pub(crate) generated: cm_api_gen::Client,
     endpoint: Endpoint,
     default_project: Option<String>,
 }
@@ -81,57 +81,68 @@ impl Client {
         self.default_project.as_deref()
     }
 
-    /// The generated client, sharing this client's authentication, retries
-    /// and timeouts. Calling it directly yields progenitor's raw errors;
-    /// prefer [`Client::send`].
-    pub fn generated(&self) -> &cm_api_gen::Client {
-        &self.generated
-    }
-
-    /// Runs any generated operation and returns its value with the status
-    /// and Server-Timing, or a typed [`Error`].
-    ///
-    /// ```no_run
-    /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
-    /// let response = client
-    ///     .send(|c| c.list_project_datasets().project("acme").send())
-    ///     .await?;
-    /// println!("{} datasets in {:?}", response.datasets.len(), response.server_timing().total());
-    /// # Ok(()) }
-    /// ```
-    pub async fn send<'a, F, Fut, T, E>(&'a self, call: F) -> Result<Response<T>, Error>
+    /// Runs a generated call (a closure over the generated client) and maps
+    /// its result: the adapter under every builder's `send()` and the
+    /// hand-written helpers.
+    pub(crate) async fn send<'a, F, Fut, T, E>(&'a self, call: F) -> Result<Response<T>, Error>
     where
         F: FnOnce(&'a cm_api_gen::Client) -> Fut,
         Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
         T: DeserializeOwned,
         E: ErrorBody,
     {
-        self.send_inner(call, decode_path::<T>).await
+        self.run(CallOptions::new(), call(&self.generated), decode_path::<T>)
+            .await
     }
 
-    /// Like [`Client::send`], for operations whose success body is not JSON
-    /// (downloads): decode errors then carry no field path.
-    pub async fn send_raw<'a, F, Fut, T, E>(&'a self, call: F) -> Result<Response<T>, Error>
+    /// The `send()` of a generated JSON operation's builder.
+    pub(crate) async fn call_json<T, E>(
+        &self,
+        options: CallOptions,
+        _operation: &'static str,
+        call: impl Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
+    ) -> Result<Response<T>, Error>
     where
-        F: FnOnce(&'a cm_api_gen::Client) -> Fut,
-        Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
+        T: DeserializeOwned,
         E: ErrorBody,
     {
-        self.send_inner(call, |_| None).await
+        self.run(options, call, decode_path::<T>).await
     }
 
-    async fn send_inner<'a, F, Fut, T, E>(
-        &'a self,
-        call: F,
+    /// The `send()` of a generated operation whose body is raw bytes.
+    pub(crate) async fn call_download<E: ErrorBody>(
+        &self,
+        options: CallOptions,
+        operation: &'static str,
+        call: impl Future<Output = Result<ResponseValue<cm_api_gen::ByteStream>, cm_api_gen::Error<E>>>,
+    ) -> Result<Response<crate::Download>, Error> {
+        let call = async move {
+            let value = call.await?;
+            let status = value.status();
+            let headers = value.headers().clone();
+            let download =
+                crate::Download::new(operation, &headers, value.into_inner().into_inner());
+            Ok(ResponseValue::new(download, status, headers))
+        };
+        let response = self.run(options, call, |_| None).await?;
+        let attempts = response.attempts();
+        Ok(response.map(|download| download.with_attempts(attempts)))
+    }
+
+    /// Runs `call` with `options` (over any scope around it) and a fresh
+    /// call record, and maps the outcome to a [`Response`] or an [`Error`].
+    async fn run<T, E, Fut>(
+        &self,
+        options: CallOptions,
+        call: Fut,
         path_of: fn(&[u8]) -> Option<String>,
     ) -> Result<Response<T>, Error>
     where
-        F: FnOnce(&'a cm_api_gen::Client) -> Fut,
         Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
         E: ErrorBody,
     {
         let context = CallContext::default();
-        let result = context.scope(call(&self.generated)).await;
+        let result = options.scope(context.scope(call)).await;
         let state = context.take();
         if let Some(error) = contradiction_error(&state) {
             return Err(error);
@@ -142,6 +153,7 @@ impl Client {
                 server_timing: ServerTiming::from_headers(value.headers()),
                 request_id: request_id(value.headers()),
                 attempts: state.attempts.max(1),
+                headers: value.headers().clone(),
                 value: value.into_inner(),
             }),
             Err(error) => Err(map_error(error, state, path_of).await),
@@ -350,6 +362,7 @@ pub struct Response<T> {
     server_timing: ServerTiming,
     request_id: Option<String>,
     attempts: u32,
+    headers: http::HeaderMap,
 }
 
 impl<T> Response<T> {
@@ -383,6 +396,20 @@ impl<T> Response<T> {
         self.attempts
     }
 
+    /// The response headers, as received.
+    ///
+    /// ```no_run
+    /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
+    /// let response = client.list_projects().send().await?;
+    /// if let Some(date) = response.headers().get("date") {
+    ///     println!("answered at {date:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn headers(&self) -> &crate::http::HeaderMap {
+        &self.headers
+    }
+
     /// Transforms the value, keeping the metadata.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
         Response {
@@ -391,6 +418,7 @@ impl<T> Response<T> {
             server_timing: self.server_timing,
             request_id: self.request_id,
             attempts: self.attempts,
+            headers: self.headers,
         }
     }
 }
@@ -412,7 +440,7 @@ pub struct Datasets<'a> {
 impl Datasets<'_> {
     /// Every dataset the caller can see, across projects.
     pub async fn list(&self) -> Result<Response<Vec<cm_api_gen::types::Dataset>>, Error> {
-        let response = self.client.send(|c| c.list_datasets().send()).await?;
+        let response = self.client.list_datasets().send().await?;
         Ok(response.map(|list| list.datasets))
     }
 
@@ -423,7 +451,9 @@ impl Datasets<'_> {
     ) -> Result<Response<Vec<cm_api_gen::types::Dataset>>, Error> {
         let response = self
             .client
-            .send(|c| c.list_project_datasets().project(project).send())
+            .list_project_datasets()
+            .project(project)
+            .send()
             .await?;
         Ok(response.map(|list| list.datasets))
     }
@@ -436,7 +466,10 @@ impl Datasets<'_> {
     ) -> Result<Response<cm_api_gen::types::Dataset>, Error> {
         let response = self
             .client
-            .send(|c| c.get_dataset().project(project).dataset_name(name).send())
+            .get_dataset()
+            .project(project)
+            .dataset_name(name)
+            .send()
             .await?;
         Ok(response.map(|found| found.dataset))
     }
@@ -502,6 +535,12 @@ pub struct ClientBuilder {
     request_timeout: Option<Duration>,
     retry: Option<RetryPolicy>,
     user_agent: Option<String>,
+    user_agent_suffix: Option<String>,
+    root_certificates: Vec<Vec<u8>>,
+    proxy: Option<String>,
+    no_proxy: Option<String>,
+    default_headers: Vec<(String, String)>,
+    http_client: Option<reqwest::Client>,
     env: Option<EnvLookup>,
 }
 
@@ -519,6 +558,15 @@ impl fmt::Debug for ClientBuilder {
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("user_agent", &self.user_agent)
+            .field("user_agent_suffix", &self.user_agent_suffix)
+            .field("root_certificates", &self.root_certificates.len())
+            .field("proxy", &self.proxy)
+            .field("no_proxy", &self.no_proxy)
+            .field(
+                "default_headers",
+                &self.default_headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("http_client", &self.http_client.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -614,6 +662,79 @@ impl ClientBuilder {
         self
     }
 
+    /// Appended to the `User-Agent` header after a space, e.g. `my-app/2.1`
+    /// for `cm-api/0.1.0 my-app/2.1`.
+    pub fn user_agent_suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.user_agent_suffix = Some(suffix.into());
+        self
+    }
+
+    /// Trusts the certificates of a PEM bundle (one or more `CERTIFICATE`
+    /// blocks) as roots, in addition to the system's: for an installation
+    /// behind a private certificate authority (Automation Suite
+    /// on-premise). May be called more than once; a bundle that does not
+    /// parse fails [`build`](Self::build).
+    ///
+    /// ```no_run
+    /// let client = cm_api::Client::builder()
+    ///     .endpoint("https://cm.internal.example".parse()?)
+    ///     .token("my-developer-token")
+    ///     .add_root_certificate_pem(std::fs::read("/etc/ssl/private-ca.pem")?)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Sends every request, HTTP and HTTPS, through the proxy at `url`
+    /// (`http://`, `https://`; credentials as `http://user:pass@host:port`).
+    ///
+    /// Without it, the standard `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+    /// `NO_PROXY` environment variables (and their lower-case forms) apply.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
+        self
+    }
+
+    /// Hosts that bypass the [`proxy`](Self::proxy), in `NO_PROXY` syntax
+    /// (comma-separated hosts, domains, IP addresses and CIDR ranges). By
+    /// default the `NO_PROXY` environment variable's list applies.
+    pub fn no_proxy(mut self, hosts: impl Into<String>) -> Self {
+        self.no_proxy = Some(hosts.into());
+        self
+    }
+
+    /// A header sent with every request (including the OAuth token
+    /// exchange), e.g. a tenant-routing header of a gateway. May be called
+    /// more than once; an invalid name or value fails [`build`](Self::build).
+    /// Headers an operation sets itself (`Authorization`, `Content-Type`,
+    /// `Accept`) take precedence.
+    pub fn default_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.default_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// **Escape hatch**: sends every request through `client`, a
+    /// `reqwest::Client` you configured yourself (TLS, proxy, DNS, ...).
+    ///
+    /// The client's authentication, retries, attempt timeouts and deadline
+    /// still apply and errors are still [`Error`]; the connection settings
+    /// of this builder ([`connect_timeout`](Self::connect_timeout), the
+    /// progress bound of [`request_timeout`](Self::request_timeout),
+    /// [`user_agent`](Self::user_agent), [`user_agent_suffix`](Self::user_agent_suffix),
+    /// [`add_root_certificate_pem`](Self::add_root_certificate_pem),
+    /// [`proxy`](Self::proxy), [`no_proxy`](Self::no_proxy) and
+    /// [`default_header`](Self::default_header)) are then yours to set on
+    /// `client`: combining them with this is a configuration error. This is
+    /// the only place `cm-api`'s interface names a `reqwest` type, and it
+    /// follows `cm-api`'s `reqwest` version.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
     /// Reads environment variables through `lookup` instead of the process
     /// environment: for tests, or to embed the client in a larger configuration.
     ///
@@ -644,23 +765,7 @@ impl ClientBuilder {
         let resolved = self.resolve()?;
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let request_timeout = self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-        let user_agent = self
-            .user_agent
-            .clone()
-            .unwrap_or_else(|| format!("cm-api/{}", env!("CARGO_PKG_VERSION")));
-        let cap = crate::retry::TIMER_CAP;
-        // No client-wide total timeout: the transport bounds each attempt
-        // (and the deadline each call); the read timeout bounds progress,
-        // which is all that bounds a streamed file.
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout.min(cap))
-            .read_timeout(request_timeout.min(cap))
-            .user_agent(user_agent)
-            .build()
-            .map_err(|e| ConfigError::Invalid {
-                what: "HTTP client".to_owned(),
-                reason: e.to_string(),
-            })?;
+        let http = self.http(connect_timeout, request_timeout)?;
         let provider: Arc<dyn TokenProvider> = match resolved.credentials {
             Credentials::Token(token) => Arc::new(StaticToken::new(token)),
             Credentials::Provider(provider) => provider,
@@ -700,6 +805,96 @@ impl ClientBuilder {
             endpoint: resolved.endpoint,
             default_project: resolved.default_project,
         })
+    }
+
+    /// The `reqwest::Client` requests go through: the escape hatch's, or
+    /// one built from this builder's connection settings.
+    fn http(
+        &self,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<reqwest::Client, ConfigError> {
+        let invalid = |what: &str, reason: String| ConfigError::Invalid {
+            what: what.to_owned(),
+            reason,
+        };
+        if let Some(client) = &self.http_client {
+            let set = [
+                ("ClientBuilder::connect_timeout", self.connect_timeout.is_some()),
+                ("ClientBuilder::user_agent", self.user_agent.is_some()),
+                ("ClientBuilder::user_agent_suffix", self.user_agent_suffix.is_some()),
+                (
+                    "ClientBuilder::add_root_certificate_pem",
+                    !self.root_certificates.is_empty(),
+                ),
+                ("ClientBuilder::proxy", self.proxy.is_some()),
+                ("ClientBuilder::no_proxy", self.no_proxy.is_some()),
+                ("ClientBuilder::default_header", !self.default_headers.is_empty()),
+            ];
+            if let Some((setting, _)) = set.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Conflict {
+                    setting: "HTTP client",
+                    first: "ClientBuilder::http_client".to_owned(),
+                    second: (*setting).to_owned(),
+                });
+            }
+            return Ok(client.clone());
+        }
+        let mut user_agent = self
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| format!("cm-api/{}", env!("CARGO_PKG_VERSION")));
+        if let Some(suffix) = &self.user_agent_suffix {
+            user_agent = format!("{user_agent} {suffix}");
+        }
+        let user_agent = http::HeaderValue::from_str(&user_agent)
+            .map_err(|e| invalid("ClientBuilder::user_agent", e.to_string()))?;
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &self.default_headers {
+            let what = format!("ClientBuilder::default_header({name:?})");
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| invalid(&what, e.to_string()))?;
+            let value =
+                http::HeaderValue::from_str(value).map_err(|e| invalid(&what, e.to_string()))?;
+            headers.append(name, value);
+        }
+        let cap = crate::retry::TIMER_CAP;
+        // No client-wide total timeout: the transport bounds each attempt
+        // (and the deadline each call); the read timeout bounds progress,
+        // which is all that bounds a streamed file.
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(connect_timeout.min(cap))
+            .read_timeout(request_timeout.min(cap))
+            .user_agent(user_agent)
+            .default_headers(headers);
+        let mut roots = Vec::new();
+        for pem in &self.root_certificates {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| invalid("ClientBuilder::add_root_certificate_pem", e.to_string()))?;
+            if certificates.is_empty() {
+                return Err(invalid(
+                    "ClientBuilder::add_root_certificate_pem",
+                    "the PEM holds no certificate".to_owned(),
+                ));
+            }
+            roots.extend(certificates);
+        }
+        if !roots.is_empty() {
+            builder = builder.tls_certs_merge(roots);
+        }
+        if let Some(url) = &self.proxy {
+            let no_proxy = match &self.no_proxy {
+                Some(hosts) => reqwest::NoProxy::from_string(hosts),
+                None => reqwest::NoProxy::from_env(),
+            };
+            let proxy = reqwest::Proxy::all(url)
+                .map_err(|e| invalid("ClientBuilder::proxy", e.to_string()))?
+                .no_proxy(no_proxy);
+            builder = builder.proxy(proxy);
+        }
+        builder
+            .build()
+            .map_err(|e| invalid("HTTP client", format!("{e}: {:?}", std::error::Error::source(&e))))
     }
 
     fn env_var(&self, name: &str) -> Option<String> {

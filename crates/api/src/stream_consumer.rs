@@ -135,14 +135,12 @@ impl StreamBatch for types::FetchStreamResponse {
             };
             let response = consumer
                 .client
-                .send(|c| {
-                    c.fetch_stream()
+                .fetch_stream()
                         .project(consumer.project.as_str())
                         .dataset_name(consumer.dataset.as_str())
                         .stream_name(consumer.stream.as_str())
                         .body(body)
                         .send()
-                })
                 .await?;
             Ok(response.into_inner())
         })
@@ -568,14 +566,12 @@ impl<B: StreamBatch> StreamConsumer<B> {
             };
             let result = self
                 .client
-                .send(|c| {
-                    c.advance_stream()
+                .advance_stream()
                         .project(self.project.as_str())
                         .dataset_name(self.dataset.as_str())
                         .stream_name(self.stream.as_str())
                         .body(body)
                         .send()
-                })
                 .await;
             let error = match result {
                 Ok(_) => return Ok(()),
@@ -619,14 +615,12 @@ impl<B: StreamBatch> StreamConsumer<B> {
             .collect();
         let body = types::StoreStreamExceptionsRequest { exceptions };
         self.client
-            .send(|c| {
-                c.store_stream_exceptions()
+            .store_stream_exceptions()
                     .project(self.project.as_str())
                     .dataset_name(self.dataset.as_str())
                     .stream_name(self.stream.as_str())
                     .body(body)
                     .send()
-            })
             .await?;
         Ok(())
     }

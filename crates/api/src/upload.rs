@@ -8,7 +8,7 @@
 //! the same client as every generated call: the request goes through the
 //! generated client's hooks (bearer token, 401 refresh, retries, rate gate,
 //! tracing, Server-Timing) and its result through the same error mapping as
-//! [`Client::send`], so a failure is the same [`Error`] a generated
+//! the adapter under every operation's `send()`, so a failure is the same [`Error`] a generated
 //! operation would return.
 //!
 //! ```no_run
@@ -334,7 +334,7 @@ impl Uploads<'_> {
 }
 
 /// The error type of a generated call, which hand-written calls return too
-/// so that [`Client::send`] maps both the same way.
+/// so that the adapter under every operation's `send()` maps both the same way.
 pub(crate) type GeneratedError = cm_api_gen::Error<ErrorResponse>;
 
 /// `value` checked as the spec's `PathSegment` (non-empty, not `.` or `..`:
@@ -354,7 +354,7 @@ pub(crate) fn segment(operation: &'static str, name: &str, value: &str) -> Resul
 /// Sends a hand-built request as the generated code sends its own: through
 /// the client's `pre` / `exec` / `post` hooks (here the
 /// [`Transport`](crate::transport::Transport)), so authentication, retries
-/// and the call record that [`Client::send`] reads all apply.
+/// and the call record that the adapter under every operation's `send()` reads all apply.
 pub(crate) async fn execute(
     client: &cm_api_gen::Client,
     mut request: reqwest::Request,

@@ -46,8 +46,7 @@ async fn advance(
     client: &Client,
 ) -> Result<cm_api::Response<cm_api::types::AdvanceStreamResponse>, Error> {
     client
-        .send(|c| {
-            c.advance_stream()
+        .advance_stream()
                 .project("acme")
                 .dataset_name("triage")
                 .stream_name("refunds")
@@ -55,7 +54,6 @@ async fn advance(
                     sequence_id: "seq-1".into(),
                 })
                 .send()
-        })
         .await
 }
 
