@@ -267,9 +267,12 @@ fn generated_cases() -> Vec<Case> {
             fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
                 Box::pin(async move {
                     let c = client;
-                    run_bytes(c.get_document()
+                    run_bytes(
+                        c.get_document()
                             .source_id("18ba5ce699f8da1f")
-                            .comment_id("msg-42")).await
+                            .comment_id("msg-42"),
+                    )
+                    .await
                 })
             }
             Case {
@@ -289,8 +292,11 @@ fn generated_cases() -> Vec<Case> {
             fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
                 Box::pin(async move {
                     let c = client;
-                    run_bytes(c.get_attachment()
-                            .attachment_reference("0f3a9c1e2b7d4a6f.0.1")).await
+                    run_bytes(
+                        c.get_attachment()
+                            .attachment_reference("0f3a9c1e2b7d4a6f.0.1"),
+                    )
+                    .await
                 })
             }
             Case {

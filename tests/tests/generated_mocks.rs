@@ -32,11 +32,14 @@ fn a_typed_mock_serves_a_typed_answer_to_the_matching_request() {
     let client = client_for(&server);
 
     let response = runtime()
-        .block_on(client.sync_comments()
+        .block_on(
+            client
+                .sync_comments()
                 .project("acme")
                 .source_name("inbox")
                 .body(request.clone())
-                .send())
+                .send(),
+        )
         .expect("the mock answers");
 
     mock.assert();

@@ -159,8 +159,8 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
         &format_tokens("client.rs", client)?,
         operations(&generated_spec).len(),
     )?;
-    let facade = crate::facade::generate(&client_rs, &generated_spec)
-        .map_err(CodegenError::PostProcess)?;
+    let facade =
+        crate::facade::generate(&client_rs, &generated_spec).map_err(CodegenError::PostProcess)?;
     let files = vec![
         OutputFile {
             dir: OUTPUT_DIR,

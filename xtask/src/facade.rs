@@ -36,7 +36,6 @@ pub struct FacadeOperation {
     success: Option<syn::Type>,
 }
 
-
 struct Setter {
     ident: syn::Ident,
     generics: syn::Generics,
@@ -81,7 +80,9 @@ pub fn operations_of(client_rs: &str) -> Result<Vec<FacadeOperation>, FacadeErro
         let imp = builder_items
             .iter()
             .find_map(|item| match item {
-                syn::Item::Impl(imp) if imp.trait_.is_none() && type_is(&imp.self_ty, &builder.to_string()) => {
+                syn::Item::Impl(imp)
+                    if imp.trait_.is_none() && type_is(&imp.self_ty, &builder.to_string()) =>
+                {
                     Some(imp)
                 }
                 _ => None,
@@ -385,7 +386,9 @@ impl FacadeOperation {
 
     /// The success type as written in the generated code.
     pub fn success_type(&self) -> Option<String> {
-        self.success.as_ref().map(|t| t.to_token_stream().to_string())
+        self.success
+            .as_ref()
+            .map(|t| t.to_token_stream().to_string())
     }
 }
 

@@ -564,7 +564,11 @@ impl fmt::Debug for ClientBuilder {
             .field("no_proxy", &self.no_proxy)
             .field(
                 "default_headers",
-                &self.default_headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                &self
+                    .default_headers
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>(),
             )
             .field("http_client", &self.http_client.is_some())
             .finish_non_exhaustive()
@@ -820,16 +824,25 @@ impl ClientBuilder {
         };
         if let Some(client) = &self.http_client {
             let set = [
-                ("ClientBuilder::connect_timeout", self.connect_timeout.is_some()),
+                (
+                    "ClientBuilder::connect_timeout",
+                    self.connect_timeout.is_some(),
+                ),
                 ("ClientBuilder::user_agent", self.user_agent.is_some()),
-                ("ClientBuilder::user_agent_suffix", self.user_agent_suffix.is_some()),
+                (
+                    "ClientBuilder::user_agent_suffix",
+                    self.user_agent_suffix.is_some(),
+                ),
                 (
                     "ClientBuilder::add_root_certificate_pem",
                     !self.root_certificates.is_empty(),
                 ),
                 ("ClientBuilder::proxy", self.proxy.is_some()),
                 ("ClientBuilder::no_proxy", self.no_proxy.is_some()),
-                ("ClientBuilder::default_header", !self.default_headers.is_empty()),
+                (
+                    "ClientBuilder::default_header",
+                    !self.default_headers.is_empty(),
+                ),
             ];
             if let Some((setting, _)) = set.iter().find(|(_, set)| *set) {
                 return Err(ConfigError::Conflict {
@@ -892,9 +905,12 @@ impl ClientBuilder {
                 .no_proxy(no_proxy);
             builder = builder.proxy(proxy);
         }
-        builder
-            .build()
-            .map_err(|e| invalid("HTTP client", format!("{e}: {:?}", std::error::Error::source(&e))))
+        builder.build().map_err(|e| {
+            invalid(
+                "HTTP client",
+                format!("{e}: {:?}", std::error::Error::source(&e)),
+            )
+        })
     }
 
     fn env_var(&self, name: &str) -> Option<String> {

@@ -478,10 +478,10 @@ impl Paginators<'_> {
             async move {
                 let page = client
                     .export_dataset()
-                            .project(project.as_str())
-                            .dataset_name(dataset.as_str())
-                            .body(body)
-                            .send()
+                    .project(project.as_str())
+                    .dataset_name(dataset.as_str())
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 Ok(Page::new(page.comments, page.continuation))
@@ -528,7 +528,9 @@ impl Paginators<'_> {
             };
             async move {
                 let mut page = client
-                    .query_audit_events().body(body).send()
+                    .query_audit_events()
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 let next = page.continuation.take();
@@ -631,10 +633,10 @@ impl Paginators<'_> {
             async move {
                 let page = client
                     .query_comments()
-                            .project(project.as_str())
-                            .dataset_name(dataset.as_str())
-                            .body(body)
-                            .send()
+                    .project(project.as_str())
+                    .dataset_name(dataset.as_str())
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 Ok(Page::new(page.results, page.continuation))
@@ -667,10 +669,10 @@ impl Paginators<'_> {
             async move {
                 let page = client
                     .list_recent_comments()
-                            .project(project.as_str())
-                            .dataset_name(dataset.as_str())
-                            .body(body)
-                            .send()
+                    .project(project.as_str())
+                    .dataset_name(dataset.as_str())
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 Ok(Page::new(page.results, page.continuation))
@@ -703,10 +705,10 @@ impl Paginators<'_> {
             async move {
                 let page = client
                     .list_bucket_emails()
-                            .project(project.as_str())
-                            .bucket_name(bucket.as_str())
-                            .body(body)
-                            .send()
+                    .project(project.as_str())
+                    .bucket_name(bucket.as_str())
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 Ok(Page::new(page.emails, page.continuation))

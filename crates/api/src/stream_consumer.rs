@@ -136,11 +136,11 @@ impl StreamBatch for types::FetchStreamResponse {
             let response = consumer
                 .client
                 .fetch_stream()
-                        .project(consumer.project.as_str())
-                        .dataset_name(consumer.dataset.as_str())
-                        .stream_name(consumer.stream.as_str())
-                        .body(body)
-                        .send()
+                .project(consumer.project.as_str())
+                .dataset_name(consumer.dataset.as_str())
+                .stream_name(consumer.stream.as_str())
+                .body(body)
+                .send()
                 .await?;
             Ok(response.into_inner())
         })
@@ -567,11 +567,11 @@ impl<B: StreamBatch> StreamConsumer<B> {
             let result = self
                 .client
                 .advance_stream()
-                        .project(self.project.as_str())
-                        .dataset_name(self.dataset.as_str())
-                        .stream_name(self.stream.as_str())
-                        .body(body)
-                        .send()
+                .project(self.project.as_str())
+                .dataset_name(self.dataset.as_str())
+                .stream_name(self.stream.as_str())
+                .body(body)
+                .send()
                 .await;
             let error = match result {
                 Ok(_) => return Ok(()),
@@ -616,11 +616,11 @@ impl<B: StreamBatch> StreamConsumer<B> {
         let body = types::StoreStreamExceptionsRequest { exceptions };
         self.client
             .store_stream_exceptions()
-                    .project(self.project.as_str())
-                    .dataset_name(self.dataset.as_str())
-                    .stream_name(self.stream.as_str())
-                    .body(body)
-                    .send()
+            .project(self.project.as_str())
+            .dataset_name(self.dataset.as_str())
+            .stream_name(self.stream.as_str())
+            .body(body)
+            .send()
             .await?;
         Ok(())
     }

@@ -47,13 +47,13 @@ async fn advance(
 ) -> Result<cm_api::Response<cm_api::types::AdvanceStreamResponse>, Error> {
     client
         .advance_stream()
-                .project("acme")
-                .dataset_name("triage")
-                .stream_name("refunds")
-                .body(cm_api::types::AdvanceStreamRequest {
-                    sequence_id: "seq-1".into(),
-                })
-                .send()
+        .project("acme")
+        .dataset_name("triage")
+        .stream_name("refunds")
+        .body(cm_api::types::AdvanceStreamRequest {
+            sequence_id: "seq-1".into(),
+        })
+        .send()
         .await
 }
 

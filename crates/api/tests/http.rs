@@ -72,9 +72,9 @@ async fn any_generated_operation_goes_through_send() {
 
     let response = client
         .get_dataset()
-                .project("acme")
-                .dataset_name("triage")
-                .send()
+        .project("acme")
+        .dataset_name("triage")
+        .send()
         .await
         .unwrap();
     let value: types::DatasetResponse = response.into_inner();
@@ -362,7 +362,9 @@ async fn missing_parameters_are_invalid_requests_and_nothing_is_sent() {
         .await;
     let client = token_client(&server, RetryPolicy::none());
     let err = client
-        .get_dataset().project("acme").send()
+        .get_dataset()
+        .project("acme")
+        .send()
         .await
         .unwrap_err();
     assert!(
@@ -476,11 +478,11 @@ async fn state_changing_post_is_never_retried() {
     let client = token_client(&server, fast_retries(4));
     let err = client
         .advance_stream()
-                .project("acme")
-                .dataset_name("triage")
-                .stream_name("s1")
-                .body_map(|b| b.sequence_id("seq-9"))
-                .send()
+        .project("acme")
+        .dataset_name("triage")
+        .stream_name("s1")
+        .body_map(|b| b.sequence_id("seq-9"))
+        .send()
         .await
         .unwrap_err();
     mock.assert_calls_async(1).await;
@@ -517,10 +519,10 @@ async fn idempotent_post_is_retried() {
     let client = token_client(&server, fast_retries(3));
     let result = client
         .sync_comments()
-                .project("acme")
-                .source_name("inbox")
-                .body_map(|b| b.comments(vec![]))
-                .send()
+        .project("acme")
+        .source_name("inbox")
+        .body_map(|b| b.comments(vec![]))
+        .send()
         .await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     // The success body's exact schema belongs to the spec; only the retry matters here.
@@ -558,7 +560,9 @@ async fn binary_downloads_pass_through_send_raw() {
     let client = token_client(&server, RetryPolicy::none());
 
     let response = client
-        .get_attachment().attachment_reference("att-1").send()
+        .get_attachment()
+        .attachment_reference("att-1")
+        .send()
         .await
         .unwrap();
     assert_eq!(
@@ -574,7 +578,9 @@ async fn binary_downloads_pass_through_send_raw() {
     assert_eq!(chunks.concat(), bytes);
 
     let Err(err) = client
-        .get_attachment().attachment_reference("att-2").send()
+        .get_attachment()
+        .attachment_reference("att-2")
+        .send()
         .await
     else {
         panic!("expected an error");

@@ -58,7 +58,10 @@ async fn tls_server() -> (String, String) {
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -112,7 +115,10 @@ fn a_bad_pem_fails_build() {
         .add_root_certificate_pem("not a certificate")
         .build()
         .unwrap_err();
-    assert!(err.to_string().contains("add_root_certificate_pem"), "{err}");
+    assert!(
+        err.to_string().contains("add_root_certificate_pem"),
+        "{err}"
+    );
 }
 
 /// A loopback "proxy" that records each request head and answers itself.
@@ -155,7 +161,11 @@ async fn requests_go_through_the_proxy_unless_no_proxy_lists_the_host() {
         "an absolute-form request to the proxy: {}",
         heads[0]
     );
-    assert!(heads[0].to_ascii_lowercase().contains("authorization: bearer t"));
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("authorization: bearer t")
+    );
 
     // A host in `no_proxy` is called directly.
     let server = MockServer::start_async().await;
