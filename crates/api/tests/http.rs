@@ -56,7 +56,7 @@ async fn sends_the_bearer_token_and_strips_the_envelope() {
 }
 
 #[tokio::test]
-async fn any_generated_operation_goes_through_send() {
+async fn any_generated_operation_is_a_method_of_the_client() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
@@ -534,7 +534,7 @@ async fn idempotent_post_is_retried() {
 }
 
 #[tokio::test]
-async fn binary_downloads_pass_through_send_raw() {
+async fn raw_body_operations_return_a_download() {
     use futures::TryStreamExt;
 
     let server = MockServer::start_async().await;
@@ -570,7 +570,6 @@ async fn binary_downloads_pass_through_send_raw() {
         Some(Duration::from_millis(2))
     );
     let chunks: Vec<bytes::Bytes> = response
-        .into_inner()
         .into_inner()
         .try_collect()
         .await

@@ -145,9 +145,9 @@ async fn recording_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn requests_go_through_the_proxy_unless_no_proxy_lists_the_host() {
     let (proxy, seen) = recording_proxy().await;
-    // Nothing listens at the endpoint: only the proxy can answer.
+    // Nothing listens at the endpoint (the discard port): only the proxy can answer.
     let client = isolated()
-        .endpoint(Endpoint::parse("http://cm.example.invalid").unwrap())
+        .endpoint(Endpoint::parse("http://127.0.0.1:9").unwrap())
         .token("t")
         .retry_policy(RetryPolicy::none())
         .proxy(&proxy)
@@ -157,7 +157,7 @@ async fn requests_go_through_the_proxy_unless_no_proxy_lists_the_host() {
     let heads = seen.lock().await.clone();
     assert_eq!(heads.len(), 1);
     assert!(
-        heads[0].starts_with("GET http://cm.example.invalid/api/v1/projects HTTP/1.1"),
+        heads[0].starts_with("GET http://127.0.0.1:9/api/v1/projects HTTP/1.1"),
         "an absolute-form request to the proxy: {}",
         heads[0]
     );
