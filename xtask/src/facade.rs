@@ -22,7 +22,6 @@ use crate::spec::{deref, operations};
 const RESERVED_SETTERS: &[&str] = &["with_options", "send", "new", "operation_id"];
 
 /// One generated operation, as the facade needs it.
-
 pub struct FacadeOperation {
     /// The operation id, which is also the method name.
     pub id: String,
@@ -397,4 +396,54 @@ impl FacadeOperation {
 pub fn generate(client_rs: &str, spec: &Value) -> Result<String, FacadeError> {
     let operations = operations_of(client_rs)?;
     render(facade_tokens(spec, &operations))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: &str = r#"
+        pub struct Client;
+        impl Client {
+            /// Get one.
+            pub fn get_thing(&self) -> builder::GetThing<'_> { builder::GetThing::new(self) }
+            pub fn get_file(&self) -> builder::GetFile<'_> { builder::GetFile::new(self) }
+            pub fn baseurl(&self) -> &String { todo!() }
+        }
+        pub mod builder {
+            pub struct GetThing<'a> { client: &'a super::Client }
+            impl<'a> GetThing<'a> {
+                pub fn new(client: &'a super::Client) -> Self { todo!() }
+                pub fn name<V>(mut self, value: V) -> Self where V: TryInto<types::PathSegment> { self }
+                pub async fn send(self) -> Result<ResponseValue<types::Thing>, Error<types::ErrorResponse>> { todo!() }
+            }
+            pub struct GetFile<'a> { client: &'a super::Client }
+            impl<'a> GetFile<'a> {
+                pub fn new(client: &'a super::Client) -> Self { todo!() }
+                pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<()>> { todo!() }
+            }
+        }
+    "#;
+
+    #[test]
+    fn every_builder_method_becomes_a_facade_operation() {
+        let ops = operations_of(CLIENT).unwrap();
+        let ids: Vec<&str> = ops.iter().map(|o| o.id.as_str()).collect();
+        assert_eq!(ids, ["get_thing", "get_file"]);
+        assert_eq!(setter_names(&ops[0]), ["name"]);
+        assert_eq!(ops[0].success_type().as_deref(), Some("types :: Thing"));
+        assert!(ops[1].is_download());
+        let source = render(facade_tokens(&Value::Null, &ops)).unwrap();
+        assert!(source.contains("pub fn get_thing(&self) -> GetThing<'_>"));
+        assert!(source.contains("Result<crate::Response<crate::Download>, crate::Error>"));
+    }
+
+    #[test]
+    fn a_parameter_named_like_a_facade_method_is_refused() {
+        let client = CLIENT.replace("pub fn name<V>", "pub fn with_options<V>");
+        let Err(error) = operations_of(&client) else {
+            panic!("expected a collision");
+        };
+        assert!(error.contains("with_options"), "{error}");
+    }
 }

@@ -44,7 +44,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client::{Client, Response, transport_error};
 use crate::error::Error;
-use crate::upload::{GeneratedError, execute, segment};
+use crate::request::{GeneratedError, execute, segment};
 
 /// Capacity of the write buffer [`Download::save`] puts in front of the file.
 const SAVE_BUFFER: usize = 64 * 1024;

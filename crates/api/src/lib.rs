@@ -57,6 +57,7 @@ pub mod endpoint;
 pub mod error;
 mod operation;
 pub mod paginate;
+mod request;
 pub mod retry;
 mod secret;
 pub mod server_timing;

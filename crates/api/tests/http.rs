@@ -569,11 +569,7 @@ async fn raw_body_operations_return_a_download() {
         response.server_timing().total(),
         Some(Duration::from_millis(2))
     );
-    let chunks: Vec<bytes::Bytes> = response
-        .into_inner()
-        .try_collect()
-        .await
-        .unwrap();
+    let chunks: Vec<bytes::Bytes> = response.into_inner().try_collect().await.unwrap();
     assert_eq!(chunks.concat(), bytes);
 
     let Err(err) = client
