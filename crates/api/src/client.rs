@@ -488,7 +488,7 @@ impl Datasets<'_> {
 /// The profile is selected by [`profile`](Self::profile), else
 /// `REINFER_PROFILE`, else the file's `default_profile`; the file is the one
 /// given to [`config_path`](Self::config_path), else `CM_API_CONFIG`, else
-/// [`default_config_path`]. Endpoint and credentials are resolved separately
+/// [`default_config_path`](crate::config::default_config_path). Endpoint and credentials are resolved separately
 /// (a profile can supply the endpoint while `REINFER_TOKEN` supplies the
 /// token). A profile's scope, token URL and default project apply whenever
 /// the profile is selected, unless set in code.

@@ -92,7 +92,7 @@ pub use upload::{Upload, Uploads};
 pub use cm_api_gen::types;
 
 /// The `http` crate, for [`Response::headers`] and
-/// [`ClientBuilder::default_headers`].
+/// [`ClientBuilder::default_header`].
 pub use http;
 
 /// The workspace README's examples, compiled as doctests so they stay true.
