@@ -13,7 +13,8 @@ use crate::harness::{Canned, Case, Outcome, request_body, run, run_bytes};
 /// `query [(key, value), ...]` (exactly the pairs sent), optional
 /// `body(name: Type)` (binds the spec's request example, decoded into the
 /// generated `Type`, as `name`), then `|client| builder` with the arguments
-/// that must produce that request. `.send()` is added here.
+/// that must produce that request, built on `cm_api::Client` itself (the
+/// facade every user calls); `run` sends it through `cm_api::Operation`.
 macro_rules! case {
     ($op:ident: $method:ident $path:literal
         $(, query [$(($key:literal, $value:literal)),* $(,)?])?
@@ -21,8 +22,9 @@ macro_rules! case {
         |$client:ident| $builder:expr $(,)?) => {{
         fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
             Box::pin(async move {
-                $(let $body: cm_api_gen::types::$body_type = request_body(stringify!($op));)?
-                run(client, |$client| $builder.send()).await
+                $(let $body: cm_api::types::$body_type = request_body(stringify!($op));)?
+                let $client = client;
+                run($builder).await
             })
         }
         Case {
@@ -264,12 +266,12 @@ fn generated_cases() -> Vec<Case> {
         {
             fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
                 Box::pin(async move {
-                    run_bytes(client, |c| {
+                    let c = client;
+                    run_bytes(
                         c.get_document()
                             .source_id("18ba5ce699f8da1f")
-                            .comment_id("msg-42")
-                            .send()
-                    })
+                            .comment_id("msg-42"),
+                    )
                     .await
                 })
             }
@@ -289,11 +291,11 @@ fn generated_cases() -> Vec<Case> {
         {
             fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
                 Box::pin(async move {
-                    run_bytes(client, |c| {
+                    let c = client;
+                    run_bytes(
                         c.get_attachment()
-                            .attachment_reference("0f3a9c1e2b7d4a6f.0.1")
-                            .send()
-                    })
+                            .attachment_reference("0f3a9c1e2b7d4a6f.0.1"),
+                    )
                     .await
                 })
             }

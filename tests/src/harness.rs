@@ -2,10 +2,6 @@
 //! that only matches the exact request the case documents, call the
 //! operation through `cm_api::Client`, and hand back what the caller got.
 
-use std::future::Future;
-
-use cm_api_gen::types::ErrorResponse;
-use cm_api_gen::{ByteStream, ResponseValue};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use httpmock::MockServer;
@@ -74,25 +70,24 @@ pub fn request_body<T: DeserializeOwned>(operation_id: &str) -> T {
     })
 }
 
-/// Sends a generated call through `client` and re-serialises the value.
-pub async fn run<'a, T, F, Fut>(client: &'a cm_api::Client, call: F) -> Outcome
+/// Sends an operation built on `cm_api::Client` (any builder, through
+/// [`cm_api::Operation`]) and re-serialises the value.
+pub async fn run<O>(operation: O) -> Outcome
 where
-    T: Serialize + DeserializeOwned,
-    F: FnOnce(&'a cm_api_gen::Client) -> Fut,
-    Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<ErrorResponse>>>,
+    O: cm_api::Operation,
+    O::Output: Serialize,
 {
-    let response = client.send(call).await?;
+    let response = operation.send().await?;
     Ok(serde_json::to_value(response.into_inner()).expect("generated types serialise"))
 }
 
 /// Like [`run`] for a binary download: the bytes as a JSON array of numbers.
-pub async fn run_bytes<'a, F, Fut>(client: &'a cm_api::Client, call: F) -> Outcome
+pub async fn run_bytes<O>(operation: O) -> Outcome
 where
-    F: FnOnce(&'a cm_api_gen::Client) -> Fut,
-    Fut: Future<Output = Result<ResponseValue<ByteStream>, cm_api_gen::Error<ErrorResponse>>>,
+    O: cm_api::Operation<Output = cm_api::Download>,
 {
-    let response = client.send_raw(call).await?;
-    let mut stream = response.into_inner().into_inner();
+    let response = operation.send().await?;
+    let mut stream = response.into_inner();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.expect("the body streams"));

@@ -11,50 +11,40 @@ type Call = fn(&cm_api::Client) -> BoxFuture<'_, Outcome>;
 fn bad_calls() -> Vec<(&'static str, &'static str, Call)> {
     vec![
         ("an empty project name", "project", |client| {
-            Box::pin(run(client, |c| c.list_project_sources().project("").send()))
+            Box::pin(run(client.list_project_sources().project("")))
         }),
         ("an empty dataset name", "dataset_name", |client| {
-            Box::pin(run(client, |c| {
-                c.get_dataset().project("acme").dataset_name("").send()
-            }))
+            Box::pin(run(client.get_dataset().project("acme").dataset_name("")))
         }),
         (
             "`..` as a source name, which would address the project",
             "source_name",
-            |client| {
-                Box::pin(run(client, |c| {
-                    c.get_source().project("acme").source_name("..").send()
-                }))
-            },
+            |client| Box::pin(run(client.get_source().project("acme").source_name(".."))),
         ),
         (
             "`.` as a stream name, which would address the stream list",
             "stream_name",
             |client| {
-                Box::pin(run(client, |c| {
-                    c.get_stream()
-                        .project("acme")
-                        .dataset_name("support")
-                        .stream_name(".")
-                        .send()
-                }))
+                Box::pin(run(client
+                    .get_stream()
+                    .project("acme")
+                    .dataset_name("support")
+                    .stream_name(".")))
             },
         ),
         (
             "`..` as a comment id, which would address the source",
             "comment_id",
             |client| {
-                Box::pin(run(client, |c| {
-                    c.get_comment()
-                        .project("acme")
-                        .source_name("inbox")
-                        .comment_id("..")
-                        .send()
-                }))
+                Box::pin(run(client
+                    .get_comment()
+                    .project("acme")
+                    .source_name("inbox")
+                    .comment_id("..")))
             },
         ),
         ("an empty id after `id:`", "source_id", |client| {
-            Box::pin(run(client, |c| c.get_source_by_id().source_id("").send()))
+            Box::pin(run(client.get_source_by_id().source_id("")))
         }),
     ]
 }

@@ -32,13 +32,14 @@ fn a_typed_mock_serves_a_typed_answer_to_the_matching_request() {
     let client = client_for(&server);
 
     let response = runtime()
-        .block_on(client.send(|c| {
-            c.sync_comments()
+        .block_on(
+            client
+                .sync_comments()
                 .project("acme")
                 .source_name("inbox")
                 .body(request.clone())
-                .send()
-        }))
+                .send(),
+        )
         .expect("the mock answers");
 
     mock.assert();
@@ -61,7 +62,7 @@ fn a_typed_mock_serves_the_error_envelope() {
     let client = client_for(&server);
 
     let error = runtime()
-        .block_on(client.send(|c| c.list_project_datasets().project("acme").send()))
+        .block_on(client.list_project_datasets().project("acme").send())
         .unwrap_err();
 
     mock.assert();

@@ -3,11 +3,11 @@
 //! without a source, and nesting far deeper than serde_json's default
 //! limit of 128 levels.
 
+use cm_api::types::MarkupNode;
 use cm_api_contract_tests::cases::cases;
 use cm_api_contract_tests::harness::{
     Answer, Case, SERVER_TIMING, TOKEN, client_for, exercise, normalised,
 };
-use cm_api_gen::types::MarkupNode;
 use serde_json::Value;
 
 const HTML_EMAIL: &str = include_str!("../fixtures/html_email_markup.json");
@@ -49,13 +49,11 @@ async fn every_markup_field_is_typed() {
         .await;
     let client = client_for(&server);
     let response = client
-        .send(|c| {
-            c.get_comment()
-                .project("acme")
-                .source_name("inbox")
-                .comment_id("0123456789abcdef")
-                .send()
-        })
+        .get_comment()
+        .project("acme")
+        .source_name("inbox")
+        .comment_id("0123456789abcdef")
+        .send()
         .await
         .expect("the markup decodes");
     let message = &response.comment.messages[0];
@@ -151,13 +149,11 @@ async fn markup_a_thousand_levels_deep_decodes_on_a_tokio_worker() {
     // Spawned, so that the decoding runs on a worker with tokio's default stack.
     let depth = tokio::spawn(async move {
         let response = client
-            .send(|c| {
-                c.get_comment()
-                    .project("acme")
-                    .source_name("inbox")
-                    .comment_id("c")
-                    .send()
-            })
+            .get_comment()
+            .project("acme")
+            .source_name("inbox")
+            .comment_id("c")
+            .send()
             .await
             .expect("deep markup decodes");
         let mut node = &response.comment.messages[0].body.text_markup[0];

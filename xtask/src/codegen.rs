@@ -23,6 +23,8 @@ pub const PROGENITOR_VERSION: &str = "0.15.1";
 pub const SPEC_PATH: &str = "spec/openapi.yaml";
 /// Where the generated files go, relative to the workspace root.
 pub const OUTPUT_DIR: &str = "crates/api-gen/src/generated";
+/// Where `cm-api`'s generated facade goes ([`crate::facade`]).
+pub const FACADE_DIR: &str = "crates/api/src/generated";
 
 /// Why code generation failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,8 @@ fn join_lines(findings: &[Finding]) -> String {
 /// One generated file: its name under [`OUTPUT_DIR`] and full contents.
 #[derive(Debug, Clone)]
 pub struct OutputFile {
+    /// Directory, relative to the workspace root: [`OUTPUT_DIR`] or [`FACADE_DIR`].
+    pub dir: &'static str,
     /// File name, e.g. `client.rs`.
     pub name: &'static str,
     /// The formatted source, header included.
@@ -151,8 +155,15 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
         .iter()
         .map(|(op, why)| format!("//   {op}: {why}\n"))
         .collect::<String>();
+    let client_rs = route_success_arms(
+        &format_tokens("client.rs", client)?,
+        operations(&generated_spec).len(),
+    )?;
+    let facade =
+        crate::facade::generate(&client_rs, &generated_spec).map_err(CodegenError::PostProcess)?;
     let files = vec![
         OutputFile {
+            dir: OUTPUT_DIR,
             name: "client.rs",
             contents: header.render("the generated client")
                 + &if client_note.is_empty() {
@@ -162,12 +173,10 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
                         "//\n// Hand-written in cm-api (x-hand-written), not generated:\n{client_note}\n"
                     )
                 }
-                + &route_success_arms(
-                    &format_tokens("client.rs", client)?,
-                    operations(&generated_spec).len(),
-                )?,
+                + &client_rs,
         },
         OutputFile {
+            dir: OUTPUT_DIR,
             name: "mock.rs",
             contents: header.render("progenitor's httpmock helpers")
                 + &if mock_note.is_empty() {
@@ -178,13 +187,21 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
                 + &format_tokens("mock.rs", mock)?,
         },
         OutputFile {
+            dir: OUTPUT_DIR,
             name: "schemas.rs",
             contents: header.render("the JSON Schema of each component's generated type")
                 + &format_tokens("schemas.rs", schemas)?,
         },
         OutputFile {
+            dir: OUTPUT_DIR,
             name: "provenance.rs",
             contents: header.render("where the generated code came from") + &header.constants(),
+        },
+        OutputFile {
+            dir: FACADE_DIR,
+            name: "operations.rs",
+            contents: header.render("cm-api's typed builder for every generated operation")
+                + &facade,
         },
     ];
     Ok(Generation {
@@ -200,12 +217,12 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
 
 /// Writes a generation into `root`, replacing the previous output.
 pub fn write(root: &Path, generation: &Generation) -> Result<(), CodegenError> {
-    let dir = root.join(OUTPUT_DIR);
-    std::fs::create_dir_all(&dir).map_err(|source| CodegenError::Write {
-        path: dir.clone(),
-        source,
-    })?;
     for file in &generation.files {
+        let dir = root.join(file.dir);
+        std::fs::create_dir_all(&dir).map_err(|source| CodegenError::Write {
+            path: dir.clone(),
+            source,
+        })?;
         let path = dir.join(file.name);
         std::fs::write(&path, &file.contents)
             .map_err(|source| CodegenError::Write { path, source })?;
@@ -219,8 +236,8 @@ pub fn check(root: &Path, generation: &Generation) -> Result<(), CodegenError> {
     const MAX_DIFF_LINES: usize = 40;
     let mut summary = String::new();
     for file in &generation.files {
-        let path = root.join(OUTPUT_DIR).join(file.name);
-        let relative = format!("{OUTPUT_DIR}/{}", file.name);
+        let path = root.join(file.dir).join(file.name);
+        let relative = format!("{}/{}", file.dir, file.name);
         let committed = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {

@@ -5,6 +5,7 @@
 //! crate) can run the same lint and JSON Schema conversion as the generator.
 
 pub mod codegen;
+pub mod facade;
 pub mod json_schema;
 pub mod lint;
 pub mod spec;

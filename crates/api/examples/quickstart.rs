@@ -1,5 +1,7 @@
-//! Lists the datasets visible to the caller, authenticating with either a
-//! developer API token or the client credentials of an external application.
+//! Lists the datasets visible to the caller, then reads one source,
+//! authenticating with either a developer API token or the client
+//! credentials of an external application, from the same environment
+//! variables the crate reads (`cm_api::config`).
 //!
 //! ```sh
 //! # A developer API token:
@@ -8,61 +10,59 @@
 //!
 //! # Client credentials (the token URL is derived from a UiPath endpoint):
 //! REINFER_ENDPOINT=https://cloud.uipath.com/acme/DefaultTenant/reinfer_ \
-//! CM_CLIENT_ID=... CM_CLIENT_SECRET=... cargo run -p cm-api --example quickstart
+//! REINFER_CLIENT_ID=... REINFER_CLIENT_SECRET=... cargo run -p cm-api --example quickstart
+//!
+//! # Optionally, a source to read: project/source_name
+//! CM_EXAMPLE_SOURCE=acme/inbox cargo run -p cm-api --example quickstart
 //! ```
 
 use std::process::ExitCode;
 
-use cm_api::{Client, ClientCredentials, Endpoint};
+use cm_api::Client;
+use cm_api::config::{CLIENT_ID_ENV, CLIENT_SECRET_ENV, ENDPOINT_ENV, TOKEN_ENV};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let client = match build_client() {
-        Ok(client) => client,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match client.datasets().list().await {
-        Ok(datasets) => {
-            println!(
-                "{} datasets (server time {:?}, {} attempt(s))",
-                datasets.len(),
-                datasets.server_timing().total(),
-                datasets.attempts()
-            );
-            for dataset in datasets.iter() {
-                println!("  {}/{}: {}", dataset.owner, dataset.name, dataset.title);
-            }
-            ExitCode::SUCCESS
-        }
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
+            if matches!(err, cm_api::Error::Config(_)) {
+                eprintln!(
+                    "(set {ENDPOINT_ENV} and {TOKEN_ENV}, or {ENDPOINT_ENV}, {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV})"
+                );
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-fn build_client() -> Result<Client, String> {
-    // Client credentials when both variables are set, explicitly in code...
-    if let (Ok(id), Ok(secret)) = (
-        std::env::var("CM_CLIENT_ID"),
-        std::env::var("CM_CLIENT_SECRET"),
-    ) {
-        let endpoint = std::env::var("REINFER_ENDPOINT")
-            .map_err(|_| "set REINFER_ENDPOINT to your tenant's URL".to_owned())?;
-        let endpoint = Endpoint::parse(&endpoint).map_err(|e| e.to_string())?;
-        return Client::builder()
-            .endpoint(endpoint)
-            .client_credentials(ClientCredentials::new(id, secret))
-            .build()
-            .map_err(|e| e.to_string());
+async fn run() -> Result<(), cm_api::Error> {
+    // Endpoint and credentials from REINFER_ENDPOINT with REINFER_TOKEN or
+    // REINFER_CLIENT_ID / REINFER_CLIENT_SECRET, or a profile.
+    let client = Client::from_env()?;
+
+    let datasets = client.list_datasets().send().await?;
+    println!(
+        "{} datasets (server time {:?}, {} attempt(s), request id {:?})",
+        datasets.datasets.len(),
+        datasets.server_timing().total(),
+        datasets.attempts(),
+        datasets.request_id(),
+    );
+    for dataset in &datasets.datasets {
+        println!("  {}/{}: {}", dataset.owner, dataset.name, dataset.title);
     }
-    // ...otherwise everything from REINFER_ENDPOINT / REINFER_TOKEN or a profile.
-    Client::from_env().map_err(|e| {
-        format!(
-            "{e}\n(set REINFER_ENDPOINT and REINFER_TOKEN, or CM_CLIENT_ID and CM_CLIENT_SECRET)"
-        )
-    })
+
+    if let Ok(source) = std::env::var("CM_EXAMPLE_SOURCE") {
+        let (project, name) = source.split_once('/').unwrap_or(("", &source));
+        let source = client
+            .get_source()
+            .project(project)
+            .source_name(name)
+            .send()
+            .await?;
+        println!("source {} ({})", source.source.name, source.source.id);
+    }
+    Ok(())
 }

@@ -107,9 +107,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::request::{execute, json_response, segment};
 use crate::retry::{RateGate, count_attempts};
 use crate::types;
-use crate::upload::{execute, json_response, segment};
 
 /// The most items the server accepts in one sync request.
 pub const MAX_BATCH_SIZE: usize = 16_384;
@@ -353,7 +353,7 @@ async fn post_json<T: serde::de::DeserializeOwned, B: Serialize + ?Sized>(
     path: String,
     body: &B,
     operation: &'static str,
-) -> Result<cm_api_gen::ResponseValue<T>, crate::upload::GeneratedError> {
+) -> Result<cm_api_gen::ResponseValue<T>, crate::request::GeneratedError> {
     use progenitor_client::ClientInfo;
     let request = c
         .client()

@@ -10,13 +10,10 @@ use cm_api_gen::ResponseValue;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{ClientCredentials, ClientCredentialsProvider, StaticToken, TokenProvider};
-use crate::config::{
-    CLIENT_ID_ENV, CLIENT_SECRET_ENV, CONFIG_ENV, ConfigError, ConfigFile, ENDPOINT_ENV,
-    PROFILE_ENV, Profile, TOKEN_ENV, default_config_path,
-};
+use crate::config::{ConfigError, Credentials};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, TransportKind, snippet};
-use crate::retry::RetryPolicy;
+use crate::retry::{CallOptions, RetryPolicy};
 use crate::secret::Secret;
 use crate::server_timing::ServerTiming;
 use crate::transport::{CallContext, CallState, Transport};
@@ -28,7 +25,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// progress.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+pub(crate) type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// An authenticated client for the Communications Mining API.
 ///
@@ -44,7 +41,7 @@ type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    generated: cm_api_gen::Client,
+    pub(crate) generated: cm_api_gen::Client,
     endpoint: Endpoint,
     default_project: Option<String>,
 }
@@ -81,57 +78,68 @@ impl Client {
         self.default_project.as_deref()
     }
 
-    /// The generated client, sharing this client's authentication, retries
-    /// and timeouts. Calling it directly yields progenitor's raw errors;
-    /// prefer [`Client::send`].
-    pub fn generated(&self) -> &cm_api_gen::Client {
-        &self.generated
-    }
-
-    /// Runs any generated operation and returns its value with the status
-    /// and Server-Timing, or a typed [`Error`].
-    ///
-    /// ```no_run
-    /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
-    /// let response = client
-    ///     .send(|c| c.list_project_datasets().project("acme").send())
-    ///     .await?;
-    /// println!("{} datasets in {:?}", response.datasets.len(), response.server_timing().total());
-    /// # Ok(()) }
-    /// ```
-    pub async fn send<'a, F, Fut, T, E>(&'a self, call: F) -> Result<Response<T>, Error>
+    /// Runs a generated call (a closure over the generated client) and maps
+    /// its result: the adapter under every builder's `send()` and the
+    /// hand-written helpers.
+    pub(crate) async fn send<'a, F, Fut, T, E>(&'a self, call: F) -> Result<Response<T>, Error>
     where
         F: FnOnce(&'a cm_api_gen::Client) -> Fut,
         Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
         T: DeserializeOwned,
         E: ErrorBody,
     {
-        self.send_inner(call, decode_path::<T>).await
+        self.run(CallOptions::new(), call(&self.generated), decode_path::<T>)
+            .await
     }
 
-    /// Like [`Client::send`], for operations whose success body is not JSON
-    /// (downloads): decode errors then carry no field path.
-    pub async fn send_raw<'a, F, Fut, T, E>(&'a self, call: F) -> Result<Response<T>, Error>
+    /// The `send()` of a generated JSON operation's builder.
+    pub(crate) async fn call_json<T, E>(
+        &self,
+        options: CallOptions,
+        _operation: &'static str,
+        call: impl Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
+    ) -> Result<Response<T>, Error>
     where
-        F: FnOnce(&'a cm_api_gen::Client) -> Fut,
-        Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
+        T: DeserializeOwned,
         E: ErrorBody,
     {
-        self.send_inner(call, |_| None).await
+        self.run(options, call, decode_path::<T>).await
     }
 
-    async fn send_inner<'a, F, Fut, T, E>(
-        &'a self,
-        call: F,
+    /// The `send()` of a generated operation whose body is raw bytes.
+    pub(crate) async fn call_download<E: ErrorBody>(
+        &self,
+        options: CallOptions,
+        operation: &'static str,
+        call: impl Future<Output = Result<ResponseValue<cm_api_gen::ByteStream>, cm_api_gen::Error<E>>>,
+    ) -> Result<Response<crate::Download>, Error> {
+        let call = async move {
+            let value = call.await?;
+            let status = value.status();
+            let headers = value.headers().clone();
+            let download =
+                crate::Download::new(operation, &headers, value.into_inner().into_inner());
+            Ok(ResponseValue::new(download, status, headers))
+        };
+        let response = self.run(options, call, |_| None).await?;
+        let attempts = response.attempts();
+        Ok(response.map(|download| download.with_attempts(attempts)))
+    }
+
+    /// Runs `call` with `options` (over any scope around it) and a fresh
+    /// call record, and maps the outcome to a [`Response`] or an [`Error`].
+    async fn run<T, E, Fut>(
+        &self,
+        options: CallOptions,
+        call: Fut,
         path_of: fn(&[u8]) -> Option<String>,
     ) -> Result<Response<T>, Error>
     where
-        F: FnOnce(&'a cm_api_gen::Client) -> Fut,
         Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
         E: ErrorBody,
     {
         let context = CallContext::default();
-        let result = context.scope(call(&self.generated)).await;
+        let result = options.scope(context.scope(call)).await;
         let state = context.take();
         if let Some(error) = contradiction_error(&state) {
             return Err(error);
@@ -142,6 +150,7 @@ impl Client {
                 server_timing: ServerTiming::from_headers(value.headers()),
                 request_id: request_id(value.headers()),
                 attempts: state.attempts.max(1),
+                headers: value.headers().clone(),
                 value: value.into_inner(),
             }),
             Err(error) => Err(map_error(error, state, path_of).await),
@@ -350,6 +359,7 @@ pub struct Response<T> {
     server_timing: ServerTiming,
     request_id: Option<String>,
     attempts: u32,
+    headers: http::HeaderMap,
 }
 
 impl<T> Response<T> {
@@ -383,6 +393,20 @@ impl<T> Response<T> {
         self.attempts
     }
 
+    /// The response headers, as received.
+    ///
+    /// ```no_run
+    /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
+    /// let response = client.list_projects().send().await?;
+    /// if let Some(date) = response.headers().get("date") {
+    ///     println!("answered at {date:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn headers(&self) -> &crate::http::HeaderMap {
+        &self.headers
+    }
+
     /// Transforms the value, keeping the metadata.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
         Response {
@@ -391,6 +415,7 @@ impl<T> Response<T> {
             server_timing: self.server_timing,
             request_id: self.request_id,
             attempts: self.attempts,
+            headers: self.headers,
         }
     }
 }
@@ -412,7 +437,7 @@ pub struct Datasets<'a> {
 impl Datasets<'_> {
     /// Every dataset the caller can see, across projects.
     pub async fn list(&self) -> Result<Response<Vec<cm_api_gen::types::Dataset>>, Error> {
-        let response = self.client.send(|c| c.list_datasets().send()).await?;
+        let response = self.client.list_datasets().send().await?;
         Ok(response.map(|list| list.datasets))
     }
 
@@ -423,7 +448,9 @@ impl Datasets<'_> {
     ) -> Result<Response<Vec<cm_api_gen::types::Dataset>>, Error> {
         let response = self
             .client
-            .send(|c| c.list_project_datasets().project(project).send())
+            .list_project_datasets()
+            .project(project)
+            .send()
             .await?;
         Ok(response.map(|list| list.datasets))
     }
@@ -436,7 +463,10 @@ impl Datasets<'_> {
     ) -> Result<Response<cm_api_gen::types::Dataset>, Error> {
         let response = self
             .client
-            .send(|c| c.get_dataset().project(project).dataset_name(name).send())
+            .get_dataset()
+            .project(project)
+            .dataset_name(name)
+            .send()
             .await?;
         Ok(response.map(|found| found.dataset))
     }
@@ -458,7 +488,7 @@ impl Datasets<'_> {
 /// The profile is selected by [`profile`](Self::profile), else
 /// `REINFER_PROFILE`, else the file's `default_profile`; the file is the one
 /// given to [`config_path`](Self::config_path), else `CM_API_CONFIG`, else
-/// [`default_config_path`]. Endpoint and credentials are resolved separately
+/// [`default_config_path`](crate::config::default_config_path). Endpoint and credentials are resolved separately
 /// (a profile can supply the endpoint while `REINFER_TOKEN` supplies the
 /// token). A profile's scope, token URL and default project apply whenever
 /// the profile is selected, unless set in code.
@@ -491,18 +521,24 @@ impl Datasets<'_> {
 /// ```
 #[derive(Clone, Default)]
 pub struct ClientBuilder {
-    endpoint: Option<Endpoint>,
-    token: Option<Secret>,
-    client_credentials: Option<ClientCredentials>,
-    token_provider: Option<Arc<dyn TokenProvider>>,
-    profile: Option<String>,
-    config_path: Option<PathBuf>,
-    default_project: Option<String>,
-    connect_timeout: Option<Duration>,
-    request_timeout: Option<Duration>,
-    retry: Option<RetryPolicy>,
-    user_agent: Option<String>,
-    env: Option<EnvLookup>,
+    pub(crate) endpoint: Option<Endpoint>,
+    pub(crate) token: Option<Secret>,
+    pub(crate) client_credentials: Option<ClientCredentials>,
+    pub(crate) token_provider: Option<Arc<dyn TokenProvider>>,
+    pub(crate) profile: Option<String>,
+    pub(crate) config_path: Option<PathBuf>,
+    pub(crate) default_project: Option<String>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) user_agent_suffix: Option<String>,
+    pub(crate) root_certificates: Vec<Vec<u8>>,
+    pub(crate) proxy: Option<String>,
+    pub(crate) no_proxy: Option<String>,
+    pub(crate) default_headers: Vec<(String, String)>,
+    pub(crate) http_client: Option<reqwest::Client>,
+    pub(crate) env: Option<EnvLookup>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -519,6 +555,19 @@ impl fmt::Debug for ClientBuilder {
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("user_agent", &self.user_agent)
+            .field("user_agent_suffix", &self.user_agent_suffix)
+            .field("root_certificates", &self.root_certificates.len())
+            .field("proxy", &self.proxy)
+            .field("no_proxy", &self.no_proxy)
+            .field(
+                "default_headers",
+                &self
+                    .default_headers
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>(),
+            )
+            .field("http_client", &self.http_client.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -614,6 +663,79 @@ impl ClientBuilder {
         self
     }
 
+    /// Appended to the `User-Agent` header after a space, e.g. `my-app/2.1`
+    /// for `cm-api/0.1.0 my-app/2.1`.
+    pub fn user_agent_suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.user_agent_suffix = Some(suffix.into());
+        self
+    }
+
+    /// Trusts the certificates of a PEM bundle (one or more `CERTIFICATE`
+    /// blocks) as roots, in addition to the system's: for an installation
+    /// behind a private certificate authority (Automation Suite
+    /// on-premise). May be called more than once; a bundle that does not
+    /// parse fails [`build`](Self::build).
+    ///
+    /// ```no_run
+    /// let client = cm_api::Client::builder()
+    ///     .endpoint("https://cm.internal.example".parse()?)
+    ///     .token("my-developer-token")
+    ///     .add_root_certificate_pem(std::fs::read("/etc/ssl/private-ca.pem")?)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Sends every request, HTTP and HTTPS, through the proxy at `url`
+    /// (`http://`, `https://`; credentials as `http://user:pass@host:port`).
+    ///
+    /// Without it, the standard `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+    /// `NO_PROXY` environment variables (and their lower-case forms) apply.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
+        self
+    }
+
+    /// Hosts that bypass the [`proxy`](Self::proxy), in `NO_PROXY` syntax
+    /// (comma-separated hosts, domains, IP addresses and CIDR ranges). By
+    /// default the `NO_PROXY` environment variable's list applies.
+    pub fn no_proxy(mut self, hosts: impl Into<String>) -> Self {
+        self.no_proxy = Some(hosts.into());
+        self
+    }
+
+    /// A header sent with every request (including the OAuth token
+    /// exchange), e.g. a tenant-routing header of a gateway. May be called
+    /// more than once; an invalid name or value fails [`build`](Self::build).
+    /// Headers an operation sets itself (`Authorization`, `Content-Type`,
+    /// `Accept`) take precedence.
+    pub fn default_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.default_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// **Escape hatch**: sends every request through `client`, a
+    /// `reqwest::Client` you configured yourself (TLS, proxy, DNS, ...).
+    ///
+    /// The client's authentication, retries, attempt timeouts and deadline
+    /// still apply and errors are still [`Error`]; the connection settings
+    /// of this builder ([`connect_timeout`](Self::connect_timeout), the
+    /// progress bound of [`request_timeout`](Self::request_timeout),
+    /// [`user_agent`](Self::user_agent), [`user_agent_suffix`](Self::user_agent_suffix),
+    /// [`add_root_certificate_pem`](Self::add_root_certificate_pem),
+    /// [`proxy`](Self::proxy), [`no_proxy`](Self::no_proxy) and
+    /// [`default_header`](Self::default_header)) are then yours to set on
+    /// `client`: combining them with this is a configuration error. This is
+    /// the only place `cm-api`'s interface names a `reqwest` type, and it
+    /// follows `cm-api`'s `reqwest` version.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
     /// Reads environment variables through `lookup` instead of the process
     /// environment: for tests, or to embed the client in a larger configuration.
     ///
@@ -644,23 +766,7 @@ impl ClientBuilder {
         let resolved = self.resolve()?;
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let request_timeout = self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-        let user_agent = self
-            .user_agent
-            .clone()
-            .unwrap_or_else(|| format!("cm-api/{}", env!("CARGO_PKG_VERSION")));
-        let cap = crate::retry::TIMER_CAP;
-        // No client-wide total timeout: the transport bounds each attempt
-        // (and the deadline each call); the read timeout bounds progress,
-        // which is all that bounds a streamed file.
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout.min(cap))
-            .read_timeout(request_timeout.min(cap))
-            .user_agent(user_agent)
-            .build()
-            .map_err(|e| ConfigError::Invalid {
-                what: "HTTP client".to_owned(),
-                reason: e.to_string(),
-            })?;
+        let http = self.http(connect_timeout, request_timeout)?;
         let provider: Arc<dyn TokenProvider> = match resolved.credentials {
             Credentials::Token(token) => Arc::new(StaticToken::new(token)),
             Credentials::Provider(provider) => provider,
@@ -680,14 +786,14 @@ impl ClientBuilder {
                     credentials,
                     token_url,
                     http.clone(),
-                    self.retry.clone().unwrap_or_default(),
+                    self.retry.unwrap_or_default(),
                     request_timeout,
                 )
             }
         };
         let transport = Transport {
             provider,
-            retry: self.retry.clone().unwrap_or_default(),
+            retry: self.retry.unwrap_or_default(),
             request_timeout,
         };
         let generated = cm_api_gen::Client::new_with_client(
@@ -702,307 +808,105 @@ impl ClientBuilder {
         })
     }
 
-    fn env_var(&self, name: &str) -> Option<String> {
-        let value = match &self.env {
-            Some(lookup) => lookup(name),
-            None => std::env::var(name).ok(),
+    /// The `reqwest::Client` requests go through: the escape hatch's, or
+    /// one built from this builder's connection settings.
+    fn http(
+        &self,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<reqwest::Client, ConfigError> {
+        let invalid = |what: &str, reason: String| ConfigError::Invalid {
+            what: what.to_owned(),
+            reason,
         };
-        // A trailing newline (a Kubernetes secret mounted from a file) is never meant.
-        value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-    }
-
-    fn resolve(&self) -> Result<Resolved, ConfigError> {
-        // Which profile, and who chose it.
-        let explicit_profile = match (&self.profile, self.env_var(PROFILE_ENV)) {
-            (Some(name), _) => Some((name.clone(), "ClientBuilder::profile".to_owned())),
-            (None, Some(name)) => Some((name, format!("environment variable {PROFILE_ENV}"))),
-            (None, None) => None,
-        };
-        let config_path = self
-            .config_path
-            .clone()
-            .or_else(|| self.env_var(CONFIG_ENV).map(PathBuf::from))
-            .or_else(default_config_path);
-        let file = match &config_path {
-            Some(path) => ConfigFile::load(path)?,
-            None => None,
-        };
-        let (profile, profile_origin, explicit) = match (&explicit_profile, &file) {
-            (Some((name, origin)), file) => {
-                let profile = file
-                    .as_ref()
-                    .and_then(|f| f.profiles.get(name))
-                    .ok_or_else(|| ConfigError::UnknownProfile {
-                        name: name.clone(),
-                        origin: origin.clone(),
-                        path: config_path.clone(),
-                        available: file
-                            .as_ref()
-                            .map(|f| f.profiles.keys().cloned().collect())
-                            .unwrap_or_default(),
-                    })?;
+        if let Some(client) = &self.http_client {
+            let set = [
                 (
-                    Some(profile.clone()),
-                    format!("profile \"{name}\" (selected by {origin})"),
-                    true,
-                )
+                    "ClientBuilder::connect_timeout",
+                    self.connect_timeout.is_some(),
+                ),
+                ("ClientBuilder::user_agent", self.user_agent.is_some()),
+                (
+                    "ClientBuilder::user_agent_suffix",
+                    self.user_agent_suffix.is_some(),
+                ),
+                (
+                    "ClientBuilder::add_root_certificate_pem",
+                    !self.root_certificates.is_empty(),
+                ),
+                ("ClientBuilder::proxy", self.proxy.is_some()),
+                ("ClientBuilder::no_proxy", self.no_proxy.is_some()),
+                (
+                    "ClientBuilder::default_header",
+                    !self.default_headers.is_empty(),
+                ),
+            ];
+            if let Some((setting, _)) = set.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Conflict {
+                    setting: "HTTP client",
+                    first: "ClientBuilder::http_client".to_owned(),
+                    second: (*setting).to_owned(),
+                });
             }
-            (None, Some(file)) => match &file.default_profile {
-                Some(name) => {
-                    let origin = format!(
-                        "default_profile in {}",
-                        config_path
-                            .as_deref()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    );
-                    let profile =
-                        file.profiles
-                            .get(name)
-                            .ok_or_else(|| ConfigError::UnknownProfile {
-                                name: name.clone(),
-                                origin: origin.clone(),
-                                path: config_path.clone(),
-                                available: file.profiles.keys().cloned().collect(),
-                            })?;
-                    (
-                        Some(profile.clone()),
-                        format!("profile \"{name}\" (the {origin})"),
-                        false,
-                    )
-                }
-                None => (None, String::new(), false),
-            },
-            (None, None) => (None, String::new(), false),
-        };
-        let profile_ref = profile.as_ref();
-
-        // Endpoint.
-        let env_endpoint = self.env_var(ENDPOINT_ENV);
-        let profile_endpoint = profile_ref.and_then(|p| p.endpoint.clone());
-        let parse = |value: &str, origin: String| {
-            Endpoint::parse(value).map_err(|source| ConfigError::Endpoint { origin, source })
-        };
-        let endpoint = match (&self.endpoint, &env_endpoint, &profile_endpoint) {
-            (Some(endpoint), _, _) => endpoint.clone(),
-            (None, Some(env), profile_value) => {
-                let env_origin = format!("environment variable {ENDPOINT_ENV}");
-                let endpoint = parse(env, env_origin.clone())?;
-                if let (true, Some(profile_value)) = (explicit, profile_value) {
-                    let from_profile = parse(profile_value, profile_origin.clone())?;
-                    if from_profile != endpoint {
-                        return Err(ConfigError::Conflict {
-                            setting: "endpoint",
-                            first: format!("{env_origin} ({endpoint})"),
-                            second: format!("{profile_origin} ({from_profile})"),
-                        });
-                    }
-                }
-                endpoint
-            }
-            (None, None, Some(value)) => parse(value, profile_origin.clone())?,
-            (None, None, None) => return Err(ConfigError::MissingEndpoint),
-        };
-
-        // Credentials.
-        let credentials = self.code_credentials()?;
-        let credentials = match credentials {
-            Some(credentials) => credentials,
-            None => match self.env_credentials()? {
-                Some(credentials) => credentials,
-                None => match profile_ref {
-                    Some(profile) => profile_credentials(profile, &profile_origin, self)?
-                        .ok_or(ConfigError::MissingCredentials)?,
-                    None => return Err(ConfigError::MissingCredentials),
-                },
-            },
-        };
-        // A profile's client-credential options apply unless set in code.
-        let credentials = match (credentials, profile_ref) {
-            (Credentials::Client(mut c), Some(profile)) => {
-                c.scope = c.scope.or_else(|| profile.scope.clone());
-                c.token_url = c.token_url.or_else(|| profile.token_url.clone());
-                Credentials::Client(c)
-            }
-            (other, _) => other,
-        };
-        let default_project = self
-            .default_project
+            return Ok(client.clone());
+        }
+        let mut user_agent = self
+            .user_agent
             .clone()
-            .or_else(|| profile_ref.and_then(|p| p.default_project.clone()));
-        Ok(Resolved {
-            endpoint,
-            credentials,
-            default_project,
+            .unwrap_or_else(|| format!("cm-api/{}", env!("CARGO_PKG_VERSION")));
+        if let Some(suffix) = &self.user_agent_suffix {
+            user_agent = format!("{user_agent} {suffix}");
+        }
+        let user_agent = http::HeaderValue::from_str(&user_agent)
+            .map_err(|e| invalid("ClientBuilder::user_agent", e.to_string()))?;
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &self.default_headers {
+            let what = format!("ClientBuilder::default_header({name:?})");
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| invalid(&what, e.to_string()))?;
+            let value =
+                http::HeaderValue::from_str(value).map_err(|e| invalid(&what, e.to_string()))?;
+            headers.append(name, value);
+        }
+        let cap = crate::retry::TIMER_CAP;
+        // No client-wide total timeout: the transport bounds each attempt
+        // (and the deadline each call); the read timeout bounds progress,
+        // which is all that bounds a streamed file.
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(connect_timeout.min(cap))
+            .read_timeout(request_timeout.min(cap))
+            .user_agent(user_agent)
+            .default_headers(headers);
+        let mut roots = Vec::new();
+        for pem in &self.root_certificates {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| invalid("ClientBuilder::add_root_certificate_pem", e.to_string()))?;
+            if certificates.is_empty() {
+                return Err(invalid(
+                    "ClientBuilder::add_root_certificate_pem",
+                    "the PEM holds no certificate".to_owned(),
+                ));
+            }
+            roots.extend(certificates);
+        }
+        if !roots.is_empty() {
+            builder = builder.tls_certs_merge(roots);
+        }
+        if let Some(url) = &self.proxy {
+            let no_proxy = match &self.no_proxy {
+                Some(hosts) => reqwest::NoProxy::from_string(hosts),
+                None => reqwest::NoProxy::from_env(),
+            };
+            let proxy = reqwest::Proxy::all(url)
+                .map_err(|e| invalid("ClientBuilder::proxy", e.to_string()))?
+                .no_proxy(no_proxy);
+            builder = builder.proxy(proxy);
+        }
+        builder.build().map_err(|e| {
+            invalid(
+                "HTTP client",
+                format!("{e}: {:?}", std::error::Error::source(&e)),
+            )
         })
     }
-
-    fn code_credentials(&self) -> Result<Option<Credentials>, ConfigError> {
-        let mut set: Vec<(&str, Credentials)> = Vec::new();
-        if let Some(token) = &self.token {
-            set.push(("ClientBuilder::token", Credentials::Token(token.clone())));
-        }
-        if let Some(c) = &self.client_credentials {
-            set.push((
-                "ClientBuilder::client_credentials",
-                Credentials::Client(c.clone()),
-            ));
-        }
-        if let Some(p) = &self.token_provider {
-            set.push((
-                "ClientBuilder::token_provider",
-                Credentials::Provider(p.clone()),
-            ));
-        }
-        if set.len() > 1 {
-            return Err(ConfigError::Conflict {
-                setting: "credentials",
-                first: set[0].0.to_owned(),
-                second: set[1].0.to_owned(),
-            });
-        }
-        let credentials = set.pop().map(|(_, c)| c);
-        match &credentials {
-            Some(Credentials::Token(t)) if t.is_empty() => Err(ConfigError::Invalid {
-                what: "ClientBuilder::token".to_owned(),
-                reason: "the token is empty".to_owned(),
-            }),
-            Some(Credentials::Client(c))
-                if c.client_id.is_empty() || c.client_secret.is_empty() =>
-            {
-                Err(ConfigError::Invalid {
-                    what: "ClientBuilder::client_credentials".to_owned(),
-                    reason: "the client id and secret must not be empty".to_owned(),
-                })
-            }
-            _ => Ok(credentials),
-        }
-    }
-
-    fn env_credentials(&self) -> Result<Option<Credentials>, ConfigError> {
-        let token = self.env_var(TOKEN_ENV);
-        let id = self.env_var(CLIENT_ID_ENV);
-        let secret = self.env_var(CLIENT_SECRET_ENV);
-        match (token, id, secret) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ConfigError::Conflict {
-                setting: "credentials",
-                first: format!("environment variable {TOKEN_ENV}"),
-                second: format!("environment variables {CLIENT_ID_ENV}/{CLIENT_SECRET_ENV}"),
-            }),
-            (Some(token), None, None) => Ok(Some(Credentials::Token(Secret::new(checked_secret(
-                TOKEN_ENV, token, true,
-            )?)))),
-            (None, Some(id), Some(secret)) => {
-                Ok(Some(Credentials::Client(ClientCredentials::new(
-                    checked_secret(CLIENT_ID_ENV, id, false)?,
-                    checked_secret(CLIENT_SECRET_ENV, secret, false)?,
-                ))))
-            }
-            (None, Some(_), None) => Err(ConfigError::MissingEnvVar {
-                var: CLIENT_SECRET_ENV.to_owned(),
-                origin: format!("environment variable {CLIENT_ID_ENV}"),
-            }),
-            (None, None, Some(_)) => Err(ConfigError::MissingEnvVar {
-                var: CLIENT_ID_ENV.to_owned(),
-                origin: format!("environment variable {CLIENT_SECRET_ENV}"),
-            }),
-            (None, None, None) => Ok(None),
-        }
-    }
-}
-
-/// A credential read from environment variable `var` (already trimmed),
-/// refused at `build()` when it could not be sent as read: control
-/// characters anywhere, or, for a bearer token (`header`), any whitespace.
-/// The message names the variable, never the value.
-fn checked_secret(var: &str, value: String, header: bool) -> Result<String, ConfigError> {
-    let bad = value
-        .chars()
-        .any(|c| c.is_control() || (header && c.is_whitespace()));
-    if bad {
-        return Err(ConfigError::Invalid {
-            what: format!("environment variable {var}"),
-            reason: if header {
-                "the token contains whitespace or control characters".to_owned()
-            } else {
-                "the value contains control characters".to_owned()
-            },
-        });
-    }
-    Ok(value)
-}
-
-fn profile_credentials(
-    profile: &Profile,
-    origin: &str,
-    builder: &ClientBuilder,
-) -> Result<Option<Credentials>, ConfigError> {
-    let read = |var: &str| {
-        builder
-            .env_var(var)
-            .ok_or_else(|| ConfigError::MissingEnvVar {
-                var: var.to_owned(),
-                origin: origin.to_owned(),
-            })
-    };
-    let wants_client = profile.client_id.is_some()
-        || profile.client_id_env.is_some()
-        || profile.client_secret_env.is_some();
-    match (&profile.token_env, wants_client) {
-        (Some(_), true) => Err(ConfigError::Conflict {
-            setting: "credentials",
-            first: format!("{origin} `token_env`"),
-            second: format!("{origin} `client_id`/`client_secret_env`"),
-        }),
-        (Some(var), false) => Ok(Some(Credentials::Token(Secret::new(checked_secret(
-            var,
-            read(var)?,
-            true,
-        )?)))),
-        (None, true) => {
-            let id = match (&profile.client_id, &profile.client_id_env) {
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError::Conflict {
-                        setting: "client id",
-                        first: format!("{origin} `client_id`"),
-                        second: format!("{origin} `client_id_env`"),
-                    });
-                }
-                (Some(id), None) => id.clone(),
-                (None, Some(var)) => checked_secret(var, read(var)?, false)?,
-                (None, None) => {
-                    return Err(ConfigError::Invalid {
-                        what: origin.to_owned(),
-                        reason: "`client_secret_env` needs `client_id` or `client_id_env`"
-                            .to_owned(),
-                    });
-                }
-            };
-            let secret_var =
-                profile
-                    .client_secret_env
-                    .as_deref()
-                    .ok_or_else(|| ConfigError::Invalid {
-                        what: origin.to_owned(),
-                        reason: "client credentials need `client_secret_env`".to_owned(),
-                    })?;
-            Ok(Some(Credentials::Client(ClientCredentials::new(
-                id,
-                checked_secret(secret_var, read(secret_var)?, false)?,
-            ))))
-        }
-        (None, false) => Ok(None),
-    }
-}
-
-enum Credentials {
-    Token(Secret),
-    Client(ClientCredentials),
-    Provider(Arc<dyn TokenProvider>),
-}
-
-struct Resolved {
-    endpoint: Endpoint,
-    credentials: Credentials,
-    default_project: Option<String>,
 }

@@ -30,10 +30,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::endpoint::EndpointError;
+use crate::auth::{ClientCredentials, TokenProvider};
+use crate::client::ClientBuilder;
+use crate::endpoint::{Endpoint, EndpointError};
+use crate::secret::Secret;
 
 /// The developer API token.
 pub const TOKEN_ENV: &str = "REINFER_TOKEN";
@@ -189,4 +193,314 @@ fn available_hint(available: &[String]) -> String {
     } else {
         format!(" (defined: {})", available.join(", "))
     }
+}
+
+// ---------------------------------------------------------------------------
+// Precedence resolution for `ClientBuilder::build`: code, then environment,
+// then the selected profile (the rules are documented on `ClientBuilder`).
+
+impl ClientBuilder {
+    pub(crate) fn env_var(&self, name: &str) -> Option<String> {
+        let value = match &self.env {
+            Some(lookup) => lookup(name),
+            None => std::env::var(name).ok(),
+        };
+        // A trailing newline (a Kubernetes secret mounted from a file) is never meant.
+        value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    pub(crate) fn resolve(&self) -> Result<Resolved, ConfigError> {
+        // Which profile, and who chose it.
+        let explicit_profile = match (&self.profile, self.env_var(PROFILE_ENV)) {
+            (Some(name), _) => Some((name.clone(), "ClientBuilder::profile".to_owned())),
+            (None, Some(name)) => Some((name, format!("environment variable {PROFILE_ENV}"))),
+            (None, None) => None,
+        };
+        let config_path = self
+            .config_path
+            .clone()
+            .or_else(|| self.env_var(CONFIG_ENV).map(PathBuf::from))
+            .or_else(default_config_path);
+        let file = match &config_path {
+            Some(path) => ConfigFile::load(path)?,
+            None => None,
+        };
+        let (profile, profile_origin, explicit) = match (&explicit_profile, &file) {
+            (Some((name, origin)), file) => {
+                let profile = file
+                    .as_ref()
+                    .and_then(|f| f.profiles.get(name))
+                    .ok_or_else(|| ConfigError::UnknownProfile {
+                        name: name.clone(),
+                        origin: origin.clone(),
+                        path: config_path.clone(),
+                        available: file
+                            .as_ref()
+                            .map(|f| f.profiles.keys().cloned().collect())
+                            .unwrap_or_default(),
+                    })?;
+                (
+                    Some(profile.clone()),
+                    format!("profile \"{name}\" (selected by {origin})"),
+                    true,
+                )
+            }
+            (None, Some(file)) => match &file.default_profile {
+                Some(name) => {
+                    let origin = format!(
+                        "default_profile in {}",
+                        config_path
+                            .as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    );
+                    let profile =
+                        file.profiles
+                            .get(name)
+                            .ok_or_else(|| ConfigError::UnknownProfile {
+                                name: name.clone(),
+                                origin: origin.clone(),
+                                path: config_path.clone(),
+                                available: file.profiles.keys().cloned().collect(),
+                            })?;
+                    (
+                        Some(profile.clone()),
+                        format!("profile \"{name}\" (the {origin})"),
+                        false,
+                    )
+                }
+                None => (None, String::new(), false),
+            },
+            (None, None) => (None, String::new(), false),
+        };
+        let profile_ref = profile.as_ref();
+
+        // Endpoint.
+        let env_endpoint = self.env_var(ENDPOINT_ENV);
+        let profile_endpoint = profile_ref.and_then(|p| p.endpoint.clone());
+        let parse = |value: &str, origin: String| {
+            Endpoint::parse(value).map_err(|source| ConfigError::Endpoint { origin, source })
+        };
+        let endpoint = match (&self.endpoint, &env_endpoint, &profile_endpoint) {
+            (Some(endpoint), _, _) => endpoint.clone(),
+            (None, Some(env), profile_value) => {
+                let env_origin = format!("environment variable {ENDPOINT_ENV}");
+                let endpoint = parse(env, env_origin.clone())?;
+                if let (true, Some(profile_value)) = (explicit, profile_value) {
+                    let from_profile = parse(profile_value, profile_origin.clone())?;
+                    if from_profile != endpoint {
+                        return Err(ConfigError::Conflict {
+                            setting: "endpoint",
+                            first: format!("{env_origin} ({endpoint})"),
+                            second: format!("{profile_origin} ({from_profile})"),
+                        });
+                    }
+                }
+                endpoint
+            }
+            (None, None, Some(value)) => parse(value, profile_origin.clone())?,
+            (None, None, None) => return Err(ConfigError::MissingEndpoint),
+        };
+
+        // Credentials.
+        let credentials = self.code_credentials()?;
+        let credentials = match credentials {
+            Some(credentials) => credentials,
+            None => match self.env_credentials()? {
+                Some(credentials) => credentials,
+                None => match profile_ref {
+                    Some(profile) => profile_credentials(profile, &profile_origin, self)?
+                        .ok_or(ConfigError::MissingCredentials)?,
+                    None => return Err(ConfigError::MissingCredentials),
+                },
+            },
+        };
+        // A profile's client-credential options apply unless set in code.
+        let credentials = match (credentials, profile_ref) {
+            (Credentials::Client(mut c), Some(profile)) => {
+                c.scope = c.scope.or_else(|| profile.scope.clone());
+                c.token_url = c.token_url.or_else(|| profile.token_url.clone());
+                Credentials::Client(c)
+            }
+            (other, _) => other,
+        };
+        let default_project = self
+            .default_project
+            .clone()
+            .or_else(|| profile_ref.and_then(|p| p.default_project.clone()));
+        Ok(Resolved {
+            endpoint,
+            credentials,
+            default_project,
+        })
+    }
+
+    fn code_credentials(&self) -> Result<Option<Credentials>, ConfigError> {
+        let mut set: Vec<(&str, Credentials)> = Vec::new();
+        if let Some(token) = &self.token {
+            set.push(("ClientBuilder::token", Credentials::Token(token.clone())));
+        }
+        if let Some(c) = &self.client_credentials {
+            set.push((
+                "ClientBuilder::client_credentials",
+                Credentials::Client(c.clone()),
+            ));
+        }
+        if let Some(p) = &self.token_provider {
+            set.push((
+                "ClientBuilder::token_provider",
+                Credentials::Provider(p.clone()),
+            ));
+        }
+        if set.len() > 1 {
+            return Err(ConfigError::Conflict {
+                setting: "credentials",
+                first: set[0].0.to_owned(),
+                second: set[1].0.to_owned(),
+            });
+        }
+        let credentials = set.pop().map(|(_, c)| c);
+        match &credentials {
+            Some(Credentials::Token(t)) if t.is_empty() => Err(ConfigError::Invalid {
+                what: "ClientBuilder::token".to_owned(),
+                reason: "the token is empty".to_owned(),
+            }),
+            Some(Credentials::Client(c))
+                if c.client_id.is_empty() || c.client_secret.is_empty() =>
+            {
+                Err(ConfigError::Invalid {
+                    what: "ClientBuilder::client_credentials".to_owned(),
+                    reason: "the client id and secret must not be empty".to_owned(),
+                })
+            }
+            _ => Ok(credentials),
+        }
+    }
+
+    fn env_credentials(&self) -> Result<Option<Credentials>, ConfigError> {
+        let token = self.env_var(TOKEN_ENV);
+        let id = self.env_var(CLIENT_ID_ENV);
+        let secret = self.env_var(CLIENT_SECRET_ENV);
+        match (token, id, secret) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ConfigError::Conflict {
+                setting: "credentials",
+                first: format!("environment variable {TOKEN_ENV}"),
+                second: format!("environment variables {CLIENT_ID_ENV}/{CLIENT_SECRET_ENV}"),
+            }),
+            (Some(token), None, None) => Ok(Some(Credentials::Token(Secret::new(checked_secret(
+                TOKEN_ENV, token, true,
+            )?)))),
+            (None, Some(id), Some(secret)) => {
+                Ok(Some(Credentials::Client(ClientCredentials::new(
+                    checked_secret(CLIENT_ID_ENV, id, false)?,
+                    checked_secret(CLIENT_SECRET_ENV, secret, false)?,
+                ))))
+            }
+            (None, Some(_), None) => Err(ConfigError::MissingEnvVar {
+                var: CLIENT_SECRET_ENV.to_owned(),
+                origin: format!("environment variable {CLIENT_ID_ENV}"),
+            }),
+            (None, None, Some(_)) => Err(ConfigError::MissingEnvVar {
+                var: CLIENT_ID_ENV.to_owned(),
+                origin: format!("environment variable {CLIENT_SECRET_ENV}"),
+            }),
+            (None, None, None) => Ok(None),
+        }
+    }
+}
+
+/// A credential read from environment variable `var` (already trimmed),
+/// refused at `build()` when it could not be sent as read: control
+/// characters anywhere, or, for a bearer token (`header`), any whitespace.
+/// The message names the variable, never the value.
+fn checked_secret(var: &str, value: String, header: bool) -> Result<String, ConfigError> {
+    let bad = value
+        .chars()
+        .any(|c| c.is_control() || (header && c.is_whitespace()));
+    if bad {
+        return Err(ConfigError::Invalid {
+            what: format!("environment variable {var}"),
+            reason: if header {
+                "the token contains whitespace or control characters".to_owned()
+            } else {
+                "the value contains control characters".to_owned()
+            },
+        });
+    }
+    Ok(value)
+}
+
+fn profile_credentials(
+    profile: &Profile,
+    origin: &str,
+    builder: &ClientBuilder,
+) -> Result<Option<Credentials>, ConfigError> {
+    let read = |var: &str| {
+        builder
+            .env_var(var)
+            .ok_or_else(|| ConfigError::MissingEnvVar {
+                var: var.to_owned(),
+                origin: origin.to_owned(),
+            })
+    };
+    let wants_client = profile.client_id.is_some()
+        || profile.client_id_env.is_some()
+        || profile.client_secret_env.is_some();
+    match (&profile.token_env, wants_client) {
+        (Some(_), true) => Err(ConfigError::Conflict {
+            setting: "credentials",
+            first: format!("{origin} `token_env`"),
+            second: format!("{origin} `client_id`/`client_secret_env`"),
+        }),
+        (Some(var), false) => Ok(Some(Credentials::Token(Secret::new(checked_secret(
+            var,
+            read(var)?,
+            true,
+        )?)))),
+        (None, true) => {
+            let id = match (&profile.client_id, &profile.client_id_env) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Conflict {
+                        setting: "client id",
+                        first: format!("{origin} `client_id`"),
+                        second: format!("{origin} `client_id_env`"),
+                    });
+                }
+                (Some(id), None) => id.clone(),
+                (None, Some(var)) => checked_secret(var, read(var)?, false)?,
+                (None, None) => {
+                    return Err(ConfigError::Invalid {
+                        what: origin.to_owned(),
+                        reason: "`client_secret_env` needs `client_id` or `client_id_env`"
+                            .to_owned(),
+                    });
+                }
+            };
+            let secret_var =
+                profile
+                    .client_secret_env
+                    .as_deref()
+                    .ok_or_else(|| ConfigError::Invalid {
+                        what: origin.to_owned(),
+                        reason: "client credentials need `client_secret_env`".to_owned(),
+                    })?;
+            Ok(Some(Credentials::Client(ClientCredentials::new(
+                id,
+                checked_secret(secret_var, read(secret_var)?, false)?,
+            ))))
+        }
+        (None, false) => Ok(None),
+    }
+}
+
+pub(crate) enum Credentials {
+    Token(Secret),
+    Client(ClientCredentials),
+    Provider(Arc<dyn TokenProvider>),
+}
+
+pub(crate) struct Resolved {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) credentials: Credentials,
+    pub(crate) default_project: Option<String>,
 }

@@ -44,7 +44,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client::{Client, Response, transport_error};
 use crate::error::Error;
-use crate::upload::{GeneratedError, execute, segment};
+use crate::request::{GeneratedError, execute, segment};
 
 /// Capacity of the write buffer [`Download::save`] puts in front of the file.
 const SAVE_BUFFER: usize = 64 * 1024;
@@ -87,7 +87,7 @@ impl fmt::Debug for Download {
 }
 
 impl Download {
-    fn new(operation: &'static str, headers: &http::HeaderMap, body: Body) -> Self {
+    pub(crate) fn new(operation: &'static str, headers: &http::HeaderMap, body: Body) -> Self {
         let header = |name| {
             headers
                 .get(name)
@@ -101,6 +101,11 @@ impl Download {
             attempts: 1,
             finished: false,
         }
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
     }
 
     /// The body's media type, from `Content-Type`: for a document, its own
@@ -288,12 +293,11 @@ impl<'c> Downloads<'c> {
         &self,
         attachment_reference: &str,
     ) -> Result<Response<Download>, Error> {
-        self.stream("get_attachment", |c| {
-            c.get_attachment()
-                .attachment_reference(attachment_reference)
-                .send()
-        })
-        .await
+        self.client
+            .get_attachment()
+            .attachment_reference(attachment_reference)
+            .send()
+            .await
     }
 
     /// The original file of a document stored with
@@ -315,13 +319,12 @@ impl<'c> Downloads<'c> {
         source_id: &str,
         comment_id: &str,
     ) -> Result<Response<Download>, Error> {
-        self.stream("get_document", |c| {
-            c.get_document()
-                .source_id(source_id)
-                .comment_id(comment_id)
-                .send()
-        })
-        .await
+        self.client
+            .get_document()
+            .source_id(source_id)
+            .comment_id(comment_id)
+            .send()
+            .await
     }
 
     /// The dataset query (`query_comments`) answered as CSV
@@ -378,8 +381,8 @@ impl<'c> Downloads<'c> {
         .await
     }
 
-    /// Runs a streaming call through [`Client::send_raw`] (the same error
-    /// mapping as every call) and wraps its body.
+    /// Runs a streaming call through the same adapter as every generated
+    /// raw-body operation, and wraps its body.
     async fn stream<F, Fut>(
         &self,
         operation: &'static str,
@@ -389,20 +392,12 @@ impl<'c> Downloads<'c> {
         F: FnOnce(&'c cm_api_gen::Client) -> Fut,
         Fut: Future<Output = Result<ResponseValue<ByteStream>, GeneratedError>>,
     {
-        let response = self
-            .client
-            .send_raw(|c| async move {
-                let value = call(c).await?;
-                let status = value.status();
-                let headers = value.headers().clone();
-                let download = Download::new(operation, &headers, value.into_inner().into_inner());
-                Ok::<_, GeneratedError>(ResponseValue::new(download, status, headers))
-            })
-            .await?;
-        let attempts = response.attempts();
-        Ok(response.map(|mut download| {
-            download.attempts = attempts;
-            download
-        }))
+        self.client
+            .call_download(
+                crate::CallOptions::new(),
+                operation,
+                call(&self.client.generated),
+            )
+            .await
     }
 }

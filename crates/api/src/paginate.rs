@@ -477,13 +477,11 @@ impl Paginators<'_> {
             };
             async move {
                 let page = client
-                    .send(|c| {
-                        c.export_dataset()
-                            .project(project.as_str())
-                            .dataset_name(dataset.as_str())
-                            .body(body)
-                            .send()
-                    })
+                    .export_dataset()
+                    .project(project.as_str())
+                    .dataset_name(dataset.as_str())
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 Ok(Page::new(page.comments, page.continuation))
@@ -530,7 +528,9 @@ impl Paginators<'_> {
             };
             async move {
                 let mut page = client
-                    .send(|c| c.query_audit_events().body(body).send())
+                    .query_audit_events()
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 let next = page.continuation.take();
@@ -632,13 +632,11 @@ impl Paginators<'_> {
             };
             async move {
                 let page = client
-                    .send(|c| {
-                        c.query_comments()
-                            .project(project.as_str())
-                            .dataset_name(dataset.as_str())
-                            .body(body)
-                            .send()
-                    })
+                    .query_comments()
+                    .project(project.as_str())
+                    .dataset_name(dataset.as_str())
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 Ok(Page::new(page.results, page.continuation))
@@ -670,13 +668,11 @@ impl Paginators<'_> {
             };
             async move {
                 let page = client
-                    .send(|c| {
-                        c.list_recent_comments()
-                            .project(project.as_str())
-                            .dataset_name(dataset.as_str())
-                            .body(body)
-                            .send()
-                    })
+                    .list_recent_comments()
+                    .project(project.as_str())
+                    .dataset_name(dataset.as_str())
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 Ok(Page::new(page.results, page.continuation))
@@ -708,13 +704,11 @@ impl Paginators<'_> {
             };
             async move {
                 let page = client
-                    .send(|c| {
-                        c.list_bucket_emails()
-                            .project(project.as_str())
-                            .bucket_name(bucket.as_str())
-                            .body(body)
-                            .send()
-                    })
+                    .list_bucket_emails()
+                    .project(project.as_str())
+                    .bucket_name(bucket.as_str())
+                    .body(body)
+                    .send()
                     .await?
                     .into_inner();
                 Ok(Page::new(page.emails, page.continuation))

@@ -281,7 +281,7 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
 /// assert_eq!(policy.get_max_attempts(), 5);
 /// assert_eq!(RetryPolicy::none().get_max_attempts(), 1);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     max_attempts: u32,
     initial_backoff: Duration,
@@ -503,21 +503,37 @@ pub(crate) fn current_gate() -> Option<Arc<RateGate>> {
     GATE.try_with(Arc::clone).ok()
 }
 
-/// Per-call overrides of the attempt timeout and the deadline, for every
+/// Per-call overrides of the attempt timeout, the deadline and the retry
+/// policy: set on one call with the builders' `with_options`, or for every
 /// call made inside [`CallOptions::scope`] (on the same task).
 ///
 /// The client's settings
 /// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)
-/// for each attempt, [`RetryPolicy::deadline`] for the whole call) apply to
-/// whatever is not overridden. `Duration::MAX` means "no limit".
+/// for each attempt, [`ClientBuilder::retry_policy`](crate::ClientBuilder::retry_policy)
+/// and its [`RetryPolicy::deadline`] for the whole call) apply to whatever
+/// is not overridden; a call's own options override those of a scope
+/// around it, setting by setting. `Duration::MAX` means "no limit".
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use cm_api::CallOptions;
+/// use cm_api::{CallOptions, RetryPolicy};
 ///
 /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
-/// // One slow export page may take 10 minutes, in attempts of up to 5.
-/// let page = CallOptions::new()
+/// // A latency-sensitive read: one attempt of at most 2 s.
+/// let source = client
+///     .get_source()
+///     .project("acme")
+///     .source_name("inbox")
+///     .with_options(
+///         CallOptions::new()
+///             .attempt_timeout(Duration::from_secs(2))
+///             .retry_policy(RetryPolicy::none()),
+///     )
+///     .send()
+///     .await?;
+///
+/// // Every call of a slow export: attempts of up to 5 minutes, 10 overall.
+/// let datasets = CallOptions::new()
 ///     .attempt_timeout(Duration::from_secs(300))
 ///     .deadline(Duration::from_secs(600))
 ///     .scope(client.datasets().list())
@@ -531,6 +547,9 @@ pub struct CallOptions {
     pub attempt_timeout: Option<Duration>,
     /// Bound on the whole call, instead of the retry policy's deadline.
     pub deadline: Option<Duration>,
+    /// The retry policy, instead of the client's (its deadline applies
+    /// unless [`deadline`](Self::deadline) is set too).
+    pub retry: Option<RetryPolicy>,
 }
 
 impl CallOptions {
@@ -539,24 +558,41 @@ impl CallOptions {
         Self::default()
     }
 
-    /// Bounds each attempt of the calls in scope: from connecting to the end
-    /// of a buffered body. For a streamed download or upload body, the
-    /// attempt timeout is a bound on the whole transfer when set here
-    /// (otherwise only a bound on the time without progress).
+    /// Bounds each attempt of the call: from connecting to the end of a
+    /// buffered body. For a streamed download or upload body, the attempt
+    /// timeout is a bound on the whole transfer when set here (otherwise
+    /// only a bound on the time without progress).
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = Some(timeout);
         self
     }
 
-    /// Bounds each call in scope, across its attempts and waits.
+    /// Bounds the call, across its attempts and waits.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
         self
     }
 
-    /// Runs `future` with these overrides applied to every call it makes.
+    /// Retries the call by `policy` instead of the client's policy.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// These options, with `outer`'s for whatever these leave unset.
+    pub fn or(self, outer: CallOptions) -> Self {
+        Self {
+            attempt_timeout: self.attempt_timeout.or(outer.attempt_timeout),
+            deadline: self.deadline.or(outer.deadline),
+            retry: self.retry.or(outer.retry),
+        }
+    }
+
+    /// Runs `future` with these overrides applied to every call it makes
+    /// (a call's own `with_options` still wins, setting by setting).
     pub async fn scope<F: std::future::Future>(self, future: F) -> F::Output {
-        CALL_OPTIONS.scope(self, future).await
+        let options = self.or(Self::current());
+        CALL_OPTIONS.scope(options, future).await
     }
 
     /// The overrides in force on the current task (none outside a scope).

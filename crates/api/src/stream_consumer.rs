@@ -135,14 +135,12 @@ impl StreamBatch for types::FetchStreamResponse {
             };
             let response = consumer
                 .client
-                .send(|c| {
-                    c.fetch_stream()
-                        .project(consumer.project.as_str())
-                        .dataset_name(consumer.dataset.as_str())
-                        .stream_name(consumer.stream.as_str())
-                        .body(body)
-                        .send()
-                })
+                .fetch_stream()
+                .project(consumer.project.as_str())
+                .dataset_name(consumer.dataset.as_str())
+                .stream_name(consumer.stream.as_str())
+                .body(body)
+                .send()
                 .await?;
             Ok(response.into_inner())
         })
@@ -208,8 +206,10 @@ impl OnHandlerError {
 /// A handler's failure: the cause and, optionally, which comments of the
 /// batch failed (all of them otherwise).
 ///
-/// Any `std::error::Error + Send + Sync` converts into it, so `?` works in
-/// handlers; build one from a message with [`HandlerError::new`].
+/// Whatever converts into a `Box<dyn Error + Send + Sync>` converts into it,
+/// so `?` works in handlers on any `std::error::Error + Send + Sync`, on a
+/// `Box<dyn Error + Send + Sync>` and on an `anyhow::Error`; build one from a
+/// message with [`HandlerError::new`].
 pub struct HandlerError {
     source: BoxError,
     comments: Option<Vec<String>>,
@@ -246,7 +246,10 @@ impl HandlerError {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+// `HandlerError` itself is not an `Error`, so this blanket impl does not
+// overlap `From<T> for T`; it covers `anyhow::Error` (which converts into a
+// boxed error but is not an `Error`) and boxed errors themselves.
+impl<E: Into<BoxError>> From<E> for HandlerError {
     fn from(error: E) -> Self {
         Self::new(error)
     }
@@ -581,14 +584,12 @@ impl<B: StreamBatch> StreamConsumer<B> {
             };
             async move {
                 self.client
-                    .send(|c| {
-                        c.advance_stream()
-                            .project(self.project.as_str())
-                            .dataset_name(self.dataset.as_str())
-                            .stream_name(self.stream.as_str())
-                            .body(body)
-                            .send()
-                    })
+                    .advance_stream()
+                    .project(self.project.as_str())
+                    .dataset_name(self.dataset.as_str())
+                    .stream_name(self.stream.as_str())
+                    .body(body)
+                    .send()
                     .await
                     .map(drop)
             }
@@ -649,14 +650,12 @@ impl<B: StreamBatch> StreamConsumer<B> {
             .collect();
         let body = types::StoreStreamExceptionsRequest { exceptions };
         self.client
-            .send(|c| {
-                c.store_stream_exceptions()
-                    .project(self.project.as_str())
-                    .dataset_name(self.dataset.as_str())
-                    .stream_name(self.stream.as_str())
-                    .body(body)
-                    .send()
-            })
+            .store_stream_exceptions()
+            .project(self.project.as_str())
+            .dataset_name(self.dataset.as_str())
+            .stream_name(self.stream.as_str())
+            .body(body)
+            .send()
             .await?;
         Ok(())
     }
@@ -727,5 +726,36 @@ mod tests {
         assert_eq!(result.unwrap_err().status(), Some(429));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod handler_error_tests {
+    use super::HandlerError;
+
+    fn io() -> Result<(), std::io::Error> {
+        Err(std::io::Error::other("disk full"))
+    }
+    fn boxed() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Err("ERP is down".into())
+    }
+    fn anyhow() -> anyhow::Result<()> {
+        Err(anyhow::anyhow!("robot failed"))
+    }
+
+    fn handler(which: u8) -> Result<(), HandlerError> {
+        match which {
+            0 => io()?,
+            1 => boxed()?,
+            _ => anyhow()?,
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn handlers_use_question_mark_on_std_boxed_and_anyhow_errors() {
+        assert_eq!(handler(0).unwrap_err().to_string(), "disk full");
+        assert_eq!(handler(1).unwrap_err().to_string(), "ERP is down");
+        assert_eq!(handler(2).unwrap_err().to_string(), "robot failed");
     }
 }

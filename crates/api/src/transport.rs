@@ -3,7 +3,7 @@
 //!
 //! The generated code only reports hook failures as strings and loses the
 //! status of non-JSON error bodies, so each call made through
-//! [`Client::send`](crate::Client::send) runs inside a task-local
+//! an operation's `send()` runs inside a task-local
 //! [`CallContext`] into which the hooks record what they saw: the typed auth
 //! error, the final status and headers, the attempt count and any
 //! contradiction between the envelope and the HTTP status. The adapter then
@@ -211,6 +211,8 @@ impl Transport {
         operation: &'static str,
     ) -> reqwest::Result<reqwest::Response> {
         let options = CallOptions::current();
+        // A per-call retry policy replaces the client's for this call.
+        let policy = options.retry.unwrap_or(self.retry);
         let attempt_timeout = options.attempt_timeout.unwrap_or(self.request_timeout);
         let started = Instant::now();
         // `None`: no deadline (a duration too large for the clock). Shared
@@ -218,7 +220,7 @@ impl Transport {
         let deadline = CallContext::deadline(self.call_budget(&options));
         let transfer = is_file_transfer(operation, &request);
         let class = retry_class(operation, request.method().as_str());
-        let max_attempts = self.retry.get_max_attempts();
+        let max_attempts = policy.get_max_attempts();
         let span = tracing::Span::current();
         let mut attempt: u32 = 0;
         let mut refreshed = false;
@@ -285,7 +287,7 @@ impl Transport {
                     let retry =
                         can_retry && (err.is_connect() || (idempotent && is_transient(&err)));
                     if retry {
-                        let wait = self.retry.backoff(attempt);
+                        let wait = policy.backoff(attempt);
                         if self.wait_to_retry(wait, deadline, gate.as_deref()).await {
                             tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %err.without_url_ref(), "transport failure, retrying");
                             request = spare.expect("checked by can_retry");
@@ -324,9 +326,9 @@ impl Transport {
             } else if is_retryable_status(status) {
                 // Parsed once; the same wait closes the gate and delays the retry.
                 let retry_after = retry_after_of(headers);
-                let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
+                let wait = retry_after.unwrap_or_else(|| policy.backoff(attempt));
                 pause_gate(gate.as_deref(), status, retry_after, wait);
-                let honoured = retry_after.is_none_or(|w| self.retry.accepts_retry_after(w));
+                let honoured = retry_after.is_none_or(|w| policy.accepts_retry_after(w));
                 if idempotent
                     && can_retry
                     && honoured
@@ -350,7 +352,9 @@ impl Transport {
 
     /// The time budget of one call: the per-call override, else the policy's.
     fn call_budget(&self, options: &CallOptions) -> Duration {
-        options.deadline.unwrap_or(self.retry.get_deadline())
+        options
+            .deadline
+            .unwrap_or(options.retry.unwrap_or(self.retry).get_deadline())
     }
 
     /// Waits `wait` (or until the gate opens, if later) before a retry;

@@ -46,16 +46,14 @@ async fn advance(
     client: &Client,
 ) -> Result<cm_api::Response<cm_api::types::AdvanceStreamResponse>, Error> {
     client
-        .send(|c| {
-            c.advance_stream()
-                .project("acme")
-                .dataset_name("triage")
-                .stream_name("refunds")
-                .body(cm_api::types::AdvanceStreamRequest {
-                    sequence_id: "seq-1".into(),
-                })
-                .send()
+        .advance_stream()
+        .project("acme")
+        .dataset_name("triage")
+        .stream_name("refunds")
+        .body(cm_api::types::AdvanceStreamRequest {
+            sequence_id: "seq-1".into(),
         })
+        .send()
         .await
 }
 

@@ -56,7 +56,7 @@ async fn sends_the_bearer_token_and_strips_the_envelope() {
 }
 
 #[tokio::test]
-async fn any_generated_operation_goes_through_send() {
+async fn any_generated_operation_is_a_method_of_the_client() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
@@ -71,12 +71,10 @@ async fn any_generated_operation_goes_through_send() {
     let client = token_client(&server, RetryPolicy::none());
 
     let response = client
-        .send(|c| {
-            c.get_dataset()
-                .project("acme")
-                .dataset_name("triage")
-                .send()
-        })
+        .get_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .send()
         .await
         .unwrap();
     let value: types::DatasetResponse = response.into_inner();
@@ -364,7 +362,9 @@ async fn missing_parameters_are_invalid_requests_and_nothing_is_sent() {
         .await;
     let client = token_client(&server, RetryPolicy::none());
     let err = client
-        .send(|c| c.get_dataset().project("acme").send())
+        .get_dataset()
+        .project("acme")
+        .send()
         .await
         .unwrap_err();
     assert!(
@@ -477,14 +477,12 @@ async fn state_changing_post_is_never_retried() {
         .await;
     let client = token_client(&server, fast_retries(4));
     let err = client
-        .send(|c| {
-            c.advance_stream()
-                .project("acme")
-                .dataset_name("triage")
-                .stream_name("s1")
-                .body_map(|b| b.sequence_id("seq-9"))
-                .send()
-        })
+        .advance_stream()
+        .project("acme")
+        .dataset_name("triage")
+        .stream_name("s1")
+        .body_map(|b| b.sequence_id("seq-9"))
+        .send()
         .await
         .unwrap_err();
     mock.assert_calls_async(1).await;
@@ -520,13 +518,11 @@ async fn idempotent_post_is_retried() {
         .await;
     let client = token_client(&server, fast_retries(3));
     let result = client
-        .send(|c| {
-            c.sync_comments()
-                .project("acme")
-                .source_name("inbox")
-                .body_map(|b| b.comments(vec![]))
-                .send()
-        })
+        .sync_comments()
+        .project("acme")
+        .source_name("inbox")
+        .body_map(|b| b.comments(vec![]))
+        .send()
         .await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     // The success body's exact schema belongs to the spec; only the retry matters here.
@@ -538,7 +534,7 @@ async fn idempotent_post_is_retried() {
 }
 
 #[tokio::test]
-async fn binary_downloads_pass_through_send_raw() {
+async fn raw_body_operations_return_a_download() {
     use futures::TryStreamExt;
 
     let server = MockServer::start_async().await;
@@ -564,23 +560,22 @@ async fn binary_downloads_pass_through_send_raw() {
     let client = token_client(&server, RetryPolicy::none());
 
     let response = client
-        .send_raw(|c| c.get_attachment().attachment_reference("att-1").send())
+        .get_attachment()
+        .attachment_reference("att-1")
+        .send()
         .await
         .unwrap();
     assert_eq!(
         response.server_timing().total(),
         Some(Duration::from_millis(2))
     );
-    let chunks: Vec<bytes::Bytes> = response
-        .into_inner()
-        .into_inner()
-        .try_collect()
-        .await
-        .unwrap();
+    let chunks: Vec<bytes::Bytes> = response.into_inner().try_collect().await.unwrap();
     assert_eq!(chunks.concat(), bytes);
 
     let Err(err) = client
-        .send_raw(|c| c.get_attachment().attachment_reference("att-2").send())
+        .get_attachment()
+        .attachment_reference("att-2")
+        .send()
         .await
     else {
         panic!("expected an error");
