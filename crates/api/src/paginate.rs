@@ -2,7 +2,9 @@
 //!
 //! One generic walker, [`paginate`], turns "cursor in, page out" into a
 //! [`Stream`] of items; [`Client::paginate`] puts a thin helper per paginated
-//! operation on top. Every helper:
+//! operation on top. The helpers share one adapter: each only says how to
+//! set its cursor on the operation's request and how to split a response
+//! into items and the next cursor. Every helper:
 //!
 //! * keeps the request's filters and parameters on every page (only the
 //!   cursor changes);
@@ -43,6 +45,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
@@ -51,7 +54,7 @@ use futures::stream::{FusedStream, Stream};
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::types;
+use crate::{Operation, operations, types};
 
 /// The largest page size (`limit`) the helpers accept. The specification
 /// states no maximum; this is a conservative cap chosen by this crate, and a
@@ -441,7 +444,295 @@ pub struct Paginators<'c> {
     client: &'c Client,
 }
 
+/// One paginated operation, as the shared adapter ([`Paginators::walk`])
+/// sees it: the request template (path parameters plus the request or
+/// query) and how to build the operation's call for the page at a cursor.
+/// How to split a response into a [`Page`] is given next to it, per helper,
+/// so one call can back several helpers (the audit events).
+trait PagedCall: Send + Sync + 'static {
+    /// The decoded body of one page.
+    type Response;
+    /// The operation's builder; its [`Operation::OPERATION_ID`] names the
+    /// walk in errors.
+    type Call<'c>: Operation<Output = Self::Response>;
+
+    /// The page size (`limit`) asked for, checked against [`MAX_PAGE_SIZE`].
+    fn page_size(&self) -> Option<i64>;
+
+    /// The cursor the walk starts from; `None` for the first page.
+    fn start(&self) -> Option<String>;
+
+    /// The call for the page at `cursor` (`None`: the first page), with
+    /// every other parameter of the template unchanged.
+    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c>;
+}
+
+/// `export_dataset`: cursor in the body's `continuation`.
+struct ExportDataset {
+    project: String,
+    dataset: String,
+    request: types::ExportDatasetRequest,
+}
+
+impl PagedCall for ExportDataset {
+    type Response = types::ExportDatasetResponse;
+    type Call<'c> = operations::ExportDataset<'c>;
+
+    fn page_size(&self) -> Option<i64> {
+        self.request.limit
+    }
+
+    fn start(&self) -> Option<String> {
+        self.request.continuation.clone()
+    }
+
+    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+        let body = types::ExportDatasetRequest {
+            continuation: cursor,
+            ..self.request.clone()
+        };
+        client
+            .export_dataset()
+            .project(self.project.as_str())
+            .dataset_name(self.dataset.as_str())
+            .body(body)
+    }
+}
+
+/// `query_audit_events`: cursor in the body's `continuation`.
+struct AuditEvents(types::QueryAuditEventsRequest);
+
+impl PagedCall for AuditEvents {
+    type Response = types::QueryAuditEventsResponse;
+    type Call<'c> = operations::QueryAuditEvents<'c>;
+
+    fn page_size(&self) -> Option<i64> {
+        self.0.limit
+    }
+
+    fn start(&self) -> Option<String> {
+        self.0.continuation.clone()
+    }
+
+    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+        let body = types::QueryAuditEventsRequest {
+            continuation: cursor,
+            ..self.0.clone()
+        };
+        client.query_audit_events().body(body)
+    }
+}
+
+/// `list_source_comments`: cursor in the query's `after`; the first page
+/// is asked with `from_timestamp` instead.
+struct SourceComments {
+    project: String,
+    source: String,
+    query: SourceCommentsQuery,
+}
+
+impl PagedCall for SourceComments {
+    type Response = types::SourceCommentsResponse;
+    type Call<'c> = operations::ListSourceComments<'c>;
+
+    fn page_size(&self) -> Option<i64> {
+        self.query.page_size
+    }
+
+    fn start(&self) -> Option<String> {
+        self.query.after.clone()
+    }
+
+    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+        let query = &self.query;
+        let mut call = client
+            .list_source_comments()
+            .project(self.project.as_str())
+            .source_name(self.source.as_str());
+        match cursor {
+            Some(after) => call = call.after(after),
+            None => {
+                if let Some(from) = query.from {
+                    call = call.from_timestamp(from);
+                }
+            }
+        }
+        if let Some(to) = query.to {
+            call = call.to_timestamp(to);
+        }
+        if let Some(limit) = query.page_size {
+            call = call.limit(limit);
+        }
+        if query.include_thread_properties {
+            call = call.include_thread_properties(true);
+        }
+        if query.include_markup {
+            call = call.include_markup(true);
+        }
+        call
+    }
+}
+
+/// `query_comments`: cursor in the body's `continuation`.
+struct QueryComments {
+    project: String,
+    dataset: String,
+    request: types::QueryCommentsRequest,
+}
+
+impl PagedCall for QueryComments {
+    type Response = types::QueryCommentsResponse;
+    type Call<'c> = operations::QueryComments<'c>;
+
+    fn page_size(&self) -> Option<i64> {
+        self.request.limit
+    }
+
+    fn start(&self) -> Option<String> {
+        self.request.continuation.clone()
+    }
+
+    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+        let body = types::QueryCommentsRequest {
+            continuation: cursor,
+            ..self.request.clone()
+        };
+        client
+            .query_comments()
+            .project(self.project.as_str())
+            .dataset_name(self.dataset.as_str())
+            .body(body)
+    }
+}
+
+/// `list_recent_comments`: cursor in the body's `continuation`.
+struct RecentComments {
+    project: String,
+    dataset: String,
+    request: types::RecentCommentsRequest,
+}
+
+impl PagedCall for RecentComments {
+    type Response = types::RecentCommentsResponse;
+    type Call<'c> = operations::ListRecentComments<'c>;
+
+    fn page_size(&self) -> Option<i64> {
+        Some(self.request.limit)
+    }
+
+    fn start(&self) -> Option<String> {
+        self.request.continuation.clone()
+    }
+
+    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+        let body = types::RecentCommentsRequest {
+            continuation: cursor,
+            ..self.request.clone()
+        };
+        client
+            .list_recent_comments()
+            .project(self.project.as_str())
+            .dataset_name(self.dataset.as_str())
+            .body(body)
+    }
+}
+
+/// `list_bucket_emails`: cursor in the body's `continuation`.
+struct BucketEmails {
+    project: String,
+    bucket: String,
+    request: types::BucketEmailsPageRequest,
+}
+
+impl PagedCall for BucketEmails {
+    type Response = types::EmailListResponse;
+    type Call<'c> = operations::ListBucketEmails<'c>;
+
+    fn page_size(&self) -> Option<i64> {
+        self.request.limit
+    }
+
+    fn start(&self) -> Option<String> {
+        self.request.continuation.clone()
+    }
+
+    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+        let body = types::BucketEmailsPageRequest {
+            continuation: cursor,
+            ..self.request.clone()
+        };
+        client
+            .list_bucket_emails()
+            .project(self.project.as_str())
+            .bucket_name(self.bucket.as_str())
+            .body(body)
+    }
+}
+
+/// `get_labellings`: cursor in the query's `after`.
+struct Labellings {
+    project: String,
+    dataset: String,
+    query: LabellingsQuery,
+}
+
+impl PagedCall for Labellings {
+    type Response = types::LabellingsResponse;
+    type Call<'c> = operations::GetLabellings<'c>;
+
+    fn page_size(&self) -> Option<i64> {
+        self.query.page_size
+    }
+
+    fn start(&self) -> Option<String> {
+        self.query.after.clone()
+    }
+
+    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+        let query = &self.query;
+        let mut call = client
+            .get_labellings()
+            .project(self.project.as_str())
+            .dataset_name(self.dataset.as_str())
+            .source_id(query.source_id.as_str());
+        if let Some(after) = cursor {
+            call = call.after(after);
+        }
+        if let Some(limit) = query.page_size {
+            call = call.limit(limit);
+        }
+        if query.return_predictions {
+            call = call.return_predictions(true);
+        }
+        call
+    }
+}
+
 impl Paginators<'_> {
+    /// The shared adapter: checks the page size, then walks the pages of
+    /// `paged` on a clone of the client, sending each page's call and
+    /// splitting its response with `split`.
+    fn walk<P: PagedCall, T: Send + 'static>(
+        &self,
+        paged: P,
+        split: fn(P::Response) -> Page<T>,
+    ) -> Paginated<'static, T> {
+        let operation = <P::Call<'static> as Operation>::OPERATION_ID;
+        if let Err(error) = check_page_size(operation, paged.page_size()) {
+            return invalid(error);
+        }
+        let client = self.client.clone();
+        let paged = Arc::new(paged);
+        paginate(paged.start(), move |cursor| {
+            let (client, paged) = (client.clone(), Arc::clone(&paged));
+            async move {
+                let response = paged.call(&client, cursor).send().await?.into_inner();
+                Ok(split(response))
+            }
+        })
+        .operation(operation)
+    }
+
     /// `export_dataset`: the dataset's comments with annotations and
     /// predictions.
     ///
@@ -462,32 +753,15 @@ impl Paginators<'_> {
         dataset: &str,
         request: types::ExportDatasetRequest,
     ) -> Paginated<'static, types::ExportedComment> {
-        const OP: &str = "export_dataset";
-        if let Err(error) = check_page_size(OP, request.limit) {
-            return invalid(error);
-        }
-        let client = self.client.clone();
         let (project, dataset) = (project.to_owned(), dataset.to_owned());
-        let start = request.continuation.clone();
-        paginate(start, move |cursor| {
-            let (client, project, dataset) = (client.clone(), project.clone(), dataset.clone());
-            let body = types::ExportDatasetRequest {
-                continuation: cursor,
-                ..request.clone()
-            };
-            async move {
-                let page = client
-                    .export_dataset()
-                    .project(project.as_str())
-                    .dataset_name(dataset.as_str())
-                    .body(body)
-                    .send()
-                    .await?
-                    .into_inner();
-                Ok(Page::new(page.comments, page.continuation))
-            }
-        })
-        .operation(OP)
+        self.walk(
+            ExportDataset {
+                project,
+                dataset,
+                request,
+            },
+            |page| Page::new(page.comments, page.continuation),
+        )
     }
 
     /// `query_audit_events`: the tenant's audit events, newest first.
@@ -497,7 +771,9 @@ impl Paginators<'_> {
         &self,
         request: types::QueryAuditEventsRequest,
     ) -> Paginated<'static, types::AuditEvent> {
-        self.audit_pages(request, |page| page.audit_events)
+        self.walk(AuditEvents(request), |page| {
+            Page::new(page.audit_events, page.continuation)
+        })
     }
 
     /// `query_audit_events`, one whole page (events plus the users,
@@ -506,38 +782,10 @@ impl Paginators<'_> {
         &self,
         request: types::QueryAuditEventsRequest,
     ) -> Paginated<'static, types::QueryAuditEventsResponse> {
-        self.audit_pages(request, |page| vec![page])
-    }
-
-    fn audit_pages<T: Send + 'static>(
-        &self,
-        request: types::QueryAuditEventsRequest,
-        items: fn(types::QueryAuditEventsResponse) -> Vec<T>,
-    ) -> Paginated<'static, T> {
-        const OP: &str = "query_audit_events";
-        if let Err(error) = check_page_size(OP, request.limit) {
-            return invalid(error);
-        }
-        let client = self.client.clone();
-        let start = request.continuation.clone();
-        paginate(start, move |cursor| {
-            let client = client.clone();
-            let body = types::QueryAuditEventsRequest {
-                continuation: cursor,
-                ..request.clone()
-            };
-            async move {
-                let mut page = client
-                    .query_audit_events()
-                    .body(body)
-                    .send()
-                    .await?
-                    .into_inner();
-                let next = page.continuation.take();
-                Ok(Page::new(items(page), next))
-            }
+        self.walk(AuditEvents(request), |mut page| {
+            let next = page.continuation.take();
+            Page::new(vec![page], next)
         })
-        .operation(OP)
     }
 
     /// `list_source_comments` (unstable private route): a source's comments
@@ -552,47 +800,14 @@ impl Paginators<'_> {
         source: &str,
         query: SourceCommentsQuery,
     ) -> Paginated<'static, SourceComment> {
-        const OP: &str = "list_source_comments";
-        if let Err(error) = check_page_size(OP, query.page_size) {
-            return invalid(error);
-        }
-        let client = self.client.clone();
         let (project, source) = (project.to_owned(), source.to_owned());
-        let start = query.after.clone();
-        paginate(start, move |cursor: Option<String>| {
-            let (client, project, source) = (client.clone(), project.clone(), source.clone());
-            let query = query.clone();
-            async move {
-                let page = client
-                    .send(|c| {
-                        let mut call = c
-                            .list_source_comments()
-                            .project(project.as_str())
-                            .source_name(source.as_str());
-                        match cursor {
-                            Some(after) => call = call.after(after),
-                            None => {
-                                if let Some(from) = query.from {
-                                    call = call.from_timestamp(from);
-                                }
-                            }
-                        }
-                        if let Some(to) = query.to {
-                            call = call.to_timestamp(to);
-                        }
-                        if let Some(limit) = query.page_size {
-                            call = call.limit(limit);
-                        }
-                        if query.include_thread_properties {
-                            call = call.include_thread_properties(true);
-                        }
-                        if query.include_markup {
-                            call = call.include_markup(true);
-                        }
-                        call.send()
-                    })
-                    .await?
-                    .into_inner();
+        self.walk(
+            SourceComments {
+                project,
+                source,
+                query,
+            },
+            |page| {
                 let mut properties = page.thread_properties.into_iter();
                 let items = page
                     .comments
@@ -602,10 +817,9 @@ impl Paginators<'_> {
                         thread_properties: properties.next(),
                     })
                     .collect();
-                Ok(Page::new(items, page.continuation))
-            }
-        })
-        .operation(OP)
+                Page::new(items, page.continuation)
+            },
+        )
     }
 
     /// `query_comments` (unstable private route): the dataset's comments
@@ -617,32 +831,15 @@ impl Paginators<'_> {
         dataset: &str,
         request: types::QueryCommentsRequest,
     ) -> Paginated<'static, types::AnnotatedComment> {
-        const OP: &str = "query_comments";
-        if let Err(error) = check_page_size(OP, request.limit) {
-            return invalid(error);
-        }
-        let client = self.client.clone();
         let (project, dataset) = (project.to_owned(), dataset.to_owned());
-        let start = request.continuation.clone();
-        paginate(start, move |cursor| {
-            let (client, project, dataset) = (client.clone(), project.clone(), dataset.clone());
-            let body = types::QueryCommentsRequest {
-                continuation: cursor,
-                ..request.clone()
-            };
-            async move {
-                let page = client
-                    .query_comments()
-                    .project(project.as_str())
-                    .dataset_name(dataset.as_str())
-                    .body(body)
-                    .send()
-                    .await?
-                    .into_inner();
-                Ok(Page::new(page.results, page.continuation))
-            }
-        })
-        .operation(OP)
+        self.walk(
+            QueryComments {
+                project,
+                dataset,
+                request,
+            },
+            |page| Page::new(page.results, page.continuation),
+        )
     }
 
     /// `list_recent_comments` (unstable private route): the dataset's
@@ -653,32 +850,15 @@ impl Paginators<'_> {
         dataset: &str,
         request: types::RecentCommentsRequest,
     ) -> Paginated<'static, types::AnnotatedComment> {
-        const OP: &str = "list_recent_comments";
-        if let Err(error) = check_page_size(OP, Some(request.limit)) {
-            return invalid(error);
-        }
-        let client = self.client.clone();
         let (project, dataset) = (project.to_owned(), dataset.to_owned());
-        let start = request.continuation.clone();
-        paginate(start, move |cursor| {
-            let (client, project, dataset) = (client.clone(), project.clone(), dataset.clone());
-            let body = types::RecentCommentsRequest {
-                continuation: cursor,
-                ..request.clone()
-            };
-            async move {
-                let page = client
-                    .list_recent_comments()
-                    .project(project.as_str())
-                    .dataset_name(dataset.as_str())
-                    .body(body)
-                    .send()
-                    .await?
-                    .into_inner();
-                Ok(Page::new(page.results, page.continuation))
-            }
-        })
-        .operation(OP)
+        self.walk(
+            RecentComments {
+                project,
+                dataset,
+                request,
+            },
+            |page| Page::new(page.results, page.continuation),
+        )
     }
 
     /// `list_bucket_emails` (unstable private route, the one the vendor's
@@ -689,32 +869,15 @@ impl Paginators<'_> {
         bucket: &str,
         request: types::BucketEmailsPageRequest,
     ) -> Paginated<'static, types::Email> {
-        const OP: &str = "list_bucket_emails";
-        if let Err(error) = check_page_size(OP, request.limit) {
-            return invalid(error);
-        }
-        let client = self.client.clone();
         let (project, bucket) = (project.to_owned(), bucket.to_owned());
-        let start = request.continuation.clone();
-        paginate(start, move |cursor| {
-            let (client, project, bucket) = (client.clone(), project.clone(), bucket.clone());
-            let body = types::BucketEmailsPageRequest {
-                continuation: cursor,
-                ..request.clone()
-            };
-            async move {
-                let page = client
-                    .list_bucket_emails()
-                    .project(project.as_str())
-                    .bucket_name(bucket.as_str())
-                    .body(body)
-                    .send()
-                    .await?
-                    .into_inner();
-                Ok(Page::new(page.emails, page.continuation))
-            }
-        })
-        .operation(OP)
+        self.walk(
+            BucketEmails {
+                project,
+                bucket,
+                request,
+            },
+            |page| Page::new(page.emails, page.continuation),
+        )
     }
 
     /// `get_labellings` (unstable private route): the reviewed comments of
@@ -729,41 +892,17 @@ impl Paginators<'_> {
         dataset: &str,
         query: LabellingsQuery,
     ) -> Paginated<'static, types::AnnotatedComment> {
-        const OP: &str = "get_labellings";
-        if let Err(error) = check_page_size(OP, query.page_size) {
-            return invalid(error);
-        }
-        let client = self.client.clone();
         let (project, dataset) = (project.to_owned(), dataset.to_owned());
-        let start = query.after.clone();
-        paginate(start, move |cursor: Option<String>| {
-            let (client, project, dataset) = (client.clone(), project.clone(), dataset.clone());
-            let query = query.clone();
-            async move {
-                let page = client
-                    .send(|c| {
-                        let mut call = c
-                            .get_labellings()
-                            .project(project.as_str())
-                            .dataset_name(dataset.as_str())
-                            .source_id(query.source_id.as_str());
-                        if let Some(after) = cursor {
-                            call = call.after(after);
-                        }
-                        if let Some(limit) = query.page_size {
-                            call = call.limit(limit);
-                        }
-                        if query.return_predictions {
-                            call = call.return_predictions(true);
-                        }
-                        call.send()
-                    })
-                    .await?
-                    .into_inner();
+        self.walk(
+            Labellings {
+                project,
+                dataset,
+                query,
+            },
+            |page| {
                 let next = page.after.filter(|_| !page.results.is_empty());
-                Ok(Page::new(page.results, next))
-            }
-        })
-        .operation(OP)
+                Page::new(page.results, next)
+            },
+        )
     }
 }
