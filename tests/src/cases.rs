@@ -49,6 +49,15 @@ pub fn cases() -> Vec<Case> {
     cases
 }
 
+/// The contract case of `operation_id`; panics with its name if there is
+/// none, since every operation of the spec has one.
+pub fn case(operation_id: &str) -> Case {
+    cases()
+        .into_iter()
+        .find(|case| case.operation_id == operation_id)
+        .unwrap_or_else(|| panic!("{operation_id} has no contract case"))
+}
+
 /// Cases for the operations of the generated client.
 fn generated_cases() -> Vec<Case> {
     vec![

@@ -2,7 +2,7 @@
 //! optional fields, values of open enums (`x-known-values`) added later. A missing required field is a decode error that names
 //! the field, never a panic.
 
-use cm_api_contract_tests::cases::cases;
+use cm_api_contract_tests::cases::{case, cases};
 use cm_api_contract_tests::harness::{Answer, Canned, Case, exercise};
 use cm_api_contract_tests::{deref, spec, success_example, success_schema};
 use serde_json::{Map, Value, json};
@@ -262,10 +262,7 @@ async fn any_2xx_status_is_a_success() {
 /// it fails to decode, naming the payload.
 #[tokio::test]
 async fn an_empty_body_for_an_operation_with_a_payload_names_the_payload() {
-    let case = cases()
-        .into_iter()
-        .find(|case| case.operation_id == "get_source")
-        .expect("get_source case");
+    let case = case("get_source");
     match exercise(&case, Answer::raw(204, "application/json", b"")).await {
         Err(error @ cm_api::Error::Decode { .. }) => {
             assert!(with_causes(&error).contains("`source`"), "{error}");
@@ -408,14 +405,9 @@ async fn answers_the_official_client_accepts_decode() {
             json!({ "status": "ok", "projects": [{ "name": "acme" }] }),
         ),
     ];
-    let cases = cases();
     let mut failures = Vec::new();
     for (operation_id, body) in answers {
-        let case = cases
-            .iter()
-            .find(|case| case.operation_id == operation_id)
-            .unwrap_or_else(|| panic!("{operation_id} has a case"));
-        if let Err(error) = exercise(case, Answer::json(200, &body)).await {
+        if let Err(error) = exercise(&case(operation_id), Answer::json(200, &body)).await {
             failures.push(decode_failure(operation_id, &error));
         }
     }

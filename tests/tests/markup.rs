@@ -4,20 +4,13 @@
 //! limit of 128 levels.
 
 use cm_api::types::MarkupNode;
-use cm_api_contract_tests::cases::cases;
+use cm_api_contract_tests::cases::case;
 use cm_api_contract_tests::harness::{
-    Answer, Case, SERVER_TIMING, TOKEN, client_for, exercise, normalised,
+    Answer, SERVER_TIMING, TOKEN, client_for, exercise, normalised,
 };
 use serde_json::Value;
 
 const HTML_EMAIL: &str = include_str!("../fixtures/html_email_markup.json");
-
-fn get_comment_case() -> Case {
-    cases()
-        .into_iter()
-        .find(|case| case.operation_id == "get_comment")
-        .expect("get_comment has a contract case")
-}
 
 /// Decoded through the client and encoded again, the markup of a realistic
 /// HTML email has every node and every field it came with: nothing is
@@ -25,7 +18,7 @@ fn get_comment_case() -> Case {
 #[tokio::test]
 async fn html_email_markup_survives_the_round_trip() {
     let sent: Value = serde_json::from_str(HTML_EMAIL).expect("fixture is JSON");
-    let got = exercise(&get_comment_case(), Answer::json(200, &sent))
+    let got = exercise(&case("get_comment"), Answer::json(200, &sent))
         .await
         .expect("the markup decodes");
     assert_eq!(normalised(&got), normalised(&sent));

@@ -183,6 +183,17 @@ fn fits(wait: Duration, deadline: Option<Instant>) -> bool {
 
 /// A `reqwest::Error` for a call refused before sending (a closed gate that
 /// outlasts the deadline); the adapter replaces it with `Error::RateLimited`.
+/// Records a call the rate gate refused before anything was sent (the
+/// gate stays closed past the deadline) and returns its error.
+fn refuse_at_gate(closed: Duration, attempts: u32, why: &'static str) -> reqwest::Error {
+    tracing::warn!(wait_ms = closed.as_millis() as u64, "{why}");
+    CallContext::update(|s| {
+        s.attempts = attempts;
+        s.rate_limited = Some(closed);
+    });
+    refused_error(closed)
+}
+
 fn refused_error(wait: Duration) -> reqwest::Error {
     let mut response = http::Response::new(Bytes::new());
     *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
@@ -230,15 +241,11 @@ impl Transport {
             if let Some(gate) = &gate {
                 let closed = gate.remaining();
                 if !closed.is_zero() && !fits(closed, deadline) {
-                    tracing::warn!(
-                        wait_ms = closed.as_millis() as u64,
-                        "rate gate closed beyond the call's deadline: not sending"
-                    );
-                    CallContext::update(|s| {
-                        s.attempts = attempt;
-                        s.rate_limited = Some(closed);
-                    });
-                    return Err(refused_error(closed));
+                    return Err(refuse_at_gate(
+                        closed,
+                        attempt,
+                        "rate gate closed beyond the call's deadline: not sending",
+                    ));
                 }
                 // The gate may be closed again (longer) while waiting: the
                 // wait still ends at the deadline.
@@ -250,16 +257,11 @@ impl Transport {
                     Some(deadline) => tokio::time::timeout_at(deadline, gate.wait()).await.is_ok(),
                 };
                 if !opened {
-                    let closed = gate.remaining();
-                    tracing::warn!(
-                        wait_ms = closed.as_millis() as u64,
-                        "rate gate still closed at the call's deadline: not sending"
-                    );
-                    CallContext::update(|s| {
-                        s.attempts = attempt;
-                        s.rate_limited = Some(closed);
-                    });
-                    return Err(refused_error(closed));
+                    return Err(refuse_at_gate(
+                        gate.remaining(),
+                        attempt,
+                        "rate gate still closed at the call's deadline: not sending",
+                    ));
                 }
             }
             attempt += 1;
