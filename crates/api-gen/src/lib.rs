@@ -6,6 +6,8 @@
 //! Everything under [`types`], [`builder`] and [`Client`] is generated; only
 //! this file and [`hooks`] are written by hand.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod hooks;
 
 #[rustfmt::skip]
