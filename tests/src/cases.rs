@@ -39,6 +39,34 @@ macro_rules! case {
     }};
 }
 
+/// Declares a [`Case`] for an operation whose answer is a file:
+/// `operation: METHOD "exact/encoded/path", "media/type", |client| builder`.
+/// The server answers [`ATTACHMENT_BYTES`] with that media type, and the
+/// call must hand them back unchanged.
+macro_rules! download_case {
+    ($op:ident: $method:ident $path:literal, $content_type:literal,
+        |$client:ident| $builder:expr $(,)?) => {{
+        fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
+            Box::pin(async move {
+                let $client = client;
+                run_bytes($builder).await
+            })
+        }
+        Case {
+            operation_id: stringify!($op),
+            method: stringify!($method),
+            path: $path,
+            query: &[],
+            sends_body: false,
+            response: Canned::Bytes {
+                content_type: $content_type,
+                body: ATTACHMENT_BYTES,
+            },
+            call,
+        }
+    }};
+}
+
 /// The attachment body a case serves and expects back, byte for byte.
 pub const ATTACHMENT_BYTES: &[u8] = b"%PDF-1.7\n\x00\x01binary\xff";
 
@@ -272,54 +300,222 @@ fn generated_cases() -> Vec<Case> {
             |c| c.create_integration().project("acme").integration_name("exchange-online").body(body)),
         case!(update_integration: POST "/api/_private/integrations/acme/exchange-online", body(body: UpdateIntegrationRequest),
             |c| c.update_integration().project("acme").integration_name("exchange-online").body(body)),
-        {
-            fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
-                Box::pin(async move {
-                    let c = client;
-                    run_bytes(
-                        c.get_document()
-                            .source_id("18ba5ce699f8da1f")
-                            .comment_id("msg-42"),
-                    )
-                    .await
-                })
-            }
-            Case {
-                operation_id: "get_document",
-                method: "GET",
-                path: "/api/_private/sources/id:18ba5ce699f8da1f/documents/msg-42",
-                query: &[],
-                sends_body: false,
-                response: Canned::Bytes {
-                    content_type: "application/pdf",
-                    body: ATTACHMENT_BYTES,
-                },
-                call,
-            }
-        },
-        {
-            fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
-                Box::pin(async move {
-                    let c = client;
-                    run_bytes(
-                        c.get_attachment()
-                            .attachment_reference("0f3a9c1e2b7d4a6f.0.1"),
-                    )
-                    .await
-                })
-            }
-            Case {
-                operation_id: "get_attachment",
-                method: "GET",
-                path: "/api/v1/attachments/0f3a9c1e2b7d4a6f.0.1",
-                query: &[],
-                sends_body: false,
-                response: Canned::Bytes {
-                    content_type: "application/pdf",
-                    body: ATTACHMENT_BYTES,
-                },
-                call,
-            }
-        },
+        download_case!(get_document: GET "/api/_private/sources/id:18ba5ce699f8da1f/documents/msg-42", "application/pdf",
+            |c| c.get_document().source_id("18ba5ce699f8da1f").comment_id("msg-42"),),
+        download_case!(get_attachment: GET "/api/v1/attachments/0f3a9c1e2b7d4a6f.0.1", "application/pdf",
+            |c| c.get_attachment().attachment_reference("0f3a9c1e2b7d4a6f.0.1"),),
+        // The internal tier (`/api/_private` and provisioning routes the vendor's client does
+        // not call): alerts and alert issues, dashboards, conversational filter, Discover
+        // themes, deprecated models, page-view analytics.
+        case!(list_alerts: GET "/api/_private/alerts",
+            |c| c.list_alerts()),
+        case!(delete_alert_by_id: DELETE "/api/_private/alerts/id:2f7c4a9e1b3d5f80",
+            |c| c.delete_alert_by_id().alert_id("2f7c4a9e1b3d5f80")),
+        case!(list_alert_subscriptions: GET "/api/_private/alerts/subscriptions",
+            |c| c.list_alert_subscriptions()),
+        case!(delete_alert_subscription: DELETE "/api/_private/alerts/subscriptions/2f7c4a9e1b3d5f80",
+            |c| c.delete_alert_subscription().alert_id("2f7c4a9e1b3d5f80")),
+        case!(get_alert: GET "/api/_private/alerts/acme/refund%20spike",
+            |c| c.get_alert().project("acme").alert_name("refund spike")),
+        case!(create_alert: PUT "/api/_private/alerts/acme/refund-spike", body(body: CreateAlertRequest),
+            |c| c.create_alert().project("acme").alert_name("refund-spike").body(body)),
+        case!(update_alert: POST "/api/_private/alerts/acme/refund-spike", body(body: UpdateAlertRequest),
+            |c| c.update_alert().project("acme").alert_name("refund-spike").body(body)),
+        case!(list_alert_issues: GET "/api/_private/alerts/acme/refund-spike/issues",
+            |c| c.list_alert_issues().project("acme").alert_name("refund-spike")),
+        case!(preview_alert: POST "/api/_private/alerts/acme/refund-spike/preview", body(body: PreviewAlertRequest),
+            |c| c.preview_alert().project("acme").alert_name("refund-spike").body(body)),
+        case!(query_alert_issues: POST "/api/_private/issues/query", body(body: QueryAlertIssuesRequest),
+            |c| c.query_alert_issues().body(body)),
+        case!(get_alert_issue: GET "/api/_private/issues/9e1a3c5b7d2f4a68",
+            |c| c.get_alert_issue().issue_id("9e1a3c5b7d2f4a68")),
+        case!(update_alert_issue_status: POST "/api/_private/issues/9e1a3c5b7d2f4a68/status", body(body: UpdateAlertIssueStatusRequest),
+            |c| c.update_alert_issue_status().issue_id("9e1a3c5b7d2f4a68").body(body)),
+        case!(list_project_dashboards: GET "/api/_private/dashboards/acme",
+            |c| c.list_project_dashboards().project("acme")),
+        case!(get_dashboard: GET "/api/_private/dashboards/acme/weekly%20overview",
+            |c| c.get_dashboard().project("acme").dashboard_name("weekly overview")),
+        case!(create_dashboard: PUT "/api/_private/dashboards/acme/weekly-overview", body(body: CreateDashboardRequest),
+            |c| c.create_dashboard().project("acme").dashboard_name("weekly-overview").body(body)),
+        case!(update_dashboard: POST "/api/_private/dashboards/acme/weekly-overview", body(body: UpdateDashboardRequest),
+            |c| c.update_dashboard().project("acme").dashboard_name("weekly-overview").body(body)),
+        case!(delete_dashboard: DELETE "/api/_private/dashboards/acme/weekly-overview",
+            |c| c.delete_dashboard().project("acme").dashboard_name("weekly-overview")),
+        case!(list_dataset_dashboards: GET "/api/_private/datasets/acme/support/dashboards",
+            |c| c.list_dataset_dashboards().project("acme").dataset_name("support")),
+        case!(query_conversational_filter: POST "/api/_private/datasets/acme/support/conversational-filter-query", body(body: ConversationalFilterRequest),
+            |c| c.query_conversational_filter().project("acme").dataset_name("support").body(body)),
+        case!(get_dataset_themes: GET "/api/_private/datasets/acme/support/themes",
+            |c| c.get_dataset_themes().project("acme").dataset_name("support")),
+        case!(list_deprecated_models: GET "/api/_private/deprecated-user-models",
+            |c| c.list_deprecated_models()),
+        case!(record_page_view: PUT "/api/_private/analytics/pageview", body(body: PageViewRequest),
+            |c| c.record_page_view().body(body)),
+        // Tenants, support tenants, permissions, deployment, UiPath provisioning.
+        case!(list_tenants: GET "/api/_private/tenants",
+            |c| c.list_tenants()),
+        case!(get_tenant: GET "/api/_private/tenants/acme",
+            |c| c.get_tenant().tenant_name("acme")),
+        case!(create_tenant: PUT "/api/_private/tenants/acme", body(body: CreateTenantRequest),
+            |c| c.create_tenant().tenant_name("acme").body(body)),
+        case!(update_tenant: POST "/api/_private/tenants/acme", body(body: UpdateTenantRequest),
+            |c| c.update_tenant().tenant_name("acme").body(body)),
+        case!(delete_tenant: DELETE "/api/_private/tenants/acme%20sandbox",
+            |c| c.delete_tenant().tenant_name("acme sandbox")),
+        case!(get_tenant_client_subnets: GET "/api/_private/tenants/acme/client_subnets",
+            |c| c.get_tenant_client_subnets().tenant_name("acme")),
+        case!(update_tenant_client_subnets: POST "/api/_private/tenants/acme/client_subnets", body(body: UpdateTenantClientSubnetsRequest),
+            |c| c.update_tenant_client_subnets().tenant_name("acme").body(body)),
+        case!(get_tenant_default_project_permissions: GET "/api/_private/tenants/acme/default_project_permissions",
+            |c| c.get_tenant_default_project_permissions().tenant_name("acme")),
+        case!(update_tenant_default_project_permissions: POST "/api/_private/tenants/acme/default_project_permissions", body(body: UpdateTenantDefaultProjectPermissionsRequest),
+            |c| c.update_tenant_default_project_permissions().tenant_name("acme").body(body)),
+        case!(clear_tenant_default_project_permissions: DELETE "/api/_private/tenants/acme/default_project_permissions",
+            |c| c.clear_tenant_default_project_permissions().tenant_name("acme")),
+        case!(get_tenant_domains: GET "/api/_private/tenants/acme/domains",
+            |c| c.get_tenant_domains().tenant_name("acme")),
+        case!(update_tenant_domains: POST "/api/_private/tenants/acme/domains", body(body: UpdateTenantDomainsRequest),
+            |c| c.update_tenant_domains().tenant_name("acme").body(body)),
+        case!(get_tenant_entity_def_ids: GET "/api/_private/tenants/acme/entity_def_ids",
+            |c| c.get_tenant_entity_def_ids().tenant_name("acme")),
+        case!(update_tenant_entity_def_ids: POST "/api/_private/tenants/acme/entity_def_ids", body(body: UpdateTenantEntityDefIdsRequest),
+            |c| c.update_tenant_entity_def_ids().tenant_name("acme").body(body)),
+        case!(set_tenant_state: POST "/api/_private/tenants/acme/state", body(body: SetTenantStateRequest),
+            |c| c.set_tenant_state().tenant_name("acme").body(body)),
+        case!(add_support_tenant: POST "/api/_private/users/support-tenants/add", body(body: SupportTenantRequest),
+            |c| c.add_support_tenant().body(body)),
+        case!(remove_support_tenant: POST "/api/_private/users/support-tenants/remove", body(body: SupportTenantRequest),
+            |c| c.remove_support_tenant().body(body)),
+        case!(get_derived_permissions: POST "/api/_private/permissions/derived", body(body: PermissionSetRequest),
+            |c| c.get_derived_permissions().body(body)),
+        case!(get_reduced_permissions: POST "/api/_private/permissions/reduced", body(body: PermissionSetRequest),
+            |c| c.get_reduced_permissions().body(body)),
+        case!(get_login_url: POST "/api/_private/deployment/login-location", body(body: LoginUrlRequest),
+            |c| c.get_login_url().body(body)),
+        case!(get_subdomain: GET "/api/_private/deployment/subdomain",
+            |c| c.get_subdomain()),
+        case!(create_tenant_service_instance: POST "/api/tenantserviceinstances", body(body: CreateTenantServiceInstanceRequest),
+            |c| c.create_tenant_service_instance().body(body)),
+        case!(update_tenant_service_instance: PATCH "/api/tenantserviceinstances/reinfer/9a2e4c6b-1d3f-4a5b-8c7d-0e1f2a3b4c5d", body(body: UpdateTenantServiceInstanceRequest),
+            |c| c.update_tenant_service_instance().service_type("reinfer").tenant_id("9a2e4c6b-1d3f-4a5b-8c7d-0e1f2a3b4c5d").body(body)),
+        case!(delete_tenant_service_instance: DELETE "/api/tenantserviceinstances/reinfer/9a2e4c6b-1d3f-4a5b-8c7d-0e1f2a3b4c5d", body(body: DeleteTenantServiceInstanceRequest),
+            |c| c.delete_tenant_service_instance().service_type("reinfer").tenant_id("9a2e4c6b-1d3f-4a5b-8c7d-0e1f2a3b4c5d").body(body)),
+        case!(restore_tenant_service_instance: POST "/api/tenantserviceinstances/reinfer/9a2e4c6b-1d3f-4a5b-8c7d-0e1f2a3b4c5d/restore", body(body: RestoreTenantServiceInstanceRequest),
+            |c| c.restore_tenant_service_instance().service_type("reinfer").tenant_id("9a2e4c6b-1d3f-4a5b-8c7d-0e1f2a3b4c5d").body(body)),
+        case!(reset_tenant_quota: DELETE "/api/_private/quotas/0d4f5a6b7c8d9e0f/comments",
+            |c| c.reset_tenant_quota().tenant_id("0d4f5a6b7c8d9e0f").quota_kind("comments")),
+        // Models, training actions, IXP, pretrained labels.
+        case!(predict_with_latest_model: POST "/api/_private/datasets/acme/support/labellers/predict", body(body: PredictRequest),
+            |c| c.predict_with_latest_model().project("acme").dataset_name("support").body(body)),
+        case!(update_model: PATCH "/api/_private/datasets/acme/support/labellers/8", body(body: UpdateModelRequest),
+            |c| c.update_model().project("acme").dataset_name("support").model_version("8").body(body)),
+        case!(pin_model: PUT "/api/_private/datasets/acme/support/labellers/8/pin",
+            |c| c.pin_model().project("acme").dataset_name("support").model_version("8")),
+        case!(unpin_model: DELETE "/api/_private/datasets/acme/support/labellers/8/pin",
+            |c| c.unpin_model().project("acme").dataset_name("support").model_version("8")),
+        case!(predict_extractions: POST "/api/_private/datasets/acme/support/labellers/latest/predict-extractions", body(body: PredictExtractionsRequest),
+            |c| c.predict_extractions().project("acme").dataset_name("support").model_version("latest").body(body)),
+        case!(update_model_tag: PUT "/api/_private/datasets/acme/support/model-tags/staging", body(body: UpdateModelTagRequest),
+            |c| c.update_model_tag().project("acme").dataset_name("support").tag_name("staging").body(body)),
+        case!(delete_model_tag: DELETE "/api/_private/datasets/acme/support/model-tags/staging",
+            |c| c.delete_model_tag().project("acme").dataset_name("support").tag_name("staging")),
+        case!(list_label_training_actions: GET "/api/_private/datasets/acme/support/latest/training-actions/labels", query [("beta", "true")],
+            |c| c.list_label_training_actions().project("acme").dataset_name("support").model_version("latest").beta(true)),
+        case!(list_training_action_comment_uids: GET "/api/_private/datasets/acme/support/4b6d8f0a2c1e3d59/training-action-comment-uids",
+            |c| c.list_training_action_comment_uids().project("acme").dataset_name("support").training_action_id("4b6d8f0a2c1e3d59")),
+        case!(mark_training_comment_seen: PUT "/api/_private/datasets/acme/support/4b6d8f0a2c1e3d59/18ba5ce699f8da1f.msg%2F42/seen-training-comment", body(body: MarkTrainingCommentSeenRequest),
+            |c| c.mark_training_comment_seen().project("acme").dataset_name("support").training_action_id("4b6d8f0a2c1e3d59").comment_uid("18ba5ce699f8da1f.msg/42").body(body)),
+        case!(get_ixp_consumability: GET "/api/_private/ixp/consumability",
+            |c| c.get_ixp_consumability()),
+        case!(delete_ixp_dataset: DELETE "/api/_private/ixp/datasets/c4e6a8b0d2f41a73",
+            |c| c.delete_ixp_dataset().dataset_id("c4e6a8b0d2f41a73")),
+        case!(list_ixp_projects: GET "/api/_private/ixp/projects",
+            |c| c.list_ixp_projects()),
+        case!(import_ixp_taxonomy: POST "/api/_private/ixp/projects/invoices/supplier%20invoices/import-taxonomy", body(body: ImportTaxonomyRequest),
+            |c| c.import_ixp_taxonomy().project("invoices").dataset_name("supplier invoices").body(body)),
+        case!(suggest_ixp_taxonomy: POST "/api/_private/ixp/projects/invoices/invoices/suggest-taxonomy", body(body: SuggestTaxonomyRequest),
+            |c| c.suggest_ixp_taxonomy().project("invoices").dataset_name("invoices").body(body)),
+        case!(get_ixp_project: GET "/api/_private/ixp/projects/3f2b6c1e-8a4d-4e9b-b1f0-6d2c7a9e5b13",
+            |c| c.get_ixp_project().project_uuid("3f2b6c1e-8a4d-4e9b-b1f0-6d2c7a9e5b13")),
+        case!(list_ixp_models: GET "/api/_private/ixp/projects/3f2b6c1e-8a4d-4e9b-b1f0-6d2c7a9e5b13/models",
+            |c| c.list_ixp_models().project_uuid("3f2b6c1e-8a4d-4e9b-b1f0-6d2c7a9e5b13")),
+        case!(get_ixp_document_extractions: GET "/api/_private/ixp/projects/3f2b6c1e-8a4d-4e9b-b1f0-6d2c7a9e5b13/models/latest/documents/0a2c4e6b8d1f3c59/extractions",
+            |c| c.get_ixp_document_extractions().project_uuid("3f2b6c1e-8a4d-4e9b-b1f0-6d2c7a9e5b13").model_version("latest").document_id("0a2c4e6b8d1f3c59")),
+        case!(list_pretrained_labels: GET "/api/_private/model-family/transformer-xlm/pretrained-labels",
+            |c| c.list_pretrained_labels().model_family("transformer-xlm")),
+        // Bucket sync state, label groups, label-definition history, dataset comparison, status
+        // and user properties, project counts and set-up, email transforms.
+        case!(get_bucket_sync_state: GET "/api/_private/bucket-sync-state/acme/shared%20mailbox",
+            |c| c.get_bucket_sync_state().project("acme").bucket_name("shared mailbox")),
+        case!(store_bucket_sync_state: PUT "/api/_private/bucket-sync-state/acme/shared%20mailbox", body(body: StoreBucketSyncStateRequest),
+            |c| c.store_bucket_sync_state().project("acme").bucket_name("shared mailbox").body(body)),
+        case!(list_label_groups: GET "/api/_private/datasets/acme/support/label-groups",
+            |c| c.list_label_groups().project("acme").dataset_name("support")),
+        case!(get_label_group: GET "/api/_private/datasets/acme/support/label-groups/order%20stage",
+            |c| c.get_label_group().project("acme").dataset_name("support").label_group_name("order stage")),
+        case!(create_label_group: POST "/api/_private/datasets/acme/support/label-groups/order-stage", body(body: CreateLabelGroupRequest),
+            |c| c.create_label_group().project("acme").dataset_name("support").label_group_name("order-stage").body(body)),
+        case!(delete_label_group: DELETE "/api/_private/datasets/acme/support/label-groups/order-stage",
+            |c| c.delete_label_group().project("acme").dataset_name("support").label_group_name("order-stage")),
+        case!(get_label_def_history: GET "/api/_private/datasets/acme/support/labels/default/Refund%20%3E%20Status%20Request/history", query [("older_than_version", "7")],
+            |c| c.get_label_def_history().project("acme").dataset_name("support").label_group_name("default").label_name("Refund > Status Request").older_than_version(7)),
+        case!(get_extraction_field_history: GET "/api/_private/datasets/acme/support/labels/default/Refund%20%3E%20Status%20Request/fields/6f2b8d4a0c1e3f57/history", query [("older_than_version", "7")],
+            |c| c.get_extraction_field_history().project("acme").dataset_name("support").label_group_name("default").label_name("Refund > Status Request").field_id("6f2b8d4a0c1e3f57").older_than_version(7)),
+        case!(get_dataset_comparison: POST "/api/_private/datasets/acme/support/compare", body(body: DatasetComparisonRequest),
+            |c| c.get_dataset_comparison().project("acme").dataset_name("support").body(body)),
+        case!(get_dataset_status: GET "/api/_private/datasets/acme/support/labellers/status",
+            |c| c.get_dataset_status().project("acme").dataset_name("support")),
+        case!(reset_annotations_to_model_version: POST "/api/_private/datasets/acme/support/reset-annotations", body(body: ResetAnnotationsRequest),
+            |c| c.reset_annotations_to_model_version().project("acme").dataset_name("support").body(body)),
+        case!(get_dataset_user_properties: GET "/api/_private/datasets/acme/support/user-properties",
+            |c| c.get_dataset_user_properties().project("acme").dataset_name("support")),
+        case!(query_user_property_values: POST "/api/_private/datasets/acme/support/user-properties/values", body(body: UserPropertyValuesRequest),
+            |c| c.query_user_property_values().project("acme").dataset_name("support").body(body)),
+        case!(get_project_resource_counts: GET "/api/_private/projects/acme/resource_counts",
+            |c| c.get_project_resource_counts().project("acme")),
+        case!(provision_project: PUT "/api/_private/solution-accelerator-project-setup/acme", body(body: ProvisionProjectRequest),
+            |c| c.provision_project().project("acme").body(body)),
+        case!(get_email_transform_info: GET "/api/_private/sources/email-transform/tag:generic.0.CONVKER5",
+            |c| c.get_email_transform_info().transform_tag("generic.0.CONVKER5")),
+        case!(update_bucket: POST "/api/_private/buckets/acme/shared%20mailbox", body(body: UpdateBucketRequest),
+            |c| c.update_bucket().project("acme").bucket_name("shared mailbox").body(body)),
+        case!(get_keyed_sync_state: GET "/api/_private/buckets/id:7c3e9a1b5d2f4e60/keyed-sync-state/folder:Inbox%2F2026",
+            |c| c.get_keyed_sync_state().bucket_id("7c3e9a1b5d2f4e60").sync_state_key("folder:Inbox/2026")),
+        case!(store_keyed_sync_state: PUT "/api/_private/buckets/id:7c3e9a1b5d2f4e60/keyed-sync-state/folder:Inbox%2F2026", body(body: StoreKeyedSyncStateRequest),
+            |c| c.store_keyed_sync_state().bucket_id("7c3e9a1b5d2f4e60").sync_state_key("folder:Inbox/2026").body(body)),
+        case!(get_label_def: GET "/api/_private/datasets/acme/support/labels/default", query [("label_name", "Refund > Status Request")],
+            |c| c.get_label_def().project("acme").dataset_name("support").label_group_name("default").label_name("Refund > Status Request")),
+        case!(update_label_def: POST "/api/_private/datasets/acme/support/labels/default", query [("label_name", "Refund > Status Request")], body(body: UpdateLabelDefRequest),
+            |c| c.update_label_def().project("acme").dataset_name("support").label_group_name("default").label_name("Refund > Status Request").body(body)),
+        case!(delete_label_def: DELETE "/api/_private/datasets/acme/support/labels/default", query [("label_name", "Refund > Status Request")],
+            |c| c.delete_label_def().project("acme").dataset_name("support").label_group_name("default").label_name("Refund > Status Request")),
+        // Appliance configs, document rendering, integrations, comment audio. The raw-body and
+        // multipart uploads are in `hand_written_cases.rs`.
+        case!(get_attachment_page_metadata: GET "/api/_private/attachments/0f3a9c1e2b7d4a6f.0.1/render",
+            |c| c.get_attachment_page_metadata().attachment_reference("0f3a9c1e2b7d4a6f.0.1")),
+        case!(get_attachment_page_selections: GET "/api/_private/attachments/0f3a9c1e2b7d4a6f.0.1/selections/pages/0",
+            |c| c.get_attachment_page_selections().attachment_reference("0f3a9c1e2b7d4a6f.0.1").page_index("0")),
+        case!(search_attachment_text: GET "/api/_private/attachments/0f3a9c1e2b7d4a6f.0.1/selections/search", query [("query", "INV-2026-0042")],
+            |c| c.search_attachment_text().attachment_reference("0f3a9c1e2b7d4a6f.0.1").query("INV-2026-0042")),
+        case!(get_integration_by_id: GET "/api/_private/integrations/id:6e8a0c2e4b6d8f13",
+            |c| c.get_integration_by_id().integration_id("6e8a0c2e4b6d8f13")),
+        case!(delete_integration_by_id: DELETE "/api/_private/integrations/id:6e8a0c2e4b6d8f13",
+            |c| c.delete_integration_by_id().integration_id("6e8a0c2e4b6d8f13")),
+        case!(list_integration_errors: GET "/api/_private/integrations/acme/exchange-online/errors",
+            |c| c.list_integration_errors().project("acme").integration_name("exchange-online")),
+        case!(start_integration_oauth2: GET "/api/_private/integrations/acme/salesforce%20cases/oauth2/authenticate",
+            |c| c.start_integration_oauth2().project("acme").integration_name("salesforce cases")),
+        case!(complete_salesforce_oauth2: PUT "/api/_private/salesforce/oauth2/callback", body(body: SalesforceOAuth2CallbackRequest),
+            |c| c.complete_salesforce_oauth2().body(body)),
+        case!(validate_exchange_credentials: PUT "/api/_private/validate-exchange-credentials", body(body: ValidateExchangeCredentialsRequest),
+            |c| c.validate_exchange_credentials().body(body)),
+        download_case!(get_appliance_config: GET "/api/_private/appliance-configs/acme/exchange-support", "application/json",
+            |c| c.get_appliance_config().project("acme").config_key("exchange-support"),),
+        download_case!(get_attachment_page_image: GET "/api/_private/attachments/0f3a9c1e2b7d4a6f.0.1/render/pages/2", "image/png",
+            |c| c.get_attachment_page_image().attachment_reference("0f3a9c1e2b7d4a6f.0.1").page_index("2"),),
+        download_case!(get_attachment_page_thumbnail: GET "/api/_private/attachments/0f3a9c1e2b7d4a6f.0.1/thumbnail/pages/2", "image/png",
+            |c| c.get_attachment_page_thumbnail().attachment_reference("0f3a9c1e2b7d4a6f.0.1").page_index("2"),),
+        download_case!(get_comment_audio: GET "/api/_private/sources/id:18ba5ce699f8da1f/comments/call%2F0042/audio", "audio/mpeg",
+            |c| c.get_comment_audio().source_id("18ba5ce699f8da1f").comment_id("call/0042"),),
     ]
 }

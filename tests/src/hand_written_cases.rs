@@ -1,15 +1,16 @@
 //! Contract cases for the operations `cm-api` implements by hand
-//! (`x-hand-written` in the spec: multipart uploads).
+//! (`x-hand-written` in the spec: multipart uploads and raw bodies).
 //!
 //! The harness matches JSON bodies only, so these cases check the method,
 //! the exact (percent-encoded, `id:`-prefixed) path and the token, not the
-//! multipart body: `crates/api/tests/uploads.rs` parses that part by part.
+//! body: `crates/api/tests/uploads.rs` parses multipart bodies part by part
+//! and checks raw bodies byte for byte.
 
 use futures::future::BoxFuture;
 use serde::Serialize;
 
 use crate::harness::{Canned, Case, Outcome};
-use cm_api::upload::Upload;
+use cm_api::upload::{RawBody, Upload};
 
 /// The file every case uploads.
 fn file() -> Upload {
@@ -20,71 +21,58 @@ fn file() -> Upload {
     )
 }
 
+/// The raw body every raw-body case sends.
+fn raw() -> RawBody {
+    RawBody::from_bytes("text/csv", "id,subject\n1,Invoice overdue\n")
+}
+
 /// The typed answer re-serialised to JSON, as the harness compares it.
 fn outcome<T: Serialize>(result: Result<cm_api::Response<T>, cm_api::Error>) -> Outcome {
     Ok(serde_json::to_value(result?.into_inner()).expect("generated types serialise"))
 }
 
+/// Declares a hand-written case: `operation: METHOD "exact/encoded/path",
+/// |uploads| call` with `uploads` the client's [`cm_api::upload::Uploads`].
+macro_rules! hand_written {
+    ($op:ident: $method:ident $path:literal, |$uploads:ident| $call:expr $(,)?) => {{
+        fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
+            Box::pin(async move {
+                let $uploads = client.uploads();
+                outcome($call.await)
+            })
+        }
+        Case {
+            operation_id: stringify!($op),
+            method: stringify!($method),
+            path: $path,
+            query: &[],
+            sends_body: false,
+            response: Canned::Example,
+            call,
+        }
+    }};
+}
+
 /// One case per `x-hand-written` operation.
 pub fn cases() -> Vec<Case> {
     vec![
-        {
-            fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
-                Box::pin(async move {
-                    let uploads = client.uploads();
-                    outcome(
-                        uploads
-                            .comment_attachment("18ba5ce699f8da1f", "msg 42", 1, file())
-                            .await,
-                    )
-                })
-            }
-            Case {
-                operation_id: "upload_comment_attachment",
-                method: "PUT",
-                path: "/api/_private/sources/id:18ba5ce699f8da1f/comments/msg%2042/attachments/1",
-                query: &[],
-                sends_body: false,
-                response: Canned::Example,
-                call,
-            }
-        },
-        {
-            fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
-                Box::pin(async move {
-                    let uploads = client.uploads();
-                    outcome(
-                        uploads
-                            .comment_audio("18ba5ce699f8da1f", "call/0042", file())
-                            .await,
-                    )
-                })
-            }
-            Case {
-                operation_id: "upload_comment_audio",
-                method: "PUT",
-                path: "/api/_private/sources/id:18ba5ce699f8da1f/comments/call%2F0042/audio",
-                query: &[],
-                sends_body: false,
-                response: Canned::Example,
-                call,
-            }
-        },
-        {
-            fn call(client: &cm_api::Client) -> BoxFuture<'_, Outcome> {
-                Box::pin(async move {
-                    outcome(client.uploads().document("18ba5ce699f8da1f", file()).await)
-                })
-            }
-            Case {
-                operation_id: "upload_document",
-                method: "PUT",
-                path: "/api/_private/sources/id:18ba5ce699f8da1f/documents",
-                query: &[],
-                sends_body: false,
-                response: Canned::Example,
-                call,
-            }
-        },
+        hand_written!(upload_comment_attachment: PUT "/api/_private/sources/id:18ba5ce699f8da1f/comments/msg%2042/attachments/1",
+            |u| u.comment_attachment("18ba5ce699f8da1f", "msg 42", 1, file())),
+        hand_written!(upload_comment_audio: PUT "/api/_private/sources/id:18ba5ce699f8da1f/comments/call%2F0042/audio",
+            |u| u.comment_audio("18ba5ce699f8da1f", "call/0042", file())),
+        hand_written!(upload_document: PUT "/api/_private/sources/id:18ba5ce699f8da1f/documents",
+            |u| u.document("18ba5ce699f8da1f", file())),
+        hand_written!(upload_email_attachment: PUT "/api/_private/buckets/id:5c1d9e0a7f3b2e48/emails/AAMk%2Fx%201/attachments/0",
+            |u| u.email_attachment("5c1d9e0a7f3b2e48", "AAMk/x 1", 0, file())),
+        hand_written!(upload_ixp_document: PUT "/api/_private/ixp/projects/3f2a9c1e-7b4d-4e8a-9c2f-1d5e6a7b8c9d/models/latest/documents",
+            |u| u.ixp_document("3f2a9c1e-7b4d-4e8a-9c2f-1d5e6a7b8c9d", "latest", file())),
+        hand_written!(update_appliance_config: PUT "/api/_private/appliance-configs/acme/exchange%20support",
+            |u| u.appliance_config("acme", "exchange support", raw())),
+        hand_written!(upload_files: POST "/api/_private/files/upload",
+            |u| u.file(raw())),
+        hand_written!(detect_csv_format: PUT "/api/_private/sources/sniff-csv",
+            |u| u.detect_csv_format(raw())),
+        hand_written!(sync_comments_from_csv: PUT "/api/_private/sources/acme/tickets%20%C3%A9/sync-csv",
+            |u| u.sync_comments_from_csv("acme", "tickets é", raw())),
     ]
 }

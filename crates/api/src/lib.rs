@@ -46,6 +46,7 @@
 //!   streamed [`Download`] ([`Client::downloads`]).
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -99,3 +100,9 @@ pub use http;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The crate README's examples, compiled and run as doctests so that the
+/// page users read on crates.io stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctests;

@@ -198,6 +198,11 @@ pub const RETRY_TABLE: &[(&str, RetryClass, &str)] = &[
         "creates a new comment per upload; a repeat after a lost answer stores the document twice",
     ),
     (
+        "upload_ixp_document",
+        RetryClass::Never,
+        "creates a new document per upload; a repeat after a lost answer extracts it twice",
+    ),
+    (
         "update_labelling",
         RetryClass::Never,
         "state-changing POST (private); the caller decides whether to repeat it",
@@ -226,6 +231,158 @@ pub const RETRY_TABLE: &[(&str, RetryClass, &str)] = &[
         "set_tenant_quota",
         RetryClass::Never,
         "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    // Internal tier: POSTs that only read, or that set a value outright.
+    (
+        "preview_alert",
+        RetryClass::Idempotent,
+        "read through POST: evaluates an alert definition over past data, stores nothing",
+    ),
+    (
+        "query_alert_issues",
+        RetryClass::Idempotent,
+        "read through POST: lists alert issues matching a filter",
+    ),
+    (
+        "query_conversational_filter",
+        RetryClass::Idempotent,
+        "read through POST: turns a question into a comment filter, stores nothing",
+    ),
+    (
+        "get_derived_permissions",
+        RetryClass::Idempotent,
+        "read through POST: expands a permission set, stores nothing",
+    ),
+    (
+        "get_reduced_permissions",
+        RetryClass::Idempotent,
+        "read through POST: reduces a permission set, stores nothing",
+    ),
+    (
+        "get_login_url",
+        RetryClass::Idempotent,
+        "read through POST: looks up where a user signs in",
+    ),
+    (
+        "predict_with_latest_model",
+        RetryClass::Idempotent,
+        "read through POST: predictions for the given documents, nothing stored",
+    ),
+    (
+        "predict_extractions",
+        RetryClass::Idempotent,
+        "read through POST: extractions for the given documents, nothing stored",
+    ),
+    (
+        "suggest_ixp_taxonomy",
+        RetryClass::Idempotent,
+        "read through POST: suggests a taxonomy from a description and documents, stores nothing",
+    ),
+    (
+        "get_dataset_comparison",
+        RetryClass::Idempotent,
+        "read through POST: compares two groups of comments",
+    ),
+    (
+        "query_user_property_values",
+        RetryClass::Idempotent,
+        "read through POST: counts the values of a user property",
+    ),
+    (
+        "update_tenant_client_subnets",
+        RetryClass::Idempotent,
+        "replaces the whole list; repeating it sets the same list",
+    ),
+    (
+        "update_tenant_default_project_permissions",
+        RetryClass::Idempotent,
+        "replaces the whole list; repeating it sets the same list",
+    ),
+    (
+        "update_tenant_domains",
+        RetryClass::Idempotent,
+        "replaces the whole list; repeating it sets the same list",
+    ),
+    (
+        "update_tenant_entity_def_ids",
+        RetryClass::Idempotent,
+        "replaces the whole list; repeating it sets the same list",
+    ),
+    (
+        "set_tenant_state",
+        RetryClass::Idempotent,
+        "sets the tenant enabled or disabled; repeating it sets the same state",
+    ),
+    (
+        "update_alert_issue_status",
+        RetryClass::Idempotent,
+        "sets an issue's status; repeating it sets the same status",
+    ),
+    // Internal tier: state-changing POSTs.
+    (
+        "update_bucket",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "update_label_def",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "update_alert",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "update_dashboard",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "update_tenant",
+        RetryClass::Never,
+        "state-changing POST (private); the caller decides whether to repeat it",
+    ),
+    (
+        "add_support_tenant",
+        RetryClass::Never,
+        "grants access; a repeat after a lost answer may fail as already granted",
+    ),
+    (
+        "remove_support_tenant",
+        RetryClass::Never,
+        "revokes access; a repeat after a lost answer may fail as already revoked",
+    ),
+    (
+        "create_tenant_service_instance",
+        RetryClass::Never,
+        "provisions a tenant; a repeat after a lost answer provisions it again or fails",
+    ),
+    (
+        "restore_tenant_service_instance",
+        RetryClass::Never,
+        "restores a deleted tenant service; a repeat after a lost answer may fail",
+    ),
+    (
+        "import_ixp_taxonomy",
+        RetryClass::Never,
+        "adds labels and fields to a dataset; a repeat could add them twice",
+    ),
+    (
+        "create_label_group",
+        RetryClass::Never,
+        "creates a label group; a repeat after a lost answer fails as already existing",
+    ),
+    (
+        "reset_annotations_to_model_version",
+        RetryClass::Never,
+        "rewrites annotations; the caller decides whether to repeat it",
+    ),
+    (
+        "upload_files",
+        RetryClass::Never,
+        "stores a new file per call; a repeat after a lost answer stores it twice",
     ),
 ];
 

@@ -1,12 +1,13 @@
-//! The hand-written multipart uploads against a loopback mock server: the
-//! exact path, the bearer token, one `file` part with its name, type and
-//! bytes, the decoded answer, retries and error mapping.
+//! The hand-written uploads against a loopback mock server: the exact
+//! path, the bearer token, one `file` part with its name, type and bytes
+//! (multipart) or the body byte for byte (raw bodies, from memory, a file
+//! or a stream), the decoded answer, retries and error mapping.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 
-use cm_api::upload::Upload;
+use cm_api::upload::{RawBody, Upload};
 use cm_api::{Error, RetryPolicy};
 use common::{fast_retries, token_client};
 use httpmock::{HttpMockRequest, HttpMockResponse, MockServer};
@@ -34,6 +35,8 @@ struct Part {
 #[derive(Debug)]
 struct Received {
     content_type: String,
+    content_length: String,
+    transfer_encoding: String,
     authorization: String,
     body: Vec<u8>,
 }
@@ -156,6 +159,8 @@ fn recording(
         let mut seen = seen.lock().unwrap();
         seen.push(Received {
             content_type: header("content-type"),
+            content_length: header("content-length"),
+            transfer_encoding: header("transfer-encoding"),
             authorization: header("authorization"),
             body: request.body_vec(),
         });
@@ -477,4 +482,293 @@ async fn bad_ids_names_and_types_fail_before_sending() {
         }
     }
     any.assert_calls_async(0).await;
+}
+
+/// CSV rows that are not all UTF-8 (a Latin-1 `é`), so any text handling
+/// of a raw body would show.
+const CSV: &[u8] = b"id,subject\r\n1,Caf\xe9 invoice\r\n2,\"quoted, comma\"\r\n";
+
+/// A file under the system's temporary directory holding `content`,
+/// removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, content: &[u8]) -> Self {
+        let path = std::env::temp_dir().join(format!("cm-api-{}-{name}", std::process::id()));
+        std::fs::write(&path, content).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_csv_file_is_streamed_as_the_raw_body_with_its_length() {
+    let server = MockServer::start_async().await;
+    let (log, responder) = recording(vec![json_answer(
+        200,
+        json!({"status": "ok", "new": 2, "updated": 0, "unchanged": 0}),
+    )]);
+    let mock = server
+        .mock_async(|when, then| {
+            when.method("PUT")
+                .path("/api/_private/sources/acme/tickets%20%C3%A9/sync-csv")
+                .header("accept", "application/json");
+            then.respond_with(responder);
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    // Larger than one 64 KiB read, so the file goes out in several chunks.
+    let content: Vec<u8> = CSV.iter().copied().cycle().take(200_000).collect();
+    let file = TempFile::new("tickets.csv", &content);
+
+    let body = RawBody::from_path(&file.0, "text/csv; charset=latin1")
+        .await
+        .unwrap();
+    assert_eq!(body.len(), Some(200_000));
+    let synced = client
+        .uploads()
+        .sync_comments_from_csv("acme", "tickets é", body)
+        .await
+        .unwrap();
+
+    mock.assert_async().await;
+    assert_eq!((synced.new, synced.updated), (2, 0));
+    assert_eq!(synced.request_id(), Some("req-up-1"));
+    let log = log.lock().unwrap();
+    assert_eq!(log[0].authorization, "Bearer tok-static-123");
+    assert_eq!(log[0].content_type, "text/csv; charset=latin1");
+    assert_eq!(log[0].content_length, "200000");
+    assert!(log[0].body == content, "the body differs from the file");
+}
+
+#[tokio::test]
+async fn a_stream_of_unknown_length_is_sent_chunked() {
+    let server = MockServer::start_async().await;
+    let (log, responder) = recording(vec![json_answer(
+        200,
+        json!({"status": "ok", "columns": ["id", "subject"], "encoding": "latin1", "delimiter": ","}),
+    )]);
+    server
+        .mock_async(|when, then| {
+            when.method("PUT").path("/api/_private/sources/sniff-csv");
+            then.respond_with(responder);
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let rows = futures::stream::iter(CSV.chunks(7).map(|c| Ok(bytes::Bytes::copy_from_slice(c))));
+
+    let format = client
+        .uploads()
+        .detect_csv_format(RawBody::from_stream("text/csv", rows, None))
+        .await
+        .unwrap();
+
+    assert_eq!(format.columns, ["id", "subject"]);
+    assert_eq!(format.delimiter.as_deref(), Some(","));
+    let log = log.lock().unwrap();
+    assert_eq!(log[0].body, CSV);
+    assert_eq!(log[0].transfer_encoding, "chunked");
+    assert_eq!(log[0].content_type, "text/csv");
+}
+
+#[tokio::test]
+async fn a_streamed_body_is_sent_once_and_a_body_in_memory_is_retried() {
+    let server = MockServer::start_async().await;
+    let unavailable = HttpMockResponse::builder()
+        .status(503)
+        .header("content-type", "application/json")
+        .body(r#"{"status":"error","message":"try later"}"#)
+        .build();
+    let (log, responder) = recording(vec![unavailable, json_answer(200, json!({"status": "ok"}))]);
+    server
+        .mock_async(|when, then| {
+            when.method("POST").path("/api/_private/files/upload");
+            then.respond_with(responder);
+        })
+        .await;
+    let client = token_client(&server, fast_retries(3));
+    let file = TempFile::new("retry.bin", CSV);
+
+    // upload_files is a POST, never retried blindly: one attempt either way.
+    let streamed = RawBody::from_path(&file.0, "application/octet-stream")
+        .await
+        .unwrap();
+    let error = client.uploads().file(streamed).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Api { status, message, .. } if *status == 503 && message == "try later"),
+        "{error:?}"
+    );
+    assert_eq!(log.lock().unwrap().len(), 1);
+
+    // A PUT from memory is retried with the same bytes; from a file it is not.
+    let (log, responder) = recording(vec![
+        HttpMockResponse::builder().status(503).build(),
+        json_answer(200, json!({"status": "ok", "changes": null})),
+        json_answer(503, json!({"status": "error", "message": "try later"})),
+    ]);
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method("PUT")
+                .path("/api/_private/appliance-configs/acme/exchange");
+            then.respond_with(responder);
+        })
+        .await;
+    let client = token_client(&server, fast_retries(3));
+    let stored = client
+        .uploads()
+        .appliance_config(
+            "acme",
+            "exchange",
+            RawBody::from_bytes("application/json", CSV),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.attempts(), 2);
+    {
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!((log[0].body.as_slice(), log[1].body.as_slice()), (CSV, CSV));
+    }
+    let streamed = RawBody::from_path(&file.0, "application/json")
+        .await
+        .unwrap();
+    let error = client
+        .uploads()
+        .appliance_config("acme", "exchange", streamed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Api { status: 503, .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        log.lock().unwrap().len(),
+        3,
+        "the streamed body was sent once"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_stream_aborts_the_upload_with_a_transport_error() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200).body(r#"{"status":"ok"}"#);
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let rows = futures::stream::iter([
+        Ok(bytes::Bytes::from_static(b"id,subject\n")),
+        Err(std::io::Error::other("disk vanished")),
+    ]);
+
+    let error = client
+        .uploads()
+        .detect_csv_format(RawBody::from_stream("text/csv", rows, None))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, Error::Transport { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn email_and_ixp_documents_are_one_file_part_at_their_encoded_paths() {
+    let server = MockServer::start_async().await;
+    let (log, responder) = recording(vec![json_answer(
+        200,
+        json!({"status": "ok", "content_hash": "9f86d081", "document": {"id": "0a2c4e6b8d1f3c59"}}),
+    )]);
+    let email = server
+        .mock_async(|when, then| {
+            when.method("PUT").path(
+                "/api/_private/buckets/id:5c1d9e0a7f3b2e48/emails/AAMk%2Fx%201/attachments/3",
+            );
+            then.respond_with(responder);
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let uploads = client.uploads();
+
+    let stored = uploads
+        .email_attachment(
+            "5c1d9e0a7f3b2e48",
+            "AAMk/x 1",
+            3,
+            Upload::new("a.pdf", "application/pdf", CONTENT),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.content_hash, "9f86d081");
+    email.assert_async().await;
+    assert_one_file_part(&log.lock().unwrap()[0], "a.pdf", "application/pdf");
+}
+
+#[tokio::test]
+async fn raw_bodies_with_bad_media_types_or_paths_fail_before_sending() {
+    let server = MockServer::start_async().await;
+    let any = server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200);
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let uploads = client.uploads();
+    let csv = |content_type: &str| RawBody::from_bytes(content_type.to_owned(), CSV);
+
+    let cases = [
+        (
+            "content type",
+            uploads.detect_csv_format(csv("csv")).await.map(|_| ()),
+        ),
+        (
+            "content type",
+            uploads
+                .detect_csv_format(csv("text/csv\r\nx: y"))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "content type",
+            uploads.file(csv("text /csv")).await.map(|_| ()),
+        ),
+        (
+            "source_name",
+            uploads
+                .sync_comments_from_csv("acme", "..", csv("text/csv"))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "config_key",
+            uploads
+                .appliance_config("acme", "", csv("text/csv"))
+                .await
+                .map(|_| ()),
+        ),
+    ];
+
+    for (what, result) in cases {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidRequest { .. }) && error.to_string().contains(what),
+            "{what}: {error:?}"
+        );
+    }
+    assert_eq!(any.calls_async().await, 0);
+}
+
+#[tokio::test]
+async fn a_missing_file_fails_when_the_body_is_made() {
+    let error = RawBody::from_path("/nonexistent/cm-api/tickets.csv", "text/csv")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
 }
