@@ -32,7 +32,8 @@
 //! For moving data in volume:
 //!
 //! * [`paginate`]: every paginated operation as a `Stream` of items
-//!   ([`Client::paginate`]);
+//!   ([`Client::paginate`]), and [`paginate::parallel`]: an export cut
+//!   into time windows walked concurrently, resumable;
 //! * [`stream_consumer`]: at-least-once consumption of a stream
 //!   ([`StreamConsumer`]);
 //! * [`bulk`]: concurrent, bisecting `sync_comments` / `sync_raw_emails`

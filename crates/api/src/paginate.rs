@@ -39,6 +39,11 @@
 //! | [`Paginators::recent_comments`] | `list_recent_comments` | body `continuation` |
 //! | [`Paginators::bucket_emails`] | `list_bucket_emails` | body `continuation` |
 //! | [`Paginators::labellings`] | `get_labellings` | query `after` |
+//!
+//! The two operations with a timestamp range, `export_dataset` and
+//! `list_source_comments`, can also be walked as several time windows at
+//! once: [`Paginators::export_dataset_parallel`] and
+//! [`Paginators::source_comments_parallel`], see [`parallel`].
 
 use std::collections::HashSet;
 use std::fmt;
@@ -55,6 +60,8 @@ use futures::stream::{FusedStream, Stream};
 use crate::client::Client;
 use crate::error::Error;
 use crate::{Operation, operations, types};
+
+pub mod parallel;
 
 /// The largest page size (`limit`) the helpers accept. The specification
 /// states no maximum; this is a conservative cap chosen by this crate, and a
@@ -708,6 +715,26 @@ impl PagedCall for Labellings {
     }
 }
 
+/// One page of `export_dataset`.
+fn export_page(page: types::ExportDatasetResponse) -> Page<types::ExportedComment> {
+    Page::new(page.comments, page.continuation)
+}
+
+/// One page of `list_source_comments`: each comment with its thread
+/// properties, paired by position.
+fn source_comments_page(page: types::SourceCommentsResponse) -> Page<SourceComment> {
+    let mut properties = page.thread_properties.into_iter();
+    let items = page
+        .comments
+        .into_iter()
+        .map(|comment| SourceComment {
+            comment,
+            thread_properties: properties.next(),
+        })
+        .collect();
+    Page::new(items, page.continuation)
+}
+
 impl Paginators<'_> {
     /// The shared adapter: checks the page size, then walks the pages of
     /// `paged` on a clone of the client, sending each page's call and
@@ -760,7 +787,7 @@ impl Paginators<'_> {
                 dataset,
                 request,
             },
-            |page| Page::new(page.comments, page.continuation),
+            export_page,
         )
     }
 
@@ -807,18 +834,7 @@ impl Paginators<'_> {
                 source,
                 query,
             },
-            |page| {
-                let mut properties = page.thread_properties.into_iter();
-                let items = page
-                    .comments
-                    .into_iter()
-                    .map(|comment| SourceComment {
-                        comment,
-                        thread_properties: properties.next(),
-                    })
-                    .collect();
-                Page::new(items, page.continuation)
-            },
+            source_comments_page,
         )
     }
 

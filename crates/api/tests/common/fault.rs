@@ -103,6 +103,8 @@ impl Reply {
 pub struct Received {
     pub method: String,
     pub path: String,
+    /// The query string, without the `?` (empty when there is none).
+    pub query: String,
     /// Header lines, names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -261,7 +263,9 @@ async fn read_request(socket: &mut TcpStream) -> Option<Received> {
     let mut lines = head.split("\r\n");
     let mut first = lines.next()?.split(' ');
     let method = first.next()?.to_owned();
-    let path = first.next()?.split('?').next()?.to_owned();
+    let target = first.next()?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (path, query) = (path.to_owned(), query.to_owned());
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -280,6 +284,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Received> {
     Some(Received {
         method,
         path,
+        query,
         headers,
         body: buf[head_end..head_end + length].to_vec(),
     })
