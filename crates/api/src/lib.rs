@@ -56,6 +56,7 @@ mod client;
 pub mod config;
 pub mod download;
 pub mod endpoint;
+mod envelope;
 pub mod error;
 mod operation;
 pub mod paginate;

@@ -134,13 +134,6 @@ fn is_json(headers: &http::HeaderMap) -> bool {
         })
 }
 
-/// The envelope fields used to detect a contradicting body.
-#[derive(serde::Deserialize)]
-struct Envelope {
-    status: Option<serde_json::Value>,
-    message: Option<serde_json::Value>,
-}
-
 /// A failure worth another attempt of a retryable operation: nothing
 /// came back, or the response was cut (connect, send, timeout, body).
 fn is_transient(err: &reqwest::Error) -> bool {
@@ -432,21 +425,21 @@ impl Transport {
         };
         let status = response.status();
         record_final(status.as_u16(), response.headers(), attempt);
-        if let Ok(envelope) = serde_json::from_slice::<Envelope>(response.body()) {
-            let claimed = envelope.status.as_ref().and_then(|v| v.as_str());
-            let contradicts = match claimed {
-                Some("error") => status.is_success(),
-                Some("ok") => !status.is_success(),
-                _ => false,
+        // A scan, not a parse: the typed decoder parses the body next.
+        let envelope = crate::envelope::scan(response.body());
+        let claimed = envelope.status.as_deref();
+        let contradicts = match claimed {
+            Some("error") => status.is_success(),
+            Some("ok") => !status.is_success(),
+            _ => false,
+        };
+        if contradicts {
+            let contradiction = Contradiction {
+                claimed: claimed.unwrap_or_default().to_owned(),
+                message: envelope.message.map(std::borrow::Cow::into_owned),
             };
-            if contradicts {
-                let contradiction = Contradiction {
-                    claimed: claimed.unwrap_or_default().to_owned(),
-                    message: envelope.message.and_then(|m| m.as_str().map(str::to_owned)),
-                };
-                tracing::warn!(status = status.as_u16(), claimed = %contradiction.claimed, "body status contradicts the HTTP status");
-                CallContext::update(|s| s.contradiction = Some(contradiction));
-            }
+            tracing::warn!(status = status.as_u16(), claimed = %contradiction.claimed, "body status contradicts the HTTP status");
+            CallContext::update(|s| s.contradiction = Some(contradiction));
         }
         reqwest::Response::from(response)
     }
