@@ -486,6 +486,23 @@ fn main() {
 }
 
 async fn run() {
+    // `CM_BENCH_ONLY=7` runs figure 7 alone (for profiling the upload path).
+    if std::env::var("CM_BENCH_ONLY").as_deref() == Ok("7") {
+        let (windowed, windowed_times) = windowed_comments();
+        let server = Arc::new(Server {
+            latency_ms: AtomicU64::new(0),
+            compress: AtomicBool::new(false),
+            body_bytes: AtomicU64::new(0),
+            sync_requests: AtomicU64::new(0),
+            pages: Vec::new(),
+            windowed,
+            windowed_times,
+            windowed_requests: AtomicU64::new(0),
+        });
+        let base_url = start_server(server.clone()).await;
+        upload_cost(&client(&base_url), &server, &base_url).await;
+        return;
+    }
     let (windowed, windowed_times) = windowed_comments();
     let server = Arc::new(Server {
         latency_ms: AtomicU64::new(LATENCY.as_millis() as u64),
@@ -725,12 +742,25 @@ async fn upload_cost(client: &Client, server: &Server, base_url: &str) {
         assert_eq!(synced, n as i64);
         started.elapsed()
     };
+    // The client without the bulk job: one `CommentsTarget::sync` per batch.
+    let target = CommentsTarget::new(client, "bench", "src");
+    let direct = || async {
+        let started = Instant::now();
+        let mut synced = 0;
+        let mut batches = comments(n, |_| false).chunks(batch);
+        while let Some(items) = batches.next().await {
+            synced += target.sync(&items).await.expect("sync").new;
+        }
+        assert_eq!(synced, n as u64);
+        started.elapsed()
+    };
     upload(client, server, 10_000, batch, 1).await;
     raw().await;
-    let (mut helper, mut baseline) = (Duration::MAX, Duration::MAX);
+    let (mut helper, mut baseline, mut single) = (Duration::MAX, Duration::MAX, Duration::MAX);
     for _ in 0..5 {
         helper = helper.min(upload(client, server, n, batch, 1).await.0);
         baseline = baseline.min(raw().await);
+        single = single.min(direct().await);
     }
     server
         .latency_ms
@@ -739,6 +769,7 @@ async fn upload_cost(client: &Client, server: &Server, base_url: &str) {
         "7. sync_comments of {n} comments in batches of {batch}, one at a time, no latency (best of 5)"
     );
     println!("   bulk::sync_comments:      {:>10}", ms(helper));
+    println!("   CommentsTarget::sync:     {:>10}", ms(single));
     println!("   reqwest + serde_json:     {:>10}", ms(baseline));
     println!(
         "   ratio: {:.3} (target <= 1.05)\n",

@@ -96,10 +96,11 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Future};
 use futures::stream::{Stream, StreamExt};
 use reqwest::header::{ACCEPT, HeaderValue};
 use serde::Serialize;
@@ -720,27 +721,19 @@ pub async fn sync_with<T: BulkItem, S: SyncTarget<T> + ?Sized>(
         shared: Mutex::new(Shared::default()),
     };
     let job = &job;
-    let batches = input
-        .take_until(job.stop.clone().cancelled_owned())
-        .map(|item| {
-            let mut shared = job.shared();
-            let index = shared.read;
-            shared.read += 1;
-            (index, item)
-        })
+    let batches = until_cancelled(input, job.stop.clone())
         .chunks(job.options.batch_size)
-        .map(|chunk| {
-            let mut keys = Vec::with_capacity(chunk.len());
-            let mut items = Vec::with_capacity(chunk.len());
-            for (index, item) in chunk {
-                keys.push(ItemKey {
-                    index,
-                    id: item.item_id().map(str::to_owned),
-                });
-                items.push(item);
-            }
-            job.shared().report.batches += 1;
-            job.run_batch(Batch::new(keys, items))
+        .map(|items| {
+            // One lock per batch, not per item: the items are counted read
+            // as their batch is formed.
+            let first = {
+                let mut shared = job.shared();
+                let first = shared.read;
+                shared.read += items.len() as u64;
+                shared.report.batches += 1;
+                first
+            };
+            job.run_batch(Batch::new(first, items))
         })
         .buffer_unordered(job.options.concurrency);
     batches.for_each(|()| async {}).await;
@@ -756,19 +749,45 @@ pub async fn sync_with<T: BulkItem, S: SyncTarget<T> + ?Sized>(
     report
 }
 
+/// `input` until `stop` is cancelled. While items are ready the token is
+/// checked with an atomic load; its future (which takes a lock to register
+/// a waker) is polled only when the input is pending, so that a job blocked
+/// on a slow input still ends at once when cancelled. `take_until` polls
+/// that future for every item, a measurable cost on the upload path.
+fn until_cancelled<S: Stream>(input: S, stop: CancellationToken) -> impl Stream<Item = S::Item> {
+    let mut input = Box::pin(input);
+    let mut cancelled = Box::pin(stop.clone().cancelled_owned());
+    futures::stream::poll_fn(move |cx| {
+        if stop.is_cancelled() {
+            return Poll::Ready(None);
+        }
+        match input.as_mut().poll_next(cx) {
+            Poll::Pending => cancelled.as_mut().poll(cx).map(|()| None),
+            ready => ready,
+        }
+    })
+}
+
 /// Items shared by a batch and every part bisection makes of it.
 struct Batch<T> {
-    keys: Arc<[ItemKey]>,
-    items: Arc<[T]>,
+    // `Arc<Vec<_>>`, not `Arc<[_]>`: the batch's vector is shared as it was
+    // built, without copying a thousand items into a new block.
+    items: Arc<Vec<T>>,
+    /// Each item's key, built on first use: only progress events and
+    /// failures need them, and building one allocates the item's id.
+    keys: Arc<OnceLock<Vec<ItemKey>>>,
+    /// The input position of `items[0]`.
+    first_index: u64,
     range: Range<usize>,
 }
 
-impl<T> Batch<T> {
-    fn new(keys: Vec<ItemKey>, items: Vec<T>) -> Self {
+impl<T: BulkItem> Batch<T> {
+    fn new(first_index: u64, items: Vec<T>) -> Self {
         let range = 0..items.len();
         Self {
-            keys: keys.into(),
-            items: items.into(),
+            items: Arc::new(items),
+            keys: Arc::default(),
+            first_index,
             range,
         }
     }
@@ -778,7 +797,17 @@ impl<T> Batch<T> {
     }
 
     fn keys(&self) -> &[ItemKey] {
-        &self.keys[self.range.clone()]
+        let keys = self.keys.get_or_init(|| {
+            self.items
+                .iter()
+                .zip(self.first_index..)
+                .map(|(item, index)| ItemKey {
+                    index,
+                    id: item.item_id().map(str::to_owned),
+                })
+                .collect()
+        });
+        &keys[self.range.clone()]
     }
 
     fn len(&self) -> usize {
@@ -789,8 +818,9 @@ impl<T> Batch<T> {
     fn split_first(&self) -> (Self, Self) {
         let first = self.range.start + 1;
         let part = |range| Batch {
-            keys: Arc::clone(&self.keys),
             items: Arc::clone(&self.items),
+            keys: Arc::clone(&self.keys),
+            first_index: self.first_index,
             range,
         };
         (part(self.range.start..first), part(first..self.range.end))
@@ -800,8 +830,9 @@ impl<T> Batch<T> {
     fn split(&self) -> (Self, Self) {
         let mid = self.range.start + self.len() / 2;
         let part = |range| Batch {
-            keys: Arc::clone(&self.keys),
             items: Arc::clone(&self.items),
+            keys: Arc::clone(&self.keys),
+            first_index: self.first_index,
             range,
         };
         (part(self.range.start..mid), part(mid..self.range.end))
@@ -880,8 +911,13 @@ impl<S: ?Sized> Job<'_, S> {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies `update` to the report and tells the progress callback.
-    fn record(&self, event: SyncEvent<'_>, update: impl FnOnce(&mut SyncReport)) {
+    /// Applies `update` to the report and tells the progress callback;
+    /// `event` is built only when there is a callback to tell.
+    fn record<'e>(
+        &self,
+        event: impl FnOnce() -> SyncEvent<'e>,
+        update: impl FnOnce(&mut SyncReport),
+    ) {
         let mut shared = self.shared();
         update(&mut shared.report);
         if let Some(progress) = &self.options.progress {
@@ -894,7 +930,10 @@ impl<S: ?Sized> Job<'_, S> {
                 requests: report.requests,
                 counts: report.counts,
             };
-            progress(&Progress { event, totals });
+            progress(&Progress {
+                event: event(),
+                totals,
+            });
         }
     }
 
@@ -964,7 +1003,7 @@ impl<S: ?Sized> Job<'_, S> {
 
     /// Records what `sent` means for `batch`; returns its halves when it is
     /// to be bisected.
-    fn settle<T>(
+    fn settle<T: BulkItem>(
         &self,
         batch: Batch<T>,
         sent: Answer,
@@ -973,7 +1012,7 @@ impl<S: ?Sized> Job<'_, S> {
         match sent {
             Answer::Synced(counts) => {
                 self.record(
-                    SyncEvent::Synced {
+                    || SyncEvent::Synced {
                         items: batch.keys(),
                         counts,
                     },
@@ -996,7 +1035,7 @@ impl<S: ?Sized> Job<'_, S> {
             {
                 *splits += 1;
                 self.record(
-                    SyncEvent::Split {
+                    || SyncEvent::Split {
                         items: batch.len(),
                         error: &error,
                     },
@@ -1027,12 +1066,12 @@ impl<S: ?Sized> Job<'_, S> {
         };
         if first {
             tracing::error!(%error, "bulk job stopped by a fatal error");
-            self.record(SyncEvent::Stopped { error }, |_| {});
+            self.record(|| SyncEvent::Stopped { error }, |_| {});
         }
         self.stop.cancel();
     }
 
-    fn fail<T>(&self, batch: &Batch<T>, error: &Arc<Error>) {
+    fn fail<T: BulkItem>(&self, batch: &Batch<T>, error: &Arc<Error>) {
         let failures: Vec<ItemFailure> = batch
             .keys()
             .iter()
@@ -1042,7 +1081,7 @@ impl<S: ?Sized> Job<'_, S> {
             })
             .collect();
         self.record(
-            SyncEvent::Failed {
+            || SyncEvent::Failed {
                 failures: &failures,
             },
             |r| r.failures.extend(failures.iter().cloned()),
@@ -1114,7 +1153,7 @@ impl<S: ?Sized> Job<'_, S> {
             if wait > self.gate.get_max_pause() {
                 tracing::warn!(wait_s = wait.as_secs(), %error, "bulk job paused by a long Retry-After");
                 self.record(
-                    SyncEvent::Paused {
+                    || SyncEvent::Paused {
                         items: batch.len(),
                         error: &error,
                         wait,
@@ -1123,7 +1162,7 @@ impl<S: ?Sized> Job<'_, S> {
                 );
             } else {
                 self.record(
-                    SyncEvent::Retrying {
+                    || SyncEvent::Retrying {
                         items: batch.len(),
                         error: &error,
                         wait,
