@@ -140,21 +140,39 @@ fn is_transient(err: &reqwest::Error) -> bool {
     err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() || err.is_decode()
 }
 
+/// Operations whose request or answer body is a file: the spec's
+/// non-JSON success bodies and its hand-written uploads. A test checks the
+/// list against the spec.
+const FILE_TRANSFERS: &[&str] = &[
+    // Downloads.
+    "get_attachment",
+    "get_document",
+    "get_comment_audio",
+    "get_appliance_config",
+    "get_attachment_page_image",
+    "get_attachment_page_thumbnail",
+    // Multipart uploads.
+    "upload_comment_attachment",
+    "upload_comment_audio",
+    "upload_document",
+    "upload_email_attachment",
+    "upload_ixp_document",
+    // Raw-body uploads.
+    "update_appliance_config",
+    "upload_files",
+    "detect_csv_format",
+    "sync_comments_from_csv",
+];
+
 /// Operations whose body is a file streamed through the transport
 /// unbuffered: their transfer is bounded by progress (the client's read
 /// timeout), not by the call's deadline.
 fn is_file_transfer(operation: &str, request: &reqwest::Request) -> bool {
-    matches!(
-        operation,
-        "get_attachment"
-            | "get_document"
-            | "upload_comment_attachment"
-            | "upload_comment_audio"
-            | "upload_document"
-    ) || request
-        .headers()
-        .get(ACCEPT)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/csv"))
+    FILE_TRANSFERS.contains(&operation)
+        || request
+            .headers()
+            .get(ACCEPT)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/csv"))
 }
 
 /// A rate-limited answer's wait: the `Retry-After` when sent, parsed once.
@@ -540,5 +558,38 @@ impl WithoutUrlRef for reqwest::Error {
             text = text.replace(url.as_str(), url.path());
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FILE_TRANSFERS;
+
+    /// Every operation of the spec whose success body is not JSON, or that
+    /// `cm-api` sends by hand (a file), is a file transfer, and nothing else.
+    #[test]
+    fn file_transfers_are_the_specs_file_bodies() {
+        let text = include_str!("../../../spec/openapi.yaml");
+        let options = serde_saphyr::options! { strict_booleans: true };
+        let spec: serde_json::Value =
+            serde_saphyr::from_str_with_options(text, options).expect("valid YAML");
+        let mut files: Vec<&str> = Vec::new();
+        for item in spec["paths"].as_object().expect("paths").values() {
+            for operation in item.as_object().expect("path item").values() {
+                let Some(id) = operation.get("operationId").and_then(|v| v.as_str()) else {
+                    continue;
+                };
+                let success = &operation["responses"]["200"]["content"];
+                let binary_answer = success.get("application/json").is_none()
+                    && success.as_object().is_some_and(|c| !c.is_empty());
+                if binary_answer || operation.get("x-hand-written").is_some() {
+                    files.push(id);
+                }
+            }
+        }
+        let mut expected: Vec<&str> = FILE_TRANSFERS.to_vec();
+        files.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(files, expected);
     }
 }
