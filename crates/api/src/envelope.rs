@@ -51,7 +51,8 @@ pub(crate) fn scan(body: &[u8]) -> Envelope<'_> {
             return envelope;
         };
         let value = &body[value_start..value_end];
-        match decoded_key(key).as_deref() {
+        // A key with escapes is decoded like any string.
+        match string_value(key).as_deref() {
             Some("status") => envelope.status = string_value(value),
             Some("message") => envelope.message = string_value(value),
             _ => {}
@@ -123,12 +124,8 @@ fn value_end(body: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// A key's text: borrowed when it has no escapes, decoded when it has.
-fn decoded_key(key: &[u8]) -> Option<Cow<'_, str>> {
-    string_value(key)
-}
-
-/// A JSON string's text, or `None` when `value` is not a string.
+/// A JSON string's text (borrowed when it has no escapes, decoded when it
+/// has), or `None` when `value` is not a string.
 fn string_value(value: &[u8]) -> Option<Cow<'_, str>> {
     let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
     if inner.contains(&b'\\') {

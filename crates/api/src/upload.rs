@@ -663,11 +663,47 @@ impl Uploads<'_> {
         path: String,
         body: RawBody,
     ) -> Result<Response<T>, Error> {
-        let (content_type, len, body) =
-            body.into_body().map_err(|message| Error::InvalidRequest {
-                operation: Some(operation),
-                message,
-            })?;
+        let (content_type, len, body) = body
+            .into_body()
+            .map_err(|message| invalid(operation, message))?;
+        self.send_body(operation, method, path, content_type, len, body)
+            .await
+    }
+
+    /// Sends `file` as a one-part multipart body.
+    async fn put<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        path: String,
+        file: Upload,
+    ) -> Result<Response<T>, Error> {
+        let (content_type, body) = file
+            .encode()
+            .await
+            .map_err(|message| invalid(operation, message))?;
+        self.send_body(
+            operation,
+            reqwest::Method::PUT,
+            path,
+            content_type,
+            None,
+            body.into(),
+        )
+        .await
+    }
+
+    /// The one request every upload makes: `body` with its `Content-Type`
+    /// (and `Content-Length` when given; reqwest sets it for a body in
+    /// memory), through the generated client's hooks, answered in JSON.
+    async fn send_body<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        path: String,
+        content_type: HeaderValue,
+        len: Option<u64>,
+        body: reqwest::Body,
+    ) -> Result<Response<T>, Error> {
         self.client
             .send(|c| async move {
                 let mut request = c
@@ -683,32 +719,13 @@ impl Uploads<'_> {
             })
             .await
     }
+}
 
-    async fn put<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        path: String,
-        file: Upload,
-    ) -> Result<Response<T>, Error> {
-        let (content_type, body) =
-            file.encode()
-                .await
-                .map_err(|message| Error::InvalidRequest {
-                    operation: Some(operation),
-                    message,
-                })?;
-        self.client
-            .send(|c| async move {
-                let request = c
-                    .client()
-                    .put(format!("{}{path}", c.baseurl()))
-                    .header(ACCEPT, HeaderValue::from_static("application/json"))
-                    .header(CONTENT_TYPE, content_type)
-                    .body(body)
-                    .build()?;
-                json_response(execute(c, request, operation).await?).await
-            })
-            .await
+/// A body that cannot be sent: nothing was.
+fn invalid(operation: &'static str, message: String) -> Error {
+    Error::InvalidRequest {
+        operation: Some(operation),
+        message,
     }
 }
 
