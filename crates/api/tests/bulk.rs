@@ -513,6 +513,53 @@ async fn sync_comments_over_http_bisects_and_reports_per_item() {
     assert!(requests.iter().all(|r| r.len() <= 4));
 }
 
+/// The exact requests of a job: each batch's body is written into a buffer
+/// sized from the previous body, which must not change a byte of it, for
+/// a batch larger or smaller than the one before.
+#[tokio::test]
+async fn sync_comments_sends_each_batch_as_the_documented_json_request() {
+    let server = MockServer::start_async().await;
+    let batch = |ids: &[&str]| json!({"comments": ids.iter().map(|id| json!({"id": id, "messages": [{"body": {"text": "hello"}}]})).collect::<Vec<_>>()});
+    let ok = json!({"status": "ok", "new": 1, "updated": 0, "unchanged": 0});
+    let mut mocks = Vec::new();
+    for ids in [&["c0", "c1", "c2"][..], &["c3", "c4", "c5"], &["c6"]] {
+        let body = batch(ids);
+        let ok = ok.clone();
+        mocks.push(
+            server
+                .mock_async(move |when, then| {
+                    when.method("POST")
+                        .path("/api/v1/sources/acme/inbox/sync")
+                        .header("authorization", "Bearer tok-static-123")
+                        .header("content-type", "application/json")
+                        .header("accept", "application/json")
+                        .json_body(body);
+                    then.status(200)
+                        .header("content-type", "application/json")
+                        .json_body(ok);
+                })
+                .await,
+        );
+    }
+    let client = token_client(&server, RetryPolicy::none());
+    let input = (0..7).map(|i| comment(&format!("c{i}"), "hello"));
+
+    let report = bulk::sync_comments(
+        &client,
+        "acme",
+        "inbox",
+        stream::iter(input),
+        SyncOptions::default().batch_size(3),
+    )
+    .await;
+
+    assert_eq!(report.synced, 7, "{:?}", report.failures.first());
+    assert_eq!(report.requests, 3);
+    for mock in &mocks {
+        mock.assert_async().await;
+    }
+}
+
 #[tokio::test]
 async fn sync_raw_emails_over_http() {
     let server = MockServer::start_async().await;
