@@ -26,7 +26,10 @@
 //!    4x faster). The server honours each window's `from` / `to`.
 //! 7. The upload path's own cost: a sequential `sync_comments` of 100,000
 //!    comments with no latency, against a raw reqwest + serde_json loop
-//!    posting the same batches (target: at most 1.05x).
+//!    posting the same batches (target: at most 1.05x). Measured as the CPU
+//!    time of the client's thread (the server runs on another), and as
+//!    instructions per batch under valgrind's callgrind, which the bench
+//!    runs itself when `valgrind` is installed.
 //! 8. Bytes on the wire for an export page, with the client's
 //!    `Accept-Encoding: gzip` answered compressed, and not.
 
@@ -1135,7 +1138,7 @@ async fn parallel_export(client: &Client, server: &Server) {
         println!("   {label:<40} {:>10}  {requests} requests", ms(time));
     }
     println!(
-        "   speed-up: {:.2}x unordered, {:.2}x ordered (target >= 4x); every comment exactly once",
+        "   speed-up: {:.2}x unordered, {:.2}x ordered (target >= 4x); every comment exactly once\n",
         sequential.as_secs_f64() / unordered.as_secs_f64(),
         sequential.as_secs_f64() / ordered.as_secs_f64()
     );
