@@ -118,7 +118,8 @@ impl Client {
             let status = value.status();
             let headers = value.headers().clone();
             let download =
-                crate::Download::new(operation, &headers, value.into_inner().into_inner());
+                crate::Download::new(operation, &headers, value.into_inner().into_inner())
+                    .with_progress_timeout(crate::transport::progress_timeout());
             Ok(ResponseValue::new(download, status, headers))
         };
         let response = self.run(options, call, |_| None).await?;
@@ -232,17 +233,27 @@ fn contradiction_error(state: &CallState) -> Option<Error> {
         server_timing: headers.map(ServerTiming::from_headers).unwrap_or_default(),
         attempts: state.attempts,
         retry_after: None,
+        maybe_applied: state.maybe_applied,
     })
 }
 
 /// An [`Error::Transport`] for a network failure: while sending a request,
-/// or later, while streaming a download's body.
+/// or later, while streaming a download's body. A request reqwest could
+/// not build (a header value from the caller's input, say) is the caller's
+/// mistake, not the network's: [`Error::InvalidRequest`], never retried.
 pub(crate) fn transport_error(
     operation: Option<&'static str>,
     source: reqwest::Error,
     attempts: u32,
     deadline_hit: bool,
+    maybe_applied: bool,
 ) -> Error {
+    if source.is_builder() {
+        return Error::InvalidRequest {
+            operation,
+            message: source.without_url().to_string(),
+        };
+    }
     let kind = if source.is_timeout() || deadline_hit {
         TransportKind::Timeout
     } else if source.is_connect() {
@@ -254,7 +265,25 @@ pub(crate) fn transport_error(
         operation,
         kind,
         attempts: attempts.max(1),
+        // A connect error sent nothing.
+        maybe_applied: maybe_applied && kind != TransportKind::Connect,
         source: Box::new(source.without_url()),
+    }
+}
+
+/// An [`Error::Transport`] timeout for a file transfer that stopped moving.
+pub(crate) fn stalled_error(
+    operation: Option<&'static str>,
+    stalled: crate::progress::Stalled,
+    attempts: u32,
+    maybe_applied: bool,
+) -> Error {
+    Error::Transport {
+        operation,
+        kind: TransportKind::Timeout,
+        attempts: attempts.max(1),
+        maybe_applied,
+        source: Box::new(stalled),
     }
 }
 
@@ -275,16 +304,23 @@ async fn map_error<E: ErrorBody>(
             attempts: state.attempts,
         };
     }
+    if let Some(stalled) = state.stalled {
+        return stalled_error(operation, stalled, state.attempts, state.maybe_applied);
+    }
     let retry_after = state.retry_after;
-    let transport = |source: reqwest::Error, attempts: u32, deadline_hit: bool| {
-        transport_error(operation, source, attempts, deadline_hit)
-    };
+    let maybe_applied = state.maybe_applied;
     match error {
         G::InvalidRequest(message) | G::Custom(message) => {
             Error::InvalidRequest { operation, message }
         }
         G::CommunicationError(e) | G::InvalidUpgrade(e) | G::ResponseBodyError(e) => {
-            transport(e, state.attempts, state.deadline_hit)
+            transport_error(
+                operation,
+                e,
+                state.attempts,
+                state.deadline_hit,
+                maybe_applied,
+            )
         }
         G::ErrorResponse(value) => {
             let message = match value.as_ref().message() {
@@ -303,6 +339,7 @@ async fn map_error<E: ErrorBody>(
                 server_timing: ServerTiming::from_headers(value.headers()),
                 attempts: state.attempts.max(1),
                 retry_after,
+                maybe_applied,
             }
         }
         G::InvalidResponsePayload(bytes, source) => match state.status {
@@ -318,6 +355,7 @@ async fn map_error<E: ErrorBody>(
                     .unwrap_or_default(),
                 attempts: state.attempts.max(1),
                 retry_after,
+                maybe_applied,
             },
             status => Error::Decode {
                 operation,
@@ -343,6 +381,7 @@ async fn map_error<E: ErrorBody>(
                 server_timing: ServerTiming::from_headers(&headers),
                 attempts: state.attempts.max(1),
                 retry_after,
+                maybe_applied,
             }
         }
     }
@@ -766,7 +805,7 @@ impl ClientBuilder {
         let resolved = self.resolve()?;
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let request_timeout = self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-        let http = self.http(connect_timeout, request_timeout)?;
+        let http = self.http(connect_timeout)?;
         let provider: Arc<dyn TokenProvider> = match resolved.credentials {
             Credentials::Token(token) => Arc::new(StaticToken::new(token)),
             Credentials::Provider(provider) => provider,
@@ -810,11 +849,7 @@ impl ClientBuilder {
 
     /// The `reqwest::Client` requests go through: the escape hatch's, or
     /// one built from this builder's connection settings.
-    fn http(
-        &self,
-        connect_timeout: Duration,
-        request_timeout: Duration,
-    ) -> Result<reqwest::Client, ConfigError> {
+    fn http(&self, connect_timeout: Duration) -> Result<reqwest::Client, ConfigError> {
         let invalid = |what: &str, reason: String| ConfigError::Invalid {
             what: what.to_owned(),
             reason,
@@ -869,12 +904,12 @@ impl ClientBuilder {
             headers.append(name, value);
         }
         let cap = crate::retry::TIMER_CAP;
-        // No client-wide total timeout: the transport bounds each attempt
-        // (and the deadline each call); the read timeout bounds progress,
-        // which is all that bounds a streamed file.
+        // No client-wide total or read timeout: either would cap what a
+        // call's own attempt timeout may lengthen, and reqwest's read
+        // timeout also cuts an upload that is still sending. The transport
+        // bounds every attempt itself ("Timeouts" in DESIGN.md).
         let mut builder = reqwest::Client::builder()
             .connect_timeout(connect_timeout.min(cap))
-            .read_timeout(request_timeout.min(cap))
             .user_agent(user_agent)
             .default_headers(headers);
         let mut roots = Vec::new();

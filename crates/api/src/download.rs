@@ -33,6 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cm_api_gen::types::QueryCommentsRequest;
@@ -42,7 +43,7 @@ use progenitor_client::ClientInfo;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::client::{Client, Response, transport_error};
+use crate::client::{Client, Response, stalled_error, transport_error};
 use crate::error::Error;
 use crate::request::{GeneratedError, execute, segment};
 
@@ -74,6 +75,8 @@ pub struct Download {
     operation: &'static str,
     attempts: u32,
     finished: bool,
+    /// The progress timeout and its timer, armed for the next chunk.
+    progress: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
 }
 
 impl fmt::Debug for Download {
@@ -100,11 +103,23 @@ impl Download {
             operation,
             attempts: 1,
             finished: false,
+            progress: None,
         }
     }
 
     pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts;
+        self
+    }
+
+    /// Fails the body when no chunk arrives for `timeout`, counted from now
+    /// and then from each chunk (`None`, or a timeout too large for the
+    /// clock: no bound).
+    pub(crate) fn with_progress_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.progress = timeout.and_then(|timeout| {
+            let at = tokio::time::Instant::now().checked_add(timeout)?;
+            Some((timeout, Box::pin(tokio::time::sleep_until(at))))
+        });
         self
     }
 
@@ -211,18 +226,40 @@ impl Stream for Download {
             return Poll::Ready(None);
         }
         match self.body.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some(Ok(chunk))),
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some((timeout, timer)) = &mut self.progress {
+                    match tokio::time::Instant::now().checked_add(*timeout) {
+                        Some(at) => timer.as_mut().reset(at),
+                        None => self.progress = None,
+                    }
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
             Poll::Ready(Some(Err(source))) => {
                 // The body is cut: end the stream after reporting why.
                 self.finished = true;
-                let error = transport_error(Some(self.operation), source, self.attempts, false);
+                let error =
+                    transport_error(Some(self.operation), source, self.attempts, false, true);
                 Poll::Ready(Some(Err(error)))
             }
             Poll::Ready(None) => {
                 self.finished = true;
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let Some((timeout, timer)) = &mut self.progress else {
+                    return Poll::Pending;
+                };
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // Nothing arrived for the progress timeout: end the stream.
+                let after = *timeout;
+                self.finished = true;
+                let stalled = crate::progress::Stalled { after };
+                let error = stalled_error(Some(self.operation), stalled, self.attempts, true);
+                Poll::Ready(Some(Err(error)))
+            }
         }
     }
 

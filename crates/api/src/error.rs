@@ -95,6 +95,9 @@ pub enum Error {
         kind: TransportKind,
         /// How many attempts were made.
         attempts: u32,
+        /// Whether the server may have applied the request anyway; see
+        /// [`Error::maybe_applied`].
+        maybe_applied: bool,
         /// The underlying network error.
         #[source]
         source: BoxError,
@@ -120,6 +123,9 @@ pub enum Error {
         attempts: u32,
         /// The server's `Retry-After`, when the client did not wait that long.
         retry_after: Option<Duration>,
+        /// Whether an earlier attempt may have been applied; see
+        /// [`Error::maybe_applied`].
+        maybe_applied: bool,
     },
 
     /// Something other than the platform answered, e.g. a proxy's HTML page
@@ -141,6 +147,9 @@ pub enum Error {
         attempts: u32,
         /// The server's `Retry-After`, when the client did not wait that long.
         retry_after: Option<Duration>,
+        /// Whether an earlier attempt may have been applied; see
+        /// [`Error::maybe_applied`].
+        maybe_applied: bool,
     },
 
     /// The job's [`RateGate`](crate::RateGate) stays closed (after a 429)
@@ -262,6 +271,7 @@ impl Error {
             server_timing: ServerTiming::default(),
             attempts: 1,
             retry_after: None,
+            maybe_applied: false,
         }
     }
 
@@ -313,6 +323,38 @@ impl Error {
         }
     }
 
+    /// Whether the server may have applied the request even though the
+    /// call failed: an attempt's answer was lost after it was sent (a
+    /// timeout, a reset, a body cut short) or was a 500, 502 or 504, or a
+    /// success answer could not be decoded. `false` when every attempt was
+    /// refused or rejected, or nothing was sent.
+    ///
+    /// A retried call can fail *because* an earlier attempt was applied:
+    /// a create whose answer was lost, sent again, is answered 409 "already
+    /// exists". Check this before reporting such a failure as "not done":
+    ///
+    /// ```no_run
+    /// # async fn run(client: cm_api::Client, body: cm_api::types::CreateSourceRequest) -> Result<(), cm_api::Error> {
+    /// match client.create_source().project("acme").source_name("inbox").body(body).send().await {
+    ///     Ok(_) => {}
+    ///     Err(err) if err.status() == Some(409) && err.maybe_applied() => {
+    ///         // Our own earlier attempt created it: look it up instead.
+    ///         client.get_source().project("acme").source_name("inbox").send().await?;
+    ///     }
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            Self::Transport { maybe_applied, .. }
+            | Self::Api { maybe_applied, .. }
+            | Self::UnexpectedResponse { maybe_applied, .. } => *maybe_applied,
+            Self::Decode { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The HTTP status of the response, when there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -359,8 +401,9 @@ impl Error {
     }
 
     /// Whether the same call could succeed later: network failures and
-    /// 429/502/503/504 answers. Retryable operations have already been
-    /// retried by the client when this is returned.
+    /// 429/500/502/503/504 answers. Retryable operations have already been
+    /// retried by the client when this is returned. Before repeating an
+    /// operation that is not idempotent, see [`maybe_applied`](Self::maybe_applied).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::RateLimited { .. } => true,

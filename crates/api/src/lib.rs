@@ -60,6 +60,7 @@ mod envelope;
 pub mod error;
 mod operation;
 pub mod paginate;
+mod progress;
 mod request;
 pub mod retry;
 mod secret;

@@ -406,9 +406,138 @@ pub fn retry_class(operation_id: &str, method: &str) -> RetryClass {
     }
 }
 
-/// HTTP statuses worth another attempt: rate limiting and gateway failures.
+/// HTTP statuses worth another attempt of an idempotent operation: rate
+/// limiting, a server error and gateway failures. A 500 is transient often
+/// enough (the vendor's client retries every 5xx, aws-sdk's standard mode
+/// retries 500) and harmless to repeat for an operation whose repeat has
+/// the same effect.
 pub(crate) fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 429 | 502 | 503 | 504)
+    matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// Statuses after which the request may have been applied: the server (or
+/// a gateway in front of it) failed without saying the request was refused.
+/// A 429 or a 503 is a refusal; a 4xx is a rejection.
+fn may_have_applied(status: u16) -> bool {
+    matches!(status, 500 | 502 | 504)
+}
+
+/// How one attempt failed, as far as deciding what comes next goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Nothing reached the server: the connection could not be made.
+    NotSent,
+    /// Sent, and then the answer was lost: a timeout, a reset, a body cut
+    /// short. The server may have applied the request.
+    Lost,
+    /// The server answered with this status (and maybe a `Retry-After`).
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The `Retry-After` it sent, parsed.
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Failure {
+    /// Whether the server may have applied the request despite the failure.
+    pub(crate) fn maybe_applied(self) -> bool {
+        match self {
+            Self::NotSent => false,
+            Self::Lost => true,
+            Self::Status { status, .. } => may_have_applied(status),
+        }
+    }
+}
+
+/// Everything the decision after a failed attempt depends on. Built by the
+/// transport's retry loop and by the token exchange's, so that both follow
+/// [`decide`] and nothing else.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Attempt {
+    /// How the attempt failed.
+    pub(crate) failure: Failure,
+    /// The operation's retry class.
+    pub(crate) class: RetryClass,
+    /// Attempts made so far, this one included.
+    pub(crate) attempt: u32,
+    /// The policy's limit on attempts.
+    pub(crate) max_attempts: u32,
+    /// Whether the request can be sent again (a streamed body cannot).
+    pub(crate) replayable: bool,
+    /// Whether a 401 may still be answered with a refreshed token.
+    pub(crate) may_refresh: bool,
+    /// The jittered backoff for this retry, used without a `Retry-After`.
+    pub(crate) backoff: Duration,
+    /// The longest `Retry-After` waited out ([`RetryPolicy::max_backoff`]).
+    pub(crate) max_backoff: Duration,
+    /// How long a shared [`RateGate`] stays closed, at least as long to wait.
+    pub(crate) gate: Duration,
+    /// Time left before the call's deadline (`None`: no deadline).
+    pub(crate) time_left: Option<Duration>,
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Send the request again after `wait`.
+    Retry {
+        /// The pause before the next attempt.
+        wait: Duration,
+    },
+    /// A 401: get a fresh token and send again at once (once per call).
+    Refresh,
+    /// Give up and return this failure. `retry_after` is the server's
+    /// wait when it asked for one that was not waited out here.
+    Return {
+        /// The `Retry-After` to hand to the caller.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// The one rule for what follows a failed attempt; see the retry section of
+/// `crates/api/DESIGN.md`. Pure, so the table of cases in the tests is the
+/// specification:
+///
+/// 1. A 401 is answered once with a refreshed token, whatever the class.
+/// 2. A failure is worth another attempt when nothing was sent (any class),
+///    or, for an idempotent operation, when the answer was lost or the
+///    status is retryable (429, 500, 502, 503, 504).
+/// 3. The wait is the `Retry-After` when sent, else the backoff, and at
+///    least as long as a closed rate gate. A `Retry-After` above
+///    `max_backoff` is not waited out: the failure is returned with it.
+/// 4. No retry past the policy's attempts, for a request that cannot be
+///    replayed, or when the wait would end at or after the deadline.
+pub(crate) fn decide(a: &Attempt) -> Decision {
+    let retry_after = match a.failure {
+        Failure::Status { status, retry_after } if is_retryable_status(status) => retry_after,
+        _ => None,
+    };
+    let give_up = Decision::Return { retry_after };
+    if let Failure::Status { status: 401, .. } = a.failure {
+        return if a.may_refresh && a.replayable {
+            Decision::Refresh
+        } else {
+            give_up
+        };
+    }
+    let idempotent = a.class == RetryClass::Idempotent;
+    let worth_it = match a.failure {
+        Failure::NotSent => true,
+        Failure::Lost => idempotent,
+        Failure::Status { status, .. } => idempotent && is_retryable_status(status),
+    };
+    if !worth_it || !a.replayable || a.attempt >= a.max_attempts {
+        return give_up;
+    }
+    if retry_after.is_some_and(|w| w > a.max_backoff) {
+        return give_up;
+    }
+    let wait = retry_after.unwrap_or(a.backoff).max(a.gate);
+    if a.time_left.is_some_and(|left| wait >= left) {
+        return give_up;
+    }
+    Decision::Retry { wait }
 }
 
 /// How many times, and for how long, transient failures are retried.
@@ -565,6 +694,13 @@ pub struct RateGate {
     pauses: std::sync::atomic::AtomicU64,
     max_pause: Duration,
 }
+
+/// The longest `Retry-After` a long-running job waits out by default
+/// ([`StreamConsumer::max_retry_after`](crate::StreamConsumer::max_retry_after)):
+/// beyond it, the job returns the error, which carries the wait
+/// ([`Error::retry_after`](crate::Error::retry_after)), instead of sleeping
+/// for as long as the server asks (a day, say).
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The default cap on one [`RateGate`] pause.
 pub const DEFAULT_MAX_GATE_PAUSE: Duration = Duration::from_secs(60);
@@ -843,6 +979,62 @@ mod tests {
         let unbounded = RateGate::new().max_pause(Duration::MAX);
         assert_eq!(unbounded.pause_for(Duration::MAX), Duration::MAX);
         assert!(unbounded.remaining() > Duration::from_secs(365 * 24 * 3600));
+    }
+
+    /// The retry rule as a table: one row per case, the decision beside it.
+    #[test]
+    fn the_decision_after_a_failed_attempt() {
+        use Decision::{Refresh, Retry, Return};
+        use RetryClass::{Idempotent, Never};
+        const S: Duration = Duration::from_secs(1);
+        let base = Attempt {
+            failure: Failure::Lost,
+            class: Idempotent,
+            attempt: 1,
+            max_attempts: 4,
+            replayable: true,
+            may_refresh: true,
+            backoff: S,
+            max_backoff: 30 * S,
+            gate: Duration::ZERO,
+            time_left: Some(300 * S),
+        };
+        let status = |status, retry_after| Failure::Status {
+            status,
+            retry_after,
+        };
+        let none = Return { retry_after: None };
+        #[rustfmt::skip]
+        let table: Vec<(&str, Attempt, Decision)> = vec![
+            ("lost answer, idempotent", base, Retry { wait: S }),
+            ("lost answer, never", Attempt { class: Never, ..base }, none),
+            ("nothing sent, never", Attempt { failure: Failure::NotSent, class: Never, ..base }, Retry { wait: S }),
+            ("500, idempotent", Attempt { failure: status(500, None), ..base }, Retry { wait: S }),
+            ("500, never", Attempt { failure: status(500, None), class: Never, ..base }, none),
+            ("501, idempotent", Attempt { failure: status(501, None), ..base }, none),
+            ("503, idempotent", Attempt { failure: status(503, None), ..base }, Retry { wait: S }),
+            ("422, idempotent", Attempt { failure: status(422, None), ..base }, none),
+            ("429 with Retry-After", Attempt { failure: status(429, Some(5 * S)), ..base }, Retry { wait: 5 * S }),
+            ("429 with a Retry-After past max_backoff", Attempt { failure: status(429, Some(3600 * S)), ..base }, Return { retry_after: Some(3600 * S) }),
+            ("429 with Retry-After, never", Attempt { failure: status(429, Some(5 * S)), class: Never, ..base }, Return { retry_after: Some(5 * S) }),
+            ("429 on the last attempt", Attempt { failure: status(429, Some(5 * S)), attempt: 4, ..base }, Return { retry_after: Some(5 * S) }),
+            ("the gate closed longer than the backoff", Attempt { gate: 7 * S, ..base }, Retry { wait: 7 * S }),
+            ("a wait ending at the deadline", Attempt { time_left: Some(S), ..base }, none),
+            ("no deadline", Attempt { time_left: None, backoff: 3600 * S, ..base }, Retry { wait: 3600 * S }),
+            ("last attempt", Attempt { attempt: 4, ..base }, none),
+            ("a streamed body cannot be replayed", Attempt { replayable: false, ..base }, none),
+            ("401, first time", Attempt { failure: status(401, None), class: Never, attempt: 4, ..base }, Refresh),
+            ("401, already refreshed", Attempt { failure: status(401, None), may_refresh: false, ..base }, none),
+            ("401, streamed body", Attempt { failure: status(401, None), replayable: false, ..base }, none),
+        ];
+        for (case, attempt, expected) in table {
+            assert_eq!(decide(&attempt), expected, "{case}");
+        }
+        assert!(Failure::Lost.maybe_applied());
+        assert!(status(502, None).maybe_applied());
+        assert!(!status(503, None).maybe_applied());
+        assert!(!status(429, None).maybe_applied());
+        assert!(!Failure::NotSent.maybe_applied());
     }
 
     #[test]

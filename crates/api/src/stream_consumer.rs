@@ -44,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::{BoxError, Error};
+use crate::retry::DEFAULT_MAX_RETRY_AFTER;
 use crate::types;
 
 mod sealed {
@@ -325,6 +326,7 @@ pub struct StreamConsumer<B: StreamBatch = types::StreamResultsResponse> {
     idle_wait: Duration,
     error_backoff: Duration,
     max_consecutive_errors: u32,
+    max_retry_after: Duration,
     shutdown: CancellationToken,
     batch: PhantomData<fn() -> B>,
 }
@@ -372,6 +374,7 @@ impl<B: StreamBatch> StreamConsumer<B> {
             idle_wait: Duration::from_secs(5),
             error_backoff: Duration::from_secs(1),
             max_consecutive_errors: 10,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             shutdown: CancellationToken::new(),
             batch: PhantomData,
         }
@@ -414,6 +417,31 @@ impl<B: StreamBatch> StreamConsumer<B> {
     /// [`run`](Self::run) returns the last one (default 10).
     pub fn max_consecutive_errors(mut self, max: u32) -> Self {
         self.max_consecutive_errors = max;
+        self
+    }
+
+    /// The longest `Retry-After` [`run`](Self::run) waits out (default
+    /// [`DEFAULT_MAX_RETRY_AFTER`], 15 minutes). When the server asks for
+    /// longer, `run` returns its error, which carries the wait
+    /// ([`Error::retry_after`]), instead of sleeping that long.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cm_api::StreamConsumer;
+    ///
+    /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
+    /// let consumer = StreamConsumer::new(client, "acme", "triage", "refunds")
+    ///     .max_retry_after(Duration::from_secs(60));
+    /// match consumer.run(|_batch| async { Ok(()) }).await {
+    ///     Err(err) if err.retry_after().is_some() => {
+    ///         eprintln!("the service asks to wait {:?}; try again later", err.retry_after());
+    ///     }
+    ///     other => { other?; }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn max_retry_after(mut self, cap: Duration) -> Self {
+        self.max_retry_after = cap;
         self
     }
 
@@ -477,7 +505,13 @@ impl<B: StreamBatch> StreamConsumer<B> {
                     tracing::info!(%error, "stream consumer: shutdown before the batch was advanced past");
                     break;
                 }
-                Err(error) if error.is_retryable() && errors < self.max_consecutive_errors => {
+                Err(error)
+                    if error.is_retryable()
+                        && errors < self.max_consecutive_errors
+                        && error
+                            .retry_after()
+                            .is_none_or(|wait| wait <= self.max_retry_after) =>
+                {
                     errors += 1;
                     let factor = 2u32.saturating_pow(errors - 1);
                     let wait = self

@@ -20,9 +20,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::auth::{AuthError, TokenProvider};
+use crate::progress::{Progress, Stalled};
 use crate::retry::{
-    CallOptions, RateGate, RetryClass, RetryPolicy, TIMER_CAP, current_gate, instant_after,
-    is_retryable_status, note_attempt, parse_retry_after, retry_class,
+    Attempt, CallOptions, Decision, Failure, RateGate, RetryPolicy, TIMER_CAP, current_gate,
+    decide, instant_after, is_retryable_status, note_attempt, parse_retry_after, retry_class,
 };
 use crate::secret::Secret;
 
@@ -42,6 +43,15 @@ pub(crate) struct CallState {
     pub(crate) contradiction: Option<Contradiction>,
     /// Set when the call's deadline cut the last attempt short.
     pub(crate) deadline_hit: bool,
+    /// Set when the last attempt, a file transfer, made no progress for
+    /// its progress timeout.
+    pub(crate) stalled: Option<Stalled>,
+    /// Whether an attempt of the call may have been applied by the server
+    /// (its answer was lost, or a 500/502/504), reported on the error.
+    pub(crate) maybe_applied: bool,
+    /// A download's progress timeout, which its body keeps to after the
+    /// headers arrived.
+    pub(crate) progress_timeout: Option<Duration>,
     /// The last `Retry-After` the server sent, when it was not waited out.
     pub(crate) retry_after: Option<Duration>,
     /// Set when the call gave up at a closed rate gate: how long it stays closed.
@@ -56,6 +66,14 @@ pub(crate) struct CallState {
 pub(crate) struct Contradiction {
     pub(crate) claimed: String,
     pub(crate) message: Option<String>,
+}
+
+/// The progress timeout the current call's download keeps to once its
+/// headers arrived (`None` outside a call, or for a call without one).
+pub(crate) fn progress_timeout() -> Option<Duration> {
+    CALL.try_with(|ctx| ctx.lock().progress_timeout)
+        .ok()
+        .flatten()
 }
 
 /// Shared per-call state, set by the adapter with [`CallContext::scope`].
@@ -119,60 +137,62 @@ fn bearer(token: &Secret) -> Result<HeaderValue, AuthError> {
     Ok(value)
 }
 
-fn is_json(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let media = v
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            media == "application/json" || media.ends_with("+json")
-        })
-}
-
 /// A failure worth another attempt of a retryable operation: nothing
 /// came back, or the response was cut (connect, send, timeout, body).
 fn is_transient(err: &reqwest::Error) -> bool {
     err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() || err.is_decode()
 }
 
-/// Operations whose request or answer body is a file: the spec's
-/// non-JSON success bodies and its hand-written uploads. A test checks the
-/// list against the spec.
-const FILE_TRANSFERS: &[&str] = &[
-    // Downloads.
+/// Operations whose answer is a file: the spec's non-JSON success bodies.
+/// A test checks the list against the spec.
+const DOWNLOADS: &[&str] = &[
     "get_attachment",
     "get_document",
     "get_comment_audio",
     "get_appliance_config",
     "get_attachment_page_image",
     "get_attachment_page_thumbnail",
-    // Multipart uploads.
+];
+
+/// Operations whose request body is a file: the spec's hand-written
+/// uploads (multipart, then raw bodies). A test checks the list against
+/// the spec.
+const UPLOADS: &[&str] = &[
     "upload_comment_attachment",
     "upload_comment_audio",
     "upload_document",
     "upload_email_attachment",
     "upload_ixp_document",
-    // Raw-body uploads.
     "update_appliance_config",
     "upload_files",
     "detect_csv_format",
     "sync_comments_from_csv",
 ];
 
-/// Operations whose body is a file streamed through the transport
-/// unbuffered: their transfer is bounded by progress (the client's read
-/// timeout), not by the call's deadline.
-fn is_file_transfer(operation: &str, request: &reqwest::Request) -> bool {
-    FILE_TRANSFERS.contains(&operation)
-        || request
-            .headers()
-            .get(ACCEPT)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/csv"))
+/// Whether a request moves a file, and which way: a file transfer is
+/// bounded by progress, not by a total ("Timeouts" in `DESIGN.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transfer {
+    /// JSON both ways: buffered, bounded by the attempt timeout.
+    None,
+    /// The request body is a file; the JSON answer is buffered.
+    Upload,
+    /// The answer is a file, streamed to the caller unread.
+    Download,
+}
+
+fn transfer_of(operation: &str, request: &reqwest::Request) -> Transfer {
+    let csv = request
+        .headers()
+        .get(ACCEPT)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/csv"));
+    if DOWNLOADS.contains(&operation) || csv {
+        Transfer::Download
+    } else if UPLOADS.contains(&operation) {
+        Transfer::Upload
+    } else {
+        Transfer::None
+    }
 }
 
 /// A rate-limited answer's wait: the `Retry-After` when sent, parsed once.
@@ -217,12 +237,81 @@ fn refused_error(wait: Duration) -> reqwest::Error {
     }
 }
 
+/// `future`, watched by `progress` when the attempt has a progress clock.
+async fn watched<F: Future>(
+    progress: Option<&Progress>,
+    future: F,
+) -> Result<F::Output, AttemptError> {
+    match progress {
+        Some(progress) => progress.watch(future).await.map_err(AttemptError::Stalled),
+        None => Ok(future.await),
+    }
+}
+
+/// A `reqwest::Error` returned through the hooks' interface (which takes
+/// no other type) for a failure the call record describes: the adapter
+/// reports the recorded failure, never this.
+fn stand_in_error() -> reqwest::Error {
+    let mut response = http::Response::new(Bytes::new());
+    *response.status_mut() = http::StatusCode::REQUEST_TIMEOUT;
+    match reqwest::Response::from(response).error_for_status() {
+        Err(err) => err,
+        Ok(_) => unreachable!("a 408 is an error status"),
+    }
+}
+
 /// What one attempt produced.
 enum Outcome {
     /// A response whose body was read (JSON and error bodies).
     Buffered(http::Response<Bytes>),
-    /// A file body, passed through unread.
+    /// A downloaded file's body, passed through unread.
     Streamed(reqwest::Response),
+}
+
+impl Outcome {
+    fn status(&self) -> u16 {
+        match self {
+            Self::Buffered(r) => r.status().as_u16(),
+            Self::Streamed(r) => r.status().as_u16(),
+        }
+    }
+
+    fn headers(&self) -> &http::HeaderMap {
+        match self {
+            Self::Buffered(r) => r.headers(),
+            Self::Streamed(r) => r.headers(),
+        }
+    }
+}
+
+/// How one attempt failed before any response was read.
+enum AttemptError {
+    /// reqwest's own error: connect, send, timeout, body.
+    Http(reqwest::Error),
+    /// A file transfer made no progress for its progress timeout.
+    Stalled(Stalled),
+}
+
+impl AttemptError {
+    /// The retry decision's view of the failure; `None` for a failure that
+    /// repeating cannot fix (a redirect loop, a request reqwest refused).
+    fn failure(&self) -> Option<Failure> {
+        match self {
+            Self::Http(err) if err.is_connect() => Some(Failure::NotSent),
+            Self::Http(err) if is_transient(err) => Some(Failure::Lost),
+            Self::Http(_) => None,
+            Self::Stalled(_) => Some(Failure::Lost),
+        }
+    }
+}
+
+/// The bounds on one attempt; see "Timeouts" in `crates/api/DESIGN.md`.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    /// reqwest's total timeout for the attempt (`None`: none).
+    total: Option<Duration>,
+    /// The longest time without progress, for a file transfer.
+    progress: Option<Duration>,
 }
 
 impl Transport {
@@ -235,17 +324,16 @@ impl Transport {
         let options = CallOptions::current();
         // A per-call retry policy replaces the client's for this call.
         let policy = options.retry.unwrap_or(self.retry);
-        let attempt_timeout = options.attempt_timeout.unwrap_or(self.request_timeout);
         let started = Instant::now();
         // `None`: no deadline (a duration too large for the clock). Shared
         // with the token wait in `prepare`: one deadline per call.
         let deadline = CallContext::deadline(self.call_budget(&options));
-        let transfer = is_file_transfer(operation, &request);
+        let transfer = transfer_of(operation, &request);
         let class = retry_class(operation, request.method().as_str());
-        let max_attempts = policy.get_max_attempts();
         let span = tracing::Span::current();
         let mut attempt: u32 = 0;
         let mut refreshed = false;
+        let mut maybe_applied = false;
         let gate = current_gate();
         loop {
             // Waiting at the gate counts against the deadline.
@@ -278,57 +366,66 @@ impl Transport {
             attempt += 1;
             note_attempt();
             let spare = request.try_clone();
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            *request.timeout_mut() = if transfer {
-                // A file: bounded by progress (the read timeout), or by an explicit override.
-                options.attempt_timeout.map(|t| t.min(TIMER_CAP))
-            } else {
-                Some(
-                    remaining
-                        .map_or(attempt_timeout, |r| r.min(attempt_timeout))
-                        .min(TIMER_CAP),
-                )
-            };
-            let can_retry = spare.is_some() && attempt < max_attempts;
-            let idempotent = class == RetryClass::Idempotent;
-            let result = self.attempt(client, request, transfer).await;
+            let bounds = self.bounds(&options, transfer, deadline);
+            *request.timeout_mut() = bounds.total;
+            let result = self.attempt(client, request, transfer, bounds).await;
             span.record("attempts", attempt);
             span.record("duration_ms", started.elapsed().as_millis() as u64);
-            let outcome = match result {
-                Err(err) => {
-                    // A connect error means nothing reached the server: safe for any operation.
-                    let retry =
-                        can_retry && (err.is_connect() || (idempotent && is_transient(&err)));
-                    if retry {
-                        let wait = policy.backoff(attempt);
-                        if self.wait_to_retry(wait, deadline, gate.as_deref()).await {
-                            tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %err.without_url_ref(), "transport failure, retrying");
-                            request = spare.expect("checked by can_retry");
-                            continue;
-                        }
+            let (failure, outcome) = match result {
+                Ok(outcome) => {
+                    let status = outcome.status();
+                    span.record("status", status);
+                    if status < 400 {
+                        return Ok(self.finish(outcome, attempt, maybe_applied));
                     }
-                    let deadline_hit =
-                        err.is_timeout() && deadline.is_some_and(|d| Instant::now() >= d);
-                    CallContext::update(|s| {
-                        s.attempts = attempt;
-                        s.deadline_hit = deadline_hit;
-                    });
-                    return Err(err);
+                    let retry_after = retry_after_of(outcome.headers());
+                    (Failure::Status { status, retry_after }, Ok(outcome))
                 }
-                Ok(outcome) => outcome,
+                Err(error) => match error.failure() {
+                    Some(failure) => (failure, Err(error)),
+                    None => {
+                        CallContext::update(|s| s.attempts = attempt);
+                        return Err(self.give_up(error, attempt, deadline, maybe_applied));
+                    }
+                },
             };
-            let (status, headers) = match &outcome {
-                Outcome::Buffered(r) => (r.status().as_u16(), r.headers()),
-                Outcome::Streamed(r) => (r.status().as_u16(), r.headers()),
-            };
-            span.record("status", status);
-
-            if status == 401 && !refreshed {
-                if let Some(mut next) = spare {
-                    match self.refreshed_request(&mut next).await {
+            maybe_applied |= failure.maybe_applied();
+            let backoff = policy.backoff(attempt);
+            if let Failure::Status { status, retry_after } = failure
+                && is_retryable_status(status)
+            {
+                // Parsed once; the same wait closes the gate and delays the retry.
+                pause_gate(gate.as_deref(), status, retry_after, retry_after.unwrap_or(backoff));
+            }
+            let decision = decide(&Attempt {
+                failure,
+                class,
+                attempt,
+                max_attempts: policy.get_max_attempts(),
+                replayable: spare.is_some(),
+                may_refresh: !refreshed,
+                backoff,
+                max_backoff: policy.get_max_backoff(),
+                gate: gate.as_deref().map(RateGate::remaining).unwrap_or_default(),
+                time_left: deadline.map(|d| d.saturating_duration_since(Instant::now())),
+            });
+            match decision {
+                Decision::Retry { wait } => {
+                    match &outcome {
+                        Ok(_) => tracing::warn!(attempt, status = ?failure, wait_ms = wait.as_millis() as u64, "retryable status, retrying"),
+                        Err(AttemptError::Http(err)) => tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %err.without_url_ref(), "transport failure, retrying"),
+                        Err(AttemptError::Stalled(stalled)) => tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %stalled, "transfer stalled, retrying"),
+                    }
+                    tokio::time::sleep(wait).await;
+                    request = spare.expect("decide retries only a replayable request");
+                    continue;
+                }
+                Decision::Refresh => {
+                    refreshed = true;
+                    let mut next = spare.expect("decide refreshes only a replayable request");
+                    match self.refreshed_request(&mut next, deadline).await {
                         Ok(true) => {
                             tracing::info!(attempt, "401: retrying once with a refreshed token");
-                            refreshed = true;
                             request = next;
                             continue;
                         }
@@ -336,30 +433,69 @@ impl Transport {
                         Err(auth) => CallContext::update(|s| s.auth_error = Some(auth)),
                     }
                 }
-            } else if is_retryable_status(status) {
-                // Parsed once; the same wait closes the gate and delays the retry.
-                let retry_after = retry_after_of(headers);
-                let wait = retry_after.unwrap_or_else(|| policy.backoff(attempt));
-                pause_gate(gate.as_deref(), status, retry_after, wait);
-                let honoured = retry_after.is_none_or(|w| policy.accepts_retry_after(w));
-                if idempotent
-                    && can_retry
-                    && honoured
-                    && self.wait_to_retry(wait, deadline, gate.as_deref()).await
-                {
-                    tracing::warn!(
-                        attempt,
-                        status,
-                        wait_ms = wait.as_millis() as u64,
-                        "retryable status, retrying"
-                    );
-                    request = spare.expect("checked by can_retry");
-                    continue;
+                Decision::Return { retry_after } => {
+                    // Not waited out here: the caller learns how long to wait.
+                    CallContext::update(|s| s.retry_after = retry_after);
                 }
-                // Not waited out here: the caller learns how long to wait.
-                CallContext::update(|s| s.retry_after = retry_after);
             }
-            return Ok(self.finish(outcome, attempt));
+            return match outcome {
+                Ok(outcome) => Ok(self.finish(outcome, attempt, maybe_applied)),
+                Err(error) => Err(self.give_up(error, attempt, deadline, maybe_applied)),
+            };
+        }
+    }
+
+    /// Records a failed last attempt and returns its error.
+    fn give_up(
+        &self,
+        error: AttemptError,
+        attempt: u32,
+        deadline: Option<Instant>,
+        maybe_applied: bool,
+    ) -> reqwest::Error {
+        let deadline_hit = deadline.is_some_and(|d| Instant::now() >= d);
+        match error {
+            AttemptError::Http(err) => {
+                let deadline_hit = err.is_timeout() && deadline_hit;
+                CallContext::update(|s| {
+                    s.attempts = attempt;
+                    s.deadline_hit = deadline_hit;
+                    s.maybe_applied = maybe_applied;
+                });
+                err
+            }
+            AttemptError::Stalled(stalled) => {
+                CallContext::update(|s| {
+                    s.attempts = attempt;
+                    s.stalled = Some(stalled);
+                    s.maybe_applied = maybe_applied;
+                });
+                // A stand-in for the hooks' interface; the adapter reports
+                // the stall it finds in the call record instead.
+                stand_in_error()
+            }
+        }
+    }
+
+    /// The bounds of the next attempt. A buffered call's attempt ends by
+    /// the attempt timeout and the deadline, whichever comes first. A file
+    /// transfer is bounded by progress (the attempt timeout, per call or
+    /// the client's), and by a total only when one is set for the call.
+    fn bounds(&self, options: &CallOptions, transfer: Transfer, deadline: Option<Instant>) -> Bounds {
+        let attempt_timeout = options.attempt_timeout.unwrap_or(self.request_timeout);
+        match transfer {
+            Transfer::None => {
+                let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let total = remaining.map_or(attempt_timeout, |r| r.min(attempt_timeout));
+                Bounds {
+                    total: Some(total.min(TIMER_CAP)),
+                    progress: None,
+                }
+            }
+            Transfer::Upload | Transfer::Download => Bounds {
+                total: options.attempt_timeout.map(|t| t.min(TIMER_CAP)),
+                progress: Some(attempt_timeout),
+            },
         }
     }
 
@@ -370,40 +506,40 @@ impl Transport {
             .unwrap_or(options.retry.unwrap_or(self.retry).get_deadline())
     }
 
-    /// Waits `wait` (or until the gate opens, if later) before a retry;
-    /// `false`, without waiting, when the retry could not start before the
-    /// deadline.
-    async fn wait_to_retry(
-        &self,
-        wait: Duration,
-        deadline: Option<Instant>,
-        gate: Option<&RateGate>,
-    ) -> bool {
-        let wait = wait.max(gate.map(RateGate::remaining).unwrap_or_default());
-        if !fits(wait, deadline) {
-            return false;
-        }
-        tokio::time::sleep(wait).await;
-        true
-    }
-
-    /// One attempt: the response and, unless it is a file, its whole body,
-    /// so that a body cut short is retried like any other transient failure.
+    /// One attempt: the response and, unless it is a downloaded file, its
+    /// whole body, so that a body cut short is retried like any other
+    /// transient failure. A file transfer's request body and response
+    /// headers are watched by a progress clock.
     async fn attempt(
         &self,
         client: &reqwest::Client,
-        request: reqwest::Request,
-        transfer: bool,
-    ) -> reqwest::Result<Outcome> {
-        let response = client.execute(request).await?;
+        mut request: reqwest::Request,
+        transfer: Transfer,
+        bounds: Bounds,
+    ) -> Result<Outcome, AttemptError> {
+        let progress = bounds.progress.map(Progress::start);
+        if let Some(progress) = &progress
+            && let Some(body) = request.body_mut().take()
+        {
+            *request.body_mut() = Some(progress.track(body));
+        }
+        let response = watched(progress.as_ref(), client.execute(request))
+            .await?
+            .map_err(AttemptError::Http)?;
         let status = response.status();
-        let buffer = !transfer || is_json(response.headers()) || !status.is_success();
-        if !buffer {
+        if transfer == Transfer::Download && status.is_success() {
+            // A file: never buffered, never read as an envelope.
+            CallContext::update(|s| s.progress_timeout = bounds.progress);
             return Ok(Outcome::Streamed(response));
+        }
+        if let Some(progress) = &progress {
+            progress.tick();
         }
         let version = response.version();
         let headers = response.headers().clone();
-        let body = response.bytes().await?;
+        let body = watched(progress.as_ref(), response.bytes())
+            .await?
+            .map_err(AttemptError::Http)?;
         let mut rebuilt = http::Response::new(body);
         *rebuilt.status_mut() = status;
         *rebuilt.version_mut() = version;
@@ -411,8 +547,13 @@ impl Transport {
         Ok(Outcome::Buffered(rebuilt))
     }
 
-    /// Puts a refreshed token on `request`; `false` if the provider has none.
-    async fn refreshed_request(&self, request: &mut reqwest::Request) -> Result<bool, AuthError> {
+    /// Puts a refreshed token on `request`; `false` if the provider has
+    /// none. The provider gets what is left of the call's deadline.
+    async fn refreshed_request(
+        &self,
+        request: &mut reqwest::Request,
+        deadline: Option<Instant>,
+    ) -> Result<bool, AuthError> {
         let rejected = request
             .headers()
             .get(AUTHORIZATION)
@@ -420,7 +561,16 @@ impl Transport {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(Secret::new)
             .unwrap_or_else(|| Secret::new(""));
-        match self.provider.refresh(&rejected).await? {
+        let refreshed = match deadline {
+            None => self.provider.refresh(&rejected).await,
+            Some(until) => {
+                let after = until.saturating_duration_since(Instant::now());
+                tokio::time::timeout_at(until, self.provider.refresh(&rejected))
+                    .await
+                    .unwrap_or(Err(AuthError::Timeout { after }))
+            }
+        };
+        match refreshed? {
             Some(token) if token.secret() != &rejected => {
                 request
                     .headers_mut()
@@ -433,16 +583,16 @@ impl Transport {
 
     /// Records the final response and checks a buffered body's `"status"`
     /// against the HTTP status.
-    fn finish(&self, outcome: Outcome, attempt: u32) -> reqwest::Response {
+    fn finish(&self, outcome: Outcome, attempt: u32, maybe_applied: bool) -> reqwest::Response {
         let response = match outcome {
             Outcome::Streamed(response) => {
-                record_final(response.status().as_u16(), response.headers(), attempt);
+                record_final(response.status().as_u16(), response.headers(), attempt, maybe_applied);
                 return response;
             }
             Outcome::Buffered(response) => response,
         };
         let status = response.status();
-        record_final(status.as_u16(), response.headers(), attempt);
+        record_final(status.as_u16(), response.headers(), attempt, maybe_applied);
         // A scan, not a parse: the typed decoder parses the body next.
         let envelope = crate::envelope::scan(response.body());
         let claimed = envelope.status.as_deref();
@@ -463,11 +613,12 @@ impl Transport {
     }
 }
 
-fn record_final(status: u16, headers: &http::HeaderMap, attempt: u32) {
+fn record_final(status: u16, headers: &http::HeaderMap, attempt: u32, maybe_applied: bool) {
     CallContext::update(|s| {
         s.status = Some(status);
         s.headers = Some(headers.clone());
         s.attempts = attempt;
+        s.maybe_applied = maybe_applied;
     });
 }
 
@@ -563,17 +714,19 @@ impl WithoutUrlRef for reqwest::Error {
 
 #[cfg(test)]
 mod tests {
-    use super::FILE_TRANSFERS;
+    use super::{DOWNLOADS, UPLOADS};
 
-    /// Every operation of the spec whose success body is not JSON, or that
-    /// `cm-api` sends by hand (a file), is a file transfer, and nothing else.
+    /// Every operation of the spec whose success body is not JSON is a
+    /// download, every one that `cm-api` sends by hand (a file) is an
+    /// upload, and nothing else is either.
     #[test]
     fn file_transfers_are_the_specs_file_bodies() {
         let text = include_str!("../../../spec/openapi.yaml");
         let options = serde_saphyr::options! { strict_booleans: true };
         let spec: serde_json::Value =
             serde_saphyr::from_str_with_options(text, options).expect("valid YAML");
-        let mut files: Vec<&str> = Vec::new();
+        let mut downloads: Vec<&str> = Vec::new();
+        let mut uploads: Vec<&str> = Vec::new();
         for item in spec["paths"].as_object().expect("paths").values() {
             for operation in item.as_object().expect("path item").values() {
                 let Some(id) = operation.get("operationId").and_then(|v| v.as_str()) else {
@@ -582,14 +735,20 @@ mod tests {
                 let success = &operation["responses"]["200"]["content"];
                 let binary_answer = success.get("application/json").is_none()
                     && success.as_object().is_some_and(|c| !c.is_empty());
-                if binary_answer || operation.get("x-hand-written").is_some() {
-                    files.push(id);
+                if binary_answer {
+                    downloads.push(id);
+                }
+                if operation.get("x-hand-written").is_some() {
+                    uploads.push(id);
                 }
             }
         }
-        let mut expected: Vec<&str> = FILE_TRANSFERS.to_vec();
-        files.sort_unstable();
-        expected.sort_unstable();
-        assert_eq!(files, expected);
+        for (found, expected) in [(downloads, DOWNLOADS), (uploads, UPLOADS)] {
+            let mut found = found;
+            let mut expected: Vec<&str> = expected.to_vec();
+            found.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(found, expected);
+        }
     }
 }
