@@ -13,6 +13,7 @@ use cm_api::{
 };
 use common::fault::{FaultServer, Received, Reply};
 use common::{fast_retries, isolated};
+use futures::StreamExt;
 use serde_json::json;
 
 const DATASETS: &str = "/api/v1/datasets";
@@ -580,6 +581,290 @@ async fn a_gate_closed_beyond_the_deadline_fails_at_once_without_sending() {
     );
     assert!(err.is_retryable());
     assert_eq!(server.received().len(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Progress bounds, per-call timeouts that lengthen, 500s, maybe-applied
+// (issue 19)
+// ---------------------------------------------------------------------------
+
+/// `total` bytes in `pieces` chunks, one every `every`: an upload that
+/// keeps moving at a steady pace.
+fn paced_body(total: usize, pieces: usize, every: Duration) -> (cm_api::upload::RawBody, Vec<u8>) {
+    let content: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+    let chunks: Vec<bytes::Bytes> = content
+        .chunks(total / pieces)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let stream = futures::stream::iter(chunks).then(move |chunk| async move {
+        tokio::time::sleep(every).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let body = cm_api::upload::RawBody::from_stream(
+        "application/octet-stream",
+        stream,
+        Some(total as u64),
+    );
+    (body, content)
+}
+
+fn client_with_attempt_timeout(server: &FaultServer, timeout: Duration) -> Client {
+    isolated()
+        .endpoint(Endpoint::parse(&server.url).unwrap())
+        .token("t")
+        .request_timeout(timeout)
+        .retry_policy(fast_retries(4))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_streamed_upload_that_keeps_moving_outlasts_the_attempt_timeout() {
+    let server =
+        FaultServer::start(|_, _| Reply::json(200, json!({"status": "ok"}))).await;
+    let client = client_with_attempt_timeout(&server, Duration::from_secs(1));
+    // 4 MiB over about 3 s, a piece every 100 ms: never 1 s without progress.
+    let (body, content) = paced_body(4 << 20, 32, Duration::from_millis(100));
+
+    let response = client.uploads().file(body).await.unwrap();
+
+    assert_eq!(response.attempts(), 1);
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].path, "/api/_private/files/upload");
+    assert_eq!(received[0].body, content);
+}
+
+#[tokio::test]
+async fn a_streamed_upload_that_stops_moving_fails_after_the_attempt_timeout() {
+    let server =
+        FaultServer::start(|_, _| Reply::json(200, json!({"status": "ok"}))).await;
+    let client = client_with_attempt_timeout(&server, Duration::from_millis(500));
+    // One piece, then nothing: the stream never ends.
+    let stream = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"id,subject\n",
+    ))])
+    .chain(futures::stream::pending());
+    let body = cm_api::upload::RawBody::from_stream("text/csv", stream, Some(1000));
+
+    let err = tokio::time::timeout(Duration::from_secs(20), client.uploads().file(body))
+        .await
+        .expect("the progress bound ends the upload")
+        .unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Timeout,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert_eq!(cause, "no progress for 500ms");
+}
+
+#[tokio::test]
+async fn a_download_that_stops_moving_fails_after_the_attempt_timeout() {
+    let server = FaultServer::start(|_, _| Reply::Stall {
+        status: 200,
+        declared: 1000,
+        body: b"%PDF-1.7".to_vec(),
+        hold: Duration::from_secs(30),
+    })
+    .await;
+    let client = client_with_attempt_timeout(&server, Duration::from_millis(500));
+    let mut download = client
+        .downloads()
+        .attachment("0f3a9c1e2b7d4a6f.0.1")
+        .await
+        .unwrap()
+        .into_inner();
+
+    let first = download.next().await.unwrap().unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(20), download.next())
+        .await
+        .expect("the progress bound ends the body")
+        .unwrap()
+        .unwrap_err();
+
+    assert_eq!(first.as_ref(), b"%PDF-1.7");
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Timeout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(download.next().await.is_none());
+}
+
+#[tokio::test]
+async fn a_json_file_is_streamed_as_it_arrives_and_never_read_as_an_envelope() {
+    // A JSON attachment whose top level says "error", cut off after its
+    // first bytes: the caller gets those bytes at once, as a file.
+    let head = br#"{"status":"error","message":"this is the file's own content""#.to_vec();
+    let server = FaultServer::start({
+        let head = head.clone();
+        move |_, _| Reply::Stall {
+            status: 200,
+            declared: head.len() + 100,
+            body: head.clone(),
+            hold: Duration::from_secs(10),
+        }
+    })
+    .await;
+    let client = client_with_attempt_timeout(&server, Duration::from_secs(30));
+
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.downloads().attachment("0f3a9c1e2b7d4a6f.0.1"),
+    )
+    .await
+    .expect("the headers are enough: the body is not buffered")
+    .unwrap();
+    let mut download = response.into_inner();
+
+    assert_eq!(download.content_type(), Some("application/json"));
+    let first = download.next().await.unwrap().unwrap();
+    assert_eq!(first.as_ref(), head.as_slice());
+}
+
+#[tokio::test]
+async fn a_per_call_attempt_timeout_can_lengthen_the_clients() {
+    let server = FaultServer::start(|_, _| ok_datasets().after(Duration::from_millis(2500))).await;
+    let client = client_with_attempt_timeout(&server, Duration::from_secs(1));
+
+    let response = client
+        .list_datasets()
+        .with_options(CallOptions::new().attempt_timeout(Duration::from_secs(10)))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.attempts(), 1);
+    assert_eq!(server.count(DATASETS), 1);
+}
+
+#[tokio::test]
+async fn a_500_on_an_idempotent_read_is_retried_within_the_same_budget() {
+    let server = FaultServer::script(vec![
+        Reply::json(500, json!({"status": "error", "message": "Internal error"})),
+        ok_datasets(),
+    ])
+    .await;
+
+    let response = client(&server, fast_retries(3)).datasets().list().await.unwrap();
+
+    assert_eq!(response.attempts(), 2);
+    assert_eq!(server.count(DATASETS), 2);
+}
+
+#[tokio::test]
+async fn a_500_on_a_state_changing_post_is_returned_and_may_have_applied() {
+    let server = FaultServer::script(vec![Reply::json(
+        500,
+        json!({"status": "error", "message": "Internal error"}),
+    )])
+    .await;
+
+    let err = advance(&client(&server, fast_retries(3))).await.unwrap_err();
+
+    assert_eq!(err.status(), Some(500));
+    assert_eq!(attempts(&err), Some(1));
+    assert!(err.maybe_applied());
+    assert!(err.is_retryable());
+}
+
+fn create_source(client: &Client) -> impl std::future::Future<Output = Result<cm_api::Response<cm_api::types::SourceResponse>, Error>> + '_ {
+    let body: cm_api::types::CreateSourceRequest =
+        serde_json::from_value(json!({"source": {}})).unwrap();
+    client
+        .create_source()
+        .project("acme")
+        .source_name("inbox")
+        .body(body)
+        .send()
+}
+
+#[tokio::test]
+async fn a_create_retried_after_a_lost_answer_says_its_409_may_be_its_own_doing() {
+    let server = FaultServer::script(vec![
+        // The create is applied, but its answer never arrives in time.
+        Reply::json(200, json!({"status": "ok", "source": {}})).after(Duration::from_secs(3)),
+        Reply::json(409, json!({"status": "error", "message": "Source already exists"})),
+    ])
+    .await;
+    let client = client_with_attempt_timeout(&server, Duration::from_millis(500));
+
+    let err = create_source(&client).await.unwrap_err();
+
+    assert_eq!(err.status(), Some(409));
+    assert_eq!(attempts(&err), Some(2));
+    assert!(err.maybe_applied(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_409_on_the_first_attempt_was_not_applied() {
+    let server = FaultServer::script(vec![Reply::json(
+        409,
+        json!({"status": "error", "message": "Source already exists"}),
+    )])
+    .await;
+    let client = client_with_attempt_timeout(&server, Duration::from_secs(5));
+
+    let err = create_source(&client).await.unwrap_err();
+
+    assert_eq!(err.status(), Some(409));
+    assert!(!err.maybe_applied());
+}
+
+/// A provider whose refresh never answers.
+#[derive(Debug)]
+struct HangingRefresh;
+
+impl cm_api::TokenProvider for HangingRefresh {
+    fn token(&self) -> cm_api::auth::BoxFuture<'_, Result<cm_api::AccessToken, AuthError>> {
+        Box::pin(async { Ok(cm_api::AccessToken::new("rejected-token", None)) })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        _rejected: &'a cm_api::Secret,
+    ) -> cm_api::auth::BoxFuture<'a, Result<Option<cm_api::AccessToken>, AuthError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_refresh_after_a_401_ends_at_the_call_deadline() {
+    let server = FaultServer::start(|_, _| {
+        Reply::json(401, json!({"status": "error", "message": "token expired"}))
+    })
+    .await;
+    let client = isolated()
+        .endpoint(Endpoint::parse(&server.url).unwrap())
+        .token_provider(HangingRefresh)
+        .retry_policy(fast_retries(3).deadline(Duration::from_millis(700)))
+        .build()
+        .unwrap();
+
+    let err = tokio::time::timeout(Duration::from_secs(20), client.datasets().list())
+        .await
+        .expect("the deadline bounds the refresh")
+        .unwrap_err();
+
+    assert!(
+        matches!(err, Error::Auth(AuthError::Timeout { .. })),
+        "{err:?}"
+    );
+    assert_eq!(server.count(DATASETS), 1);
 }
 
 // ---------------------------------------------------------------------------
