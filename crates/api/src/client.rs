@@ -945,3 +945,37 @@ impl ClientBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request reqwest refuses to build (here a header value with a line
+    /// break, as caller input could carry) is the caller's mistake: never
+    /// a retryable network error, which bulk jobs and the stream consumer
+    /// would send again.
+    #[test]
+    fn a_request_that_cannot_be_built_is_an_invalid_request_not_a_network_error() {
+        let builder_error = reqwest::Client::new()
+            .get("http://127.0.0.1:9/api/v1/datasets")
+            .header("x-tag", "a\nb")
+            .build()
+            .unwrap_err();
+        assert!(builder_error.is_builder());
+
+        let error = transport_error(Some("list_datasets"), builder_error, 1, false, false);
+
+        assert!(
+            matches!(
+                &error,
+                Error::InvalidRequest {
+                    operation: Some("list_datasets"),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(!error.is_retryable());
+        assert!(!error.maybe_applied());
+    }
+}

@@ -352,7 +352,7 @@ async fn errors_that_do_not_blame_the_content_fail_the_batch_without_bisection()
             _: &'a [types::CommentNew],
         ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
             self.0.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Err(Error::api(500, "internal error")) })
+            Box::pin(async { Err(Error::api(501, "not implemented")) })
         }
     }
     let target = Failing(AtomicU64::new(0));

@@ -363,3 +363,35 @@ async fn the_legacy_fetch_route_is_consumed_the_same_way() {
     assert_eq!(summary.comments, 3);
     assert_eq!(state.lock().unwrap().advances, ["pos:2", "pos:3"]);
 }
+
+/// A `Retry-After` of a day is not slept through: `run` returns the error,
+/// which carries the wait, as soon as the server asks for longer than
+/// `max_retry_after`.
+#[tokio::test]
+async fn a_retry_after_beyond_the_cap_is_returned_not_slept_through() {
+    let server = MockServer::start_async().await;
+    let fetches = server
+        .mock_async(|when, then| {
+            when.method("GET").path(format!("{BASE}/results"));
+            then.status(429)
+                .header("content-type", "application/json")
+                .header("retry-after", "86400")
+                .body(r#"{"status":"error","message":"Too many requests"}"#);
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let consumer = StreamConsumer::new(client, "acme", "triage", "refunds")
+        .max_retry_after(Duration::from_secs(3600));
+
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        consumer.run(|_batch| async { Ok(()) }),
+    )
+    .await
+    .expect("run returns instead of sleeping for a day");
+
+    let err = result.unwrap_err();
+    assert_eq!(err.status(), Some(429));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(86400)));
+    assert_eq!(fetches.calls_async().await, 1);
+}
