@@ -660,16 +660,14 @@ impl ClientBuilder {
         self
     }
 
-    /// The attempt timeout (default 120 s): time allowed for one attempt,
-    /// from connecting to the end of a JSON body. The whole call, across
-    /// attempts, is bounded separately by the retry policy's
-    /// [`deadline`](RetryPolicy::deadline), which also caps each attempt.
-    ///
-    /// A streamed file body (a [`Download`](crate::Download), an upload) is
-    /// bounded by progress instead: it fails when nothing arrives for this
-    /// long, however long the whole transfer takes, and the deadline does
-    /// not cut it. `Duration::MAX` means no limit. Override it for one call
-    /// with [`CallOptions`](crate::CallOptions).
+    /// The attempt timeout (default 120 s): time allowed for one attempt of
+    /// a JSON call, from connecting to the end of the answer; the retry
+    /// policy's [`deadline`](RetryPolicy::deadline) bounds the whole call.
+    /// A file transfer (a [`Download`](crate::Download), an upload) is
+    /// bounded by progress instead: it fails when nothing moves for this
+    /// long, however long it takes as a whole. [`CallOptions`](crate::CallOptions)
+    /// shortens or lengthens it for one call; `Duration::MAX` means no
+    /// limit. (The timeout rules, once: "Timeouts" in the crate's `DESIGN.md`.)
     ///
     /// ```
     /// use std::time::Duration;

@@ -21,13 +21,14 @@
 //! ```
 //!
 //! A file transfer is bounded by progress, not by its total time: it fails
-//! when nothing arrives (headers or body) for the client's attempt timeout
+//! when nothing arrives (headers or body) for the attempt timeout
 //! ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout),
-//! 120 s by default), however long it takes as a whole, and the retry
-//! policy's deadline does not cut it. A [`CallOptions::attempt_timeout`](crate::CallOptions::attempt_timeout)
-//! bounds the whole transfer of the calls in its scope. A failure while the
-//! body streams is an [`Error::Transport`]; it is not retried, because part
-//! of the body was already handed to the caller.
+//! 120 s by default), however long it takes as a whole (the timeout rules,
+//! once: "Timeouts" in the crate's `DESIGN.md`). A file is never buffered
+//! nor read as an error envelope, whatever its type: a JSON attachment whose
+//! top level says `"status": "error"` is a file like any other. A failure
+//! while the body streams is an [`Error::Transport`]; it is not retried,
+//! because part of the body was already handed to the caller.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -25,8 +25,16 @@ pub enum RetryClass {
 /// here; operations not in the table (including ones added to the
 /// specification later) get the default for their method.
 ///
-/// A 401 answer is different: the request was rejected before it was
-/// processed, so it is retried once with a refreshed token whatever its class.
+/// An idempotent operation is retried after a lost answer (a timeout, a
+/// reset) and after a 429, 500, 502, 503 or 504; any operation is retried
+/// when nothing reached the server. A 401 answer is different: the request
+/// was rejected before it was processed, so it is retried once with a
+/// refreshed token whatever its class.
+///
+/// PUT creations (`create_source`, `create_dataset`, ...) keep the method
+/// default: a create whose answer was lost is sent again, and may then be
+/// answered 409 "already exists" because the first attempt did create it.
+/// Such an error says so: [`Error::maybe_applied`](crate::Error::maybe_applied).
 pub const RETRY_TABLE: &[(&str, RetryClass, &str)] = &[
     // POSTs that only read.
     (
@@ -551,11 +559,13 @@ pub(crate) fn decide(a: &Attempt) -> Decision {
 /// its wait would end after the overall deadline.
 ///
 /// The deadline bounds a whole call: every attempt, every wait between
-/// attempts and any wait at a [`RateGate`]. Each attempt is bounded
-/// separately by the client's attempt timeout
+/// attempts, any wait at a [`RateGate`] and a token refresh. Each attempt
+/// is bounded separately by the client's attempt timeout
 /// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)).
 /// Durations too large to add to the clock (e.g. `Duration::MAX`) mean "no
 /// limit"; they never panic. See [`CallOptions`] to change both for one call.
+/// Which failures are retried: [`RETRY_TABLE`]'s classes, by the rule in
+/// the crate's `DESIGN.md` ("Retry and timeout model").
 ///
 /// ```
 /// use std::time::Duration;
@@ -804,8 +814,10 @@ pub(crate) fn current_gate() -> Option<Arc<RateGate>> {
 /// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)
 /// for each attempt, [`ClientBuilder::retry_policy`](crate::ClientBuilder::retry_policy)
 /// and its [`RetryPolicy::deadline`] for the whole call) apply to whatever
-/// is not overridden; a call's own options override those of a scope
-/// around it, setting by setting. `Duration::MAX` means "no limit".
+/// is not overridden; an override may be shorter or longer than the
+/// client's. A call's own options override those of a scope around it,
+/// setting by setting. `Duration::MAX` means "no limit". (The timeout
+/// rules, once: "Timeouts" in the crate's `DESIGN.md`.)
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -851,10 +863,10 @@ impl CallOptions {
         Self::default()
     }
 
-    /// Bounds each attempt of the call: from connecting to the end of a
-    /// buffered body. For a streamed download or upload body, the attempt
-    /// timeout is a bound on the whole transfer when set here (otherwise
-    /// only a bound on the time without progress).
+    /// Bounds each attempt of the call, shorter or longer than the
+    /// client's [`request_timeout`](crate::ClientBuilder::request_timeout):
+    /// from connecting to the end of a JSON answer. For a file transfer it
+    /// bounds the time without progress and, set here, the whole transfer.
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = Some(timeout);
         self
