@@ -178,6 +178,8 @@ impl ClientCredentials {
 ///
 /// * One exchange at a time: callers that need a token while one runs wait
 ///   for it and share its result, success or failure.
+/// * The exchange is a spawned task: it runs to completion (caching its
+///   token) even when every caller waiting for it gives up.
 /// * A token in its refresh window (its last `refresh_buffer`, at most half
 ///   its lifetime) is still served while one background task replaces it.
 /// * A transient failure of the exchange (network, timeout, 429, 5xx) is
@@ -197,12 +199,45 @@ struct Inner {
     exchanges: AtomicU64,
 }
 
+/// The result of the running exchange, for every waiter.
 type Exchange = Shared<futures::future::BoxFuture<'static, Result<Cached, Arc<AuthError>>>>;
 
 #[derive(Default)]
 struct State {
     cached: Option<Cached>,
-    inflight: Option<Exchange>,
+    inflight: Option<Inflight>,
+    /// Numbers the exchanges, so that one clears only itself from `inflight`.
+    started: u64,
+}
+
+struct Inflight {
+    id: u64,
+    exchange: Exchange,
+}
+
+/// Clears `inflight` if it is still exchange `id`, when the exchange task
+/// ends in any way (done, panicked, or dropped by its runtime's shutdown).
+struct ClearInflight {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for ClearInflight {
+    fn drop(&mut self) {
+        self.inner.clear_inflight(self.id);
+    }
+}
+
+/// Why an exchange task ended without a result. The panic's message is not
+/// kept (it could quote anything).
+#[derive(Debug, thiserror::Error)]
+enum ExchangeAborted {
+    #[error("the token exchange was cancelled: its tokio runtime shut down")]
+    Cancelled,
+    #[error("the token exchange panicked")]
+    Panicked,
+    #[error("the token exchange needs a tokio runtime, and none is running")]
+    NoRuntime,
 }
 
 #[derive(Clone, Debug)]
@@ -264,24 +299,68 @@ impl ClientCredentialsProvider {
         })
     }
 
-    /// The running exchange, or a new one.
-    fn exchange(&self, state: &mut State) -> Exchange {
+    /// The running exchange, or a new one spawned on the current tokio
+    /// runtime: it caches its token and clears `inflight` whether or not
+    /// anyone waits for it. `background`: nobody waits, so a failure is
+    /// logged.
+    fn exchange(&self, state: &mut State, background: bool) -> Exchange {
         if let Some(running) = &state.inflight {
-            return running.clone();
+            return running.exchange.clone();
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let error = Arc::new(AuthError::Provider(Box::new(ExchangeAborted::NoRuntime)));
+            return futures::future::ready(Err(error)).boxed().shared();
+        };
+        state.started += 1;
+        let id = state.started;
         let inner = Arc::clone(&self.inner);
-        let exchange = async move {
+        let task = async move {
+            // Made on the first poll: dropping a task never polled does not
+            // lock (`spawn` may drop it at once, under the caller's lock).
+            let _clear = ClearInflight {
+                inner: Arc::clone(&inner),
+                id,
+            };
             let result = inner.exchange_with_retries().await.map_err(Arc::new);
-            let mut state = inner.lock();
-            if let Ok(cached) = &result {
-                state.cached = Some(cached.clone());
+            {
+                let mut state = inner.lock();
+                if let Ok(cached) = &result {
+                    state.cached = Some(cached.clone());
+                }
+                if state.inflight.as_ref().is_some_and(|i| i.id == id) {
+                    state.inflight = None;
+                }
             }
-            state.inflight = None;
+            if let (Err(error), true) = (&result, background) {
+                // The message never holds a secret. The next request tries again.
+                tracing::warn!(%error, "background token refresh failed; the current token is used until it expires");
+            }
             result
-        }
-        .boxed()
-        .shared();
-        state.inflight = Some(exchange.clone());
+        };
+        let handle = runtime.spawn(task);
+        // Weak: `inflight` holds this future, which must not keep `Inner` alive.
+        let inner = Arc::downgrade(&self.inner);
+        let exchange = handle
+            .map(move |joined| {
+                joined.unwrap_or_else(|e| {
+                    // Maybe never polled (so no `ClearInflight`): clear here.
+                    if let Some(inner) = inner.upgrade() {
+                        inner.clear_inflight(id);
+                    }
+                    let aborted = if e.is_panic() {
+                        ExchangeAborted::Panicked
+                    } else {
+                        ExchangeAborted::Cancelled
+                    };
+                    Err(Arc::new(AuthError::Provider(Box::new(aborted))))
+                })
+            })
+            .boxed()
+            .shared();
+        state.inflight = Some(Inflight {
+            id,
+            exchange: exchange.clone(),
+        });
         exchange
     }
 
@@ -297,6 +376,14 @@ impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Plain data: a poisoned lock still holds a valid cache.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets exchange `id` if it is still the running one.
+    fn clear_inflight(&self, id: u64) {
+        let mut state = self.lock();
+        if state.inflight.as_ref().is_some_and(|i| i.id == id) {
+            state.inflight = None;
+        }
     }
 
     async fn exchange_with_retries(&self) -> Result<Cached, AuthError> {
@@ -448,19 +535,13 @@ impl TokenProvider for ClientCredentialsProvider {
                         // Due for refresh but still valid: serve it, refresh once in the background.
                         let token = cached.token.clone();
                         if state.inflight.is_none() {
-                            let exchange = self.exchange(&mut state);
-                            tokio::spawn(exchange.map(|result| {
-                                if let Err(error) = result {
-                                    // The message never holds a secret. The
-                                    // next request tries again.
-                                    tracing::warn!(%error, "background token refresh failed; the current token is used until it expires");
-                                }
-                            }));
+                            // Runs (and caches its token) with nobody waiting.
+                            drop(self.exchange(&mut state, true));
                         }
                         return Ok(token);
                     }
                 }
-                self.exchange(&mut state)
+                self.exchange(&mut state, false)
             };
             Self::wait_for(exchange).await
         })
@@ -484,7 +565,7 @@ impl TokenProvider for ClientCredentialsProvider {
                     Some(_) => state.cached = None,
                     None => {}
                 }
-                self.exchange(&mut state)
+                self.exchange(&mut state, false)
             };
             Self::wait_for(exchange).await.map(Some)
         })
@@ -531,7 +612,9 @@ pub enum AuthError {
         /// The time allowed.
         after: Duration,
     },
-    /// A custom [`TokenProvider`] failed.
+    /// A custom [`TokenProvider`] failed, or the client-credentials
+    /// exchange could not run to its end (its tokio runtime shut down, or
+    /// it panicked); `source()` says which.
     #[error("authentication failed: the token provider failed")]
     Provider(#[source] BoxError),
 }

@@ -369,3 +369,102 @@ async fn secrets_never_appear_in_debug_display_errors_or_traces() {
     }
     assert!(texts[0].contains("[REDACTED]"));
 }
+
+/// A caller that gives up while the identity server is slow does not take
+/// the exchange down with it: the exchange completes on its own and caches
+/// its token, and a later call uses it without a new exchange, even after
+/// the exchange's attempt timeout (2 s) has passed. (It used to resume the
+/// abandoned exchange, whose timer had run out: `AuthError::Timeout`.)
+#[tokio::test]
+async fn an_abandoned_token_wait_still_caches_the_token_for_the_next_call() {
+    let server = MockServer::start_async().await;
+    let (token, _) = token_endpoint(&server, 3600, Duration::from_millis(500)).await;
+    let api = datasets_for(&server, "access-1").await;
+    let client = isolated()
+        .endpoint(Endpoint::parse(&server.base_url()).unwrap())
+        .client_credentials(
+            ClientCredentials::new("app-id", SECRET).token_url(server.url(TOKEN_PATH)),
+        )
+        .request_timeout(Duration::from_secs(2))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(100), client.datasets().list()).await;
+    assert!(abandoned.is_err(), "the call was expected to be dropped");
+    api.assert_calls_async(0).await;
+
+    // Past the exchange's answer (0.5 s) and its attempt timeout (2 s).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    client.datasets().list().await.unwrap();
+
+    token.assert_calls_async(1).await;
+    api.assert_calls_async(1).await;
+}
+
+/// An exchange whose tokio runtime shuts down under it fails its other
+/// waiters with a typed error (no panic, no hang), and the next call runs
+/// a new exchange.
+#[test]
+fn an_exchange_cancelled_with_its_runtime_is_a_typed_error_and_the_next_call_exchanges_again() {
+    let server = MockServer::start();
+    let token = server.mock(|when, then| {
+        when.method("POST").path(TOKEN_PATH);
+        then.delay(Duration::from_millis(1000))
+            .status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"access_token": "access-1", "expires_in": 3600}));
+    });
+    let api = server.mock(|when, then| {
+        when.method("GET")
+            .path("/api/v1/datasets")
+            .header("authorization", "Bearer access-1");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"status": "ok", "datasets": []}));
+    });
+    let client = cc_client(&server, ClientCredentials::new("app-id", SECRET));
+
+    // Runtime A starts the exchange; its call waits in A.
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let in_a = client.clone();
+    first.spawn(async move { in_a.datasets().list().await });
+    for _ in 0..200 {
+        if token.calls() == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(token.calls(), 1, "the exchange did not start");
+
+    // Runtime B joins it; A shuts down while the identity server is still
+    // answering.
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let shutdown = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        first.shutdown_background();
+    });
+    let err = second.block_on(client.datasets().list()).unwrap_err();
+    shutdown.join().unwrap();
+    assert!(
+        matches!(&err, Error::Auth(AuthError::Provider(_))),
+        "{err:?}"
+    );
+    let cause = std::error::Error::source(&err).map(|c| c.to_string());
+    assert_eq!(
+        cause.as_deref(),
+        Some("the token exchange was cancelled: its tokio runtime shut down")
+    );
+
+    second.block_on(client.datasets().list()).unwrap();
+    assert_eq!(token.calls(), 2);
+    api.assert_calls(1);
+}

@@ -1259,6 +1259,86 @@ async fn secrets_from_the_environment_are_trimmed_and_checked_at_build() {
     assert!(err.to_string().contains("REINFER_TOKEN"), "{err}");
 }
 
+/// A call whose deadline runs out while it waits for a slow token exchange
+/// gives up (a typed, retryable `AuthError::Timeout`), but the exchange runs
+/// on: a fresh call after the exchange's attempt timeout (3 s) uses its
+/// token, with no second exchange. (It used to resume the abandoned
+/// exchange, whose timer had run out, and exchange again.)
+#[tokio::test]
+async fn a_cancelled_token_waiter_followed_by_a_fresh_call() {
+    let server = identity_and_api(
+        |n| token_reply(&format!("access-{}", n + 1), 3600).after(Duration::from_millis(500)),
+        &["access-1", "access-2"],
+    )
+    .await;
+    let client = cc_client(
+        &server,
+        ClientCredentials::new("app-id", SECRET),
+        fast_retries(3),
+    );
+
+    let err = CallOptions::new()
+        .deadline(Duration::from_millis(100))
+        .scope(client.datasets().list())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Auth(AuthError::Timeout { .. })),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(server.count(DATASETS), 0);
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    client.datasets().list().await.unwrap();
+
+    assert_eq!(server.count(TOKEN_PATH), 1);
+    assert_eq!(bearers(&server), ["Bearer access-1"]);
+}
+
+/// The exchange of a waiter that gave up still completes, so a token in its
+/// refresh window is later served and replaced in the background as usual.
+/// 8 s tokens: the refresh is due 4 s after the (0.5 s) exchange; the next
+/// call comes at 5 s, past the abandoned exchange's attempt timeout (3 s).
+#[tokio::test]
+async fn proactive_refresh_still_runs_after_an_abandoned_token_wait() {
+    let server = identity_and_api(
+        |n| match n {
+            0 => token_reply("access-1", 8).after(Duration::from_millis(500)),
+            _ => token_reply("access-2", 3600),
+        },
+        &["access-1", "access-2"],
+    )
+    .await;
+    let client = cc_client(
+        &server,
+        ClientCredentials::new("app-id", SECRET),
+        fast_retries(3),
+    );
+
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(100), client.datasets().list()).await;
+    assert!(abandoned.is_err(), "the call was expected to be dropped");
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // In the refresh window: served the cached token, refreshed in the background.
+    client.datasets().list().await.unwrap();
+    assert_eq!(bearers(&server), ["Bearer access-1"]);
+    assert!(eventually(|| server.count(TOKEN_PATH) == 2).await);
+
+    let mut replaced = false;
+    for _ in 0..100 {
+        client.datasets().list().await.unwrap();
+        if bearers(&server).last().map(String::as_str) == Some("Bearer access-2") {
+            replaced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(replaced, "{:?}", bearers(&server));
+    assert_eq!(server.count(TOKEN_PATH), 2);
+}
+
 // ---------------------------------------------------------------------------
 // Counting helper for the consumer tests
 // ---------------------------------------------------------------------------
