@@ -18,7 +18,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{BoxError, one_line, snippet};
-use crate::retry::{RetryPolicy, TIMER_CAP, instant_after, parse_retry_after};
+use crate::retry::{
+    Attempt, Decision, Failure, RetryClass, RetryPolicy, TIMER_CAP, decide, instant_after,
+    parse_retry_after,
+};
 use crate::secret::Secret;
 
 /// A boxed, `Send` future, as returned by [`TokenProvider`] methods.
@@ -386,6 +389,8 @@ impl Inner {
         }
     }
 
+    /// Exchanges until a token arrives or [`decide`] gives up: the same
+    /// rule as every API call's, for an idempotent request.
     async fn exchange_with_retries(&self) -> Result<Cached, AuthError> {
         let deadline = instant_after(self.retry.get_deadline());
         let mut attempt = 0;
@@ -395,22 +400,31 @@ impl Inner {
                 Ok(cached) => return Ok(cached),
                 Err(failed) => failed,
             };
-            // As for API calls: a `Retry-After` is waited out when the policy
-            // accepts it (up to `max_backoff`), else the error is returned.
-            let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
-            let honoured = retry_after.is_none_or(|w| self.retry.accepts_retry_after(w));
-            let in_time = match (deadline, instant_after(wait)) {
-                (None, _) => true,
-                (Some(deadline), Some(end)) => end < deadline,
-                (Some(_), None) => false,
+            let failure = match &error {
+                AuthError::Transport { .. } | AuthError::Timeout { .. } => Failure::Lost,
+                AuthError::Rejected { status, .. } | AuthError::InvalidResponse { status, .. } => {
+                    Failure::Status {
+                        status: *status,
+                        retry_after,
+                    }
+                }
+                AuthError::Provider(_) => return Err(error),
             };
-            if !error.is_retryable()
-                || attempt >= self.retry.get_max_attempts()
-                || !honoured
-                || !in_time
-            {
+            let decision = decide(&Attempt {
+                failure,
+                class: RetryClass::Idempotent,
+                attempt,
+                max_attempts: self.retry.get_max_attempts(),
+                replayable: true,
+                may_refresh: false,
+                backoff: self.retry.backoff(attempt),
+                max_backoff: self.retry.get_max_backoff(),
+                gate: Duration::ZERO,
+                time_left: deadline.map(|d| d.saturating_duration_since(Instant::now())),
+            });
+            let Decision::Retry { wait } = decision else {
                 return Err(error);
-            }
+            };
             tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, %error, "token exchange failed, retrying");
             tokio::time::sleep(wait).await;
         }
@@ -640,12 +654,12 @@ impl std::error::Error for SharedCause {
 
 impl AuthError {
     /// Whether trying again later could succeed (the identity server was
-    /// unreachable or answered 429/5xx).
+    /// unreachable or answered 429, 500, 502, 503 or 504).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
             Self::Rejected { status, .. } | Self::InvalidResponse { status, .. } => {
-                *status == 429 || *status >= 500
+                crate::retry::is_retryable_status(*status)
             }
             Self::Provider(_) => false,
         }

@@ -657,13 +657,6 @@ impl RetryPolicy {
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(fastrand::u64(0..=nanos))
     }
-
-    /// Whether to wait as long as a `Retry-After` asks: only up to
-    /// `max_backoff`; a longer wait is returned to the caller instead of
-    /// being shortened against the server's wish.
-    pub(crate) fn accepts_retry_after(&self, wait: Duration) -> bool {
-        wait <= self.max_backoff
-    }
 }
 
 /// A pause shared by every request made under it: when one request is
@@ -973,8 +966,6 @@ mod tests {
         for retry in [0, 1, 2, 10, 64, u32::MAX] {
             assert!(policy.backoff(retry) <= Duration::from_secs(1));
         }
-        assert!(policy.accepts_retry_after(Duration::from_secs(1)));
-        assert!(!policy.accepts_retry_after(Duration::from_secs(3600)));
         let huge = RetryPolicy::default()
             .initial_backoff(Duration::MAX)
             .max_backoff(Duration::MAX);
