@@ -391,7 +391,11 @@ async fn map_error<E: ErrorBody>(
 /// the response said about itself.
 ///
 /// Dereferences to the value, so `response.len()` works on a list.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` lists the response headers by name only: a value may be a
+/// session cookie (`set-cookie`) or another credential;
+/// [`headers`](Self::headers) has them all.
+#[derive(Clone)]
 pub struct Response<T> {
     value: T,
     status: u16,
@@ -399,6 +403,19 @@ pub struct Response<T> {
     request_id: Option<String>,
     attempts: u32,
     headers: http::HeaderMap,
+}
+
+impl<T: fmt::Debug> fmt::Debug for Response<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("value", &self.value)
+            .field("status", &self.status)
+            .field("server_timing", &self.server_timing)
+            .field("request_id", &self.request_id)
+            .field("attempts", &self.attempts)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl<T> Response<T> {
@@ -596,7 +613,7 @@ impl fmt::Debug for ClientBuilder {
             .field("user_agent", &self.user_agent)
             .field("user_agent_suffix", &self.user_agent_suffix)
             .field("root_certificates", &self.root_certificates.len())
-            .field("proxy", &self.proxy)
+            .field("proxy", &self.proxy.as_deref().map(redacted_proxy))
             .field("no_proxy", &self.no_proxy)
             .field(
                 "default_headers",
@@ -609,6 +626,32 @@ impl fmt::Debug for ClientBuilder {
             .field("http_client", &self.http_client.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// A proxy URL for `Debug`: scheme, host and port, with `***@` for a user
+/// name or password (`http://***@host:3128`). The path, query and fragment
+/// are left out too (a proxy has no use for them, and a mistyped URL may
+/// have its credentials there). A string without a scheme is read as
+/// `reqwest` reads it (`http://` prepended); one that still does not parse
+/// is not printed at all, since it may hold credentials.
+fn redacted_proxy(proxy: &str) -> String {
+    let parsed = url::Url::parse(proxy)
+        .ok()
+        .filter(url::Url::has_host)
+        .or_else(|| url::Url::parse(&format!("http://{proxy}")).ok());
+    let Some((url, host)) = parsed.as_ref().and_then(|url| Some((url, url.host_str()?))) else {
+        return "<not a URL: hidden>".to_owned();
+    };
+    let userinfo = if url.username().is_empty() && url.password().is_none() {
+        ""
+    } else {
+        "***@"
+    };
+    let port = url
+        .port()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    format!("{}://{userinfo}{host}{port}", url.scheme())
 }
 
 impl ClientBuilder {
@@ -897,8 +940,11 @@ impl ClientBuilder {
             let what = format!("ClientBuilder::default_header({name:?})");
             let name = http::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|e| invalid(&what, e.to_string()))?;
-            let value =
+            let mut value =
                 http::HeaderValue::from_str(value).map_err(|e| invalid(&what, e.to_string()))?;
+            // A gateway key or tenant token: kept out of `reqwest`'s `Debug`
+            // (and HPACK-indexing), like the bearer header.
+            value.set_sensitive(true);
             headers.append(name, value);
         }
         let cap = crate::retry::TIMER_CAP;
@@ -947,6 +993,7 @@ impl ClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use progenitor_client::ClientInfo;
 
     /// A request reqwest refuses to build (here a header value with a line
     /// break, as caller input could carry) is the caller's mistake: never
@@ -975,5 +1022,22 @@ mod tests {
         );
         assert!(!error.is_retryable());
         assert!(!error.maybe_applied());
+    }
+
+    #[test]
+    fn default_header_values_are_marked_sensitive_in_the_http_client() {
+        let client = super::Client::builder()
+            .env_lookup(|_| None)
+            .config_path("/nonexistent/cm-api/config.toml")
+            .endpoint("https://acme.reinfer.io".parse().unwrap())
+            .token("t")
+            .default_header("x-gateway-key", "gw-secret-value")
+            .build()
+            .unwrap();
+        // `reqwest::Client`'s `Debug` prints its default headers; a
+        // sensitive value prints as `Sensitive`.
+        let debug = format!("{:?}", client.generated.client());
+        assert!(debug.contains("x-gateway-key"), "{debug}");
+        assert!(!debug.contains("gw-secret-value"), "{debug}");
     }
 }

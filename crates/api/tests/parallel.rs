@@ -2,6 +2,7 @@
 //! an in-process server that honours the windows: the bounds each window
 //! sends, the boundary rule, ordered and unordered output, bounded
 //! buffering, the concurrency cap, failures and resuming from the state,
+//! boundaries rounded to whole seconds, the cap on windows,
 //! and cancellation by drop.
 
 mod common;
@@ -43,6 +44,9 @@ type Delay = Box<dyn Fn(usize) -> Duration + Send + Sync>;
 struct Data {
     comments: Vec<(String, DateTime<Utc>)>,
     inclusive_to: bool,
+    /// Compares `from` and `to` truncated to whole seconds, as a server
+    /// storing second precision bounds would.
+    whole_seconds: bool,
     /// The delay of a page, by the index of its first comment.
     delay: Delay,
     /// Cursors answered with a 500.
@@ -106,6 +110,7 @@ impl Data {
                 .map(|&(id, seconds)| (id.to_owned(), at(seconds)))
                 .collect(),
             inclusive_to: false,
+            whole_seconds: false,
             delay: Box::new(|_| Duration::ZERO),
             fail: Mutex::default(),
             rate_limit_once: Mutex::default(),
@@ -115,6 +120,11 @@ impl Data {
 
     fn inclusive_to(mut self) -> Self {
         self.inclusive_to = true;
+        self
+    }
+
+    fn whole_seconds(mut self) -> Self {
+        self.whole_seconds = true;
         self
     }
 
@@ -132,7 +142,12 @@ impl Data {
 
     fn answer(&self, request: &Received) -> Reply {
         self.arrivals.lock().unwrap().push(Instant::now());
-        let asked = asked(request);
+        let mut asked = asked(request);
+        if self.whole_seconds {
+            let truncate = |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp(), 0).unwrap();
+            asked.from = asked.from.map(truncate);
+            asked.to = asked.to.map(truncate);
+        }
         let in_range = |i: usize| {
             let t = self.comments[i].1;
             asked
@@ -388,6 +403,131 @@ async fn source_comment_windows_at_given_boundaries_send_from_timestamp_then_aft
             comments_params(Ok(25.0), 30.0, 2),
         ])
     );
+}
+
+/// Comments around 10.5 s, a boundary with a fraction: `b` is after the
+/// whole second 10 but before 10.5 s.
+const AROUND_A_FRACTION: &[(&str, f64)] = &[
+    ("a", 9.0),
+    ("b", 10.2),
+    ("c", 10.5),
+    ("d", 10.7),
+    ("e", 20.0),
+];
+
+#[tokio::test]
+async fn a_boundary_with_a_fraction_loses_nothing_against_a_server_comparing_whole_seconds() {
+    let (server, _) = serve(Data::new(AROUND_A_FRACTION).whole_seconds()).await;
+    let client = client(&server, RetryPolicy::none());
+    let walk = client
+        .paginate()
+        .export_dataset_parallel("acme", "triage", export_request(0.0, 30.0))
+        .split_at([at(10.5)])
+        .ordered();
+
+    // The boundary is rounded down to 10 s, as the equal split's are.
+    let plan = serde_json::to_value(walk.plan().unwrap()).unwrap();
+    assert_eq!(
+        plan,
+        json!({"operation": "export_dataset", "windows": [
+            window(0.0, 10.0, None, 0, false),
+            window(10.0, 30.0, None, 0, false),
+        ]})
+    );
+    let mut walk = walk.start().unwrap();
+    let items: Vec<_> = (&mut walk).try_collect().await.unwrap();
+
+    // `b` (10.2 s) is asked by neither window at 10.5 s: the first sends
+    // `to` 10.5 s, which the server reads as 10 s, and the second drops
+    // it as before its 10.5 s start.
+    assert_eq!(export_ids(&items), ["a", "b", "c", "d", "e"]);
+    assert_eq!(walk.out_of_window(), 0);
+    assert_eq!(
+        requests_from(&server, 0),
+        sorted(vec![
+            export_body(0.0, 10.0, None),
+            export_body(10.0, 30.0, None),
+            export_body(10.0, 30.0, Some("c3")),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn given_boundaries_that_round_to_the_same_second_make_one_window_edge() {
+    let (server, _) = serve(Data::new(AROUND_A_FRACTION)).await;
+    let client = client(&server, RetryPolicy::none());
+    let plan = client
+        .paginate()
+        .source_comments_parallel("acme", "inbox", comments_query(0.5, 30.0))
+        .split_at([at(0.9), at(10.2), at(10.7), at(20.0)])
+        .plan()
+        .unwrap();
+    // 0.9 s rounds to 0 s, before the range's start (0.5 s): dropped;
+    // 10.2 s and 10.7 s both round to 10 s: one boundary.
+    let bounds: Vec<_> = plan.windows.iter().map(|w| (w.start, w.end)).collect();
+    assert_eq!(
+        bounds,
+        [
+            (at(0.5), at(10.0)),
+            (at(10.0), at(20.0)),
+            (at(20.0), at(30.0))
+        ]
+    );
+    assert!(server.received().is_empty());
+}
+
+#[tokio::test]
+async fn the_number_of_windows_is_capped() {
+    use cm_api::paginate::parallel::MAX_WINDOWS;
+
+    let (server, _) = serve(Data::new(THREE_WINDOWS)).await;
+    let client = client(&server, RetryPolicy::none());
+    // A range of 10,000 s has room for 10,000 one-second windows.
+    let export = || {
+        client
+            .paginate()
+            .export_dataset_parallel("acme", "triage", export_request(0.0, 10_000.0))
+    };
+
+    assert_eq!(MAX_WINDOWS, 1024);
+    for k in [MAX_WINDOWS, MAX_WINDOWS + 1, 5_000, usize::MAX] {
+        let plan = export().windows(k).plan().unwrap();
+        assert_eq!(plan.windows.len(), MAX_WINDOWS, "windows({k})");
+        assert_eq!(plan.windows[0].start, at(0.0));
+        assert_eq!(plan.windows[MAX_WINDOWS - 1].end, at(10_000.0));
+    }
+    let walk = export().windows(usize::MAX).start().unwrap();
+    assert!(format!("{walk:?}").contains("windows: 1024"), "{walk:?}");
+
+    // Boundaries given one by one are the caller's: too many is an error.
+    let instants = |n: usize| (1..=n).map(|i| at(i as f64)).collect::<Vec<_>>();
+    assert_eq!(
+        export()
+            .split_at(instants(MAX_WINDOWS - 1))
+            .plan()
+            .unwrap()
+            .windows
+            .len(),
+        MAX_WINDOWS
+    );
+    let (operation, message) = refused(export().split_at(instants(MAX_WINDOWS)).start());
+    assert_eq!(operation, "export_dataset");
+    assert!(message.contains("1024"), "{message}");
+    // So is a state to resume with more windows than any walk makes.
+    let windows: Vec<Value> = (0..=MAX_WINDOWS)
+        .map(|i| window(i as f64, i as f64 + 1.0, None, 0, false))
+        .collect();
+    let huge = state(json!({"operation": "export_dataset", "windows": windows}));
+    let request = export_request(0.0, (MAX_WINDOWS + 1) as f64);
+    let (_, message) = refused(
+        client
+            .paginate()
+            .export_dataset_parallel("acme", "triage", request)
+            .resume(huge)
+            .start(),
+    );
+    assert!(message.contains("1024"), "{message}");
+    assert!(server.received().is_empty());
 }
 
 /// Window [0, 100 s): 3 comments, 2 pages, slow; window [100 s, 200 s): 10

@@ -5140,7 +5140,7 @@ let response = client.get_current_user()
     }
 }
 ///Builder for [`Client::list_alerts`](crate::Client::list_alerts): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListAlerts<'a> {
     client: &'a crate::Client,
@@ -5162,6 +5162,14 @@ impl<'a> ListAlerts<'a> {
         self.client.call_json(self.options, "list_alerts", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListAlerts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListAlerts")
+            .field("operation", &"list_alerts")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListAlerts<'a> {
     type Output = types::AlertListResponse;
     const OPERATION_ID: &'static str = "list_alerts";
@@ -5177,7 +5185,7 @@ impl<'a> crate::Operation for ListAlerts<'a> {
     }
 }
 ///Builder for [`Client::delete_alert_by_id`](crate::Client::delete_alert_by_id): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteAlertById<'a> {
     client: &'a crate::Client,
@@ -5207,6 +5215,14 @@ impl<'a> DeleteAlertById<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteAlertById<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteAlertById")
+            .field("operation", &"delete_alert_by_id")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteAlertById<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_alert_by_id";
@@ -5222,7 +5238,7 @@ impl<'a> crate::Operation for DeleteAlertById<'a> {
     }
 }
 ///Builder for [`Client::list_alert_subscriptions`](crate::Client::list_alert_subscriptions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListAlertSubscriptions<'a> {
     client: &'a crate::Client,
@@ -5246,6 +5262,14 @@ impl<'a> ListAlertSubscriptions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListAlertSubscriptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListAlertSubscriptions")
+            .field("operation", &"list_alert_subscriptions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListAlertSubscriptions<'a> {
     type Output = types::AlertSubscriptionListResponse;
     const OPERATION_ID: &'static str = "list_alert_subscriptions";
@@ -5264,7 +5288,7 @@ impl<'a> crate::Operation for ListAlertSubscriptions<'a> {
     }
 }
 ///Builder for [`Client::delete_alert_subscription`](crate::Client::delete_alert_subscription): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteAlertSubscription<'a> {
     client: &'a crate::Client,
@@ -5294,6 +5318,14 @@ impl<'a> DeleteAlertSubscription<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteAlertSubscription<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteAlertSubscription")
+            .field("operation", &"delete_alert_subscription")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteAlertSubscription<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_alert_subscription";
@@ -5309,7 +5341,7 @@ impl<'a> crate::Operation for DeleteAlertSubscription<'a> {
     }
 }
 ///Builder for [`Client::get_alert`](crate::Client::get_alert): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetAlert<'a> {
     client: &'a crate::Client,
@@ -5347,6 +5379,14 @@ impl<'a> GetAlert<'a> {
         self.client.call_json(self.options, "get_alert", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetAlert<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetAlert")
+            .field("operation", &"get_alert")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetAlert<'a> {
     type Output = types::AlertResponse;
     const OPERATION_ID: &'static str = "get_alert";
@@ -5362,7 +5402,7 @@ impl<'a> crate::Operation for GetAlert<'a> {
     }
 }
 ///Builder for [`Client::create_alert`](crate::Client::create_alert): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateAlert<'a> {
     client: &'a crate::Client,
@@ -5421,6 +5461,14 @@ impl<'a> CreateAlert<'a> {
         self.client.call_json(self.options, "create_alert", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateAlert<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateAlert")
+            .field("operation", &"create_alert")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateAlert<'a> {
     type Output = types::AlertResponse;
     const OPERATION_ID: &'static str = "create_alert";
@@ -5436,7 +5484,7 @@ impl<'a> crate::Operation for CreateAlert<'a> {
     }
 }
 ///Builder for [`Client::update_alert`](crate::Client::update_alert): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateAlert<'a> {
     client: &'a crate::Client,
@@ -5495,6 +5543,14 @@ impl<'a> UpdateAlert<'a> {
         self.client.call_json(self.options, "update_alert", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateAlert<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateAlert")
+            .field("operation", &"update_alert")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateAlert<'a> {
     type Output = types::AlertResponse;
     const OPERATION_ID: &'static str = "update_alert";
@@ -5510,7 +5566,7 @@ impl<'a> crate::Operation for UpdateAlert<'a> {
     }
 }
 ///Builder for [`Client::list_alert_issues`](crate::Client::list_alert_issues): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListAlertIssues<'a> {
     client: &'a crate::Client,
@@ -5548,6 +5604,14 @@ impl<'a> ListAlertIssues<'a> {
         self.client.call_json(self.options, "list_alert_issues", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListAlertIssues<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListAlertIssues")
+            .field("operation", &"list_alert_issues")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListAlertIssues<'a> {
     type Output = types::AlertIssueListResponse;
     const OPERATION_ID: &'static str = "list_alert_issues";
@@ -5563,7 +5627,7 @@ impl<'a> crate::Operation for ListAlertIssues<'a> {
     }
 }
 ///Builder for [`Client::preview_alert`](crate::Client::preview_alert): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct PreviewAlert<'a> {
     client: &'a crate::Client,
@@ -5622,6 +5686,14 @@ impl<'a> PreviewAlert<'a> {
         self.client.call_json(self.options, "preview_alert", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for PreviewAlert<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviewAlert")
+            .field("operation", &"preview_alert")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for PreviewAlert<'a> {
     type Output = types::PreviewAlertResponse;
     const OPERATION_ID: &'static str = "preview_alert";
@@ -5637,7 +5709,7 @@ impl<'a> crate::Operation for PreviewAlert<'a> {
     }
 }
 ///Builder for [`Client::record_page_view`](crate::Client::record_page_view): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct RecordPageView<'a> {
     client: &'a crate::Client,
@@ -5676,6 +5748,14 @@ impl<'a> RecordPageView<'a> {
         self.client.call_json(self.options, "record_page_view", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for RecordPageView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordPageView")
+            .field("operation", &"record_page_view")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for RecordPageView<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "record_page_view";
@@ -5691,7 +5771,7 @@ impl<'a> crate::Operation for RecordPageView<'a> {
     }
 }
 ///Builder for [`Client::get_appliance_config`](crate::Client::get_appliance_config): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetApplianceConfig<'a> {
     client: &'a crate::Client,
@@ -5729,6 +5809,14 @@ impl<'a> GetApplianceConfig<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetApplianceConfig<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetApplianceConfig")
+            .field("operation", &"get_appliance_config")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetApplianceConfig<'a> {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_appliance_config";
@@ -5744,7 +5832,7 @@ impl<'a> crate::Operation for GetApplianceConfig<'a> {
     }
 }
 ///Builder for [`Client::get_attachment_page_metadata`](crate::Client::get_attachment_page_metadata): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetAttachmentPageMetadata<'a> {
     client: &'a crate::Client,
@@ -5776,6 +5864,14 @@ impl<'a> GetAttachmentPageMetadata<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetAttachmentPageMetadata<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetAttachmentPageMetadata")
+            .field("operation", &"get_attachment_page_metadata")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetAttachmentPageMetadata<'a> {
     type Output = types::AttachmentPageMetadataResponse;
     const OPERATION_ID: &'static str = "get_attachment_page_metadata";
@@ -5794,7 +5890,7 @@ impl<'a> crate::Operation for GetAttachmentPageMetadata<'a> {
     }
 }
 ///Builder for [`Client::get_attachment_page_image`](crate::Client::get_attachment_page_image): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetAttachmentPageImage<'a> {
     client: &'a crate::Client,
@@ -5832,6 +5928,14 @@ impl<'a> GetAttachmentPageImage<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetAttachmentPageImage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetAttachmentPageImage")
+            .field("operation", &"get_attachment_page_image")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetAttachmentPageImage<'a> {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_attachment_page_image";
@@ -5847,7 +5951,7 @@ impl<'a> crate::Operation for GetAttachmentPageImage<'a> {
     }
 }
 ///Builder for [`Client::get_attachment_page_selections`](crate::Client::get_attachment_page_selections): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetAttachmentPageSelections<'a> {
     client: &'a crate::Client,
@@ -5887,6 +5991,14 @@ impl<'a> GetAttachmentPageSelections<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetAttachmentPageSelections<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetAttachmentPageSelections")
+            .field("operation", &"get_attachment_page_selections")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetAttachmentPageSelections<'a> {
     type Output = types::AttachmentPageSelectionsResponse;
     const OPERATION_ID: &'static str = "get_attachment_page_selections";
@@ -5905,7 +6017,7 @@ impl<'a> crate::Operation for GetAttachmentPageSelections<'a> {
     }
 }
 ///Builder for [`Client::search_attachment_text`](crate::Client::search_attachment_text): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct SearchAttachmentText<'a> {
     client: &'a crate::Client,
@@ -5945,6 +6057,14 @@ impl<'a> SearchAttachmentText<'a> {
             .await
     }
 }
+impl std::fmt::Debug for SearchAttachmentText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchAttachmentText")
+            .field("operation", &"search_attachment_text")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for SearchAttachmentText<'a> {
     type Output = types::AttachmentTextSearchResponse;
     const OPERATION_ID: &'static str = "search_attachment_text";
@@ -5963,7 +6083,7 @@ impl<'a> crate::Operation for SearchAttachmentText<'a> {
     }
 }
 ///Builder for [`Client::get_attachment_page_thumbnail`](crate::Client::get_attachment_page_thumbnail): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetAttachmentPageThumbnail<'a> {
     client: &'a crate::Client,
@@ -6005,6 +6125,14 @@ impl<'a> GetAttachmentPageThumbnail<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetAttachmentPageThumbnail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetAttachmentPageThumbnail")
+            .field("operation", &"get_attachment_page_thumbnail")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetAttachmentPageThumbnail<'a> {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_attachment_page_thumbnail";
@@ -6020,7 +6148,7 @@ impl<'a> crate::Operation for GetAttachmentPageThumbnail<'a> {
     }
 }
 ///Builder for [`Client::get_bucket_sync_state`](crate::Client::get_bucket_sync_state): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetBucketSyncState<'a> {
     client: &'a crate::Client,
@@ -6060,6 +6188,14 @@ impl<'a> GetBucketSyncState<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetBucketSyncState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetBucketSyncState")
+            .field("operation", &"get_bucket_sync_state")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetBucketSyncState<'a> {
     type Output = types::BucketSyncStateResponse;
     const OPERATION_ID: &'static str = "get_bucket_sync_state";
@@ -6075,7 +6211,7 @@ impl<'a> crate::Operation for GetBucketSyncState<'a> {
     }
 }
 ///Builder for [`Client::store_bucket_sync_state`](crate::Client::store_bucket_sync_state): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct StoreBucketSyncState<'a> {
     client: &'a crate::Client,
@@ -6134,6 +6270,14 @@ impl<'a> StoreBucketSyncState<'a> {
             .await
     }
 }
+impl std::fmt::Debug for StoreBucketSyncState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBucketSyncState")
+            .field("operation", &"store_bucket_sync_state")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for StoreBucketSyncState<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "store_bucket_sync_state";
@@ -6149,7 +6293,7 @@ impl<'a> crate::Operation for StoreBucketSyncState<'a> {
     }
 }
 ///Builder for [`Client::list_buckets`](crate::Client::list_buckets): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListBuckets<'a> {
     client: &'a crate::Client,
@@ -6171,6 +6315,14 @@ impl<'a> ListBuckets<'a> {
         self.client.call_json(self.options, "list_buckets", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListBuckets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListBuckets")
+            .field("operation", &"list_buckets")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListBuckets<'a> {
     type Output = types::BucketListResponse;
     const OPERATION_ID: &'static str = "list_buckets";
@@ -6186,7 +6338,7 @@ impl<'a> crate::Operation for ListBuckets<'a> {
     }
 }
 ///Builder for [`Client::get_bucket_by_id`](crate::Client::get_bucket_by_id): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetBucketById<'a> {
     client: &'a crate::Client,
@@ -6216,6 +6368,14 @@ impl<'a> GetBucketById<'a> {
         self.client.call_json(self.options, "get_bucket_by_id", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetBucketById<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetBucketById")
+            .field("operation", &"get_bucket_by_id")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetBucketById<'a> {
     type Output = types::BucketResponse;
     const OPERATION_ID: &'static str = "get_bucket_by_id";
@@ -6231,7 +6391,7 @@ impl<'a> crate::Operation for GetBucketById<'a> {
     }
 }
 ///Builder for [`Client::delete_bucket_by_id`](crate::Client::delete_bucket_by_id): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteBucketById<'a> {
     client: &'a crate::Client,
@@ -6261,6 +6421,14 @@ impl<'a> DeleteBucketById<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteBucketById<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteBucketById")
+            .field("operation", &"delete_bucket_by_id")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteBucketById<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_bucket_by_id";
@@ -6276,7 +6444,7 @@ impl<'a> crate::Operation for DeleteBucketById<'a> {
     }
 }
 ///Builder for [`Client::query_keyed_sync_state_ids`](crate::Client::query_keyed_sync_state_ids): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct QueryKeyedSyncStateIds<'a> {
     client: &'a crate::Client,
@@ -6329,6 +6497,14 @@ impl<'a> QueryKeyedSyncStateIds<'a> {
             .await
     }
 }
+impl std::fmt::Debug for QueryKeyedSyncStateIds<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryKeyedSyncStateIds")
+            .field("operation", &"query_keyed_sync_state_ids")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for QueryKeyedSyncStateIds<'a> {
     type Output = types::QueryKeyedSyncStateIdsResponse;
     const OPERATION_ID: &'static str = "query_keyed_sync_state_ids";
@@ -6347,7 +6523,7 @@ impl<'a> crate::Operation for QueryKeyedSyncStateIds<'a> {
     }
 }
 ///Builder for [`Client::get_keyed_sync_state`](crate::Client::get_keyed_sync_state): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetKeyedSyncState<'a> {
     client: &'a crate::Client,
@@ -6387,6 +6563,14 @@ impl<'a> GetKeyedSyncState<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetKeyedSyncState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetKeyedSyncState")
+            .field("operation", &"get_keyed_sync_state")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetKeyedSyncState<'a> {
     type Output = types::KeyedSyncStateResponse;
     const OPERATION_ID: &'static str = "get_keyed_sync_state";
@@ -6402,7 +6586,7 @@ impl<'a> crate::Operation for GetKeyedSyncState<'a> {
     }
 }
 ///Builder for [`Client::store_keyed_sync_state`](crate::Client::store_keyed_sync_state): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct StoreKeyedSyncState<'a> {
     client: &'a crate::Client,
@@ -6461,6 +6645,14 @@ impl<'a> StoreKeyedSyncState<'a> {
             .await
     }
 }
+impl std::fmt::Debug for StoreKeyedSyncState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreKeyedSyncState")
+            .field("operation", &"store_keyed_sync_state")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for StoreKeyedSyncState<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "store_keyed_sync_state";
@@ -6476,7 +6668,7 @@ impl<'a> crate::Operation for StoreKeyedSyncState<'a> {
     }
 }
 ///Builder for [`Client::delete_keyed_sync_state`](crate::Client::delete_keyed_sync_state): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteKeyedSyncState<'a> {
     client: &'a crate::Client,
@@ -6514,6 +6706,14 @@ impl<'a> DeleteKeyedSyncState<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteKeyedSyncState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteKeyedSyncState")
+            .field("operation", &"delete_keyed_sync_state")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteKeyedSyncState<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_keyed_sync_state";
@@ -6529,7 +6729,7 @@ impl<'a> crate::Operation for DeleteKeyedSyncState<'a> {
     }
 }
 ///Builder for [`Client::list_keyed_sync_states`](crate::Client::list_keyed_sync_states): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListKeyedSyncStates<'a> {
     client: &'a crate::Client,
@@ -6561,6 +6761,14 @@ impl<'a> ListKeyedSyncStates<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListKeyedSyncStates<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListKeyedSyncStates")
+            .field("operation", &"list_keyed_sync_states")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListKeyedSyncStates<'a> {
     type Output = types::KeyedSyncStateListResponse;
     const OPERATION_ID: &'static str = "list_keyed_sync_states";
@@ -6576,7 +6784,7 @@ impl<'a> crate::Operation for ListKeyedSyncStates<'a> {
     }
 }
 ///Builder for [`Client::list_project_buckets`](crate::Client::list_project_buckets): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListProjectBuckets<'a> {
     client: &'a crate::Client,
@@ -6608,6 +6816,14 @@ impl<'a> ListProjectBuckets<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListProjectBuckets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListProjectBuckets")
+            .field("operation", &"list_project_buckets")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListProjectBuckets<'a> {
     type Output = types::BucketListResponse;
     const OPERATION_ID: &'static str = "list_project_buckets";
@@ -6623,7 +6839,7 @@ impl<'a> crate::Operation for ListProjectBuckets<'a> {
     }
 }
 ///Builder for [`Client::get_bucket`](crate::Client::get_bucket): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetBucket<'a> {
     client: &'a crate::Client,
@@ -6661,6 +6877,14 @@ impl<'a> GetBucket<'a> {
         self.client.call_json(self.options, "get_bucket", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetBucket<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetBucket")
+            .field("operation", &"get_bucket")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetBucket<'a> {
     type Output = types::BucketResponse;
     const OPERATION_ID: &'static str = "get_bucket";
@@ -6676,7 +6900,7 @@ impl<'a> crate::Operation for GetBucket<'a> {
     }
 }
 ///Builder for [`Client::create_bucket`](crate::Client::create_bucket): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateBucket<'a> {
     client: &'a crate::Client,
@@ -6735,6 +6959,14 @@ impl<'a> CreateBucket<'a> {
         self.client.call_json(self.options, "create_bucket", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateBucket<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateBucket")
+            .field("operation", &"create_bucket")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateBucket<'a> {
     type Output = types::BucketResponse;
     const OPERATION_ID: &'static str = "create_bucket";
@@ -6750,7 +6982,7 @@ impl<'a> crate::Operation for CreateBucket<'a> {
     }
 }
 ///Builder for [`Client::update_bucket`](crate::Client::update_bucket): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateBucket<'a> {
     client: &'a crate::Client,
@@ -6809,6 +7041,14 @@ impl<'a> UpdateBucket<'a> {
         self.client.call_json(self.options, "update_bucket", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateBucket<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateBucket")
+            .field("operation", &"update_bucket")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateBucket<'a> {
     type Output = types::BucketResponse;
     const OPERATION_ID: &'static str = "update_bucket";
@@ -6824,7 +7064,7 @@ impl<'a> crate::Operation for UpdateBucket<'a> {
     }
 }
 ///Builder for [`Client::get_bucket_email`](crate::Client::get_bucket_email): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetBucketEmail<'a> {
     client: &'a crate::Client,
@@ -6870,6 +7110,14 @@ impl<'a> GetBucketEmail<'a> {
         self.client.call_json(self.options, "get_bucket_email", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetBucketEmail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetBucketEmail")
+            .field("operation", &"get_bucket_email")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetBucketEmail<'a> {
     type Output = types::EmailListResponse;
     const OPERATION_ID: &'static str = "get_bucket_email";
@@ -6885,7 +7133,7 @@ impl<'a> crate::Operation for GetBucketEmail<'a> {
     }
 }
 ///Builder for [`Client::add_bucket_emails`](crate::Client::add_bucket_emails): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct AddBucketEmails<'a> {
     client: &'a crate::Client,
@@ -6948,6 +7196,14 @@ impl<'a> AddBucketEmails<'a> {
         self.client.call_json(self.options, "add_bucket_emails", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for AddBucketEmails<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddBucketEmails")
+            .field("operation", &"add_bucket_emails")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for AddBucketEmails<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "add_bucket_emails";
@@ -6963,7 +7219,7 @@ impl<'a> crate::Operation for AddBucketEmails<'a> {
     }
 }
 ///Builder for [`Client::list_bucket_emails`](crate::Client::list_bucket_emails): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListBucketEmails<'a> {
     client: &'a crate::Client,
@@ -7024,6 +7280,14 @@ impl<'a> ListBucketEmails<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListBucketEmails<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListBucketEmails")
+            .field("operation", &"list_bucket_emails")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListBucketEmails<'a> {
     type Output = types::EmailListResponse;
     const OPERATION_ID: &'static str = "list_bucket_emails";
@@ -7039,7 +7303,7 @@ impl<'a> crate::Operation for ListBucketEmails<'a> {
     }
 }
 ///Builder for [`Client::delete_bucket_emails`](crate::Client::delete_bucket_emails): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteBucketEmails<'a> {
     client: &'a crate::Client,
@@ -7085,6 +7349,14 @@ impl<'a> DeleteBucketEmails<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteBucketEmails<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteBucketEmails")
+            .field("operation", &"delete_bucket_emails")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteBucketEmails<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_bucket_emails";
@@ -7100,7 +7372,7 @@ impl<'a> crate::Operation for DeleteBucketEmails<'a> {
     }
 }
 ///Builder for [`Client::query_bucket_emails`](crate::Client::query_bucket_emails): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct QueryBucketEmails<'a> {
     client: &'a crate::Client,
@@ -7161,6 +7433,14 @@ impl<'a> QueryBucketEmails<'a> {
             .await
     }
 }
+impl std::fmt::Debug for QueryBucketEmails<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryBucketEmails")
+            .field("operation", &"query_bucket_emails")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for QueryBucketEmails<'a> {
     type Output = types::EmailListResponse;
     const OPERATION_ID: &'static str = "query_bucket_emails";
@@ -7176,7 +7456,7 @@ impl<'a> crate::Operation for QueryBucketEmails<'a> {
     }
 }
 ///Builder for [`Client::get_bucket_statistics`](crate::Client::get_bucket_statistics): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetBucketStatistics<'a> {
     client: &'a crate::Client,
@@ -7216,6 +7496,14 @@ impl<'a> GetBucketStatistics<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetBucketStatistics<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetBucketStatistics")
+            .field("operation", &"get_bucket_statistics")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetBucketStatistics<'a> {
     type Output = types::BucketStatisticsResponse;
     const OPERATION_ID: &'static str = "get_bucket_statistics";
@@ -7231,7 +7519,7 @@ impl<'a> crate::Operation for GetBucketStatistics<'a> {
     }
 }
 ///Builder for [`Client::list_project_dashboards`](crate::Client::list_project_dashboards): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListProjectDashboards<'a> {
     client: &'a crate::Client,
@@ -7263,6 +7551,14 @@ impl<'a> ListProjectDashboards<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListProjectDashboards<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListProjectDashboards")
+            .field("operation", &"list_project_dashboards")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListProjectDashboards<'a> {
     type Output = types::DashboardListResponse;
     const OPERATION_ID: &'static str = "list_project_dashboards";
@@ -7278,7 +7574,7 @@ impl<'a> crate::Operation for ListProjectDashboards<'a> {
     }
 }
 ///Builder for [`Client::get_dashboard`](crate::Client::get_dashboard): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDashboard<'a> {
     client: &'a crate::Client,
@@ -7316,6 +7612,14 @@ impl<'a> GetDashboard<'a> {
         self.client.call_json(self.options, "get_dashboard", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetDashboard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDashboard")
+            .field("operation", &"get_dashboard")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDashboard<'a> {
     type Output = types::DashboardResponse;
     const OPERATION_ID: &'static str = "get_dashboard";
@@ -7331,7 +7635,7 @@ impl<'a> crate::Operation for GetDashboard<'a> {
     }
 }
 ///Builder for [`Client::create_dashboard`](crate::Client::create_dashboard): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateDashboard<'a> {
     client: &'a crate::Client,
@@ -7390,6 +7694,14 @@ impl<'a> CreateDashboard<'a> {
         self.client.call_json(self.options, "create_dashboard", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateDashboard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateDashboard")
+            .field("operation", &"create_dashboard")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateDashboard<'a> {
     type Output = types::DashboardResponse;
     const OPERATION_ID: &'static str = "create_dashboard";
@@ -7405,7 +7717,7 @@ impl<'a> crate::Operation for CreateDashboard<'a> {
     }
 }
 ///Builder for [`Client::update_dashboard`](crate::Client::update_dashboard): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateDashboard<'a> {
     client: &'a crate::Client,
@@ -7464,6 +7776,14 @@ impl<'a> UpdateDashboard<'a> {
         self.client.call_json(self.options, "update_dashboard", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateDashboard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateDashboard")
+            .field("operation", &"update_dashboard")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateDashboard<'a> {
     type Output = types::DashboardResponse;
     const OPERATION_ID: &'static str = "update_dashboard";
@@ -7479,7 +7799,7 @@ impl<'a> crate::Operation for UpdateDashboard<'a> {
     }
 }
 ///Builder for [`Client::delete_dashboard`](crate::Client::delete_dashboard): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteDashboard<'a> {
     client: &'a crate::Client,
@@ -7515,6 +7835,14 @@ impl<'a> DeleteDashboard<'a> {
         self.client.call_json(self.options, "delete_dashboard", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteDashboard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteDashboard")
+            .field("operation", &"delete_dashboard")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteDashboard<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_dashboard";
@@ -7530,7 +7858,7 @@ impl<'a> crate::Operation for DeleteDashboard<'a> {
     }
 }
 ///Builder for [`Client::get_dataset_comparison`](crate::Client::get_dataset_comparison): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDatasetComparison<'a> {
     client: &'a crate::Client,
@@ -7591,6 +7919,14 @@ impl<'a> GetDatasetComparison<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetDatasetComparison<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDatasetComparison")
+            .field("operation", &"get_dataset_comparison")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDatasetComparison<'a> {
     type Output = types::DatasetComparisonResponse;
     const OPERATION_ID: &'static str = "get_dataset_comparison";
@@ -7606,7 +7942,7 @@ impl<'a> crate::Operation for GetDatasetComparison<'a> {
     }
 }
 ///Builder for [`Client::query_conversational_filter`](crate::Client::query_conversational_filter): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct QueryConversationalFilter<'a> {
     client: &'a crate::Client,
@@ -7667,6 +8003,14 @@ impl<'a> QueryConversationalFilter<'a> {
             .await
     }
 }
+impl std::fmt::Debug for QueryConversationalFilter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryConversationalFilter")
+            .field("operation", &"query_conversational_filter")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for QueryConversationalFilter<'a> {
     type Output = types::ConversationalFilterResponse;
     const OPERATION_ID: &'static str = "query_conversational_filter";
@@ -7685,7 +8029,7 @@ impl<'a> crate::Operation for QueryConversationalFilter<'a> {
     }
 }
 ///Builder for [`Client::list_dataset_dashboards`](crate::Client::list_dataset_dashboards): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListDatasetDashboards<'a> {
     client: &'a crate::Client,
@@ -7725,6 +8069,14 @@ impl<'a> ListDatasetDashboards<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListDatasetDashboards<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListDatasetDashboards")
+            .field("operation", &"list_dataset_dashboards")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListDatasetDashboards<'a> {
     type Output = types::DatasetDashboardListResponse;
     const OPERATION_ID: &'static str = "list_dataset_dashboards";
@@ -7743,7 +8095,7 @@ impl<'a> crate::Operation for ListDatasetDashboards<'a> {
     }
 }
 ///Builder for [`Client::list_label_groups`](crate::Client::list_label_groups): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListLabelGroups<'a> {
     client: &'a crate::Client,
@@ -7781,6 +8133,14 @@ impl<'a> ListLabelGroups<'a> {
         self.client.call_json(self.options, "list_label_groups", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListLabelGroups<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListLabelGroups")
+            .field("operation", &"list_label_groups")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListLabelGroups<'a> {
     type Output = types::LabelGroupListResponse;
     const OPERATION_ID: &'static str = "list_label_groups";
@@ -7796,7 +8156,7 @@ impl<'a> crate::Operation for ListLabelGroups<'a> {
     }
 }
 ///Builder for [`Client::get_label_group`](crate::Client::get_label_group): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetLabelGroup<'a> {
     client: &'a crate::Client,
@@ -7842,6 +8202,14 @@ impl<'a> GetLabelGroup<'a> {
         self.client.call_json(self.options, "get_label_group", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetLabelGroup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetLabelGroup")
+            .field("operation", &"get_label_group")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetLabelGroup<'a> {
     type Output = types::LabelGroupResponse;
     const OPERATION_ID: &'static str = "get_label_group";
@@ -7857,7 +8225,7 @@ impl<'a> crate::Operation for GetLabelGroup<'a> {
     }
 }
 ///Builder for [`Client::create_label_group`](crate::Client::create_label_group): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateLabelGroup<'a> {
     client: &'a crate::Client,
@@ -7926,6 +8294,14 @@ impl<'a> CreateLabelGroup<'a> {
             .await
     }
 }
+impl std::fmt::Debug for CreateLabelGroup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateLabelGroup")
+            .field("operation", &"create_label_group")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateLabelGroup<'a> {
     type Output = types::LabelGroupResponse;
     const OPERATION_ID: &'static str = "create_label_group";
@@ -7941,7 +8317,7 @@ impl<'a> crate::Operation for CreateLabelGroup<'a> {
     }
 }
 ///Builder for [`Client::delete_label_group`](crate::Client::delete_label_group): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteLabelGroup<'a> {
     client: &'a crate::Client,
@@ -7987,6 +8363,14 @@ impl<'a> DeleteLabelGroup<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteLabelGroup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteLabelGroup")
+            .field("operation", &"delete_label_group")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteLabelGroup<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_label_group";
@@ -8002,7 +8386,7 @@ impl<'a> crate::Operation for DeleteLabelGroup<'a> {
     }
 }
 ///Builder for [`Client::list_models`](crate::Client::list_models): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListModels<'a> {
     client: &'a crate::Client,
@@ -8059,6 +8443,14 @@ impl<'a> ListModels<'a> {
         self.client.call_json(self.options, "list_models", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListModels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListModels")
+            .field("operation", &"list_models")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListModels<'a> {
     type Output = types::ModelListResponse;
     const OPERATION_ID: &'static str = "list_models";
@@ -8074,7 +8466,7 @@ impl<'a> crate::Operation for ListModels<'a> {
     }
 }
 ///Builder for [`Client::predict_with_latest_model`](crate::Client::predict_with_latest_model): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct PredictWithLatestModel<'a> {
     client: &'a crate::Client,
@@ -8133,6 +8525,14 @@ impl<'a> PredictWithLatestModel<'a> {
             .await
     }
 }
+impl std::fmt::Debug for PredictWithLatestModel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PredictWithLatestModel")
+            .field("operation", &"predict_with_latest_model")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for PredictWithLatestModel<'a> {
     type Output = types::PredictionsResponse;
     const OPERATION_ID: &'static str = "predict_with_latest_model";
@@ -8148,7 +8548,7 @@ impl<'a> crate::Operation for PredictWithLatestModel<'a> {
     }
 }
 ///Builder for [`Client::get_dataset_status`](crate::Client::get_dataset_status): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDatasetStatus<'a> {
     client: &'a crate::Client,
@@ -8188,6 +8588,14 @@ impl<'a> GetDatasetStatus<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetDatasetStatus<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDatasetStatus")
+            .field("operation", &"get_dataset_status")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDatasetStatus<'a> {
     type Output = types::DatasetStatusResponse;
     const OPERATION_ID: &'static str = "get_dataset_status";
@@ -8203,7 +8611,7 @@ impl<'a> crate::Operation for GetDatasetStatus<'a> {
     }
 }
 ///Builder for [`Client::update_model`](crate::Client::update_model): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateModel<'a> {
     client: &'a crate::Client,
@@ -8270,6 +8678,14 @@ impl<'a> UpdateModel<'a> {
         self.client.call_json(self.options, "update_model", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateModel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateModel")
+            .field("operation", &"update_model")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateModel<'a> {
     type Output = types::ModelMetadataResponse;
     const OPERATION_ID: &'static str = "update_model";
@@ -8285,7 +8701,7 @@ impl<'a> crate::Operation for UpdateModel<'a> {
     }
 }
 ///Builder for [`Client::get_label_validation`](crate::Client::get_label_validation): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetLabelValidation<'a> {
     client: &'a crate::Client,
@@ -8362,6 +8778,14 @@ impl<'a> GetLabelValidation<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetLabelValidation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetLabelValidation")
+            .field("operation", &"get_label_validation")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetLabelValidation<'a> {
     type Output = types::LabelValidationResponse;
     const OPERATION_ID: &'static str = "get_label_validation";
@@ -8377,7 +8801,7 @@ impl<'a> crate::Operation for GetLabelValidation<'a> {
     }
 }
 ///Builder for [`Client::pin_model`](crate::Client::pin_model): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct PinModel<'a> {
     client: &'a crate::Client,
@@ -8421,6 +8845,14 @@ impl<'a> PinModel<'a> {
         self.client.call_json(self.options, "pin_model", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for PinModel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinModel")
+            .field("operation", &"pin_model")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for PinModel<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "pin_model";
@@ -8436,7 +8868,7 @@ impl<'a> crate::Operation for PinModel<'a> {
     }
 }
 ///Builder for [`Client::unpin_model`](crate::Client::unpin_model): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UnpinModel<'a> {
     client: &'a crate::Client,
@@ -8480,6 +8912,14 @@ impl<'a> UnpinModel<'a> {
         self.client.call_json(self.options, "unpin_model", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UnpinModel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnpinModel")
+            .field("operation", &"unpin_model")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UnpinModel<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "unpin_model";
@@ -8495,7 +8935,7 @@ impl<'a> crate::Operation for UnpinModel<'a> {
     }
 }
 ///Builder for [`Client::predict_extractions`](crate::Client::predict_extractions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct PredictExtractions<'a> {
     client: &'a crate::Client,
@@ -8564,6 +9004,14 @@ impl<'a> PredictExtractions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for PredictExtractions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PredictExtractions")
+            .field("operation", &"predict_extractions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for PredictExtractions<'a> {
     type Output = types::PredictExtractionsResponse;
     const OPERATION_ID: &'static str = "predict_extractions";
@@ -8579,7 +9027,7 @@ impl<'a> crate::Operation for PredictExtractions<'a> {
     }
 }
 ///Builder for [`Client::get_model_validation_details`](crate::Client::get_model_validation_details): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetModelValidationDetails<'a> {
     client: &'a crate::Client,
@@ -8635,6 +9083,14 @@ impl<'a> GetModelValidationDetails<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetModelValidationDetails<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetModelValidationDetails")
+            .field("operation", &"get_model_validation_details")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetModelValidationDetails<'a> {
     type Output = types::ModelValidationDetailsResponse;
     const OPERATION_ID: &'static str = "get_model_validation_details";
@@ -8653,7 +9109,7 @@ impl<'a> crate::Operation for GetModelValidationDetails<'a> {
     }
 }
 ///Builder for [`Client::get_labellings`](crate::Client::get_labellings): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetLabellings<'a> {
     client: &'a crate::Client,
@@ -8755,6 +9211,14 @@ impl<'a> GetLabellings<'a> {
         self.client.call_json(self.options, "get_labellings", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetLabellings<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetLabellings")
+            .field("operation", &"get_labellings")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetLabellings<'a> {
     type Output = types::LabellingsResponse;
     const OPERATION_ID: &'static str = "get_labellings";
@@ -8770,7 +9234,7 @@ impl<'a> crate::Operation for GetLabellings<'a> {
     }
 }
 ///Builder for [`Client::update_labelling`](crate::Client::update_labelling): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateLabelling<'a> {
     client: &'a crate::Client,
@@ -8837,6 +9301,14 @@ impl<'a> UpdateLabelling<'a> {
         self.client.call_json(self.options, "update_labelling", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateLabelling<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateLabelling")
+            .field("operation", &"update_labelling")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateLabelling<'a> {
     type Output = types::UpdateLabellingResponse;
     const OPERATION_ID: &'static str = "update_labelling";
@@ -8852,7 +9324,7 @@ impl<'a> crate::Operation for UpdateLabelling<'a> {
     }
 }
 ///Builder for [`Client::get_label_def`](crate::Client::get_label_def): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetLabelDef<'a> {
     client: &'a crate::Client,
@@ -8906,6 +9378,14 @@ impl<'a> GetLabelDef<'a> {
         self.client.call_json(self.options, "get_label_def", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetLabelDef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetLabelDef")
+            .field("operation", &"get_label_def")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetLabelDef<'a> {
     type Output = types::LabelDefResponse;
     const OPERATION_ID: &'static str = "get_label_def";
@@ -8921,7 +9401,7 @@ impl<'a> crate::Operation for GetLabelDef<'a> {
     }
 }
 ///Builder for [`Client::create_label_defs`](crate::Client::create_label_defs): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateLabelDefs<'a> {
     client: &'a crate::Client,
@@ -8986,6 +9466,14 @@ impl<'a> CreateLabelDefs<'a> {
         self.client.call_json(self.options, "create_label_defs", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateLabelDefs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateLabelDefs")
+            .field("operation", &"create_label_defs")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateLabelDefs<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "create_label_defs";
@@ -9001,7 +9489,7 @@ impl<'a> crate::Operation for CreateLabelDefs<'a> {
     }
 }
 ///Builder for [`Client::update_label_def`](crate::Client::update_label_def): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateLabelDef<'a> {
     client: &'a crate::Client,
@@ -9076,6 +9564,14 @@ impl<'a> UpdateLabelDef<'a> {
         self.client.call_json(self.options, "update_label_def", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateLabelDef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateLabelDef")
+            .field("operation", &"update_label_def")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateLabelDef<'a> {
     type Output = types::UpdateLabelDefResponse;
     const OPERATION_ID: &'static str = "update_label_def";
@@ -9091,7 +9587,7 @@ impl<'a> crate::Operation for UpdateLabelDef<'a> {
     }
 }
 ///Builder for [`Client::delete_label_def`](crate::Client::delete_label_def): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteLabelDef<'a> {
     client: &'a crate::Client,
@@ -9145,6 +9641,14 @@ impl<'a> DeleteLabelDef<'a> {
         self.client.call_json(self.options, "delete_label_def", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteLabelDef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteLabelDef")
+            .field("operation", &"delete_label_def")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteLabelDef<'a> {
     type Output = types::DeleteLabelDefResponse;
     const OPERATION_ID: &'static str = "delete_label_def";
@@ -9160,7 +9664,7 @@ impl<'a> crate::Operation for DeleteLabelDef<'a> {
     }
 }
 ///Builder for [`Client::get_extraction_field_history`](crate::Client::get_extraction_field_history): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetExtractionFieldHistory<'a> {
     client: &'a crate::Client,
@@ -9232,6 +9736,14 @@ impl<'a> GetExtractionFieldHistory<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetExtractionFieldHistory<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetExtractionFieldHistory")
+            .field("operation", &"get_extraction_field_history")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetExtractionFieldHistory<'a> {
     type Output = types::ExtractionFieldHistoryResponse;
     const OPERATION_ID: &'static str = "get_extraction_field_history";
@@ -9250,7 +9762,7 @@ impl<'a> crate::Operation for GetExtractionFieldHistory<'a> {
     }
 }
 ///Builder for [`Client::get_label_def_history`](crate::Client::get_label_def_history): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetLabelDefHistory<'a> {
     client: &'a crate::Client,
@@ -9314,6 +9826,14 @@ impl<'a> GetLabelDefHistory<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetLabelDefHistory<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetLabelDefHistory")
+            .field("operation", &"get_label_def_history")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetLabelDefHistory<'a> {
     type Output = types::LabelDefHistoryResponse;
     const OPERATION_ID: &'static str = "get_label_def_history";
@@ -9329,7 +9849,7 @@ impl<'a> crate::Operation for GetLabelDefHistory<'a> {
     }
 }
 ///Builder for [`Client::update_model_tag`](crate::Client::update_model_tag): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateModelTag<'a> {
     client: &'a crate::Client,
@@ -9396,6 +9916,14 @@ impl<'a> UpdateModelTag<'a> {
         self.client.call_json(self.options, "update_model_tag", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateModelTag<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateModelTag")
+            .field("operation", &"update_model_tag")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateModelTag<'a> {
     type Output = types::ModelTagResponse;
     const OPERATION_ID: &'static str = "update_model_tag";
@@ -9411,7 +9939,7 @@ impl<'a> crate::Operation for UpdateModelTag<'a> {
     }
 }
 ///Builder for [`Client::delete_model_tag`](crate::Client::delete_model_tag): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteModelTag<'a> {
     client: &'a crate::Client,
@@ -9455,6 +9983,14 @@ impl<'a> DeleteModelTag<'a> {
         self.client.call_json(self.options, "delete_model_tag", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteModelTag<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteModelTag")
+            .field("operation", &"delete_model_tag")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteModelTag<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_model_tag";
@@ -9470,7 +10006,7 @@ impl<'a> crate::Operation for DeleteModelTag<'a> {
     }
 }
 ///Builder for [`Client::query_comments`](crate::Client::query_comments): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct QueryComments<'a> {
     client: &'a crate::Client,
@@ -9545,6 +10081,14 @@ impl<'a> QueryComments<'a> {
         self.client.call_json(self.options, "query_comments", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for QueryComments<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryComments")
+            .field("operation", &"query_comments")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for QueryComments<'a> {
     type Output = types::QueryCommentsResponse;
     const OPERATION_ID: &'static str = "query_comments";
@@ -9560,7 +10104,7 @@ impl<'a> crate::Operation for QueryComments<'a> {
     }
 }
 ///Builder for [`Client::list_recent_comments`](crate::Client::list_recent_comments): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListRecentComments<'a> {
     client: &'a crate::Client,
@@ -9621,6 +10165,14 @@ impl<'a> ListRecentComments<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListRecentComments<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListRecentComments")
+            .field("operation", &"list_recent_comments")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListRecentComments<'a> {
     type Output = types::RecentCommentsResponse;
     const OPERATION_ID: &'static str = "list_recent_comments";
@@ -9636,7 +10188,7 @@ impl<'a> crate::Operation for ListRecentComments<'a> {
     }
 }
 ///Builder for [`Client::reset_annotations_to_model_version`](crate::Client::reset_annotations_to_model_version): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ResetAnnotationsToModelVersion<'a> {
     client: &'a crate::Client,
@@ -9699,6 +10251,14 @@ impl<'a> ResetAnnotationsToModelVersion<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ResetAnnotationsToModelVersion<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetAnnotationsToModelVersion")
+            .field("operation", &"reset_annotations_to_model_version")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ResetAnnotationsToModelVersion<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "reset_annotations_to_model_version";
@@ -9714,7 +10274,7 @@ impl<'a> crate::Operation for ResetAnnotationsToModelVersion<'a> {
     }
 }
 ///Builder for [`Client::get_dataset_statistics`](crate::Client::get_dataset_statistics): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDatasetStatistics<'a> {
     client: &'a crate::Client,
@@ -9775,6 +10335,14 @@ impl<'a> GetDatasetStatistics<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetDatasetStatistics<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDatasetStatistics")
+            .field("operation", &"get_dataset_statistics")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDatasetStatistics<'a> {
     type Output = types::DatasetStatisticsResponse;
     const OPERATION_ID: &'static str = "get_dataset_statistics";
@@ -9790,7 +10358,7 @@ impl<'a> crate::Operation for GetDatasetStatistics<'a> {
     }
 }
 ///Builder for [`Client::get_dataset_summary`](crate::Client::get_dataset_summary): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDatasetSummary<'a> {
     client: &'a crate::Client,
@@ -9851,6 +10419,14 @@ impl<'a> GetDatasetSummary<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetDatasetSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDatasetSummary")
+            .field("operation", &"get_dataset_summary")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDatasetSummary<'a> {
     type Output = types::DatasetSummaryResponse;
     const OPERATION_ID: &'static str = "get_dataset_summary";
@@ -9866,7 +10442,7 @@ impl<'a> crate::Operation for GetDatasetSummary<'a> {
     }
 }
 ///Builder for [`Client::get_dataset_themes`](crate::Client::get_dataset_themes): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDatasetThemes<'a> {
     client: &'a crate::Client,
@@ -9906,6 +10482,14 @@ impl<'a> GetDatasetThemes<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetDatasetThemes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDatasetThemes")
+            .field("operation", &"get_dataset_themes")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDatasetThemes<'a> {
     type Output = types::DatasetThemesResponse;
     const OPERATION_ID: &'static str = "get_dataset_themes";
@@ -9921,7 +10505,7 @@ impl<'a> crate::Operation for GetDatasetThemes<'a> {
     }
 }
 ///Builder for [`Client::get_dataset_user_properties`](crate::Client::get_dataset_user_properties): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDatasetUserProperties<'a> {
     client: &'a crate::Client,
@@ -9961,6 +10545,14 @@ impl<'a> GetDatasetUserProperties<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetDatasetUserProperties<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDatasetUserProperties")
+            .field("operation", &"get_dataset_user_properties")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDatasetUserProperties<'a> {
     type Output = types::DatasetUserPropertiesResponse;
     const OPERATION_ID: &'static str = "get_dataset_user_properties";
@@ -9979,7 +10571,7 @@ impl<'a> crate::Operation for GetDatasetUserProperties<'a> {
     }
 }
 ///Builder for [`Client::query_user_property_values`](crate::Client::query_user_property_values): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct QueryUserPropertyValues<'a> {
     client: &'a crate::Client,
@@ -10040,6 +10632,14 @@ impl<'a> QueryUserPropertyValues<'a> {
             .await
     }
 }
+impl std::fmt::Debug for QueryUserPropertyValues<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryUserPropertyValues")
+            .field("operation", &"query_user_property_values")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for QueryUserPropertyValues<'a> {
     type Output = types::UserPropertyValuesResponse;
     const OPERATION_ID: &'static str = "query_user_property_values";
@@ -10055,7 +10655,7 @@ impl<'a> crate::Operation for QueryUserPropertyValues<'a> {
     }
 }
 ///Builder for [`Client::list_label_training_actions`](crate::Client::list_label_training_actions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListLabelTrainingActions<'a> {
     client: &'a crate::Client,
@@ -10111,6 +10711,14 @@ impl<'a> ListLabelTrainingActions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListLabelTrainingActions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListLabelTrainingActions")
+            .field("operation", &"list_label_training_actions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListLabelTrainingActions<'a> {
     type Output = types::LabelTrainingActionsResponse;
     const OPERATION_ID: &'static str = "list_label_training_actions";
@@ -10129,7 +10737,7 @@ impl<'a> crate::Operation for ListLabelTrainingActions<'a> {
     }
 }
 ///Builder for [`Client::list_training_action_comment_uids`](crate::Client::list_training_action_comment_uids): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListTrainingActionCommentUids<'a> {
     client: &'a crate::Client,
@@ -10184,6 +10792,14 @@ impl<'a> ListTrainingActionCommentUids<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListTrainingActionCommentUids<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListTrainingActionCommentUids")
+            .field("operation", &"list_training_action_comment_uids")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListTrainingActionCommentUids<'a> {
     type Output = types::TrainingActionCommentUidsResponse;
     const OPERATION_ID: &'static str = "list_training_action_comment_uids";
@@ -10202,7 +10818,7 @@ impl<'a> crate::Operation for ListTrainingActionCommentUids<'a> {
     }
 }
 ///Builder for [`Client::mark_training_comment_seen`](crate::Client::mark_training_comment_seen): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct MarkTrainingCommentSeen<'a> {
     client: &'a crate::Client,
@@ -10279,6 +10895,14 @@ impl<'a> MarkTrainingCommentSeen<'a> {
             .await
     }
 }
+impl std::fmt::Debug for MarkTrainingCommentSeen<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarkTrainingCommentSeen")
+            .field("operation", &"mark_training_comment_seen")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for MarkTrainingCommentSeen<'a> {
     type Output = types::MarkTrainingCommentSeenResponse;
     const OPERATION_ID: &'static str = "mark_training_comment_seen";
@@ -10297,7 +10921,7 @@ impl<'a> crate::Operation for MarkTrainingCommentSeen<'a> {
     }
 }
 ///Builder for [`Client::get_login_url`](crate::Client::get_login_url): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetLoginUrl<'a> {
     client: &'a crate::Client,
@@ -10338,6 +10962,14 @@ impl<'a> GetLoginUrl<'a> {
         self.client.call_json(self.options, "get_login_url", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetLoginUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetLoginUrl")
+            .field("operation", &"get_login_url")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetLoginUrl<'a> {
     type Output = types::LoginUrlResponse;
     const OPERATION_ID: &'static str = "get_login_url";
@@ -10353,7 +10985,7 @@ impl<'a> crate::Operation for GetLoginUrl<'a> {
     }
 }
 ///Builder for [`Client::get_subdomain`](crate::Client::get_subdomain): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetSubdomain<'a> {
     client: &'a crate::Client,
@@ -10375,6 +11007,14 @@ impl<'a> GetSubdomain<'a> {
         self.client.call_json(self.options, "get_subdomain", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetSubdomain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetSubdomain")
+            .field("operation", &"get_subdomain")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetSubdomain<'a> {
     type Output = types::SubdomainResponse;
     const OPERATION_ID: &'static str = "get_subdomain";
@@ -10390,7 +11030,7 @@ impl<'a> crate::Operation for GetSubdomain<'a> {
     }
 }
 ///Builder for [`Client::list_deprecated_models`](crate::Client::list_deprecated_models): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListDeprecatedModels<'a> {
     client: &'a crate::Client,
@@ -10414,6 +11054,14 @@ impl<'a> ListDeprecatedModels<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListDeprecatedModels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListDeprecatedModels")
+            .field("operation", &"list_deprecated_models")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListDeprecatedModels<'a> {
     type Output = types::DeprecatedModelListResponse;
     const OPERATION_ID: &'static str = "list_deprecated_models";
@@ -10432,7 +11080,7 @@ impl<'a> crate::Operation for ListDeprecatedModels<'a> {
     }
 }
 ///Builder for [`Client::list_integrations`](crate::Client::list_integrations): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListIntegrations<'a> {
     client: &'a crate::Client,
@@ -10454,6 +11102,14 @@ impl<'a> ListIntegrations<'a> {
         self.client.call_json(self.options, "list_integrations", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListIntegrations<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListIntegrations")
+            .field("operation", &"list_integrations")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListIntegrations<'a> {
     type Output = types::IntegrationListResponse;
     const OPERATION_ID: &'static str = "list_integrations";
@@ -10469,7 +11125,7 @@ impl<'a> crate::Operation for ListIntegrations<'a> {
     }
 }
 ///Builder for [`Client::get_integration_by_id`](crate::Client::get_integration_by_id): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetIntegrationById<'a> {
     client: &'a crate::Client,
@@ -10501,6 +11157,14 @@ impl<'a> GetIntegrationById<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetIntegrationById<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetIntegrationById")
+            .field("operation", &"get_integration_by_id")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetIntegrationById<'a> {
     type Output = types::IntegrationResponse;
     const OPERATION_ID: &'static str = "get_integration_by_id";
@@ -10516,7 +11180,7 @@ impl<'a> crate::Operation for GetIntegrationById<'a> {
     }
 }
 ///Builder for [`Client::delete_integration_by_id`](crate::Client::delete_integration_by_id): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteIntegrationById<'a> {
     client: &'a crate::Client,
@@ -10546,6 +11210,14 @@ impl<'a> DeleteIntegrationById<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteIntegrationById<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteIntegrationById")
+            .field("operation", &"delete_integration_by_id")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteIntegrationById<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_integration_by_id";
@@ -10561,7 +11233,7 @@ impl<'a> crate::Operation for DeleteIntegrationById<'a> {
     }
 }
 ///Builder for [`Client::list_project_integrations`](crate::Client::list_project_integrations): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListProjectIntegrations<'a> {
     client: &'a crate::Client,
@@ -10593,6 +11265,14 @@ impl<'a> ListProjectIntegrations<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListProjectIntegrations<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListProjectIntegrations")
+            .field("operation", &"list_project_integrations")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListProjectIntegrations<'a> {
     type Output = types::IntegrationListResponse;
     const OPERATION_ID: &'static str = "list_project_integrations";
@@ -10608,7 +11288,7 @@ impl<'a> crate::Operation for ListProjectIntegrations<'a> {
     }
 }
 ///Builder for [`Client::get_integration`](crate::Client::get_integration): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetIntegration<'a> {
     client: &'a crate::Client,
@@ -10646,6 +11326,14 @@ impl<'a> GetIntegration<'a> {
         self.client.call_json(self.options, "get_integration", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetIntegration<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetIntegration")
+            .field("operation", &"get_integration")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetIntegration<'a> {
     type Output = types::IntegrationResponse;
     const OPERATION_ID: &'static str = "get_integration";
@@ -10661,7 +11349,7 @@ impl<'a> crate::Operation for GetIntegration<'a> {
     }
 }
 ///Builder for [`Client::create_integration`](crate::Client::create_integration): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateIntegration<'a> {
     client: &'a crate::Client,
@@ -10722,6 +11410,14 @@ impl<'a> CreateIntegration<'a> {
             .await
     }
 }
+impl std::fmt::Debug for CreateIntegration<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateIntegration")
+            .field("operation", &"create_integration")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateIntegration<'a> {
     type Output = types::IntegrationResponse;
     const OPERATION_ID: &'static str = "create_integration";
@@ -10737,7 +11433,7 @@ impl<'a> crate::Operation for CreateIntegration<'a> {
     }
 }
 ///Builder for [`Client::update_integration`](crate::Client::update_integration): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateIntegration<'a> {
     client: &'a crate::Client,
@@ -10798,6 +11494,14 @@ impl<'a> UpdateIntegration<'a> {
             .await
     }
 }
+impl std::fmt::Debug for UpdateIntegration<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateIntegration")
+            .field("operation", &"update_integration")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateIntegration<'a> {
     type Output = types::IntegrationResponse;
     const OPERATION_ID: &'static str = "update_integration";
@@ -10813,7 +11517,7 @@ impl<'a> crate::Operation for UpdateIntegration<'a> {
     }
 }
 ///Builder for [`Client::list_integration_errors`](crate::Client::list_integration_errors): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListIntegrationErrors<'a> {
     client: &'a crate::Client,
@@ -10853,6 +11557,14 @@ impl<'a> ListIntegrationErrors<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListIntegrationErrors<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListIntegrationErrors")
+            .field("operation", &"list_integration_errors")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListIntegrationErrors<'a> {
     type Output = types::IntegrationErrorListResponse;
     const OPERATION_ID: &'static str = "list_integration_errors";
@@ -10871,7 +11583,7 @@ impl<'a> crate::Operation for ListIntegrationErrors<'a> {
     }
 }
 ///Builder for [`Client::start_integration_oauth2`](crate::Client::start_integration_oauth2): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct StartIntegrationOauth2<'a> {
     client: &'a crate::Client,
@@ -10911,6 +11623,14 @@ impl<'a> StartIntegrationOauth2<'a> {
             .await
     }
 }
+impl std::fmt::Debug for StartIntegrationOauth2<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartIntegrationOauth2")
+            .field("operation", &"start_integration_oauth2")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for StartIntegrationOauth2<'a> {
     type Output = types::IntegrationOAuth2StartResponse;
     const OPERATION_ID: &'static str = "start_integration_oauth2";
@@ -10929,7 +11649,7 @@ impl<'a> crate::Operation for StartIntegrationOauth2<'a> {
     }
 }
 ///Builder for [`Client::query_alert_issues`](crate::Client::query_alert_issues): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct QueryAlertIssues<'a> {
     client: &'a crate::Client,
@@ -10974,6 +11694,14 @@ impl<'a> QueryAlertIssues<'a> {
             .await
     }
 }
+impl std::fmt::Debug for QueryAlertIssues<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryAlertIssues")
+            .field("operation", &"query_alert_issues")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for QueryAlertIssues<'a> {
     type Output = types::AlertIssueListResponse;
     const OPERATION_ID: &'static str = "query_alert_issues";
@@ -10989,7 +11717,7 @@ impl<'a> crate::Operation for QueryAlertIssues<'a> {
     }
 }
 ///Builder for [`Client::get_alert_issue`](crate::Client::get_alert_issue): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetAlertIssue<'a> {
     client: &'a crate::Client,
@@ -11019,6 +11747,14 @@ impl<'a> GetAlertIssue<'a> {
         self.client.call_json(self.options, "get_alert_issue", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetAlertIssue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetAlertIssue")
+            .field("operation", &"get_alert_issue")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetAlertIssue<'a> {
     type Output = types::AlertIssueResponse;
     const OPERATION_ID: &'static str = "get_alert_issue";
@@ -11034,7 +11770,7 @@ impl<'a> crate::Operation for GetAlertIssue<'a> {
     }
 }
 ///Builder for [`Client::update_alert_issue_status`](crate::Client::update_alert_issue_status): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateAlertIssueStatus<'a> {
     client: &'a crate::Client,
@@ -11085,6 +11821,14 @@ impl<'a> UpdateAlertIssueStatus<'a> {
             .await
     }
 }
+impl std::fmt::Debug for UpdateAlertIssueStatus<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateAlertIssueStatus")
+            .field("operation", &"update_alert_issue_status")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateAlertIssueStatus<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "update_alert_issue_status";
@@ -11100,7 +11844,7 @@ impl<'a> crate::Operation for UpdateAlertIssueStatus<'a> {
     }
 }
 ///Builder for [`Client::get_ixp_consumability`](crate::Client::get_ixp_consumability): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetIxpConsumability<'a> {
     client: &'a crate::Client,
@@ -11124,6 +11868,14 @@ impl<'a> GetIxpConsumability<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetIxpConsumability<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetIxpConsumability")
+            .field("operation", &"get_ixp_consumability")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetIxpConsumability<'a> {
     type Output = types::IxpConsumabilityResponse;
     const OPERATION_ID: &'static str = "get_ixp_consumability";
@@ -11139,7 +11891,7 @@ impl<'a> crate::Operation for GetIxpConsumability<'a> {
     }
 }
 ///Builder for [`Client::create_ixp_dataset`](crate::Client::create_ixp_dataset): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateIxpDataset<'a> {
     client: &'a crate::Client,
@@ -11184,6 +11936,14 @@ impl<'a> CreateIxpDataset<'a> {
             .await
     }
 }
+impl std::fmt::Debug for CreateIxpDataset<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateIxpDataset")
+            .field("operation", &"create_ixp_dataset")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateIxpDataset<'a> {
     type Output = types::DatasetResponse;
     const OPERATION_ID: &'static str = "create_ixp_dataset";
@@ -11199,7 +11959,7 @@ impl<'a> crate::Operation for CreateIxpDataset<'a> {
     }
 }
 ///Builder for [`Client::delete_ixp_dataset`](crate::Client::delete_ixp_dataset): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteIxpDataset<'a> {
     client: &'a crate::Client,
@@ -11229,6 +11989,14 @@ impl<'a> DeleteIxpDataset<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteIxpDataset<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteIxpDataset")
+            .field("operation", &"delete_ixp_dataset")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteIxpDataset<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_ixp_dataset";
@@ -11244,7 +12012,7 @@ impl<'a> crate::Operation for DeleteIxpDataset<'a> {
     }
 }
 ///Builder for [`Client::list_ixp_projects`](crate::Client::list_ixp_projects): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListIxpProjects<'a> {
     client: &'a crate::Client,
@@ -11266,6 +12034,14 @@ impl<'a> ListIxpProjects<'a> {
         self.client.call_json(self.options, "list_ixp_projects", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListIxpProjects<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListIxpProjects")
+            .field("operation", &"list_ixp_projects")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListIxpProjects<'a> {
     type Output = types::IxpProjectListResponse;
     const OPERATION_ID: &'static str = "list_ixp_projects";
@@ -11281,7 +12057,7 @@ impl<'a> crate::Operation for ListIxpProjects<'a> {
     }
 }
 ///Builder for [`Client::get_ixp_project`](crate::Client::get_ixp_project): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetIxpProject<'a> {
     client: &'a crate::Client,
@@ -11311,6 +12087,14 @@ impl<'a> GetIxpProject<'a> {
         self.client.call_json(self.options, "get_ixp_project", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetIxpProject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetIxpProject")
+            .field("operation", &"get_ixp_project")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetIxpProject<'a> {
     type Output = types::IxpProjectResponse;
     const OPERATION_ID: &'static str = "get_ixp_project";
@@ -11326,7 +12110,7 @@ impl<'a> crate::Operation for GetIxpProject<'a> {
     }
 }
 ///Builder for [`Client::list_ixp_models`](crate::Client::list_ixp_models): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListIxpModels<'a> {
     client: &'a crate::Client,
@@ -11356,6 +12140,14 @@ impl<'a> ListIxpModels<'a> {
         self.client.call_json(self.options, "list_ixp_models", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListIxpModels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListIxpModels")
+            .field("operation", &"list_ixp_models")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListIxpModels<'a> {
     type Output = types::IxpModelListResponse;
     const OPERATION_ID: &'static str = "list_ixp_models";
@@ -11371,7 +12163,7 @@ impl<'a> crate::Operation for ListIxpModels<'a> {
     }
 }
 ///Builder for [`Client::get_ixp_document_extractions`](crate::Client::get_ixp_document_extractions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetIxpDocumentExtractions<'a> {
     client: &'a crate::Client,
@@ -11419,6 +12211,14 @@ impl<'a> GetIxpDocumentExtractions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetIxpDocumentExtractions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetIxpDocumentExtractions")
+            .field("operation", &"get_ixp_document_extractions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetIxpDocumentExtractions<'a> {
     type Output = types::IxpDocumentExtractionsResponse;
     const OPERATION_ID: &'static str = "get_ixp_document_extractions";
@@ -11437,7 +12237,7 @@ impl<'a> crate::Operation for GetIxpDocumentExtractions<'a> {
     }
 }
 ///Builder for [`Client::import_ixp_taxonomy`](crate::Client::import_ixp_taxonomy): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ImportIxpTaxonomy<'a> {
     client: &'a crate::Client,
@@ -11496,6 +12296,14 @@ impl<'a> ImportIxpTaxonomy<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ImportIxpTaxonomy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportIxpTaxonomy")
+            .field("operation", &"import_ixp_taxonomy")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ImportIxpTaxonomy<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "import_ixp_taxonomy";
@@ -11511,7 +12319,7 @@ impl<'a> crate::Operation for ImportIxpTaxonomy<'a> {
     }
 }
 ///Builder for [`Client::suggest_ixp_taxonomy`](crate::Client::suggest_ixp_taxonomy): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct SuggestIxpTaxonomy<'a> {
     client: &'a crate::Client,
@@ -11572,6 +12380,14 @@ impl<'a> SuggestIxpTaxonomy<'a> {
             .await
     }
 }
+impl std::fmt::Debug for SuggestIxpTaxonomy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SuggestIxpTaxonomy")
+            .field("operation", &"suggest_ixp_taxonomy")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for SuggestIxpTaxonomy<'a> {
     type Output = types::SuggestTaxonomyResponse;
     const OPERATION_ID: &'static str = "suggest_ixp_taxonomy";
@@ -11587,7 +12403,7 @@ impl<'a> crate::Operation for SuggestIxpTaxonomy<'a> {
     }
 }
 ///Builder for [`Client::list_pretrained_labels`](crate::Client::list_pretrained_labels): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListPretrainedLabels<'a> {
     client: &'a crate::Client,
@@ -11622,6 +12438,14 @@ impl<'a> ListPretrainedLabels<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListPretrainedLabels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListPretrainedLabels")
+            .field("operation", &"list_pretrained_labels")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListPretrainedLabels<'a> {
     type Output = types::PretrainedLabelCollectionsResponse;
     const OPERATION_ID: &'static str = "list_pretrained_labels";
@@ -11640,7 +12464,7 @@ impl<'a> crate::Operation for ListPretrainedLabels<'a> {
     }
 }
 ///Builder for [`Client::get_derived_permissions`](crate::Client::get_derived_permissions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDerivedPermissions<'a> {
     client: &'a crate::Client,
@@ -11685,6 +12509,14 @@ impl<'a> GetDerivedPermissions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetDerivedPermissions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDerivedPermissions")
+            .field("operation", &"get_derived_permissions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDerivedPermissions<'a> {
     type Output = types::PermissionSetResponse;
     const OPERATION_ID: &'static str = "get_derived_permissions";
@@ -11700,7 +12532,7 @@ impl<'a> crate::Operation for GetDerivedPermissions<'a> {
     }
 }
 ///Builder for [`Client::get_reduced_permissions`](crate::Client::get_reduced_permissions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetReducedPermissions<'a> {
     client: &'a crate::Client,
@@ -11745,6 +12577,14 @@ impl<'a> GetReducedPermissions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetReducedPermissions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetReducedPermissions")
+            .field("operation", &"get_reduced_permissions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetReducedPermissions<'a> {
     type Output = types::PermissionSetResponse;
     const OPERATION_ID: &'static str = "get_reduced_permissions";
@@ -11760,7 +12600,7 @@ impl<'a> crate::Operation for GetReducedPermissions<'a> {
     }
 }
 ///Builder for [`Client::list_all_projects`](crate::Client::list_all_projects): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListAllProjects<'a> {
     client: &'a crate::Client,
@@ -11790,6 +12630,14 @@ impl<'a> ListAllProjects<'a> {
         self.client.call_json(self.options, "list_all_projects", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListAllProjects<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListAllProjects")
+            .field("operation", &"list_all_projects")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListAllProjects<'a> {
     type Output = types::ProjectListResponse;
     const OPERATION_ID: &'static str = "list_all_projects";
@@ -11805,7 +12653,7 @@ impl<'a> crate::Operation for ListAllProjects<'a> {
     }
 }
 ///Builder for [`Client::get_project`](crate::Client::get_project): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetProject<'a> {
     client: &'a crate::Client,
@@ -11835,6 +12683,14 @@ impl<'a> GetProject<'a> {
         self.client.call_json(self.options, "get_project", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetProject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetProject")
+            .field("operation", &"get_project")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetProject<'a> {
     type Output = types::ProjectResponse;
     const OPERATION_ID: &'static str = "get_project";
@@ -11850,7 +12706,7 @@ impl<'a> crate::Operation for GetProject<'a> {
     }
 }
 ///Builder for [`Client::create_project`](crate::Client::create_project): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateProject<'a> {
     client: &'a crate::Client,
@@ -11901,6 +12757,14 @@ impl<'a> CreateProject<'a> {
         self.client.call_json(self.options, "create_project", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateProject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateProject")
+            .field("operation", &"create_project")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateProject<'a> {
     type Output = types::ProjectResponse;
     const OPERATION_ID: &'static str = "create_project";
@@ -11916,7 +12780,7 @@ impl<'a> crate::Operation for CreateProject<'a> {
     }
 }
 ///Builder for [`Client::update_project`](crate::Client::update_project): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateProject<'a> {
     client: &'a crate::Client,
@@ -11967,6 +12831,14 @@ impl<'a> UpdateProject<'a> {
         self.client.call_json(self.options, "update_project", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateProject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateProject")
+            .field("operation", &"update_project")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateProject<'a> {
     type Output = types::ProjectResponse;
     const OPERATION_ID: &'static str = "update_project";
@@ -11982,7 +12854,7 @@ impl<'a> crate::Operation for UpdateProject<'a> {
     }
 }
 ///Builder for [`Client::delete_project`](crate::Client::delete_project): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteProject<'a> {
     client: &'a crate::Client,
@@ -12018,6 +12890,14 @@ impl<'a> DeleteProject<'a> {
         self.client.call_json(self.options, "delete_project", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteProject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteProject")
+            .field("operation", &"delete_project")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteProject<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_project";
@@ -12033,7 +12913,7 @@ impl<'a> crate::Operation for DeleteProject<'a> {
     }
 }
 ///Builder for [`Client::get_project_resource_counts`](crate::Client::get_project_resource_counts): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetProjectResourceCounts<'a> {
     client: &'a crate::Client,
@@ -12065,6 +12945,14 @@ impl<'a> GetProjectResourceCounts<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetProjectResourceCounts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetProjectResourceCounts")
+            .field("operation", &"get_project_resource_counts")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetProjectResourceCounts<'a> {
     type Output = types::ProjectResourceCountsResponse;
     const OPERATION_ID: &'static str = "get_project_resource_counts";
@@ -12083,7 +12971,7 @@ impl<'a> crate::Operation for GetProjectResourceCounts<'a> {
     }
 }
 ///Builder for [`Client::list_quotas`](crate::Client::list_quotas): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListQuotas<'a> {
     client: &'a crate::Client,
@@ -12105,6 +12993,14 @@ impl<'a> ListQuotas<'a> {
         self.client.call_json(self.options, "list_quotas", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListQuotas<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListQuotas")
+            .field("operation", &"list_quotas")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListQuotas<'a> {
     type Output = types::QuotaListResponse;
     const OPERATION_ID: &'static str = "list_quotas";
@@ -12120,7 +13016,7 @@ impl<'a> crate::Operation for ListQuotas<'a> {
     }
 }
 ///Builder for [`Client::list_tenant_quotas`](crate::Client::list_tenant_quotas): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListTenantQuotas<'a> {
     client: &'a crate::Client,
@@ -12152,6 +13048,14 @@ impl<'a> ListTenantQuotas<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListTenantQuotas<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListTenantQuotas")
+            .field("operation", &"list_tenant_quotas")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListTenantQuotas<'a> {
     type Output = types::QuotaListResponse;
     const OPERATION_ID: &'static str = "list_tenant_quotas";
@@ -12167,7 +13071,7 @@ impl<'a> crate::Operation for ListTenantQuotas<'a> {
     }
 }
 ///Builder for [`Client::set_quota`](crate::Client::set_quota): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct SetQuota<'a> {
     client: &'a crate::Client,
@@ -12216,6 +13120,14 @@ impl<'a> SetQuota<'a> {
         self.client.call_json(self.options, "set_quota", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for SetQuota<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetQuota")
+            .field("operation", &"set_quota")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for SetQuota<'a> {
     type Output = types::SetQuotaResponse;
     const OPERATION_ID: &'static str = "set_quota";
@@ -12231,7 +13143,7 @@ impl<'a> crate::Operation for SetQuota<'a> {
     }
 }
 ///Builder for [`Client::set_tenant_quota`](crate::Client::set_tenant_quota): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct SetTenantQuota<'a> {
     client: &'a crate::Client,
@@ -12288,6 +13200,14 @@ impl<'a> SetTenantQuota<'a> {
         self.client.call_json(self.options, "set_tenant_quota", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for SetTenantQuota<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetTenantQuota")
+            .field("operation", &"set_tenant_quota")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for SetTenantQuota<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "set_tenant_quota";
@@ -12303,7 +13223,7 @@ impl<'a> crate::Operation for SetTenantQuota<'a> {
     }
 }
 ///Builder for [`Client::reset_tenant_quota`](crate::Client::reset_tenant_quota): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ResetTenantQuota<'a> {
     client: &'a crate::Client,
@@ -12341,6 +13261,14 @@ impl<'a> ResetTenantQuota<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ResetTenantQuota<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetTenantQuota")
+            .field("operation", &"reset_tenant_quota")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ResetTenantQuota<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "reset_tenant_quota";
@@ -12356,7 +13284,7 @@ impl<'a> crate::Operation for ResetTenantQuota<'a> {
     }
 }
 ///Builder for [`Client::complete_salesforce_oauth2`](crate::Client::complete_salesforce_oauth2): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CompleteSalesforceOauth2<'a> {
     client: &'a crate::Client,
@@ -12399,6 +13327,14 @@ impl<'a> CompleteSalesforceOauth2<'a> {
             .await
     }
 }
+impl std::fmt::Debug for CompleteSalesforceOauth2<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompleteSalesforceOauth2")
+            .field("operation", &"complete_salesforce_oauth2")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CompleteSalesforceOauth2<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "complete_salesforce_oauth2";
@@ -12414,7 +13350,7 @@ impl<'a> crate::Operation for CompleteSalesforceOauth2<'a> {
     }
 }
 ///Builder for [`Client::provision_project`](crate::Client::provision_project): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ProvisionProject<'a> {
     client: &'a crate::Client,
@@ -12465,6 +13401,14 @@ impl<'a> ProvisionProject<'a> {
         self.client.call_json(self.options, "provision_project", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ProvisionProject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvisionProject")
+            .field("operation", &"provision_project")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ProvisionProject<'a> {
     type Output = types::ProvisionProjectResponse;
     const OPERATION_ID: &'static str = "provision_project";
@@ -12480,7 +13424,7 @@ impl<'a> crate::Operation for ProvisionProject<'a> {
     }
 }
 ///Builder for [`Client::get_email_transform_info`](crate::Client::get_email_transform_info): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetEmailTransformInfo<'a> {
     client: &'a crate::Client,
@@ -12512,6 +13456,14 @@ impl<'a> GetEmailTransformInfo<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetEmailTransformInfo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetEmailTransformInfo")
+            .field("operation", &"get_email_transform_info")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetEmailTransformInfo<'a> {
     type Output = types::EmailTransformInfoResponse;
     const OPERATION_ID: &'static str = "get_email_transform_info";
@@ -12527,7 +13479,7 @@ impl<'a> crate::Operation for GetEmailTransformInfo<'a> {
     }
 }
 ///Builder for [`Client::get_comment_audio`](crate::Client::get_comment_audio): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetCommentAudio<'a> {
     client: &'a crate::Client,
@@ -12565,6 +13517,14 @@ impl<'a> GetCommentAudio<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetCommentAudio<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetCommentAudio")
+            .field("operation", &"get_comment_audio")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetCommentAudio<'a> {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_comment_audio";
@@ -12580,7 +13540,7 @@ impl<'a> crate::Operation for GetCommentAudio<'a> {
     }
 }
 ///Builder for [`Client::get_document`](crate::Client::get_document): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDocument<'a> {
     client: &'a crate::Client,
@@ -12616,6 +13576,14 @@ impl<'a> GetDocument<'a> {
         self.client.call_download(self.options, "get_document", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetDocument<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDocument")
+            .field("operation", &"get_document")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDocument<'a> {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_document";
@@ -12631,7 +13599,7 @@ impl<'a> crate::Operation for GetDocument<'a> {
     }
 }
 ///Builder for [`Client::list_source_comments`](crate::Client::list_source_comments): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListSourceComments<'a> {
     client: &'a crate::Client,
@@ -12727,6 +13695,14 @@ impl<'a> ListSourceComments<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListSourceComments<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListSourceComments")
+            .field("operation", &"list_source_comments")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListSourceComments<'a> {
     type Output = types::SourceCommentsResponse;
     const OPERATION_ID: &'static str = "list_source_comments";
@@ -12742,7 +13718,7 @@ impl<'a> crate::Operation for ListSourceComments<'a> {
     }
 }
 ///Builder for [`Client::add_comments`](crate::Client::add_comments): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct AddComments<'a> {
     client: &'a crate::Client,
@@ -12807,6 +13783,14 @@ impl<'a> AddComments<'a> {
         self.client.call_json(self.options, "add_comments", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for AddComments<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddComments")
+            .field("operation", &"add_comments")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for AddComments<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "add_comments";
@@ -12822,7 +13806,7 @@ impl<'a> crate::Operation for AddComments<'a> {
     }
 }
 ///Builder for [`Client::list_tenants`](crate::Client::list_tenants): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListTenants<'a> {
     client: &'a crate::Client,
@@ -12844,6 +13828,14 @@ impl<'a> ListTenants<'a> {
         self.client.call_json(self.options, "list_tenants", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListTenants<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListTenants")
+            .field("operation", &"list_tenants")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListTenants<'a> {
     type Output = types::TenantListResponse;
     const OPERATION_ID: &'static str = "list_tenants";
@@ -12859,7 +13851,7 @@ impl<'a> crate::Operation for ListTenants<'a> {
     }
 }
 ///Builder for [`Client::get_tenant`](crate::Client::get_tenant): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetTenant<'a> {
     client: &'a crate::Client,
@@ -12889,6 +13881,14 @@ impl<'a> GetTenant<'a> {
         self.client.call_json(self.options, "get_tenant", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetTenant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetTenant")
+            .field("operation", &"get_tenant")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetTenant<'a> {
     type Output = types::TenantResponse;
     const OPERATION_ID: &'static str = "get_tenant";
@@ -12904,7 +13904,7 @@ impl<'a> crate::Operation for GetTenant<'a> {
     }
 }
 ///Builder for [`Client::create_tenant`](crate::Client::create_tenant): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateTenant<'a> {
     client: &'a crate::Client,
@@ -12955,6 +13955,14 @@ impl<'a> CreateTenant<'a> {
         self.client.call_json(self.options, "create_tenant", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateTenant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateTenant")
+            .field("operation", &"create_tenant")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateTenant<'a> {
     type Output = types::TenantResponse;
     const OPERATION_ID: &'static str = "create_tenant";
@@ -12970,7 +13978,7 @@ impl<'a> crate::Operation for CreateTenant<'a> {
     }
 }
 ///Builder for [`Client::update_tenant`](crate::Client::update_tenant): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateTenant<'a> {
     client: &'a crate::Client,
@@ -13021,6 +14029,14 @@ impl<'a> UpdateTenant<'a> {
         self.client.call_json(self.options, "update_tenant", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateTenant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateTenant")
+            .field("operation", &"update_tenant")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateTenant<'a> {
     type Output = types::TenantResponse;
     const OPERATION_ID: &'static str = "update_tenant";
@@ -13036,7 +14052,7 @@ impl<'a> crate::Operation for UpdateTenant<'a> {
     }
 }
 ///Builder for [`Client::delete_tenant`](crate::Client::delete_tenant): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteTenant<'a> {
     client: &'a crate::Client,
@@ -13064,6 +14080,14 @@ impl<'a> DeleteTenant<'a> {
         self.client.call_json(self.options, "delete_tenant", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteTenant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteTenant")
+            .field("operation", &"delete_tenant")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteTenant<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_tenant";
@@ -13079,7 +14103,7 @@ impl<'a> crate::Operation for DeleteTenant<'a> {
     }
 }
 ///Builder for [`Client::get_tenant_client_subnets`](crate::Client::get_tenant_client_subnets): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetTenantClientSubnets<'a> {
     client: &'a crate::Client,
@@ -13111,6 +14135,14 @@ impl<'a> GetTenantClientSubnets<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetTenantClientSubnets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetTenantClientSubnets")
+            .field("operation", &"get_tenant_client_subnets")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetTenantClientSubnets<'a> {
     type Output = types::TenantClientSubnetsResponse;
     const OPERATION_ID: &'static str = "get_tenant_client_subnets";
@@ -13129,7 +14161,7 @@ impl<'a> crate::Operation for GetTenantClientSubnets<'a> {
     }
 }
 ///Builder for [`Client::update_tenant_client_subnets`](crate::Client::update_tenant_client_subnets): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateTenantClientSubnets<'a> {
     client: &'a crate::Client,
@@ -13182,6 +14214,14 @@ impl<'a> UpdateTenantClientSubnets<'a> {
             .await
     }
 }
+impl std::fmt::Debug for UpdateTenantClientSubnets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateTenantClientSubnets")
+            .field("operation", &"update_tenant_client_subnets")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateTenantClientSubnets<'a> {
     type Output = types::TenantClientSubnetsResponse;
     const OPERATION_ID: &'static str = "update_tenant_client_subnets";
@@ -13200,7 +14240,7 @@ impl<'a> crate::Operation for UpdateTenantClientSubnets<'a> {
     }
 }
 ///Builder for [`Client::get_tenant_default_project_permissions`](crate::Client::get_tenant_default_project_permissions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetTenantDefaultProjectPermissions<'a> {
     client: &'a crate::Client,
@@ -13239,6 +14279,14 @@ impl<'a> GetTenantDefaultProjectPermissions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetTenantDefaultProjectPermissions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetTenantDefaultProjectPermissions")
+            .field("operation", &"get_tenant_default_project_permissions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetTenantDefaultProjectPermissions<'a> {
     type Output = types::TenantDefaultProjectPermissionsResponse;
     const OPERATION_ID: &'static str = "get_tenant_default_project_permissions";
@@ -13257,7 +14305,7 @@ impl<'a> crate::Operation for GetTenantDefaultProjectPermissions<'a> {
     }
 }
 ///Builder for [`Client::update_tenant_default_project_permissions`](crate::Client::update_tenant_default_project_permissions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateTenantDefaultProjectPermissions<'a> {
     client: &'a crate::Client,
@@ -13317,6 +14365,14 @@ impl<'a> UpdateTenantDefaultProjectPermissions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for UpdateTenantDefaultProjectPermissions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateTenantDefaultProjectPermissions")
+            .field("operation", &"update_tenant_default_project_permissions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateTenantDefaultProjectPermissions<'a> {
     type Output = types::TenantDefaultProjectPermissionsResponse;
     const OPERATION_ID: &'static str = "update_tenant_default_project_permissions";
@@ -13335,7 +14391,7 @@ impl<'a> crate::Operation for UpdateTenantDefaultProjectPermissions<'a> {
     }
 }
 ///Builder for [`Client::clear_tenant_default_project_permissions`](crate::Client::clear_tenant_default_project_permissions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ClearTenantDefaultProjectPermissions<'a> {
     client: &'a crate::Client,
@@ -13374,6 +14430,14 @@ impl<'a> ClearTenantDefaultProjectPermissions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ClearTenantDefaultProjectPermissions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClearTenantDefaultProjectPermissions")
+            .field("operation", &"clear_tenant_default_project_permissions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ClearTenantDefaultProjectPermissions<'a> {
     type Output = types::TenantDefaultProjectPermissionsResponse;
     const OPERATION_ID: &'static str = "clear_tenant_default_project_permissions";
@@ -13392,7 +14456,7 @@ impl<'a> crate::Operation for ClearTenantDefaultProjectPermissions<'a> {
     }
 }
 ///Builder for [`Client::get_tenant_domains`](crate::Client::get_tenant_domains): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetTenantDomains<'a> {
     client: &'a crate::Client,
@@ -13424,6 +14488,14 @@ impl<'a> GetTenantDomains<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetTenantDomains<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetTenantDomains")
+            .field("operation", &"get_tenant_domains")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetTenantDomains<'a> {
     type Output = types::TenantDomainsResponse;
     const OPERATION_ID: &'static str = "get_tenant_domains";
@@ -13439,7 +14511,7 @@ impl<'a> crate::Operation for GetTenantDomains<'a> {
     }
 }
 ///Builder for [`Client::update_tenant_domains`](crate::Client::update_tenant_domains): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateTenantDomains<'a> {
     client: &'a crate::Client,
@@ -13492,6 +14564,14 @@ impl<'a> UpdateTenantDomains<'a> {
             .await
     }
 }
+impl std::fmt::Debug for UpdateTenantDomains<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateTenantDomains")
+            .field("operation", &"update_tenant_domains")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateTenantDomains<'a> {
     type Output = types::TenantDomainsResponse;
     const OPERATION_ID: &'static str = "update_tenant_domains";
@@ -13507,7 +14587,7 @@ impl<'a> crate::Operation for UpdateTenantDomains<'a> {
     }
 }
 ///Builder for [`Client::get_tenant_entity_def_ids`](crate::Client::get_tenant_entity_def_ids): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetTenantEntityDefIds<'a> {
     client: &'a crate::Client,
@@ -13539,6 +14619,14 @@ impl<'a> GetTenantEntityDefIds<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetTenantEntityDefIds<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetTenantEntityDefIds")
+            .field("operation", &"get_tenant_entity_def_ids")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetTenantEntityDefIds<'a> {
     type Output = types::TenantEntityDefIdsResponse;
     const OPERATION_ID: &'static str = "get_tenant_entity_def_ids";
@@ -13554,7 +14642,7 @@ impl<'a> crate::Operation for GetTenantEntityDefIds<'a> {
     }
 }
 ///Builder for [`Client::update_tenant_entity_def_ids`](crate::Client::update_tenant_entity_def_ids): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateTenantEntityDefIds<'a> {
     client: &'a crate::Client,
@@ -13607,6 +14695,14 @@ impl<'a> UpdateTenantEntityDefIds<'a> {
             .await
     }
 }
+impl std::fmt::Debug for UpdateTenantEntityDefIds<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateTenantEntityDefIds")
+            .field("operation", &"update_tenant_entity_def_ids")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateTenantEntityDefIds<'a> {
     type Output = types::TenantEntityDefIdsResponse;
     const OPERATION_ID: &'static str = "update_tenant_entity_def_ids";
@@ -13622,7 +14718,7 @@ impl<'a> crate::Operation for UpdateTenantEntityDefIds<'a> {
     }
 }
 ///Builder for [`Client::set_tenant_state`](crate::Client::set_tenant_state): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct SetTenantState<'a> {
     client: &'a crate::Client,
@@ -13671,6 +14767,14 @@ impl<'a> SetTenantState<'a> {
         self.client.call_json(self.options, "set_tenant_state", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for SetTenantState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetTenantState")
+            .field("operation", &"set_tenant_state")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for SetTenantState<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "set_tenant_state";
@@ -13686,7 +14790,7 @@ impl<'a> crate::Operation for SetTenantState<'a> {
     }
 }
 ///Builder for [`Client::list_all_users`](crate::Client::list_all_users): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListAllUsers<'a> {
     client: &'a crate::Client,
@@ -13708,6 +14812,14 @@ impl<'a> ListAllUsers<'a> {
         self.client.call_json(self.options, "list_all_users", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListAllUsers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListAllUsers")
+            .field("operation", &"list_all_users")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListAllUsers<'a> {
     type Output = types::UserListResponse;
     const OPERATION_ID: &'static str = "list_all_users";
@@ -13723,7 +14835,7 @@ impl<'a> crate::Operation for ListAllUsers<'a> {
     }
 }
 ///Builder for [`Client::create_user`](crate::Client::create_user): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateUser<'a> {
     client: &'a crate::Client,
@@ -13764,6 +14876,14 @@ impl<'a> CreateUser<'a> {
         self.client.call_json(self.options, "create_user", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("operation", &"create_user")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateUser<'a> {
     type Output = types::UserResponse;
     const OPERATION_ID: &'static str = "create_user";
@@ -13779,7 +14899,7 @@ impl<'a> crate::Operation for CreateUser<'a> {
     }
 }
 ///Builder for [`Client::add_support_tenant`](crate::Client::add_support_tenant): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct AddSupportTenant<'a> {
     client: &'a crate::Client,
@@ -13822,6 +14942,14 @@ impl<'a> AddSupportTenant<'a> {
             .await
     }
 }
+impl std::fmt::Debug for AddSupportTenant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddSupportTenant")
+            .field("operation", &"add_support_tenant")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for AddSupportTenant<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "add_support_tenant";
@@ -13837,7 +14965,7 @@ impl<'a> crate::Operation for AddSupportTenant<'a> {
     }
 }
 ///Builder for [`Client::remove_support_tenant`](crate::Client::remove_support_tenant): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct RemoveSupportTenant<'a> {
     client: &'a crate::Client,
@@ -13880,6 +15008,14 @@ impl<'a> RemoveSupportTenant<'a> {
             .await
     }
 }
+impl std::fmt::Debug for RemoveSupportTenant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoveSupportTenant")
+            .field("operation", &"remove_support_tenant")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for RemoveSupportTenant<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "remove_support_tenant";
@@ -13895,7 +15031,7 @@ impl<'a> crate::Operation for RemoveSupportTenant<'a> {
     }
 }
 ///Builder for [`Client::get_user`](crate::Client::get_user): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetUser<'a> {
     client: &'a crate::Client,
@@ -13925,6 +15061,14 @@ impl<'a> GetUser<'a> {
         self.client.call_json(self.options, "get_user", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetUser")
+            .field("operation", &"get_user")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetUser<'a> {
     type Output = types::UserResponse;
     const OPERATION_ID: &'static str = "get_user";
@@ -13940,7 +15084,7 @@ impl<'a> crate::Operation for GetUser<'a> {
     }
 }
 ///Builder for [`Client::update_user`](crate::Client::update_user): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateUser<'a> {
     client: &'a crate::Client,
@@ -13989,6 +15133,14 @@ impl<'a> UpdateUser<'a> {
         self.client.call_json(self.options, "update_user", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateUser")
+            .field("operation", &"update_user")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateUser<'a> {
     type Output = types::UserResponse;
     const OPERATION_ID: &'static str = "update_user";
@@ -14004,7 +15156,7 @@ impl<'a> crate::Operation for UpdateUser<'a> {
     }
 }
 ///Builder for [`Client::delete_user`](crate::Client::delete_user): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteUser<'a> {
     client: &'a crate::Client,
@@ -14032,6 +15184,14 @@ impl<'a> DeleteUser<'a> {
         self.client.call_json(self.options, "delete_user", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteUser")
+            .field("operation", &"delete_user")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteUser<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_user";
@@ -14047,7 +15207,7 @@ impl<'a> crate::Operation for DeleteUser<'a> {
     }
 }
 ///Builder for [`Client::send_welcome_email`](crate::Client::send_welcome_email): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct SendWelcomeEmail<'a> {
     client: &'a crate::Client,
@@ -14085,6 +15245,14 @@ impl<'a> SendWelcomeEmail<'a> {
             .await
     }
 }
+impl std::fmt::Debug for SendWelcomeEmail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendWelcomeEmail")
+            .field("operation", &"send_welcome_email")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for SendWelcomeEmail<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "send_welcome_email";
@@ -14100,7 +15268,7 @@ impl<'a> crate::Operation for SendWelcomeEmail<'a> {
     }
 }
 ///Builder for [`Client::validate_exchange_credentials`](crate::Client::validate_exchange_credentials): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ValidateExchangeCredentials<'a> {
     client: &'a crate::Client,
@@ -14148,6 +15316,14 @@ impl<'a> ValidateExchangeCredentials<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ValidateExchangeCredentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidateExchangeCredentials")
+            .field("operation", &"validate_exchange_credentials")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ValidateExchangeCredentials<'a> {
     type Output = types::ValidateExchangeCredentialsResponse;
     const OPERATION_ID: &'static str = "validate_exchange_credentials";
@@ -14166,7 +15342,7 @@ impl<'a> crate::Operation for ValidateExchangeCredentials<'a> {
     }
 }
 ///Builder for [`Client::fetch_gx_stream`](crate::Client::fetch_gx_stream): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct FetchGxStream<'a> {
     client: &'a crate::Client,
@@ -14233,6 +15409,14 @@ impl<'a> FetchGxStream<'a> {
         self.client.call_json(self.options, "fetch_gx_stream", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for FetchGxStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchGxStream")
+            .field("operation", &"fetch_gx_stream")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for FetchGxStream<'a> {
     type Output = types::FetchGxStreamResponse;
     const OPERATION_ID: &'static str = "fetch_gx_stream";
@@ -14248,7 +15432,7 @@ impl<'a> crate::Operation for FetchGxStream<'a> {
     }
 }
 ///Builder for [`Client::get_stream_results_preview`](crate::Client::get_stream_results_preview): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetStreamResultsPreview<'a> {
     client: &'a crate::Client,
@@ -14312,6 +15496,14 @@ impl<'a> GetStreamResultsPreview<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetStreamResultsPreview<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetStreamResultsPreview")
+            .field("operation", &"get_stream_results_preview")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetStreamResultsPreview<'a> {
     type Output = types::StreamResultsResponse;
     const OPERATION_ID: &'static str = "get_stream_results_preview";
@@ -14327,7 +15519,7 @@ impl<'a> crate::Operation for GetStreamResultsPreview<'a> {
     }
 }
 ///Builder for [`Client::get_thread_themes`](crate::Client::get_thread_themes): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetThreadThemes<'a> {
     client: &'a crate::Client,
@@ -14386,6 +15578,14 @@ impl<'a> GetThreadThemes<'a> {
         self.client.call_json(self.options, "get_thread_themes", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetThreadThemes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetThreadThemes")
+            .field("operation", &"get_thread_themes")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetThreadThemes<'a> {
     type Output = types::ThreadThemesResponse;
     const OPERATION_ID: &'static str = "get_thread_themes";
@@ -14401,7 +15601,7 @@ impl<'a> crate::Operation for GetThreadThemes<'a> {
     }
 }
 ///Builder for [`Client::create_tenant_service_instance`](crate::Client::create_tenant_service_instance): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateTenantServiceInstance<'a> {
     client: &'a crate::Client,
@@ -14446,6 +15646,14 @@ impl<'a> CreateTenantServiceInstance<'a> {
             .await
     }
 }
+impl std::fmt::Debug for CreateTenantServiceInstance<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateTenantServiceInstance")
+            .field("operation", &"create_tenant_service_instance")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateTenantServiceInstance<'a> {
     type Output = types::TenantServiceInstanceResponse;
     const OPERATION_ID: &'static str = "create_tenant_service_instance";
@@ -14464,7 +15672,7 @@ impl<'a> crate::Operation for CreateTenantServiceInstance<'a> {
     }
 }
 ///Builder for [`Client::delete_tenant_service_instance`](crate::Client::delete_tenant_service_instance): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteTenantServiceInstance<'a> {
     client: &'a crate::Client,
@@ -14528,6 +15736,14 @@ impl<'a> DeleteTenantServiceInstance<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteTenantServiceInstance<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteTenantServiceInstance")
+            .field("operation", &"delete_tenant_service_instance")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteTenantServiceInstance<'a> {
     type Output = types::DeleteTenantServiceInstanceResponse;
     const OPERATION_ID: &'static str = "delete_tenant_service_instance";
@@ -14546,7 +15762,7 @@ impl<'a> crate::Operation for DeleteTenantServiceInstance<'a> {
     }
 }
 ///Builder for [`Client::update_tenant_service_instance`](crate::Client::update_tenant_service_instance): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateTenantServiceInstance<'a> {
     client: &'a crate::Client,
@@ -14607,6 +15823,14 @@ impl<'a> UpdateTenantServiceInstance<'a> {
             .await
     }
 }
+impl std::fmt::Debug for UpdateTenantServiceInstance<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateTenantServiceInstance")
+            .field("operation", &"update_tenant_service_instance")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateTenantServiceInstance<'a> {
     type Output = types::TenantServiceInstanceResponse;
     const OPERATION_ID: &'static str = "update_tenant_service_instance";
@@ -14625,7 +15849,7 @@ impl<'a> crate::Operation for UpdateTenantServiceInstance<'a> {
     }
 }
 ///Builder for [`Client::restore_tenant_service_instance`](crate::Client::restore_tenant_service_instance): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct RestoreTenantServiceInstance<'a> {
     client: &'a crate::Client,
@@ -14690,6 +15914,14 @@ impl<'a> RestoreTenantServiceInstance<'a> {
             .await
     }
 }
+impl std::fmt::Debug for RestoreTenantServiceInstance<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreTenantServiceInstance")
+            .field("operation", &"restore_tenant_service_instance")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for RestoreTenantServiceInstance<'a> {
     type Output = types::TenantServiceInstanceResponse;
     const OPERATION_ID: &'static str = "restore_tenant_service_instance";
@@ -14708,7 +15940,7 @@ impl<'a> crate::Operation for RestoreTenantServiceInstance<'a> {
     }
 }
 ///Builder for [`Client::get_attachment`](crate::Client::get_attachment): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetAttachment<'a> {
     client: &'a crate::Client,
@@ -14738,6 +15970,14 @@ impl<'a> GetAttachment<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetAttachment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetAttachment")
+            .field("operation", &"get_attachment")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetAttachment<'a> {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_attachment";
@@ -14753,7 +15993,7 @@ impl<'a> crate::Operation for GetAttachment<'a> {
     }
 }
 ///Builder for [`Client::query_audit_events`](crate::Client::query_audit_events): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct QueryAuditEvents<'a> {
     client: &'a crate::Client,
@@ -14798,6 +16038,14 @@ impl<'a> QueryAuditEvents<'a> {
             .await
     }
 }
+impl std::fmt::Debug for QueryAuditEvents<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryAuditEvents")
+            .field("operation", &"query_audit_events")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for QueryAuditEvents<'a> {
     type Output = types::QueryAuditEventsResponse;
     const OPERATION_ID: &'static str = "query_audit_events";
@@ -14813,7 +16061,7 @@ impl<'a> crate::Operation for QueryAuditEvents<'a> {
     }
 }
 ///Builder for [`Client::list_datasets`](crate::Client::list_datasets): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListDatasets<'a> {
     client: &'a crate::Client,
@@ -14835,6 +16083,14 @@ impl<'a> ListDatasets<'a> {
         self.client.call_json(self.options, "list_datasets", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListDatasets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListDatasets")
+            .field("operation", &"list_datasets")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListDatasets<'a> {
     type Output = types::DatasetListResponse;
     const OPERATION_ID: &'static str = "list_datasets";
@@ -14850,7 +16106,7 @@ impl<'a> crate::Operation for ListDatasets<'a> {
     }
 }
 ///Builder for [`Client::get_dataset_by_id`](crate::Client::get_dataset_by_id): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDatasetById<'a> {
     client: &'a crate::Client,
@@ -14880,6 +16136,14 @@ impl<'a> GetDatasetById<'a> {
         self.client.call_json(self.options, "get_dataset_by_id", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetDatasetById<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDatasetById")
+            .field("operation", &"get_dataset_by_id")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDatasetById<'a> {
     type Output = types::DatasetResponse;
     const OPERATION_ID: &'static str = "get_dataset_by_id";
@@ -14895,7 +16159,7 @@ impl<'a> crate::Operation for GetDatasetById<'a> {
     }
 }
 ///Builder for [`Client::delete_dataset_by_id`](crate::Client::delete_dataset_by_id): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteDatasetById<'a> {
     client: &'a crate::Client,
@@ -14925,6 +16189,14 @@ impl<'a> DeleteDatasetById<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteDatasetById<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteDatasetById")
+            .field("operation", &"delete_dataset_by_id")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteDatasetById<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_dataset_by_id";
@@ -14940,7 +16212,7 @@ impl<'a> crate::Operation for DeleteDatasetById<'a> {
     }
 }
 ///Builder for [`Client::list_project_datasets`](crate::Client::list_project_datasets): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListProjectDatasets<'a> {
     client: &'a crate::Client,
@@ -14972,6 +16244,14 @@ impl<'a> ListProjectDatasets<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListProjectDatasets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListProjectDatasets")
+            .field("operation", &"list_project_datasets")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListProjectDatasets<'a> {
     type Output = types::DatasetListResponse;
     const OPERATION_ID: &'static str = "list_project_datasets";
@@ -14987,7 +16267,7 @@ impl<'a> crate::Operation for ListProjectDatasets<'a> {
     }
 }
 ///Builder for [`Client::get_dataset`](crate::Client::get_dataset): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetDataset<'a> {
     client: &'a crate::Client,
@@ -15025,6 +16305,14 @@ impl<'a> GetDataset<'a> {
         self.client.call_json(self.options, "get_dataset", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetDataset<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetDataset")
+            .field("operation", &"get_dataset")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetDataset<'a> {
     type Output = types::DatasetResponse;
     const OPERATION_ID: &'static str = "get_dataset";
@@ -15040,7 +16328,7 @@ impl<'a> crate::Operation for GetDataset<'a> {
     }
 }
 ///Builder for [`Client::create_dataset`](crate::Client::create_dataset): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateDataset<'a> {
     client: &'a crate::Client,
@@ -15099,6 +16387,14 @@ impl<'a> CreateDataset<'a> {
         self.client.call_json(self.options, "create_dataset", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateDataset<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateDataset")
+            .field("operation", &"create_dataset")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateDataset<'a> {
     type Output = types::CreateDatasetResponse;
     const OPERATION_ID: &'static str = "create_dataset";
@@ -15114,7 +16410,7 @@ impl<'a> crate::Operation for CreateDataset<'a> {
     }
 }
 ///Builder for [`Client::update_dataset`](crate::Client::update_dataset): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateDataset<'a> {
     client: &'a crate::Client,
@@ -15173,6 +16469,14 @@ impl<'a> UpdateDataset<'a> {
         self.client.call_json(self.options, "update_dataset", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateDataset<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateDataset")
+            .field("operation", &"update_dataset")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateDataset<'a> {
     type Output = types::DatasetResponse;
     const OPERATION_ID: &'static str = "update_dataset";
@@ -15188,7 +16492,7 @@ impl<'a> crate::Operation for UpdateDataset<'a> {
     }
 }
 ///Builder for [`Client::delete_dataset`](crate::Client::delete_dataset): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteDataset<'a> {
     client: &'a crate::Client,
@@ -15224,6 +16528,14 @@ impl<'a> DeleteDataset<'a> {
         self.client.call_json(self.options, "delete_dataset", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteDataset<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteDataset")
+            .field("operation", &"delete_dataset")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteDataset<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_dataset";
@@ -15239,7 +16551,7 @@ impl<'a> crate::Operation for DeleteDataset<'a> {
     }
 }
 ///Builder for [`Client::export_dataset`](crate::Client::export_dataset): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ExportDataset<'a> {
     client: &'a crate::Client,
@@ -15298,6 +16610,14 @@ impl<'a> ExportDataset<'a> {
         self.client.call_json(self.options, "export_dataset", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ExportDataset<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportDataset")
+            .field("operation", &"export_dataset")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ExportDataset<'a> {
     type Output = types::ExportDatasetResponse;
     const OPERATION_ID: &'static str = "export_dataset";
@@ -15313,7 +16633,7 @@ impl<'a> crate::Operation for ExportDataset<'a> {
     }
 }
 ///Builder for [`Client::predict_documents`](crate::Client::predict_documents): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct PredictDocuments<'a> {
     client: &'a crate::Client,
@@ -15378,6 +16698,14 @@ impl<'a> PredictDocuments<'a> {
         self.client.call_json(self.options, "predict_documents", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for PredictDocuments<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PredictDocuments")
+            .field("operation", &"predict_documents")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for PredictDocuments<'a> {
     type Output = types::PredictionsResponse;
     const OPERATION_ID: &'static str = "predict_documents";
@@ -15393,7 +16721,7 @@ impl<'a> crate::Operation for PredictDocuments<'a> {
     }
 }
 ///Builder for [`Client::predict_comments`](crate::Client::predict_comments): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct PredictComments<'a> {
     client: &'a crate::Client,
@@ -15460,6 +16788,14 @@ impl<'a> PredictComments<'a> {
         self.client.call_json(self.options, "predict_comments", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for PredictComments<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PredictComments")
+            .field("operation", &"predict_comments")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for PredictComments<'a> {
     type Output = types::PredictCommentsResponse;
     const OPERATION_ID: &'static str = "predict_comments";
@@ -15475,7 +16811,7 @@ impl<'a> crate::Operation for PredictComments<'a> {
     }
 }
 ///Builder for [`Client::predict_raw_emails`](crate::Client::predict_raw_emails): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct PredictRawEmails<'a> {
     client: &'a crate::Client,
@@ -15544,6 +16880,14 @@ impl<'a> PredictRawEmails<'a> {
             .await
     }
 }
+impl std::fmt::Debug for PredictRawEmails<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PredictRawEmails")
+            .field("operation", &"predict_raw_emails")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for PredictRawEmails<'a> {
     type Output = types::PredictionsResponse;
     const OPERATION_ID: &'static str = "predict_raw_emails";
@@ -15559,7 +16903,7 @@ impl<'a> crate::Operation for PredictRawEmails<'a> {
     }
 }
 ///Builder for [`Client::get_model_validation`](crate::Client::get_model_validation): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetModelValidation<'a> {
     client: &'a crate::Client,
@@ -15607,6 +16951,14 @@ impl<'a> GetModelValidation<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetModelValidation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetModelValidation")
+            .field("operation", &"get_model_validation")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetModelValidation<'a> {
     type Output = types::ModelValidationResponse;
     const OPERATION_ID: &'static str = "get_model_validation";
@@ -15622,7 +16974,7 @@ impl<'a> crate::Operation for GetModelValidation<'a> {
     }
 }
 ///Builder for [`Client::list_model_tags`](crate::Client::list_model_tags): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListModelTags<'a> {
     client: &'a crate::Client,
@@ -15660,6 +17012,14 @@ impl<'a> ListModelTags<'a> {
         self.client.call_json(self.options, "list_model_tags", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListModelTags<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListModelTags")
+            .field("operation", &"list_model_tags")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListModelTags<'a> {
     type Output = types::ModelTagListResponse;
     const OPERATION_ID: &'static str = "list_model_tags";
@@ -15675,7 +17035,7 @@ impl<'a> crate::Operation for ListModelTags<'a> {
     }
 }
 ///Builder for [`Client::list_streams`](crate::Client::list_streams): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListStreams<'a> {
     client: &'a crate::Client,
@@ -15713,6 +17073,14 @@ impl<'a> ListStreams<'a> {
         self.client.call_json(self.options, "list_streams", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListStreams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListStreams")
+            .field("operation", &"list_streams")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListStreams<'a> {
     type Output = types::StreamListResponse;
     const OPERATION_ID: &'static str = "list_streams";
@@ -15728,7 +17096,7 @@ impl<'a> crate::Operation for ListStreams<'a> {
     }
 }
 ///Builder for [`Client::create_stream`](crate::Client::create_stream): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateStream<'a> {
     client: &'a crate::Client,
@@ -15787,6 +17155,14 @@ impl<'a> CreateStream<'a> {
         self.client.call_json(self.options, "create_stream", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateStream")
+            .field("operation", &"create_stream")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateStream<'a> {
     type Output = types::StreamResponse;
     const OPERATION_ID: &'static str = "create_stream";
@@ -15802,7 +17178,7 @@ impl<'a> crate::Operation for CreateStream<'a> {
     }
 }
 ///Builder for [`Client::get_stream`](crate::Client::get_stream): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetStream<'a> {
     client: &'a crate::Client,
@@ -15848,6 +17224,14 @@ impl<'a> GetStream<'a> {
         self.client.call_json(self.options, "get_stream", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetStream")
+            .field("operation", &"get_stream")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetStream<'a> {
     type Output = types::StreamResponse;
     const OPERATION_ID: &'static str = "get_stream";
@@ -15863,7 +17247,7 @@ impl<'a> crate::Operation for GetStream<'a> {
     }
 }
 ///Builder for [`Client::update_stream`](crate::Client::update_stream): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateStream<'a> {
     client: &'a crate::Client,
@@ -15930,6 +17314,14 @@ impl<'a> UpdateStream<'a> {
         self.client.call_json(self.options, "update_stream", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateStream")
+            .field("operation", &"update_stream")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateStream<'a> {
     type Output = types::StreamResponse;
     const OPERATION_ID: &'static str = "update_stream";
@@ -15945,7 +17337,7 @@ impl<'a> crate::Operation for UpdateStream<'a> {
     }
 }
 ///Builder for [`Client::delete_stream`](crate::Client::delete_stream): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteStream<'a> {
     client: &'a crate::Client,
@@ -15989,6 +17381,14 @@ impl<'a> DeleteStream<'a> {
         self.client.call_json(self.options, "delete_stream", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteStream")
+            .field("operation", &"delete_stream")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteStream<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_stream";
@@ -16004,7 +17404,7 @@ impl<'a> crate::Operation for DeleteStream<'a> {
     }
 }
 ///Builder for [`Client::advance_stream`](crate::Client::advance_stream): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct AdvanceStream<'a> {
     client: &'a crate::Client,
@@ -16071,6 +17471,14 @@ impl<'a> AdvanceStream<'a> {
         self.client.call_json(self.options, "advance_stream", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for AdvanceStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdvanceStream")
+            .field("operation", &"advance_stream")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for AdvanceStream<'a> {
     type Output = types::AdvanceStreamResponse;
     const OPERATION_ID: &'static str = "advance_stream";
@@ -16086,7 +17494,7 @@ impl<'a> crate::Operation for AdvanceStream<'a> {
     }
 }
 ///Builder for [`Client::store_stream_exceptions`](crate::Client::store_stream_exceptions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct StoreStreamExceptions<'a> {
     client: &'a crate::Client,
@@ -16153,6 +17561,14 @@ impl<'a> StoreStreamExceptions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for StoreStreamExceptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreStreamExceptions")
+            .field("operation", &"store_stream_exceptions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for StoreStreamExceptions<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "store_stream_exceptions";
@@ -16168,7 +17584,7 @@ impl<'a> crate::Operation for StoreStreamExceptions<'a> {
     }
 }
 ///Builder for [`Client::delete_stream_exceptions`](crate::Client::delete_stream_exceptions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteStreamExceptions<'a> {
     client: &'a crate::Client,
@@ -16222,6 +17638,14 @@ impl<'a> DeleteStreamExceptions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteStreamExceptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteStreamExceptions")
+            .field("operation", &"delete_stream_exceptions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteStreamExceptions<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_stream_exceptions";
@@ -16237,7 +17661,7 @@ impl<'a> crate::Operation for DeleteStreamExceptions<'a> {
     }
 }
 ///Builder for [`Client::fetch_stream`](crate::Client::fetch_stream): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct FetchStream<'a> {
     client: &'a crate::Client,
@@ -16304,6 +17728,14 @@ impl<'a> FetchStream<'a> {
         self.client.call_json(self.options, "fetch_stream", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for FetchStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchStream")
+            .field("operation", &"fetch_stream")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for FetchStream<'a> {
     type Output = types::FetchStreamResponse;
     const OPERATION_ID: &'static str = "fetch_stream";
@@ -16319,7 +17751,7 @@ impl<'a> crate::Operation for FetchStream<'a> {
     }
 }
 ///Builder for [`Client::reset_stream`](crate::Client::reset_stream): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ResetStream<'a> {
     client: &'a crate::Client,
@@ -16386,6 +17818,14 @@ impl<'a> ResetStream<'a> {
         self.client.call_json(self.options, "reset_stream", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ResetStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetStream")
+            .field("operation", &"reset_stream")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ResetStream<'a> {
     type Output = types::ResetStreamResponse;
     const OPERATION_ID: &'static str = "reset_stream";
@@ -16401,7 +17841,7 @@ impl<'a> crate::Operation for ResetStream<'a> {
     }
 }
 ///Builder for [`Client::get_stream_results`](crate::Client::get_stream_results): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetStreamResults<'a> {
     client: &'a crate::Client,
@@ -16465,6 +17905,14 @@ impl<'a> GetStreamResults<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetStreamResults<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetStreamResults")
+            .field("operation", &"get_stream_results")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetStreamResults<'a> {
     type Output = types::StreamResultsResponse;
     const OPERATION_ID: &'static str = "get_stream_results";
@@ -16480,7 +17928,7 @@ impl<'a> crate::Operation for GetStreamResults<'a> {
     }
 }
 ///Builder for [`Client::sync_annotations`](crate::Client::sync_annotations): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct SyncAnnotations<'a> {
     client: &'a crate::Client,
@@ -16537,6 +17985,14 @@ impl<'a> SyncAnnotations<'a> {
         self.client.call_json(self.options, "sync_annotations", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for SyncAnnotations<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncAnnotations")
+            .field("operation", &"sync_annotations")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for SyncAnnotations<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "sync_annotations";
@@ -16552,7 +18008,7 @@ impl<'a> crate::Operation for SyncAnnotations<'a> {
     }
 }
 ///Builder for [`Client::list_triggers`](crate::Client::list_triggers): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListTriggers<'a> {
     client: &'a crate::Client,
@@ -16590,6 +18046,14 @@ impl<'a> ListTriggers<'a> {
         self.client.call_json(self.options, "list_triggers", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListTriggers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListTriggers")
+            .field("operation", &"list_triggers")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListTriggers<'a> {
     type Output = types::TriggerListResponse;
     const OPERATION_ID: &'static str = "list_triggers";
@@ -16605,7 +18069,7 @@ impl<'a> crate::Operation for ListTriggers<'a> {
     }
 }
 ///Builder for [`Client::create_trigger`](crate::Client::create_trigger): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateTrigger<'a> {
     client: &'a crate::Client,
@@ -16664,6 +18128,14 @@ impl<'a> CreateTrigger<'a> {
         self.client.call_json(self.options, "create_trigger", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateTrigger<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateTrigger")
+            .field("operation", &"create_trigger")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateTrigger<'a> {
     type Output = types::TriggerResponse;
     const OPERATION_ID: &'static str = "create_trigger";
@@ -16679,7 +18151,7 @@ impl<'a> crate::Operation for CreateTrigger<'a> {
     }
 }
 ///Builder for [`Client::get_trigger`](crate::Client::get_trigger): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetTrigger<'a> {
     client: &'a crate::Client,
@@ -16725,6 +18197,14 @@ impl<'a> GetTrigger<'a> {
         self.client.call_json(self.options, "get_trigger", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetTrigger<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetTrigger")
+            .field("operation", &"get_trigger")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetTrigger<'a> {
     type Output = types::TriggerResponse;
     const OPERATION_ID: &'static str = "get_trigger";
@@ -16740,7 +18220,7 @@ impl<'a> crate::Operation for GetTrigger<'a> {
     }
 }
 ///Builder for [`Client::update_trigger`](crate::Client::update_trigger): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateTrigger<'a> {
     client: &'a crate::Client,
@@ -16807,6 +18287,14 @@ impl<'a> UpdateTrigger<'a> {
         self.client.call_json(self.options, "update_trigger", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateTrigger<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateTrigger")
+            .field("operation", &"update_trigger")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateTrigger<'a> {
     type Output = types::TriggerResponse;
     const OPERATION_ID: &'static str = "update_trigger";
@@ -16822,7 +18310,7 @@ impl<'a> crate::Operation for UpdateTrigger<'a> {
     }
 }
 ///Builder for [`Client::delete_trigger`](crate::Client::delete_trigger): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteTrigger<'a> {
     client: &'a crate::Client,
@@ -16866,6 +18354,14 @@ impl<'a> DeleteTrigger<'a> {
         self.client.call_json(self.options, "delete_trigger", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteTrigger<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteTrigger")
+            .field("operation", &"delete_trigger")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteTrigger<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_trigger";
@@ -16881,7 +18377,7 @@ impl<'a> crate::Operation for DeleteTrigger<'a> {
     }
 }
 ///Builder for [`Client::advance_trigger`](crate::Client::advance_trigger): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct AdvanceTrigger<'a> {
     client: &'a crate::Client,
@@ -16948,6 +18444,14 @@ impl<'a> AdvanceTrigger<'a> {
         self.client.call_json(self.options, "advance_trigger", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for AdvanceTrigger<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdvanceTrigger")
+            .field("operation", &"advance_trigger")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for AdvanceTrigger<'a> {
     type Output = types::AdvanceStreamResponse;
     const OPERATION_ID: &'static str = "advance_trigger";
@@ -16963,7 +18467,7 @@ impl<'a> crate::Operation for AdvanceTrigger<'a> {
     }
 }
 ///Builder for [`Client::store_trigger_exceptions`](crate::Client::store_trigger_exceptions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct StoreTriggerExceptions<'a> {
     client: &'a crate::Client,
@@ -17030,6 +18534,14 @@ impl<'a> StoreTriggerExceptions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for StoreTriggerExceptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTriggerExceptions")
+            .field("operation", &"store_trigger_exceptions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for StoreTriggerExceptions<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "store_trigger_exceptions";
@@ -17045,7 +18557,7 @@ impl<'a> crate::Operation for StoreTriggerExceptions<'a> {
     }
 }
 ///Builder for [`Client::delete_trigger_exceptions`](crate::Client::delete_trigger_exceptions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteTriggerExceptions<'a> {
     client: &'a crate::Client,
@@ -17099,6 +18611,14 @@ impl<'a> DeleteTriggerExceptions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteTriggerExceptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteTriggerExceptions")
+            .field("operation", &"delete_trigger_exceptions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteTriggerExceptions<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_trigger_exceptions";
@@ -17114,7 +18634,7 @@ impl<'a> crate::Operation for DeleteTriggerExceptions<'a> {
     }
 }
 ///Builder for [`Client::fetch_trigger`](crate::Client::fetch_trigger): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct FetchTrigger<'a> {
     client: &'a crate::Client,
@@ -17181,6 +18701,14 @@ impl<'a> FetchTrigger<'a> {
         self.client.call_json(self.options, "fetch_trigger", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for FetchTrigger<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchTrigger")
+            .field("operation", &"fetch_trigger")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for FetchTrigger<'a> {
     type Output = types::FetchStreamResponse;
     const OPERATION_ID: &'static str = "fetch_trigger";
@@ -17196,7 +18724,7 @@ impl<'a> crate::Operation for FetchTrigger<'a> {
     }
 }
 ///Builder for [`Client::reset_trigger`](crate::Client::reset_trigger): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ResetTrigger<'a> {
     client: &'a crate::Client,
@@ -17263,6 +18791,14 @@ impl<'a> ResetTrigger<'a> {
         self.client.call_json(self.options, "reset_trigger", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ResetTrigger<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetTrigger")
+            .field("operation", &"reset_trigger")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ResetTrigger<'a> {
     type Output = types::ResetTriggerResponse;
     const OPERATION_ID: &'static str = "reset_trigger";
@@ -17278,7 +18814,7 @@ impl<'a> crate::Operation for ResetTrigger<'a> {
     }
 }
 ///Builder for [`Client::list_projects`](crate::Client::list_projects): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListProjects<'a> {
     client: &'a crate::Client,
@@ -17300,6 +18836,14 @@ impl<'a> ListProjects<'a> {
         self.client.call_json(self.options, "list_projects", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListProjects<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListProjects")
+            .field("operation", &"list_projects")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListProjects<'a> {
     type Output = types::ProjectListResponse;
     const OPERATION_ID: &'static str = "list_projects";
@@ -17315,7 +18859,7 @@ impl<'a> crate::Operation for ListProjects<'a> {
     }
 }
 ///Builder for [`Client::list_sources`](crate::Client::list_sources): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListSources<'a> {
     client: &'a crate::Client,
@@ -17337,6 +18881,14 @@ impl<'a> ListSources<'a> {
         self.client.call_json(self.options, "list_sources", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListSources<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListSources")
+            .field("operation", &"list_sources")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListSources<'a> {
     type Output = types::SourceListResponse;
     const OPERATION_ID: &'static str = "list_sources";
@@ -17352,7 +18904,7 @@ impl<'a> crate::Operation for ListSources<'a> {
     }
 }
 ///Builder for [`Client::get_source_by_id`](crate::Client::get_source_by_id): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetSourceById<'a> {
     client: &'a crate::Client,
@@ -17382,6 +18934,14 @@ impl<'a> GetSourceById<'a> {
         self.client.call_json(self.options, "get_source_by_id", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetSourceById<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetSourceById")
+            .field("operation", &"get_source_by_id")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetSourceById<'a> {
     type Output = types::SourceResponse;
     const OPERATION_ID: &'static str = "get_source_by_id";
@@ -17397,7 +18957,7 @@ impl<'a> crate::Operation for GetSourceById<'a> {
     }
 }
 ///Builder for [`Client::delete_source_by_id`](crate::Client::delete_source_by_id): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteSourceById<'a> {
     client: &'a crate::Client,
@@ -17427,6 +18987,14 @@ impl<'a> DeleteSourceById<'a> {
             .await
     }
 }
+impl std::fmt::Debug for DeleteSourceById<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteSourceById")
+            .field("operation", &"delete_source_by_id")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteSourceById<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_source_by_id";
@@ -17442,7 +19010,7 @@ impl<'a> crate::Operation for DeleteSourceById<'a> {
     }
 }
 ///Builder for [`Client::list_project_sources`](crate::Client::list_project_sources): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListProjectSources<'a> {
     client: &'a crate::Client,
@@ -17474,6 +19042,14 @@ impl<'a> ListProjectSources<'a> {
             .await
     }
 }
+impl std::fmt::Debug for ListProjectSources<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListProjectSources")
+            .field("operation", &"list_project_sources")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListProjectSources<'a> {
     type Output = types::SourceListResponse;
     const OPERATION_ID: &'static str = "list_project_sources";
@@ -17489,7 +19065,7 @@ impl<'a> crate::Operation for ListProjectSources<'a> {
     }
 }
 ///Builder for [`Client::get_source`](crate::Client::get_source): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetSource<'a> {
     client: &'a crate::Client,
@@ -17527,6 +19103,14 @@ impl<'a> GetSource<'a> {
         self.client.call_json(self.options, "get_source", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetSource")
+            .field("operation", &"get_source")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetSource<'a> {
     type Output = types::SourceResponse;
     const OPERATION_ID: &'static str = "get_source";
@@ -17542,7 +19126,7 @@ impl<'a> crate::Operation for GetSource<'a> {
     }
 }
 ///Builder for [`Client::create_source`](crate::Client::create_source): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct CreateSource<'a> {
     client: &'a crate::Client,
@@ -17601,6 +19185,14 @@ impl<'a> CreateSource<'a> {
         self.client.call_json(self.options, "create_source", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for CreateSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateSource")
+            .field("operation", &"create_source")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for CreateSource<'a> {
     type Output = types::SourceResponse;
     const OPERATION_ID: &'static str = "create_source";
@@ -17616,7 +19208,7 @@ impl<'a> crate::Operation for CreateSource<'a> {
     }
 }
 ///Builder for [`Client::update_source`](crate::Client::update_source): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct UpdateSource<'a> {
     client: &'a crate::Client,
@@ -17675,6 +19267,14 @@ impl<'a> UpdateSource<'a> {
         self.client.call_json(self.options, "update_source", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for UpdateSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateSource")
+            .field("operation", &"update_source")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for UpdateSource<'a> {
     type Output = types::SourceResponse;
     const OPERATION_ID: &'static str = "update_source";
@@ -17690,7 +19290,7 @@ impl<'a> crate::Operation for UpdateSource<'a> {
     }
 }
 ///Builder for [`Client::delete_comments`](crate::Client::delete_comments): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct DeleteComments<'a> {
     client: &'a crate::Client,
@@ -17742,6 +19342,14 @@ impl<'a> DeleteComments<'a> {
         self.client.call_json(self.options, "delete_comments", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for DeleteComments<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteComments")
+            .field("operation", &"delete_comments")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for DeleteComments<'a> {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_comments";
@@ -17757,7 +19365,7 @@ impl<'a> crate::Operation for DeleteComments<'a> {
     }
 }
 ///Builder for [`Client::get_comment`](crate::Client::get_comment): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetComment<'a> {
     client: &'a crate::Client,
@@ -17811,6 +19419,14 @@ impl<'a> GetComment<'a> {
         self.client.call_json(self.options, "get_comment", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for GetComment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetComment")
+            .field("operation", &"get_comment")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetComment<'a> {
     type Output = types::CommentResponse;
     const OPERATION_ID: &'static str = "get_comment";
@@ -17826,7 +19442,7 @@ impl<'a> crate::Operation for GetComment<'a> {
     }
 }
 ///Builder for [`Client::get_source_statistics`](crate::Client::get_source_statistics): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetSourceStatistics<'a> {
     client: &'a crate::Client,
@@ -17887,6 +19503,14 @@ impl<'a> GetSourceStatistics<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetSourceStatistics<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetSourceStatistics")
+            .field("operation", &"get_source_statistics")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetSourceStatistics<'a> {
     type Output = types::SourceStatisticsResponse;
     const OPERATION_ID: &'static str = "get_source_statistics";
@@ -17902,7 +19526,7 @@ impl<'a> crate::Operation for GetSourceStatistics<'a> {
     }
 }
 ///Builder for [`Client::sync_comments`](crate::Client::sync_comments): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct SyncComments<'a> {
     client: &'a crate::Client,
@@ -17969,6 +19593,14 @@ impl<'a> SyncComments<'a> {
         self.client.call_json(self.options, "sync_comments", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for SyncComments<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncComments")
+            .field("operation", &"sync_comments")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for SyncComments<'a> {
     type Output = types::SyncCommentsResponse;
     const OPERATION_ID: &'static str = "sync_comments";
@@ -17984,7 +19616,7 @@ impl<'a> crate::Operation for SyncComments<'a> {
     }
 }
 ///Builder for [`Client::sync_raw_emails`](crate::Client::sync_raw_emails): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct SyncRawEmails<'a> {
     client: &'a crate::Client,
@@ -18051,6 +19683,14 @@ impl<'a> SyncRawEmails<'a> {
         self.client.call_json(self.options, "sync_raw_emails", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for SyncRawEmails<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncRawEmails")
+            .field("operation", &"sync_raw_emails")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for SyncRawEmails<'a> {
     type Output = types::SyncRawEmailsResponse;
     const OPERATION_ID: &'static str = "sync_raw_emails";
@@ -18066,7 +19706,7 @@ impl<'a> crate::Operation for SyncRawEmails<'a> {
     }
 }
 ///Builder for [`Client::get_comment_threads`](crate::Client::get_comment_threads): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetCommentThreads<'a> {
     client: &'a crate::Client,
@@ -18114,6 +19754,14 @@ impl<'a> GetCommentThreads<'a> {
             .await
     }
 }
+impl std::fmt::Debug for GetCommentThreads<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetCommentThreads")
+            .field("operation", &"get_comment_threads")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for GetCommentThreads<'a> {
     type Output = types::CommentThreadsResponse;
     const OPERATION_ID: &'static str = "get_comment_threads";
@@ -18129,7 +19777,7 @@ impl<'a> crate::Operation for GetCommentThreads<'a> {
     }
 }
 ///Builder for [`Client::list_users`](crate::Client::list_users): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct ListUsers<'a> {
     client: &'a crate::Client,
@@ -18151,6 +19799,14 @@ impl<'a> ListUsers<'a> {
         self.client.call_json(self.options, "list_users", self.inner.send()).await
     }
 }
+impl std::fmt::Debug for ListUsers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListUsers")
+            .field("operation", &"list_users")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for ListUsers<'a> {
     type Output = types::UserListResponse;
     const OPERATION_ID: &'static str = "list_users";
@@ -18166,7 +19822,7 @@ impl<'a> crate::Operation for ListUsers<'a> {
     }
 }
 ///Builder for [`Client::refresh_user_permissions`](crate::Client::refresh_user_permissions): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct RefreshUserPermissions<'a> {
     client: &'a crate::Client,
@@ -18198,6 +19854,14 @@ impl<'a> RefreshUserPermissions<'a> {
             .await
     }
 }
+impl std::fmt::Debug for RefreshUserPermissions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshUserPermissions")
+            .field("operation", &"refresh_user_permissions")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
 impl<'a> crate::Operation for RefreshUserPermissions<'a> {
     type Output = types::RefreshUserPermissionsResponse;
     const OPERATION_ID: &'static str = "refresh_user_permissions";
@@ -18216,7 +19880,7 @@ impl<'a> crate::Operation for RefreshUserPermissions<'a> {
     }
 }
 ///Builder for [`Client::get_current_user`](crate::Client::get_current_user): set its parameters, then [`send`](Self::send) it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
 pub struct GetCurrentUser<'a> {
     client: &'a crate::Client,
@@ -18236,6 +19900,14 @@ impl<'a> GetCurrentUser<'a> {
         self,
     ) -> Result<crate::Response<types::UserResponse>, crate::Error> {
         self.client.call_json(self.options, "get_current_user", self.inner.send()).await
+    }
+}
+impl std::fmt::Debug for GetCurrentUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetCurrentUser")
+            .field("operation", &"get_current_user")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 impl<'a> crate::Operation for GetCurrentUser<'a> {

@@ -55,11 +55,22 @@
 //! server's lower bound is inclusive, as "at or after" and "lower bound"
 //! say.
 //!
-//! An equal split puts its inner boundaries on whole seconds (rounded
-//! down): an instant with no fraction means the same at any precision the
-//! server may compare timestamps at. A range shorter than `k` seconds gets
-//! fewer windows (one per second at most). Instants given to `split_at` are
-//! used as they are.
+//! Inner boundaries are whole seconds, rounded down, whether computed by
+//! the equal split or given to `split_at`: an instant with no fraction
+//! means the same at any precision the server compares timestamps at. A
+//! boundary with a fraction would not: against a server that truncates
+//! `to` and `from` to seconds, a comment between the whole second and the
+//! boundary would be asked by neither window (the first's `to` reads as
+//! the second before it, the second drops it as before its start).
+//! Boundaries that round to the same second, or to the range's start or
+//! before, make one window edge or none, so a range shorter than `k`
+//! seconds gets fewer windows (one per second at most). The range's own
+//! `from` and `to` are sent as given.
+//!
+//! A walk has at most [`MAX_WINDOWS`] windows: `windows(k)` clamps `k`
+//! to it, as it clamps 0 to 1, and more `split_at` instants (or a state
+//! with more windows) are refused with [`Error::InvalidRequest`] before
+//! anything is sent.
 //!
 //! Windows are not derived from `get_source_statistics` /
 //! `get_dataset_statistics`: the first only counts comments (balancing
@@ -130,6 +141,16 @@ use crate::{Operation, operations, types};
 
 /// The number of windows of an equal split when none is given.
 pub const DEFAULT_WINDOWS: usize = 8;
+
+/// The most windows a walk has; a cap chosen by this crate.
+/// [`ParallelWalk::windows`] clamps to it; more [`split_at`](ParallelWalk::split_at)
+/// instants, or a [`ParallelState`] with more windows, are refused with
+/// [`Error::InvalidRequest`] before anything is sent.
+///
+/// Every window costs at least one request (its first page, even empty)
+/// and by default one request in flight, so past a thousand windows a
+/// walk mostly adds empty requests and load on the tenant's rate limit.
+pub const MAX_WINDOWS: usize = 1024;
 
 /// The pages a window holds, fetched and not yet yielded, when no other
 /// bound is given ([`ParallelWalk::buffer_pages`]).
@@ -414,17 +435,42 @@ impl<T: Send + 'static> ParallelWalk<T> {
         }
     }
 
-    /// Cuts `[from, to)` into `k` windows of equal length (at least 1; the
-    /// default is [`DEFAULT_WINDOWS`]), inner boundaries rounded down to
-    /// whole seconds.
+    /// Cuts `[from, to)` into `k` windows of equal length (from 1 to
+    /// [`MAX_WINDOWS`], values outside are clamped; the default is
+    /// [`DEFAULT_WINDOWS`]), inner boundaries rounded down to whole seconds.
+    /// `k` is a speed setting, which does not change what the walk yields,
+    /// so it is clamped rather than refused.
     pub fn windows(mut self, k: usize) -> Self {
-        self.split = Some(Split::Equal(k.max(1)));
+        self.split = Some(Split::Equal(k.clamp(1, MAX_WINDOWS)));
         self
     }
 
     /// Cuts `[from, to)` at these instants, which must be strictly
     /// increasing and strictly between `from` and `to`: `n` instants make
-    /// `n + 1` windows. For comments known to be unevenly spread over time.
+    /// `n + 1` windows, `n` below [`MAX_WINDOWS`]. For comments known to be
+    /// unevenly spread over time.
+    ///
+    /// Each instant is rounded down to a whole second, as the equal
+    /// split's are (see [the boundary rule](self#windows-and-the-boundary-rule)):
+    /// instants that round to the same second make one boundary, and one
+    /// that rounds to `from` or before makes none. [`plan`](Self::plan)
+    /// shows the windows as they will be sent.
+    ///
+    /// ```no_run
+    /// # fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
+    /// let request = cm_api::types::ExportDatasetRequest {
+    ///     from: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+    ///     to: Some("2026-01-02T00:00:00Z".parse().unwrap()),
+    ///     ..Default::default()
+    /// };
+    /// let plan = client
+    ///     .paginate()
+    ///     .export_dataset_parallel("acme", "triage", request)
+    ///     .split_at(["2026-01-01T08:30:00.750Z".parse().unwrap()])
+    ///     .plan()?;
+    /// assert_eq!(plan.windows[1].start, "2026-01-01T08:30:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+    /// # Ok(()) }
+    /// ```
     pub fn split_at(mut self, boundaries: impl IntoIterator<Item = DateTime<Utc>>) -> Self {
         self.split = Some(Split::At(boundaries.into_iter().collect()));
         self
@@ -516,11 +562,18 @@ impl<T: Send + 'static> ParallelWalk<T> {
                 "the time range is empty: {from} is not before {to}"
             )));
         }
-        let inner = match self.split.clone().unwrap_or(Split::Equal(DEFAULT_WINDOWS)) {
-            Split::Equal(k) => equal_split(from, to, k),
-            Split::At(boundaries) => {
+        let inner = match &self.split {
+            None => equal_split(from, to, DEFAULT_WINDOWS),
+            Some(Split::Equal(k)) => equal_split(from, to, *k),
+            Some(Split::At(boundaries)) => {
+                if boundaries.len() >= MAX_WINDOWS {
+                    return Err(self.invalid(format!(
+                        "{} window boundaries make more than {MAX_WINDOWS} windows",
+                        boundaries.len()
+                    )));
+                }
                 let mut previous = from;
-                for &boundary in &boundaries {
+                for &boundary in boundaries {
                     if boundary <= previous || boundary >= to {
                         return Err(self.invalid(format!(
                             "window boundary {boundary} is not strictly increasing inside ({from}, {to})"
@@ -528,7 +581,7 @@ impl<T: Send + 'static> ParallelWalk<T> {
                     }
                     previous = boundary;
                 }
-                boundaries
+                whole_seconds(from, to, boundaries.iter().copied())
             }
         };
         let starts = std::iter::once(from).chain(inner.iter().copied());
@@ -569,6 +622,12 @@ impl<T: Send + 'static> ParallelWalk<T> {
         let (Some(first), Some(last)) = (state.windows.first(), state.windows.last()) else {
             return Err(self.invalid("the state has no window"));
         };
+        if state.windows.len() > MAX_WINDOWS {
+            return Err(self.invalid(format!(
+                "the state has {} windows, more than {MAX_WINDOWS}",
+                state.windows.len()
+            )));
+        }
         if from.is_some_and(|from| from != first.start) || to.is_some_and(|to| to != last.end) {
             return Err(self.invalid(format!(
                 "the state covers [{}, {}), not the request's time range",
@@ -598,7 +657,8 @@ impl<T: Send + 'static> ParallelWalk<T> {
     /// it is polled.
     ///
     /// Fails with [`Error::InvalidRequest`] when the time range is missing
-    /// or empty, a boundary is out of order, the page size is outside
+    /// or empty, a boundary is out of order, there are [`MAX_WINDOWS`] or
+    /// more boundaries, the page size is outside
     /// `1..=`[`MAX_PAGE_SIZE`](super::MAX_PAGE_SIZE), the request carries a
     /// cursor, or the state to resume from is of another operation, range
     /// or shape.
@@ -625,27 +685,40 @@ impl<T: Send + 'static> ParallelWalk<T> {
     }
 }
 
-/// The inner boundaries of an equal split of `[from, to)` into `k`: each
-/// `from + (to - from)·i/k` rounded down to a whole second, kept when
-/// strictly between the previous one and `to`.
+/// The inner boundaries of an equal split of `[from, to)` into `k` (at
+/// most [`MAX_WINDOWS`]): each `from + (to - from)·i/k`, through
+/// [`whole_seconds`].
 fn equal_split(from: DateTime<Utc>, to: DateTime<Utc>, k: usize) -> Vec<DateTime<Utc>> {
     const NANOS: i128 = 1_000_000_000;
     let span = to - from;
     let span = i128::from(span.num_seconds()) * NANOS + i128::from(span.subsec_nanos());
-    let k = i128::try_from(k.max(1)).unwrap_or(i128::MAX);
+    let k = i128::try_from(k.clamp(1, MAX_WINDOWS)).unwrap_or(1);
+    let instants = (1..k).filter_map(|i| {
+        let offset = span * i / k;
+        let seconds = i64::try_from(offset / NANOS)
+            .ok()
+            .and_then(TimeDelta::try_seconds)?;
+        let nanos = TimeDelta::nanoseconds(i64::try_from(offset % NANOS).unwrap_or(0));
+        from.checked_add_signed(seconds + nanos)
+    });
+    whole_seconds(from, to, instants)
+}
+
+/// Increasing instants as inner boundaries of `[from, to)`: each rounded
+/// down to a whole second, kept when strictly after the previous one kept
+/// (and `from`) and before `to`.
+fn whole_seconds(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    instants: impl IntoIterator<Item = DateTime<Utc>>,
+) -> Vec<DateTime<Utc>> {
     let mut boundaries = Vec::new();
     let mut previous = from;
-    for i in 1..k {
-        let offset = span * i / k;
-        let boundary = i64::try_from(offset / NANOS)
-            .ok()
-            .and_then(TimeDelta::try_seconds)
-            .and_then(|seconds| {
-                let nanos = TimeDelta::nanoseconds(i64::try_from(offset % NANOS).unwrap_or(0));
-                from.checked_add_signed(seconds + nanos)
-            })
-            .and_then(|at| DateTime::from_timestamp(at.timestamp(), 0));
-        if let Some(boundary) = boundary.filter(|&b| b > previous && b < to) {
+    for instant in instants {
+        let Some(boundary) = DateTime::from_timestamp(instant.timestamp(), 0) else {
+            continue;
+        };
+        if boundary > previous && boundary < to {
             boundaries.push(boundary);
             previous = boundary;
         }
