@@ -212,29 +212,16 @@ fn fits(wait: Duration, deadline: Option<Instant>) -> bool {
     }
 }
 
-/// A `reqwest::Error` for a call refused before sending (a closed gate that
-/// outlasts the deadline); the adapter replaces it with `Error::RateLimited`.
 /// Records a call the rate gate refused before anything was sent (the
-/// gate stays closed past the deadline) and returns its error.
+/// gate stays closed past the deadline) and returns its error, which the
+/// adapter turns into `Error::RateLimited`.
 fn refuse_at_gate(closed: Duration, attempts: u32, why: &'static str) -> reqwest::Error {
     tracing::warn!(wait_ms = closed.as_millis() as u64, "{why}");
     CallContext::update(|s| {
         s.attempts = attempts;
         s.rate_limited = Some(closed);
     });
-    refused_error(closed)
-}
-
-fn refused_error(wait: Duration) -> reqwest::Error {
-    let mut response = http::Response::new(Bytes::new());
-    *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
-    if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
-        response.headers_mut().insert(RETRY_AFTER, value);
-    }
-    match reqwest::Response::from(response).error_for_status() {
-        Err(err) => err,
-        Ok(_) => unreachable!("a 429 is an error status"),
-    }
+    stand_in_error()
 }
 
 /// `future`, watched by `progress` when the attempt has a progress clock.
@@ -389,10 +376,7 @@ impl Transport {
                 }
                 Err(error) => match error.failure() {
                     Some(failure) => (failure, Err(error)),
-                    None => {
-                        CallContext::update(|s| s.attempts = attempt);
-                        return Err(self.give_up(error, attempt, deadline, maybe_applied));
-                    }
+                    None => return Err(self.give_up(error, attempt, deadline, maybe_applied)),
                 },
             };
             maybe_applied |= failure.maybe_applied();
@@ -423,8 +407,10 @@ impl Transport {
                 gate: gate.as_deref().map(RateGate::remaining).unwrap_or_default(),
                 time_left: deadline.map(|d| d.saturating_duration_since(Instant::now())),
             });
-            match decision {
-                Decision::Retry { wait } => {
+            // `decide` retries and refreshes only a replayable request, so
+            // `spare` is there whenever it is needed.
+            match (decision, spare) {
+                (Decision::Retry { wait }, Some(next)) => {
                     match &outcome {
                         Ok(_) => {
                             tracing::warn!(attempt, status = ?failure, wait_ms = wait.as_millis() as u64, "retryable status, retrying")
@@ -437,12 +423,11 @@ impl Transport {
                         }
                     }
                     tokio::time::sleep(wait).await;
-                    request = spare.expect("decide retries only a replayable request");
+                    request = next;
                     continue;
                 }
-                Decision::Refresh => {
+                (Decision::Refresh, Some(mut next)) => {
                     refreshed = true;
-                    let mut next = spare.expect("decide refreshes only a replayable request");
                     match self.refreshed_request(&mut next, deadline).await {
                         Ok(true) => {
                             tracing::info!(attempt, "401: retrying once with a refreshed token");
@@ -453,10 +438,11 @@ impl Transport {
                         Err(auth) => CallContext::update(|s| s.auth_error = Some(auth)),
                     }
                 }
-                Decision::Return { retry_after } => {
+                (Decision::Return { retry_after }, _) => {
                     // Not waited out here: the caller learns how long to wait.
                     CallContext::update(|s| s.retry_after = retry_after);
                 }
+                (Decision::Retry { .. } | Decision::Refresh, None) => {}
             }
             return match outcome {
                 Ok(outcome) => Ok(self.finish(outcome, attempt, maybe_applied)),
