@@ -16,10 +16,11 @@
 //!    global allocator; the in-process server's buffers are included).
 //! 4. Walking 100 pages of 256 comments with `Client::paginate` vs raw
 //!    reqwest + serde_json on the same bodies (target: within 10%).
-//! 5. 5,000 comments to a source that rejects every request with the same
-//!    422 (a locked source): requests per batch (target: at most 4: the
-//!    batch, its halves and one item alone; it was 2n-1 when bisected down
-//!    to single items).
+//! 5. 100,000 comments to a source that rejects every request with the same
+//!    422 (a locked source): requests per batch sent (target: at most 4:
+//!    the batch, its halves and an empty probe; it was 2n-1 when bisected
+//!    down to single items), and how much of the input the job read before
+//!    it stopped (3 request-level rejections in a row).
 //! 6. Exporting the same 100 pages of 256 comments, spread over a time
 //!    range, with `export_dataset_parallel` (8 windows) vs one sequential
 //!    walk, every comment checked to come exactly once (target: at least
@@ -32,6 +33,13 @@
 //!    runs itself when `valgrind` is installed.
 //! 8. Bytes on the wire for an export page, with the client's
 //!    `Accept-Encoding: gzip` answered compressed, and not.
+//! 9. 10,000 comments of which 20 are bad, rejected with a 422 whose
+//!    message names no item (`"Invalid request"`): the failures (target:
+//!    exactly the 20 bad ones) and the requests, beside the same upload to a
+//!    server whose message names the item.
+//!
+//! `CM_BENCH_ONLY=7` runs figure 7 alone; `CM_BENCH_ONLY=5`, `=9` or `=5,9`
+//! run those figures alone.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write as _;
@@ -195,6 +203,25 @@ impl Server {
         if path.ends_with("/rejected/sync") {
             self.sync_requests.fetch_add(1, Ordering::Relaxed);
             (422, error_body("Source bench/rejected is locked"))
+        } else if path.ends_with("/generic/sync") || path.ends_with("/named/sync") {
+            // Figure 9: a 422 for any request holding a bad comment, whose
+            // message names no item (`generic`) or the first bad one.
+            self.sync_requests.fetch_add(1, Ordering::Relaxed);
+            let Ok(body) = serde_json::from_slice::<SyncBody>(body) else {
+                return (400, error_body("bad json"));
+            };
+            if let Some(bad) = body.comments.iter().find(|c| c.id.starts_with("bad")) {
+                let message = if path.ends_with("/generic/sync") {
+                    "Invalid request".to_owned()
+                } else {
+                    format!("comment {} is invalid", bad.id)
+                };
+                return (422, error_body(&message));
+            }
+            let n = body.comments.len();
+            let answer = json!({"status": "ok", "new": n, "updated": 0, "updated_properties_only": 0,
+                                "updated_text_changed": 0, "unchanged": 0});
+            (200, Bytes::from(answer.to_string()))
         } else if path.ends_with("/sync") {
             self.sync_requests.fetch_add(1, Ordering::Relaxed);
             let Ok(body) = serde_json::from_slice::<SyncBody>(body) else {
@@ -534,7 +561,8 @@ fn main() {
 
 async fn run() {
     // `CM_BENCH_ONLY=7` runs figure 7 alone (for profiling the upload path).
-    if std::env::var("CM_BENCH_ONLY").as_deref() == Ok("7") {
+    let only = std::env::var("CM_BENCH_ONLY").ok();
+    if only.as_deref() == Some("7") {
         upload_cost(None);
         return;
     }
@@ -548,6 +576,18 @@ async fn run() {
 
     // Warm up connections and code paths.
     upload(&client, &server, 8_000, 1_000, 8).await;
+
+    // `CM_BENCH_ONLY=5`, `=9` or `=5,9`: those figures alone.
+    if let Some(only) = only {
+        for figure in only.split(',') {
+            match figure.trim() {
+                "5" => whole_request_rejection(&client, &server).await,
+                "9" => generic_rejections(&client, &server).await,
+                other => panic!("CM_BENCH_ONLY: figure {other} does not run alone (5, 7 or 9)"),
+            }
+        }
+        return;
+    }
 
     // 1. Concurrency.
     let n = 100_000;
@@ -591,7 +631,7 @@ async fn run() {
     .await;
     let bisect_time = started.elapsed();
     let bisect_requests = server.sync_requests.load(Ordering::Relaxed) - before;
-    assert_eq!(report.failures.len(), n / 100);
+    assert_eq!(report.failed, (n / 100) as u64);
     let target = CommentsTarget::new(&client, "bench", "src");
     let started = Instant::now();
     let (single_requests, single_failed) = one_by_one(&target, n, batch, concurrency, bad).await;
@@ -693,29 +733,7 @@ async fn run() {
     );
 
     // 5. Whole-request rejection.
-    let n = 5_000;
-    let batch = 1_000;
-    let before = server.sync_requests.load(Ordering::Relaxed);
-    let started = Instant::now();
-    let report = bulk::sync_comments(
-        &client,
-        "bench",
-        "rejected",
-        comments(n, |_| false),
-        SyncOptions::default().batch_size(batch).concurrency(8),
-    )
-    .await;
-    let elapsed = started.elapsed();
-    let requests = server.sync_requests.load(Ordering::Relaxed) - before;
-    assert_eq!(report.failures.len(), n);
-    println!("5. {n} comments, every request rejected with the same 422, batches of {batch}");
-    println!(
-        "   {:>10}  {requests} requests for {} batches: {:.1} requests per batch (target <= 4; bisecting to single items: {})",
-        ms(elapsed),
-        report.batches,
-        requests as f64 / report.batches as f64,
-        2 * n as u64 - report.batches,
-    );
+    whole_request_rejection(&client, &server).await;
 
     // 6. Parallel vs sequential export.
     parallel_export(&client, &server).await;
@@ -727,6 +745,101 @@ async fn run() {
 
     // 8. Compressed vs uncompressed export pages.
     compressed_pages(&client, &server).await;
+
+    // 9. A 422 whose message names no item.
+    generic_rejections(&client, &server).await;
+}
+
+/// Figure 5: every request rejected with the same 422 (a locked source).
+async fn whole_request_rejection(client: &Client, server: &Server) {
+    let n = 100_000;
+    let batch = 1_000;
+    let before = server.sync_requests.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let report = bulk::sync_comments(
+        client,
+        "bench",
+        "rejected",
+        comments(n, |_| false),
+        SyncOptions::default().batch_size(batch).concurrency(8),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let requests = server.sync_requests.load(Ordering::Relaxed) - before;
+    assert!(report.stopped.is_some(), "the job did not stop");
+    assert_eq!(report.synced, 0);
+    assert_eq!(report.read, report.failed + report.not_attempted);
+    println!(
+        "5. {n} comments, every request rejected with the same 422, batches of {batch}, 8 in flight"
+    );
+    println!(
+        "   {:>10}  {requests} requests for {} batches: {:.1} requests per batch (target <= 4; bisecting to single items: {})",
+        ms(elapsed),
+        report.batches,
+        requests as f64 / report.batches as f64,
+        2 * batch as u64 - 1,
+    );
+    println!(
+        "   stopped after 3 request-level rejections in a row: {} of {n} comments read ({} failed, {} not attempted)\n",
+        report.read, report.failed, report.not_attempted
+    );
+}
+
+/// Figure 9: 20 bad comments among 10,000, rejected with a 422 whose
+/// message names no item, against one that names it. The layout is seed 2
+/// of `tests/bulk.rs`'s reproduction, on which the job before the fix (an
+/// item of the right half probed alone) reported 1,040 failures.
+async fn generic_rejections(client: &Client, server: &Server) {
+    let n = 10_000;
+    let mut rng = fastrand::Rng::with_seed(2);
+    let mut bad = std::collections::HashSet::new();
+    while bad.len() < 20 {
+        bad.insert(rng.u64(0..n as u64) as usize);
+    }
+    let options = SyncOptions::default();
+    println!(
+        "9. {n} comments, 20 bad, rejected with a 422 (batches of {}, 8 in flight)",
+        options.get_batch_size()
+    );
+    let mut figures = Vec::new();
+    for (source, label) in [
+        ("generic", "message names no item:"),
+        ("named", "message names the item:"),
+    ] {
+        let before = server.sync_requests.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let report = bulk::sync_comments(
+            client,
+            "bench",
+            source,
+            comments(n, |i| bad.contains(&i)),
+            options.clone(),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        let requests = server.sync_requests.load(Ordering::Relaxed) - before;
+        assert_eq!(report.failed, 20, "{source}: {} failures", report.failed);
+        let mut failed: Vec<usize> = report
+            .failures
+            .iter()
+            .map(|f| f.item.index as usize)
+            .collect();
+        let mut expected: Vec<usize> = bad.iter().copied().collect();
+        failed.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(failed, expected, "{source}: not exactly the bad comments");
+        assert_eq!(report.synced, (n - 20) as u64);
+        println!(
+            "   {label:<25} {:>3} failed (target: exactly 20)  {requests:>4} requests  {:>10}",
+            report.failed,
+            ms(elapsed)
+        );
+        figures.push(requests);
+    }
+    println!(
+        "   probes: {} more requests when the message names no item\n",
+        figures[0] as i64 - figures[1] as i64
+    );
 }
 
 /// Figure 7: what the client's upload path costs on top of sending the

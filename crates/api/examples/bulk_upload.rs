@@ -80,9 +80,15 @@ async fn main() -> ExitCode {
         report.counts.new,
         report.counts.updated,
         report.counts.unchanged,
-        report.failures.len(),
+        report.failed,
         report.requests
     );
+    if let Some(error) = &report.stopped {
+        eprintln!(
+            "stopped: {error} ({} comments not sent)",
+            report.not_attempted
+        );
+    }
     if report.is_complete() {
         ExitCode::SUCCESS
     } else {

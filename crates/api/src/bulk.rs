@@ -11,12 +11,13 @@
 //! let options = SyncOptions::default()
 //!     .batch_size(1024)
 //!     .concurrency(8)
-//!     .on_progress(|p| eprintln!("{} synced, {} failed", p.totals.synced, p.totals.failed));
+//!     .on_progress(|p| eprintln!("{} synced, {} failed", p.totals.synced, p.totals.failed))
+//!     .on_failure(|f| eprintln!("comment #{} ({:?}): {}", f.item.index, f.item.id, f.error));
 //! let report = bulk::sync_comments(&client, "acme", "inbox", stream::iter(comments), options).await;
-//! for failure in &report.failures {
-//!     eprintln!("comment #{} ({:?}): {}", failure.item.index, failure.item.id, failure.error);
+//! if let Some(error) = &report.stopped {
+//!     eprintln!("stopped: {error}; {} comments not sent", report.not_attempted);
 //! }
-//! assert_eq!(report.read, report.synced + report.failures.len() as u64 + report.not_attempted);
+//! assert_eq!(report.read, report.synced + report.failed + report.not_attempted);
 //! # }
 //! ```
 //!
@@ -24,28 +25,40 @@
 //!
 //! * **Streaming.** The input is read only as batch slots free up: at most
 //!   `concurrency` batches (plus the one being filled) are in memory,
-//!   whatever the input's length.
+//!   whatever the input's length, and one more batch at most holds the
+//!   probe item (below).
 //! * **Batches** hold [`batch_size`](SyncOptions::batch_size) items, capped
 //!   at [`MAX_BATCH_SIZE`] (16,384, the server's limit per request), and up
-//!   to [`concurrency`](SyncOptions::concurrency) of them are in flight.
+//!   to [`concurrency`](SyncOptions::concurrency) of them are in flight. A
+//!   batch whose first item has waited
+//!   [`max_batch_delay`](SyncOptions::max_batch_delay) (5 s by default) for
+//!   the input to fill it is sent as it is, so that a live input (a queue)
+//!   does not hold items back.
 //! * **Bisection.** A batch rejected for its content (HTTP 400, 409, 413 or
 //!   422 by default, see [`bisect_statuses`](SyncOptions::bisect_statuses))
 //!   is split in two halves, both sent again, recursively. One bad item in
 //!   a batch of `n` costs about `2·log2(n)` extra requests instead of `n`.
 //!   A single item that is still rejected is reported as failed with its
-//!   own error. When both halves are rejected with the same status and
-//!   message, one item of them is sent alone: if it is rejected the same
-//!   way too, the rejection is about the request, not its items (a wrong
-//!   source, a bad transform tag, a quota) and bisection stops there, so
-//!   such a rejection costs 4 requests per batch; if it is accepted (or
-//!   rejected differently), several bad items share one generic message and
-//!   bisection goes on. A 413 (payload too large) is never taken for a
-//!   whole-request rejection (halving is its fix), nor are two rejections
-//!   without a message (a proxy's HTML page). Bisection of one batch is
-//!   also capped at [`max_splits`](SyncOptions::max_splits) splits.
-//!   (Trade-off: when the item sent alone is itself a bad item rejected
-//!   with the same generic message, the part is failed as a whole; its
-//!   items share that item's error and are never reported as synced.)
+//!   own error. A good item is never reported failed for a rejection of
+//!   other items: bisection stops early only on evidence that holds for
+//!   every item of the part.
+//! * **Probes.** When both halves are rejected with the same status and
+//!   message (a server whose message names no item, or a rejection of the
+//!   request itself), the job sends one request whose items cannot be at
+//!   fault: the item it synced first, alone, again (sync is an upsert, so
+//!   this changes nothing), or, before it synced any, a request with no
+//!   items. Rejected the same way, the rejection is about the request (a
+//!   source in the wrong state, a bad transform tag, a quota): the part
+//!   fails with that error, 4 requests for a batch. Accepted, rejected
+//!   differently or not sent, it proves nothing and both halves are
+//!   bisected. The accepted probe is counted in
+//!   [`requests`](SyncReport::requests), not as synced. A 413 (payload too
+//!   large) is never taken for a whole-request rejection (halving is its
+//!   fix), nor are two rejections without a message (a proxy's HTML page).
+//!   Probes need a [`SyncTarget`] whose `sync` is an upsert that accepts
+//!   an empty slice; [`SyncOptions::probes`] turns them off. Bisection of
+//!   one batch is capped at [`max_splits`](SyncOptions::max_splits)
+//!   splits; past it, the rejected parts fail whole.
 //! * **Sharing.** A batch is held once ([`Arc`]); halves are ranges of it,
 //!   and the built-in targets serialize each request straight from the
 //!   slice, so neither bisection nor retries copy items.
@@ -56,14 +69,21 @@
 //!   [`max_batch_retries`](SyncOptions::max_batch_retries) more times
 //!   before its items are reported as failed. A `Retry-After` longer than
 //!   the gate's cap ([`RateGate::max_pause`]) is reported as a
-//!   [`SyncEvent::Paused`] event before the batch waits it out.
-//! * **Fatal errors.** A 401, 403 or 404 (a bad token, no permission, a
+//!   [`SyncEvent::Paused`] event before the batch waits it out; one longer
+//!   than [`max_retry_after`](SyncOptions::max_retry_after) (15 minutes by
+//!   default) fails the batch at once, the wait in its error
+//!   ([`Error::retry_after`]).
+//! * **Stopping.** A 401, 403 or 404 (a bad token, no permission, a
 //!   mistyped source) or a non-retryable authentication failure fails the
-//!   batch's items and stops the job: no more input is read, no new request
-//!   is sent, and items already read but not sent are counted in
-//!   [`SyncReport::not_attempted`] (counted, not listed, so memory stays
-//!   bounded). [`SyncReport::stopped`] holds the error. Other errors fail
-//!   the batch's items without bisection.
+//!   batch's items and stops the job. So do
+//!   [`max_request_rejections`](SyncOptions::max_request_rejections) (3)
+//!   request-level rejections in a row: parts a probe showed to be
+//!   rejected whatever their items, or failed without bisection by another
+//!   4xx or a `Retry-After` above the cap. A stopped job reads no more
+//!   input and sends no new request; items already read but not sent are
+//!   counted in [`SyncReport::not_attempted`], and
+//!   [`SyncReport::stopped`] holds the error. Other errors (5xx, network)
+//!   fail the batch's items without bisection.
 //! * **Cancellation.** [`SyncOptions::cancel`] takes a
 //!   [`CancellationToken`]: once cancelled, no new request starts and waits
 //!   are cut short; requests in flight finish. The report accounts for
@@ -73,10 +93,17 @@
 //!
 //! Every item read from the input is, exactly once, **synced**, **failed**
 //! or **not attempted** (the job stopped or was cancelled before sending
-//! it): `report.read == report.synced + report.failures.len() + report.not_attempted`.
+//! it): `report.read == report.synced + report.failed + report.not_attempted`.
+//! The counts are exact however many items fail; memory is not spent on
+//! them: [`SyncReport::failures`] lists the first
+//! [`max_failures_kept`](SyncOptions::max_failures_kept) (10,000 by
+//! default) failed items with their error,
+//! [`SyncReport::failures_not_kept`] counts the others, and
+//! [`SyncOptions::on_failure`] sees every one. Not-attempted items are
+//! counted, never listed.
 //! [`SyncReport::requests`] counts the requests sent, the client's own
-//! retries included (a call that sent nothing, such as one whose token
-//! exchange failed, counts 0).
+//! retries and probes included (a call that sent nothing, such as one whose
+//! token exchange failed, counts 0).
 //! Items are identified by their position in the input
 //! ([`ItemKey::index`]) and their id, if any ([`ItemKey::id`]).
 //!
@@ -85,8 +112,7 @@
 //! per accepted request, not per item: [`SyncEvent::Synced`] gives, for
 //! each accepted request, the keys of its items and its counts, and
 //! [`SyncReport::counts`] sums the counts. A request of one item (as
-//! bisection ends with) tells that item's status exactly. Failed items are
-//! listed in [`SyncReport::failures`] with their error; items failed
+//! bisection ends with) tells that item's status exactly. Items failed
 //! together (a non-bisected error) share one `Arc<Error>`.
 //!
 //! A response whose body cannot be decoded after the server accepted the
@@ -95,12 +121,12 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
-use futures::future::{BoxFuture, Future};
+use futures::future::{BoxFuture, Either, Future};
 use futures::stream::{Stream, StreamExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
@@ -137,6 +163,12 @@ impl BulkItem for types::RawEmailDocument {
 /// Where batches go: one request per call. Implemented by
 /// [`CommentsTarget`] and [`RawEmailsTarget`]; implement it for a fake in
 /// tests, or to upload somewhere else with the same batching.
+///
+/// With [probes](SyncOptions::probes) on (the default), `sync` is also
+/// called with an item it accepted before (alone) and, before the job
+/// synced any item, with an empty slice: it must be an upsert keyed by the
+/// item (sending an item again changes nothing) that accepts an empty
+/// request, as the built-in targets are. Otherwise turn probes off.
 pub trait SyncTarget<T>: Send + Sync {
     /// Sends `items` in one request and returns the server's counts.
     fn sync<'a>(&'a self, items: &'a [T]) -> BoxFuture<'a, Result<SyncCounts, Error>>;
@@ -431,7 +463,8 @@ pub struct ItemFailure {
     /// Which item.
     pub item: ItemKey,
     /// Why: its own rejection after bisection, or the error of the whole
-    /// batch (shared) when the error did not call for bisection.
+    /// part (shared) when the error did not call for bisection or was
+    /// shown to be about the request.
     pub error: Arc<Error>,
 }
 
@@ -443,7 +476,7 @@ pub struct SyncTotals {
     pub read: u64,
     /// Items in accepted requests.
     pub synced: u64,
-    /// Items reported as failed.
+    /// Items reported as failed (all of them, listed or not).
     pub failed: u64,
     /// Items read but never sent: the job stopped or was cancelled.
     pub not_attempted: u64,
@@ -489,8 +522,9 @@ pub enum SyncEvent<'a> {
         wait: Duration,
     },
     /// The server asked to wait longer than the rate gate's cap
-    /// ([`RateGate::max_pause`]): the batch waits `wait` before its next
-    /// attempt (cut short by [`SyncOptions::cancel`]).
+    /// ([`RateGate::max_pause`]), and no longer than
+    /// [`SyncOptions::max_retry_after`]: the batch waits `wait` before its
+    /// next attempt (cut short by [`SyncOptions::cancel`]).
     Paused {
         /// Size of the batch.
         items: usize,
@@ -499,8 +533,11 @@ pub enum SyncEvent<'a> {
         /// How long the batch waits.
         wait: Duration,
     },
-    /// A fatal error (401, 403, 404, rejected credentials): the job reads
-    /// no more input and sends no new request.
+    /// The job stopped: a fatal error (401, 403, 404, rejected
+    /// credentials), or the last of
+    /// [`max_request_rejections`](SyncOptions::max_request_rejections)
+    /// request-level rejections in a row. It reads no more input and sends
+    /// no new request.
     Stopped {
         /// The error.
         error: &'a Error,
@@ -518,6 +555,15 @@ pub struct Progress<'a> {
 }
 
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+type FailureFn = Arc<dyn Fn(&ItemFailure) + Send + Sync>;
+
+/// The default of [`SyncOptions::max_batch_delay`].
+pub const DEFAULT_MAX_BATCH_DELAY: Duration = Duration::from_secs(5);
+/// The default of [`SyncOptions::max_retry_after`], shared with the
+/// stream consumer's.
+pub use crate::retry::DEFAULT_MAX_RETRY_AFTER;
+/// The default of [`SyncOptions::max_failures_kept`].
+pub const DEFAULT_MAX_FAILURES_KEPT: usize = 10_000;
 
 /// How a bulk job runs.
 ///
@@ -529,7 +575,10 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 ///     .batch_size(50_000) // capped at 16,384
 ///     .concurrency(4)
 ///     .max_batch_retries(3)
-///     .retry_backoff(Duration::from_secs(2));
+///     .retry_backoff(Duration::from_secs(2))
+///     .max_batch_delay(Duration::from_secs(1))
+///     .max_request_rejections(5)
+///     .max_failures_kept(1_000);
 /// assert_eq!(options.get_batch_size(), 16_384);
 /// ```
 #[derive(Clone)]
@@ -538,25 +587,41 @@ pub struct SyncOptions {
     concurrency: usize,
     max_batch_retries: u32,
     retry_backoff: Duration,
+    max_retry_after: Duration,
+    max_batch_delay: Option<Duration>,
     bisect_statuses: Vec<u16>,
     max_splits: u32,
+    probes: bool,
+    max_request_rejections: u32,
+    max_failures_kept: usize,
+    failure_sink: Option<FailureFn>,
     rate_gate: Option<Arc<RateGate>>,
     cancel: Option<CancellationToken>,
     progress: Option<ProgressFn>,
 }
 
 impl Default for SyncOptions {
-    /// Batches of 1024, 8 in flight, 2 extra attempts per batch for
-    /// retryable errors from 1 s, bisection on 400/409/413/422 with at most
-    /// 128 splits per batch.
+    /// Batches of 1024, 8 in flight, a partial batch sent after 5 s
+    /// ([`DEFAULT_MAX_BATCH_DELAY`]), 2 extra attempts per batch for
+    /// retryable errors from 1 s, `Retry-After`s of up to 15 minutes waited
+    /// out ([`DEFAULT_MAX_RETRY_AFTER`]), bisection on 400/409/413/422 with
+    /// at most 128 splits per batch, probes on, a stop after 3 request-level
+    /// rejections in a row, and 10,000 failures listed
+    /// ([`DEFAULT_MAX_FAILURES_KEPT`]).
     fn default() -> Self {
         Self {
             batch_size: 1024,
             concurrency: 8,
             max_batch_retries: 2,
             retry_backoff: Duration::from_secs(1),
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            max_batch_delay: Some(DEFAULT_MAX_BATCH_DELAY),
             bisect_statuses: vec![400, 409, 413, 422],
             max_splits: 128,
+            probes: true,
+            max_request_rejections: 3,
+            max_failures_kept: DEFAULT_MAX_FAILURES_KEPT,
+            failure_sink: None,
             rate_gate: None,
             cancel: None,
             progress: None,
@@ -571,8 +636,14 @@ impl fmt::Debug for SyncOptions {
             .field("concurrency", &self.concurrency)
             .field("max_batch_retries", &self.max_batch_retries)
             .field("retry_backoff", &self.retry_backoff)
+            .field("max_retry_after", &self.max_retry_after)
+            .field("max_batch_delay", &self.max_batch_delay)
             .field("bisect_statuses", &self.bisect_statuses)
             .field("max_splits", &self.max_splits)
+            .field("probes", &self.probes)
+            .field("max_request_rejections", &self.max_request_rejections)
+            .field("max_failures_kept", &self.max_failures_kept)
+            .field("on_failure", &self.failure_sink.is_some())
             .field("rate_gate", &self.rate_gate)
             .field("cancel", &self.cancel)
             .field("progress", &self.progress.is_some())
@@ -612,6 +683,45 @@ impl SyncOptions {
         self
     }
 
+    /// The longest `Retry-After` a batch waits out before its next attempt
+    /// (default 15 minutes, [`DEFAULT_MAX_RETRY_AFTER`]). A batch told to
+    /// wait longer fails at once with that error
+    /// ([`Error::retry_after`] holds the wait), and counts as a
+    /// request-level rejection ([`max_request_rejections`](Self::max_request_rejections)).
+    /// Waits above the rate gate's cap ([`RateGate::max_pause`]) and up to
+    /// this one are reported as [`SyncEvent::Paused`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cm_api::bulk::SyncOptions;
+    ///
+    /// // Fail rather than wait more than a minute.
+    /// let options = SyncOptions::default().max_retry_after(Duration::from_secs(60));
+    /// ```
+    pub fn max_retry_after(mut self, wait: Duration) -> Self {
+        self.max_retry_after = wait;
+        self
+    }
+
+    /// How long a batch may wait for the input to fill it, from its first
+    /// item (default 5 s, [`DEFAULT_MAX_BATCH_DELAY`]): after that, the
+    /// items read so far are sent as a smaller batch. For a live input (a
+    /// queue), so that items read are not held back until enough others
+    /// come. `Duration::MAX` waits for full batches (or the input's end).
+    /// The timer is tokio's, as for the client's own timeouts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cm_api::bulk::SyncOptions;
+    ///
+    /// // Whatever a queue yielded goes within 200 ms.
+    /// let options = SyncOptions::default().max_batch_delay(Duration::from_millis(200));
+    /// ```
+    pub fn max_batch_delay(mut self, delay: Duration) -> Self {
+        self.max_batch_delay = (delay != Duration::MAX).then_some(delay);
+        self
+    }
+
     /// The HTTP statuses that blame a batch's content and so trigger
     /// bisection (default 400, 409, 413, 422). A batch failing with any
     /// other error fails as a whole.
@@ -625,6 +735,71 @@ impl SyncOptions {
     /// of `n` needs `log2(n)` splits.
     pub fn max_splits(mut self, splits: u32) -> Self {
         self.max_splits = splits;
+        self
+    }
+
+    /// Whether bisection may send probes (default on): when both halves
+    /// of a part are rejected with the same status and message, the job
+    /// sends the item it synced first, alone, again (or, before it synced
+    /// any, a request with no items); if that is rejected the same way,
+    /// the rejection is about the request, not the part's items. This
+    /// needs a target whose `sync` is an upsert that accepts an empty
+    /// slice, as the built-in ones are (see [`SyncTarget`]). Off, such a
+    /// part is always bisected down to single items (up to
+    /// [`max_splits`](Self::max_splits)), and a rejection of every request
+    /// with a status of [`bisect_statuses`](Self::bisect_statuses) is never
+    /// recognised as one.
+    pub fn probes(mut self, enabled: bool) -> Self {
+        self.probes = enabled;
+        self
+    }
+
+    /// How many request-level rejections in a row stop the job (default 3,
+    /// at least 1): a part shown by a probe ([`probes`](Self::probes)) to
+    /// be rejected whatever its items, or failed without bisection by a 4xx
+    /// (other than 401/403/404, which stop the job at once) or by a
+    /// `Retry-After` above [`max_retry_after`](Self::max_retry_after).
+    /// Any accepted request resets the count. The stop is as for a fatal
+    /// error: [`SyncReport::stopped`] holds the error, no more input is
+    /// read, and items read but not sent are counted in
+    /// [`SyncReport::not_attempted`]. `u32::MAX`: never stop for them.
+    pub fn max_request_rejections(mut self, rejections: u32) -> Self {
+        self.max_request_rejections = rejections.max(1);
+        self
+    }
+
+    /// How many failures [`SyncReport::failures`] lists (default 10,000,
+    /// [`DEFAULT_MAX_FAILURES_KEPT`]): the first ones reported. The others
+    /// are counted ([`SyncReport::failed`], [`SyncReport::failures_not_kept`])
+    /// and seen by [`on_failure`](Self::on_failure), so that a job failing
+    /// millions of items stays within bounded memory. `usize::MAX` lists
+    /// them all.
+    pub fn max_failures_kept(mut self, failures: usize) -> Self {
+        self.max_failures_kept = failures;
+        self
+    }
+
+    /// Calls `sink` with every failed item, whether or not the report lists
+    /// it ([`max_failures_kept`](Self::max_failures_kept)): to write the
+    /// failures to a file, say. Calls are serialised with those of
+    /// [`on_progress`](Self::on_progress); keep the callback short.
+    ///
+    /// ```no_run
+    /// use std::sync::{Arc, Mutex};
+    /// use cm_api::bulk::{self, SyncOptions};
+    ///
+    /// # async fn run(client: cm_api::Client, comments: Vec<cm_api::types::CommentNew>) {
+    /// let failed = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = failed.clone();
+    /// let options = SyncOptions::default()
+    ///     .max_failures_kept(0)
+    ///     .on_failure(move |f| sink.lock().unwrap().push((f.item.index, f.error.to_string())));
+    /// let report = bulk::sync_comments(&client, "acme", "inbox", futures::stream::iter(comments), options).await;
+    /// assert_eq!(failed.lock().unwrap().len() as u64, report.failed);
+    /// # }
+    /// ```
+    pub fn on_failure(mut self, sink: impl Fn(&ItemFailure) + Send + Sync + 'static) -> Self {
+        self.failure_sink = Some(Arc::new(sink));
         self
     }
 
@@ -682,13 +857,21 @@ pub struct SyncReport {
     pub synced: u64,
     /// The server's counts, summed over accepted requests.
     pub counts: SyncCounts,
-    /// Items sent but not synced, in input order.
+    /// Items sent but not synced.
+    pub failed: u64,
+    /// The failed items with their errors, in input order: the first
+    /// [`max_failures_kept`](SyncOptions::max_failures_kept) reported.
     pub failures: Vec<ItemFailure>,
+    /// Failed items not in [`failures`](Self::failures) (the list was full):
+    /// `failed == failures.len() + failures_not_kept`.
+    pub failures_not_kept: u64,
     /// Items read but never sent, because the job stopped
     /// ([`stopped`](Self::stopped)) or was [`cancelled`](Self::cancelled).
     pub not_attempted: u64,
-    /// The fatal error that stopped the job (401, 403, 404, rejected
-    /// credentials), if one did.
+    /// The error that stopped the job, if one did: a fatal error (401,
+    /// 403, 404, rejected credentials) or the last of
+    /// [`max_request_rejections`](SyncOptions::max_request_rejections)
+    /// request-level rejections in a row.
     pub stopped: Option<Arc<Error>>,
     /// Whether the job ended because [`SyncOptions::cancel`]'s token was cancelled.
     pub cancelled: bool,
@@ -705,7 +888,7 @@ impl SyncReport {
     /// Whether every item read was synced (and the job was neither stopped
     /// nor cancelled).
     pub fn is_complete(&self) -> bool {
-        self.failures.is_empty() && self.not_attempted == 0
+        self.failed == 0 && self.not_attempted == 0
     }
 
     /// Whether the server's counts add up to the items synced. They may
@@ -768,10 +951,19 @@ pub async fn sync_with<T: BulkItem, S: SyncTarget<T> + ?Sized>(
         options,
         stop,
         shared: Mutex::new(Shared::default()),
+        known_good: OnceLock::new(),
+        rejections_in_a_row: AtomicU32::new(0),
     };
     let job = &job;
-    let batches = until_cancelled(input, job.stop.clone())
-        .chunks(job.options.batch_size)
+    let input = until_cancelled(input, job.stop.clone());
+    let size = job.options.batch_size;
+    // A partial batch goes once its first item has waited `max_batch_delay`
+    // (a live input); without one, batches wait to be full.
+    let batches = match job.options.max_batch_delay {
+        Some(delay) => Either::Left(tokio_stream::StreamExt::chunks_timeout(input, size, delay)),
+        None => Either::Right(input.chunks(size)),
+    };
+    let batches = batches
         .map(|items| {
             // One lock per batch, not per item: the items are counted read
             // as their batch is formed.
@@ -863,18 +1055,6 @@ impl<T: BulkItem> Batch<T> {
         self.range.len()
     }
 
-    /// The first item alone and the rest, sharing this batch's items.
-    fn split_first(&self) -> (Self, Self) {
-        let first = self.range.start + 1;
-        let part = |range| Batch {
-            items: Arc::clone(&self.items),
-            keys: Arc::clone(&self.keys),
-            first_index: self.first_index,
-            range,
-        };
-        (part(self.range.start..first), part(first..self.range.end))
-    }
-
     /// The two halves, sharing this batch's items.
     fn split(&self) -> (Self, Self) {
         let mid = self.range.start + self.len() / 2;
@@ -885,19 +1065,6 @@ impl<T: BulkItem> Batch<T> {
             range,
         };
         (part(self.range.start..mid), part(mid..self.range.end))
-    }
-}
-
-/// Work left in a bisection: the two halves of a rejected part (sent,
-/// then compared), or one part to send on its own.
-enum Work<T> {
-    Halves(Batch<T>, Batch<T>),
-    Single(Batch<T>),
-}
-
-impl<T> From<(Batch<T>, Batch<T>)> for Work<T> {
-    fn from((left, right): (Batch<T>, Batch<T>)) -> Self {
-        Self::Halves(left, right)
     }
 }
 
@@ -945,16 +1112,22 @@ struct Shared {
     report: SyncReport,
 }
 
-struct Job<'t, S: ?Sized> {
+struct Job<'t, S: ?Sized, T> {
     target: &'t S,
     options: SyncOptions,
     gate: Arc<RateGate>,
-    /// Cancelled by the caller's token or by a fatal error.
+    /// Cancelled by the caller's token or when the job stops.
     stop: CancellationToken,
     shared: Mutex<Shared>,
+    /// An item this job synced (its batch's items and its position in
+    /// them): the probe of a rejection shared by both halves of a part.
+    /// Holds one batch in memory at most.
+    known_good: OnceLock<(Arc<Vec<T>>, usize)>,
+    /// Request-level rejections since the last accepted request.
+    rejections_in_a_row: AtomicU32,
 }
 
-impl<S: ?Sized> Job<'_, S> {
+impl<S: ?Sized + SyncTarget<T>, T: BulkItem> Job<'_, S, T> {
     fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
         // Plain counters: a poisoned lock (a panicking callback) still holds valid data.
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
@@ -974,7 +1147,7 @@ impl<S: ?Sized> Job<'_, S> {
             let totals = SyncTotals {
                 read: shared.read,
                 synced: report.synced,
-                failed: report.failures.len() as u64,
+                failed: report.failed,
                 not_attempted: report.not_attempted,
                 requests: report.requests,
                 counts: report.counts,
@@ -986,73 +1159,76 @@ impl<S: ?Sized> Job<'_, S> {
         }
     }
 
-    async fn run_batch<T: BulkItem>(&self, batch: Batch<T>)
-    where
-        S: SyncTarget<T>,
-    {
+    async fn run_batch(&self, batch: Batch<T>) {
         let mut splits = 0u32;
-        let sent = self.send(&batch).await;
-        let mut pending: Vec<Work<T>> = Vec::new();
-        pending.extend(self.settle(batch, sent, &mut splits).map(Work::from));
-        // Depth-first: both halves of a split are sent, then compared.
-        while let Some(work) = pending.pop() {
-            let (left, right) = match work {
-                Work::Halves(left, right) => (left, right),
-                Work::Single(part) => {
-                    let sent = self.send(&part).await;
-                    pending.extend(self.settle(part, sent, &mut splits).map(Work::from));
-                    continue;
-                }
-            };
-            let left_sent = self.send(&left).await;
-            let right_sent = self.send(&right).await;
-            if let (Answer::Failed(a), Answer::Failed(b)) = (&left_sent, &right_sent)
-                && right.len() > 1
-                && self.blames_content(a)
-                && same_rejection(a, b)
-            {
-                // The same rejection on both sides: about the request, or
-                // about several items rejected with one generic message.
-                // One item on its own tells which.
-                let (probe, rest) = right.split_first();
-                let probe_sent = self.send(&probe).await;
-                if let Answer::Failed(c) = &probe_sent
-                    && same_rejection(a, c)
+        let sent = self.send(batch.items()).await;
+        // The halves of rejected parts, depth-first: both halves of a split
+        // are sent, then compared.
+        let mut pending: Vec<(Batch<T>, Batch<T>)> = Vec::new();
+        pending.extend(self.settle(batch, sent, &mut splits));
+        while let Some((left, right)) = pending.pop() {
+            let left_sent = self.send(left.items()).await;
+            let right_sent = self.send(right.items()).await;
+            let (left_sent, right_sent) = match (left_sent, right_sent) {
+                (Answer::Failed(a), Answer::Failed(b))
+                    if self.blames_content(&a) && same_rejection(&a, &b) =>
                 {
-                    // Even one item alone is rejected the same way: the
-                    // rejection is about the request. Stop bisecting.
-                    let error = match left_sent {
-                        Answer::Failed(error) => Arc::new(error),
-                        _ => unreachable!(),
-                    };
-                    self.fail(&left, &error);
-                    self.fail(&probe, &error);
-                    self.fail(&rest, &error);
-                    continue;
+                    if self.rejected_whatever_the_items(&a).await {
+                        // A request whose items cannot be at fault is
+                        // rejected the same way: the rejection is about the
+                        // request (a source in the wrong state, a quota),
+                        // not these items.
+                        let error = Arc::new(a);
+                        self.fail(&left, &error);
+                        self.fail(&right, &error);
+                        self.request_rejected(&error);
+                        continue;
+                    }
+                    (Answer::Failed(a), Answer::Failed(b))
                 }
-                let probe_ok = matches!(probe_sent, Answer::Synced(_));
-                pending.extend(self.settle(probe, probe_sent, &mut splits).map(Work::from));
-                if probe_ok {
-                    // The probe was fine, so the rest of its half holds what
-                    // the half was rejected for: bisect it without resending.
-                    pending.extend(self.settle(rest, right_sent, &mut splits).map(Work::from));
-                } else {
-                    // The probe failed its own way: the rest is unknown.
-                    pending.push(Work::Single(rest));
-                }
-                pending.extend(self.settle(left, left_sent, &mut splits).map(Work::from));
-                continue;
-            }
+                answers => answers,
+            };
+            // Nothing shows the request is at fault: bisect both.
             let right_split = self.settle(right, right_sent, &mut splits);
             let left_split = self.settle(left, left_sent, &mut splits);
-            pending.extend(right_split.map(Work::from));
-            pending.extend(left_split.map(Work::from));
+            pending.extend(right_split);
+            pending.extend(left_split);
+        }
+    }
+
+    /// Whether a request whose items cannot be at fault is rejected as
+    /// `rejection` was: the item this job synced first, sent alone, or,
+    /// before any was synced, a request with no items. Anything else (the
+    /// probe accepted, rejected another way, not sent, probes off) is
+    /// inconclusive: the caller bisects.
+    async fn rejected_whatever_the_items(&self, rejection: &Error) -> bool {
+        if !self.options.probes {
+            return false;
+        }
+        let known_good = self.known_good.get().and_then(|(items, at)| items.get(*at));
+        let sent = match known_good {
+            Some(item) => self.send(std::slice::from_ref(item)).await,
+            None => self.send(&[]).await,
+        };
+        match sent {
+            // Sync is an upsert: the item is stored already, and the
+            // accepted probe is neither counted as synced nor reported.
+            Answer::Synced(_) => {
+                self.accepted();
+                false
+            }
+            Answer::Failed(error) if is_fatal(&error) => {
+                self.stop_job(&Arc::new(error));
+                false
+            }
+            Answer::Failed(error) => same_rejection(rejection, &error),
+            Answer::NotSent => false,
         }
     }
 
     /// Records what `sent` means for `batch`; returns its halves when it is
     /// to be bisected.
-    fn settle<T: BulkItem>(
+    fn settle(
         &self,
         batch: Batch<T>,
         sent: Answer,
@@ -1060,6 +1236,12 @@ impl<S: ?Sized> Job<'_, S> {
     ) -> Option<(Batch<T>, Batch<T>)> {
         match sent {
             Answer::Synced(counts) => {
+                self.accepted();
+                if self.options.probes && batch.len() > 0 && self.known_good.get().is_none() {
+                    let _ = self
+                        .known_good
+                        .set((Arc::clone(&batch.items), batch.range.start));
+                }
                 self.record(
                     || SyncEvent::Synced {
                         items: batch.keys(),
@@ -1094,16 +1276,54 @@ impl<S: ?Sized> Job<'_, S> {
             }
             Answer::Failed(error) => {
                 let error = Arc::new(error);
-                if is_fatal(&error) {
+                let fatal = is_fatal(&error);
+                if fatal {
                     self.stop_job(&error);
                 }
                 self.fail(&batch, &error);
+                if !fatal && self.about_the_request(&error) {
+                    self.request_rejected(&error);
+                }
                 None
             }
         }
     }
 
-    /// Stops the job after a fatal error (the first one is kept).
+    /// Whether an error that fails a part without bisection is a rejection
+    /// of the request: a 4xx that does not blame the content (a 429 still
+    /// answered after the retries, say), or a `Retry-After` beyond
+    /// [`SyncOptions::max_retry_after`]. Network errors and 5xx are not.
+    fn about_the_request(&self, error: &Error) -> bool {
+        error
+            .status()
+            .is_some_and(|status| (400..500).contains(&status) && !self.blames_content(error))
+            || error
+                .retry_after()
+                .is_some_and(|wait| wait > self.options.max_retry_after)
+    }
+
+    /// A request was accepted: request-level rejections are no longer "in a row".
+    fn accepted(&self) {
+        if self.rejections_in_a_row.load(Ordering::Relaxed) != 0 {
+            self.rejections_in_a_row.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a request-level rejection; stops the job at the
+    /// [`max_request_rejections`](SyncOptions::max_request_rejections)-th in a row.
+    fn request_rejected(&self, error: &Arc<Error>) {
+        if self.stop.is_cancelled() {
+            // Stopped or cancelled already: a wait cut short, say.
+            return;
+        }
+        let in_a_row = self.rejections_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(in_a_row, %error, "bulk request rejected whatever its items");
+        if in_a_row >= self.options.max_request_rejections {
+            self.stop_job(error);
+        }
+    }
+
+    /// Stops the job (the first error that does is kept).
     fn stop_job(&self, error: &Arc<Error>) {
         let first = {
             let mut shared = self.shared();
@@ -1114,15 +1334,29 @@ impl<S: ?Sized> Job<'_, S> {
             first
         };
         if first {
-            tracing::error!(%error, "bulk job stopped by a fatal error");
+            tracing::error!(%error, "bulk job stopped");
             self.record(|| SyncEvent::Stopped { error }, |_| {});
         }
         self.stop.cancel();
     }
 
-    fn fail<T: BulkItem>(&self, batch: &Batch<T>, error: &Arc<Error>) {
-        let failures: Vec<ItemFailure> = batch
-            .keys()
+    /// Reports `batch`'s items as failed with `error`: counted, passed to
+    /// the sinks, and listed while the list has room.
+    fn fail(&self, batch: &Batch<T>, error: &Arc<Error>) {
+        let options = &self.options;
+        // Every failure when a callback sees them; otherwise only those
+        // the list may still keep (its room only shrinks), so that a job
+        // failing millions of items builds no key for them.
+        let wanted = if options.progress.is_some() || options.failure_sink.is_some() {
+            batch.len()
+        } else {
+            let kept = self.shared().report.failures.len();
+            batch
+                .len()
+                .min(options.max_failures_kept.saturating_sub(kept))
+        };
+        let keys = if wanted > 0 { batch.keys() } else { &[] };
+        let failures: Vec<ItemFailure> = keys[..wanted]
             .iter()
             .map(|item| ItemFailure {
                 item: item.clone(),
@@ -1133,7 +1367,17 @@ impl<S: ?Sized> Job<'_, S> {
             || SyncEvent::Failed {
                 failures: &failures,
             },
-            |r| r.failures.extend(failures.iter().cloned()),
+            |r| {
+                let failed = batch.len() as u64;
+                r.failed += failed;
+                let room = options.max_failures_kept.saturating_sub(r.failures.len());
+                let kept = failures.len().min(room);
+                r.failures.extend(failures[..kept].iter().cloned());
+                r.failures_not_kept += failed - kept as u64;
+                if let Some(sink) = &options.failure_sink {
+                    failures.iter().for_each(|failure| sink(failure));
+                }
+            },
         );
     }
 
@@ -1152,12 +1396,9 @@ impl<S: ?Sized> Job<'_, S> {
         }
     }
 
-    /// One request for `batch`, under the job's gate, with the extra
+    /// One request for `items`, under the job's gate, with the extra
     /// attempts for retryable errors.
-    async fn send<T: BulkItem>(&self, batch: &Batch<T>) -> Answer
-    where
-        S: SyncTarget<T>,
-    {
+    async fn send(&self, items: &[T]) -> Answer {
         let mut retries = 0;
         loop {
             if self.stop.is_cancelled() {
@@ -1171,7 +1412,7 @@ impl<S: ?Sized> Job<'_, S> {
             let counter = Arc::new(AtomicU64::new(0));
             let result = count_attempts(
                 Arc::clone(&counter),
-                self.gate.scope(self.target.sync(batch.items())),
+                self.gate.scope(self.target.sync(items)),
             )
             .await;
             // Requests the client sent; a target that does not go through a
@@ -1193,6 +1434,13 @@ impl<S: ?Sized> Job<'_, S> {
                 }
                 Err(error) => return Answer::Failed(error),
             };
+            if let Some(wait) = error.retry_after()
+                && wait > self.options.max_retry_after
+            {
+                // Not worth parking the batch for: it fails, the wait in its error.
+                tracing::warn!(wait_s = wait.as_secs(), %error, "bulk batch failed: Retry-After beyond max_retry_after");
+                return Answer::Failed(error);
+            }
             retries += 1;
             let backoff = self
                 .options
@@ -1203,7 +1451,7 @@ impl<S: ?Sized> Job<'_, S> {
                 tracing::warn!(wait_s = wait.as_secs(), %error, "bulk job paused by a long Retry-After");
                 self.record(
                     || SyncEvent::Paused {
-                        items: batch.len(),
+                        items: items.len(),
                         error: &error,
                         wait,
                     },
@@ -1212,7 +1460,7 @@ impl<S: ?Sized> Job<'_, S> {
             } else {
                 self.record(
                     || SyncEvent::Retrying {
-                        items: batch.len(),
+                        items: items.len(),
                         error: &error,
                         wait,
                     },

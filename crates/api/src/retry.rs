@@ -702,7 +702,8 @@ pub struct RateGate {
 }
 
 /// The longest `Retry-After` a long-running job waits out by default
-/// ([`StreamConsumer::max_retry_after`](crate::StreamConsumer::max_retry_after)):
+/// ([`StreamConsumer::max_retry_after`](crate::StreamConsumer::max_retry_after),
+/// [`SyncOptions::max_retry_after`](crate::bulk::SyncOptions::max_retry_after)):
 /// beyond it, the job returns the error, which carries the wait
 /// ([`Error::retry_after`](crate::Error::retry_after)), instead of sleeping
 /// for as long as the server asks (a day, say).

@@ -54,14 +54,26 @@ fn items_in(request: &Received) -> usize {
 }
 
 fn accounted(report: &bulk::SyncReport) -> bool {
-    report.read == report.synced + report.failures.len() as u64 + report.not_attempted
+    report.read == report.synced + report.failed + report.not_attempted
+        && report.failed == report.failures.len() as u64 + report.failures_not_kept
 }
 
-/// Both halves and one item alone are rejected the same way: the rejection
-/// is about the request. 4 requests per batch (the batch, its halves, one
-/// probe item).
+fn ids_in(request: &Received) -> Vec<String> {
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    body["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Both halves and a request with no items (nothing synced yet) are
+/// rejected the same way: the rejection is about the request. 4 requests per
+/// batch (the batch, its halves, the empty probe), and the job stops after
+/// 3 such rejections in a row instead of failing all 5,000 comments.
 #[tokio::test]
-async fn a_whole_request_422_costs_four_requests_per_batch() {
+async fn a_whole_request_422_costs_four_requests_per_batch_and_stops_the_job() {
     let server = FaultServer::start(|_, _| {
         Reply::json(
             422,
@@ -76,24 +88,82 @@ async fn a_whole_request_422_costs_four_requests_per_batch() {
         "acme",
         "inbox",
         stream::iter((0..5000).map(comment)),
-        SyncOptions::default().batch_size(1000).concurrency(4),
+        SyncOptions::default().batch_size(1000).concurrency(2),
     )
     .await;
 
-    assert_eq!(report.batches, 5);
-    assert_eq!(
-        report.requests, 20,
-        "was 9,995 when bisected to single items"
+    let stopped = report.stopped.as_ref().expect("stopped");
+    assert_eq!(stopped.message(), Some("Source acme/inbox is locked"));
+    assert_eq!(report.synced, 0);
+    // Batches 1 and 2, then 3 (the third rejection), and 4 in flight beside it.
+    assert!(report.batches <= 4, "{} batches", report.batches);
+    assert!(
+        report.requests <= 4 * report.batches,
+        "{} requests; was 9,995 when bisected to single items",
+        report.requests
     );
-    assert_eq!(server.count(SYNC), 20);
-    assert_eq!(report.splits, 5);
-    assert_eq!(report.failures.len(), 5000);
+    assert_eq!(server.count(SYNC) as u64, report.requests);
+    let received = server.received();
+    // The probes: requests with no comments, the exact documented body.
+    let probes: Vec<&Received> = received.iter().filter(|r| items_in(r) == 0).collect();
+    assert!(probes.len() >= 3, "{} probes", probes.len());
+    for probe in probes {
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&probe.body).unwrap(),
+            json!({"comments": []})
+        );
+    }
+    assert!(report.failed >= 3000, "{report:?}");
     assert!(
         report
             .failures
             .iter()
             .all(|f| f.error.status() == Some(422))
     );
+    assert!(accounted(&report));
+}
+
+/// The source is locked after the first batch was synced: the probe is the
+/// first synced comment, sent alone again, and the job stops after 3
+/// request-level rejections.
+#[tokio::test]
+async fn once_a_comment_was_synced_it_is_the_probe() {
+    let server = FaultServer::start(|request: &Received, n| {
+        if n == 0 {
+            synced(items_in(request))
+        } else {
+            Reply::json(
+                422,
+                json!({"status": "error", "message": "Source acme/inbox is locked"}),
+            )
+        }
+    })
+    .await;
+    let client = client(&server, fast_retries(3));
+
+    let report = bulk::sync_comments(
+        &client,
+        "acme",
+        "inbox",
+        stream::iter((0..1000).map(comment)),
+        SyncOptions::default().batch_size(100).concurrency(1),
+    )
+    .await;
+
+    assert_eq!(report.synced, 100);
+    assert_eq!(report.failed, 300);
+    assert_eq!(report.stopped.as_ref().unwrap().status(), Some(422));
+    // 1 for the synced batch, then 4 for each rejected one.
+    assert_eq!(report.requests, 1 + 3 * 4);
+    let received = server.received();
+    let probes: Vec<Vec<String>> = received
+        .iter()
+        .map(ids_in)
+        .filter(|ids| ids.len() == 1)
+        .collect();
+    assert_eq!(probes, vec![vec!["c0".to_owned()]; 3]);
+    assert!(received.iter().all(|r| items_in(r) > 0));
+    assert!(report.read <= 500, "read {}", report.read);
     assert!(accounted(&report));
 }
 
@@ -201,7 +271,7 @@ async fn one_bad_item_still_costs_about_two_requests_per_halving() {
     .await;
 
     assert_eq!(report.synced, 1023);
-    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failed, 1);
     assert_eq!(report.failures[0].item.index, 77);
     // 1 + 2 per halving of 1024 down to 1.
     assert_eq!(report.requests, 1 + 2 * 10);
@@ -243,7 +313,7 @@ async fn a_fatal_404_stops_the_job_and_counts_unread_items_without_listing_them(
     );
     assert!(report.read <= 400);
     assert_eq!(report.synced, 0);
-    assert!(report.failures.len() <= 200, "{}", report.failures.len());
+    assert!(report.failed <= 200, "{}", report.failed);
     assert!(report.requests <= 2, "{}", report.requests);
     assert_eq!(report.requests, server.count(SYNC) as u64);
     assert!(accounted(&report));
@@ -333,20 +403,21 @@ async fn cancellation_ends_the_job_with_a_report_of_every_item_read() {
     assert!(report.stopped.is_none());
     assert_eq!(report.read, 30);
     assert_eq!(report.synced, 20);
-    assert_eq!(report.failures.len(), 5);
+    assert_eq!(report.failed, 5);
     assert_eq!(report.not_attempted, 5);
     assert!(accounted(&report));
     assert_eq!(target.requests.load(Ordering::SeqCst), 4);
     assert_eq!(report.requests, 4);
 }
 
+/// Above the gate's cap (60 s) and within `max_retry_after` (15 minutes).
 #[tokio::test(start_paused = true)]
 async fn a_retry_after_above_the_gate_cap_is_reported_as_a_pause() {
     let target = Slow {
         bad: HashSet::new(),
         requests: AtomicU64::new(0),
         first_answer: Mutex::new(Some(
-            Error::api(429, "quota exceeded").with_retry_after(Duration::from_secs(3600)),
+            Error::api(429, "quota exceeded").with_retry_after(Duration::from_secs(600)),
         )),
     };
     let paused = Arc::new(Mutex::new(Vec::new()));
@@ -359,9 +430,127 @@ async fn a_retry_after_above_the_gate_cap_is_reported_as_a_pause() {
 
     let report = sync_with(&target, stream::iter((0..10).map(comment)), options).await;
 
-    assert_eq!(*paused.lock().unwrap(), [(Duration::from_secs(3600), 10)]);
+    assert_eq!(*paused.lock().unwrap(), [(Duration::from_secs(600), 10)]);
     assert_eq!(report.synced, 10);
     assert_eq!(report.requests, 2);
+}
+
+/// A target that rejects every request, an empty one too, with the same
+/// 422 (a source in the wrong state, a quota): the job stops after a few
+/// request-level rejections instead of reading its whole input.
+#[tokio::test]
+async fn consecutive_request_level_rejections_stop_the_job() {
+    struct Locked(AtomicU64);
+    impl SyncTarget<types::CommentNew> for Locked {
+        fn sync<'a>(
+            &'a self,
+            _: &'a [types::CommentNew],
+        ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {
+                tokio::task::yield_now().await;
+                Err(Error::api(422, "Source acme/inbox is locked"))
+            })
+        }
+    }
+    let target = Locked(AtomicU64::new(0));
+    let produced = Arc::new(AtomicU64::new(0));
+    let counter = produced.clone();
+    let input = stream::iter(0..100_000u64).map(move |i| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        comment(i)
+    });
+
+    let report = sync_with(
+        &target,
+        input,
+        SyncOptions::default().batch_size(100).concurrency(2),
+    )
+    .await;
+
+    let stopped = report.stopped.as_ref().expect("stopped");
+    assert_eq!(stopped.status(), Some(422));
+    assert_eq!(stopped.message(), Some("Source acme/inbox is locked"));
+    // 3 rejected batches, the one in flight beside them and the one being
+    // filled: the input is not read to its end.
+    let produced = produced.load(Ordering::Relaxed);
+    assert!(produced <= 600, "read {produced}");
+    assert_eq!(report.read, produced);
+    assert_eq!(report.synced, 0);
+    // At most 4 requests per batch: the batch, its halves, one empty probe.
+    assert!(report.requests <= 4 * report.batches, "{report:?}");
+    assert_eq!(report.requests, target.0.load(Ordering::SeqCst));
+    assert!(accounted(&report));
+    assert!(report.not_attempted > 0 || report.read < 100_000);
+}
+
+/// A `Retry-After` of a day fails the batch at once, with the wait in its
+/// error, instead of parking the job for a day.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_beyond_the_cap_fails_the_batch_at_once() {
+    let target = Slow {
+        bad: HashSet::new(),
+        requests: AtomicU64::new(0),
+        first_answer: Mutex::new(Some(
+            Error::api(429, "quota exceeded").with_retry_after(Duration::from_secs(86_400)),
+        )),
+    };
+    let started = tokio::time::Instant::now();
+
+    let report = sync_with(
+        &target,
+        stream::iter((0..20).map(comment)),
+        SyncOptions::default().batch_size(10).concurrency(1),
+    )
+    .await;
+
+    // Two requests of 1 s each, and no wait between them.
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(report.requests, 2);
+    assert_eq!(report.synced, 10);
+    assert_eq!(report.failed, 10);
+    let error = &report.failures[0].error;
+    assert_eq!(error.status(), Some(429));
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(86_400)));
+    assert!(report.failures.iter().all(|f| f.item.index < 10));
+    assert!(report.stopped.is_none());
+    assert!(accounted(&report));
+}
+
+/// Every request is told to come back in a day: each batch fails at once,
+/// and 3 in a row stop the job.
+#[tokio::test(start_paused = true)]
+async fn retry_afters_beyond_the_cap_in_a_row_stop_the_job() {
+    struct Closed(AtomicU64);
+    impl SyncTarget<types::CommentNew> for Closed {
+        fn sync<'a>(
+            &'a self,
+            _: &'a [types::CommentNew],
+        ) -> BoxFuture<'a, Result<SyncCounts, Error>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {
+                Err(Error::api(503, "maintenance").with_retry_after(Duration::from_secs(86_400)))
+            })
+        }
+    }
+    let target = Closed(AtomicU64::new(0));
+    let started = tokio::time::Instant::now();
+
+    let report = sync_with(
+        &target,
+        stream::iter((0..1000).map(comment)),
+        SyncOptions::default().batch_size(10).concurrency(1),
+    )
+    .await;
+
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(target.0.load(Ordering::SeqCst), 3);
+    assert_eq!(report.requests, 3);
+    assert_eq!(report.failed, 30);
+    let stopped = report.stopped.as_ref().expect("stopped");
+    assert_eq!(stopped.retry_after(), Some(Duration::from_secs(86_400)));
+    assert!(report.read < 1000);
+    assert!(accounted(&report));
 }
 
 // ---------------------------------------------------------------------------
