@@ -518,7 +518,10 @@ pub(crate) enum Decision {
 ///    replayed, or when the wait would end at or after the deadline.
 pub(crate) fn decide(a: &Attempt) -> Decision {
     let retry_after = match a.failure {
-        Failure::Status { status, retry_after } if is_retryable_status(status) => retry_after,
+        Failure::Status {
+            status,
+            retry_after,
+        } if is_retryable_status(status) => retry_after,
         _ => None,
     };
     let give_up = Decision::Return { retry_after };

@@ -379,7 +379,13 @@ impl Transport {
                         return Ok(self.finish(outcome, attempt, maybe_applied));
                     }
                     let retry_after = retry_after_of(outcome.headers());
-                    (Failure::Status { status, retry_after }, Ok(outcome))
+                    (
+                        Failure::Status {
+                            status,
+                            retry_after,
+                        },
+                        Ok(outcome),
+                    )
                 }
                 Err(error) => match error.failure() {
                     Some(failure) => (failure, Err(error)),
@@ -391,11 +397,19 @@ impl Transport {
             };
             maybe_applied |= failure.maybe_applied();
             let backoff = policy.backoff(attempt);
-            if let Failure::Status { status, retry_after } = failure
+            if let Failure::Status {
+                status,
+                retry_after,
+            } = failure
                 && is_retryable_status(status)
             {
                 // Parsed once; the same wait closes the gate and delays the retry.
-                pause_gate(gate.as_deref(), status, retry_after, retry_after.unwrap_or(backoff));
+                pause_gate(
+                    gate.as_deref(),
+                    status,
+                    retry_after,
+                    retry_after.unwrap_or(backoff),
+                );
             }
             let decision = decide(&Attempt {
                 failure,
@@ -412,9 +426,15 @@ impl Transport {
             match decision {
                 Decision::Retry { wait } => {
                     match &outcome {
-                        Ok(_) => tracing::warn!(attempt, status = ?failure, wait_ms = wait.as_millis() as u64, "retryable status, retrying"),
-                        Err(AttemptError::Http(err)) => tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %err.without_url_ref(), "transport failure, retrying"),
-                        Err(AttemptError::Stalled(stalled)) => tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %stalled, "transfer stalled, retrying"),
+                        Ok(_) => {
+                            tracing::warn!(attempt, status = ?failure, wait_ms = wait.as_millis() as u64, "retryable status, retrying")
+                        }
+                        Err(AttemptError::Http(err)) => {
+                            tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %err.without_url_ref(), "transport failure, retrying")
+                        }
+                        Err(AttemptError::Stalled(stalled)) => {
+                            tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %stalled, "transfer stalled, retrying")
+                        }
                     }
                     tokio::time::sleep(wait).await;
                     request = spare.expect("decide retries only a replayable request");
@@ -481,7 +501,12 @@ impl Transport {
     /// the attempt timeout and the deadline, whichever comes first. A file
     /// transfer is bounded by progress (the attempt timeout, per call or
     /// the client's), and by a total only when one is set for the call.
-    fn bounds(&self, options: &CallOptions, transfer: Transfer, deadline: Option<Instant>) -> Bounds {
+    fn bounds(
+        &self,
+        options: &CallOptions,
+        transfer: Transfer,
+        deadline: Option<Instant>,
+    ) -> Bounds {
         let attempt_timeout = options.attempt_timeout.unwrap_or(self.request_timeout);
         match transfer {
             Transfer::None => {
@@ -586,7 +611,12 @@ impl Transport {
     fn finish(&self, outcome: Outcome, attempt: u32, maybe_applied: bool) -> reqwest::Response {
         let response = match outcome {
             Outcome::Streamed(response) => {
-                record_final(response.status().as_u16(), response.headers(), attempt, maybe_applied);
+                record_final(
+                    response.status().as_u16(),
+                    response.headers(),
+                    attempt,
+                    maybe_applied,
+                );
                 return response;
             }
             Outcome::Buffered(response) => response,

@@ -620,8 +620,7 @@ fn client_with_attempt_timeout(server: &FaultServer, timeout: Duration) -> Clien
 
 #[tokio::test]
 async fn a_streamed_upload_that_keeps_moving_outlasts_the_attempt_timeout() {
-    let server =
-        FaultServer::start(|_, _| Reply::json(200, json!({"status": "ok"}))).await;
+    let server = FaultServer::start(|_, _| Reply::json(200, json!({"status": "ok"}))).await;
     let client = client_with_attempt_timeout(&server, Duration::from_secs(1));
     // 4 MiB over about 3 s, a piece every 100 ms: never 1 s without progress.
     let (body, content) = paced_body(4 << 20, 32, Duration::from_millis(100));
@@ -637,8 +636,7 @@ async fn a_streamed_upload_that_keeps_moving_outlasts_the_attempt_timeout() {
 
 #[tokio::test]
 async fn a_streamed_upload_that_stops_moving_fails_after_the_attempt_timeout() {
-    let server =
-        FaultServer::start(|_, _| Reply::json(200, json!({"status": "ok"}))).await;
+    let server = FaultServer::start(|_, _| Reply::json(200, json!({"status": "ok"}))).await;
     let client = client_with_attempt_timeout(&server, Duration::from_millis(500));
     // One piece, then nothing: the stream never ends.
     let stream = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
@@ -760,7 +758,11 @@ async fn a_500_on_an_idempotent_read_is_retried_within_the_same_budget() {
     ])
     .await;
 
-    let response = client(&server, fast_retries(3)).datasets().list().await.unwrap();
+    let response = client(&server, fast_retries(3))
+        .datasets()
+        .list()
+        .await
+        .unwrap();
 
     assert_eq!(response.attempts(), 2);
     assert_eq!(server.count(DATASETS), 2);
@@ -774,7 +776,9 @@ async fn a_500_on_a_state_changing_post_is_returned_and_may_have_applied() {
     )])
     .await;
 
-    let err = advance(&client(&server, fast_retries(3))).await.unwrap_err();
+    let err = advance(&client(&server, fast_retries(3)))
+        .await
+        .unwrap_err();
 
     assert_eq!(err.status(), Some(500));
     assert_eq!(attempts(&err), Some(1));
@@ -782,7 +786,10 @@ async fn a_500_on_a_state_changing_post_is_returned_and_may_have_applied() {
     assert!(err.is_retryable());
 }
 
-fn create_source(client: &Client) -> impl std::future::Future<Output = Result<cm_api::Response<cm_api::types::SourceResponse>, Error>> + '_ {
+fn create_source(
+    client: &Client,
+) -> impl std::future::Future<Output = Result<cm_api::Response<cm_api::types::SourceResponse>, Error>> + '_
+{
     let body: cm_api::types::CreateSourceRequest =
         serde_json::from_value(json!({"source": {}})).unwrap();
     client
@@ -798,7 +805,10 @@ async fn a_create_retried_after_a_lost_answer_says_its_409_may_be_its_own_doing(
     let server = FaultServer::script(vec![
         // The create is applied, but its answer never arrives in time.
         Reply::json(200, json!({"status": "ok", "source": {}})).after(Duration::from_secs(3)),
-        Reply::json(409, json!({"status": "error", "message": "Source already exists"})),
+        Reply::json(
+            409,
+            json!({"status": "error", "message": "Source already exists"}),
+        ),
     ])
     .await;
     let client = client_with_attempt_timeout(&server, Duration::from_millis(500));
