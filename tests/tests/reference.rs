@@ -153,9 +153,9 @@ fn every_reference_response_property_is_in_the_spec_and_nullable_where_the_refer
         failures.len(),
         failures.join("\n")
     );
-    // 212 operations, most with a body of several levels.
+    // 212 operations; each (reference schema, spec schema) pair is walked once.
     assert!(
-        findings.checked > 3_000,
+        findings.checked > 1_500,
         "only {} reference properties checked",
         findings.checked
     );
