@@ -52,6 +52,7 @@ pub fn request_example(operation_id: &str) -> Option<&'static Value> {
 pub mod cases;
 pub mod hand_written_cases;
 pub mod harness;
+pub mod reference;
 
 /// The JSON schema of `operation_id`'s success body, if it is JSON.
 pub fn success_schema(operation_id: &str) -> Option<&'static Value> {

@@ -10,6 +10,10 @@ use serde_json::Value;
 
 /// A schema's shape at the level both sides can agree on.
 fn kind(schema: &Value, ref_prefix: &str) -> String {
+    // The null branch of a nullable reference, `anyOf: [$ref, {enum: [null]}]`.
+    if schema.get("enum") == Some(&serde_json::json!([null])) {
+        return "null".into();
+    }
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
         return format!("ref:{}", reference.trim_start_matches(ref_prefix));
     }

@@ -2,9 +2,15 @@
 //! with a standard validator.
 //!
 //! OpenAPI 3.0 schemas are a dialect of JSON Schema draft 4/5. The only
-//! difference that changes what validates is `nullable: true`, which becomes
-//! `anyOf: [<schema>, {type: null}]`. Keywords JSON Schema does not know
-//! (`example`, `discriminator`, `x-*`) are ignored by the validator.
+//! difference that changes what validates is `nullable: true`, read as
+//! OpenAPI 3.0.3 defines it (and as standard validators do): it adds `"null"`
+//! to the `type` of its own schema object, and only when that object has a
+//! `type`. Every other keyword of the object still applies to a `null`: an
+//! `enum` without `null`, or an `allOf: [$ref]` to an object schema, rejects
+//! it, and `nullable` beside a `$ref` or without `type` changes nothing.
+//! (typify reads `nullable` more loosely; `spec/NOTES.md` records the form
+//! both readings agree on.) Keywords JSON Schema does not know (`example`,
+//! `discriminator`, `x-*`) are ignored by the validator.
 
 use serde_json::{Map, Value, json};
 
@@ -46,11 +52,10 @@ pub fn convert(schema: &Value) -> Value {
             }
         }
     }
-    if nullable {
-        json!({ "anyOf": [Value::Object(out), { "type": "null" }] })
-    } else {
-        Value::Object(out)
+    if nullable && let Some(Value::String(type_name)) = out.get("type").cloned() {
+        out.insert("type".into(), json!([type_name, "null"]));
     }
+    Value::Object(out)
 }
 
 /// Validates instances against schemas of one spec, converting the spec's
@@ -112,16 +117,16 @@ pub fn validate(spec: &Value, schema: &Value, instance: &Value) -> Vec<String> {
     Validator::new(spec).validate(schema, instance)
 }
 
-/// One message per failure. A non-null value failing a `nullable` schema
-/// fails our `anyOf [schema, null]`; report why it failed `schema` instead,
-/// which names the field that is really wrong.
+/// One message per failure. A non-null value failing a nullable reference
+/// (`anyOf: [schema, {enum: [null]}]`) fails the `anyOf`; report why it
+/// failed `schema` instead, which names the field that is really wrong.
 fn describe(error: &jsonschema::ValidationError<'_>, messages: &mut Vec<String>) {
     if let jsonschema::error::ValidationErrorKind::AnyOf { context } = error.kind() {
         let is_null_branch = |branch: &Vec<jsonschema::ValidationError<'static>>| {
             matches!(branch.as_slice(), [only] if matches!(only.kind(),
-                jsonschema::error::ValidationErrorKind::Type { .. })
-                && only.instance_path() == error.instance_path()
-                && only.schema_path().to_string().ends_with("/1/type"))
+                jsonschema::error::ValidationErrorKind::Enum { options }
+                    if **options == json!([null]))
+                && only.instance_path() == error.instance_path())
         };
         let real: Vec<_> = context.iter().filter(|b| !is_null_branch(b)).collect();
         if let [branch] = real.as_slice() {
@@ -153,7 +158,11 @@ mod tests {
                     "properties": {
                         "name": { "type": "string" },
                         "updated_at": { "type": "string", "format": "date-time" },
-                        "parent": { "allOf": [{ "$ref": "#/components/schemas/Source" }], "nullable": true }
+                        "parent": { "anyOf": [{ "$ref": "#/components/schemas/Source" }, { "enum": [null] }] },
+                        "legacy_parent": { "type": "object", "allOf": [{ "$ref": "#/components/schemas/Source" }], "nullable": true },
+                        "bucket_id": { "type": "string", "nullable": true },
+                        "kind": { "type": "string", "nullable": true, "enum": ["a", "b"] },
+                        "ref_nullable": { "$ref": "#/components/schemas/Source", "nullable": true }
                     }
                 }
             }}
@@ -172,6 +181,31 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn nullable_adds_null_to_the_type_of_its_own_schema_only() {
+        let schema = json!({ "$ref": "#/components/schemas/Source" });
+        let spec = spec();
+        assert!(validate(&spec, &schema, &json!({ "name": "a", "bucket_id": null })).is_empty());
+        // OpenAPI 3.0.3: the `allOf` still applies to `null`, and rejects it.
+        let errors = validate(
+            &spec,
+            &schema,
+            &json!({ "name": "a", "legacy_parent": null }),
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("/legacy_parent: "), "{errors:?}");
+        // An `enum` without `null` rejects it.
+        let errors = validate(&spec, &schema, &json!({ "name": "a", "kind": null }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        // `nullable` beside a `$ref` is ignored.
+        let errors = validate(
+            &spec,
+            &schema,
+            &json!({ "name": "a", "ref_nullable": null }),
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     #[test]

@@ -88,7 +88,52 @@ pub fn lint(raw: &Value) -> Vec<Finding> {
     }
     success_schemas(raw, &operations, &mut findings);
     open_enums(raw, "", raw, &mut findings);
+    ignored_nullable(raw, "", raw, &mut findings);
     findings
+}
+
+/// `nullable: true` that a standard OpenAPI 3.0.3 tool ignores or overrides:
+/// beside a `$ref`, on a schema without `type`, or beside `allOf`/`oneOf`/
+/// `anyOf` (which still apply to `null`, and reject it). typify reads all
+/// three as nullable, docs portals and other generators do not. A nullable
+/// reference is written `anyOf: [{$ref: X}, {enum: [null]}]` instead.
+fn ignored_nullable(raw: &Value, pointer: &str, value: &Value, findings: &mut Vec<Finding>) {
+    match value {
+        Value::Object(object) => {
+            if object.get("nullable") == Some(&Value::Bool(true)) {
+                let composed = ["$ref", "allOf", "oneOf", "anyOf"]
+                    .iter()
+                    .find(|key| object.contains_key(**key));
+                let reason = match composed {
+                    Some(key) => Some(format!("beside `{key}`")),
+                    None if !object.contains_key("type") => Some("without `type`".to_owned()),
+                    None => None,
+                };
+                if let Some(reason) = reason {
+                    findings.push(Finding::new(
+                        format!("{pointer}/nullable"),
+                        locate(raw, pointer),
+                        format!(
+                            "`nullable: true` {reason} is ignored by standard OpenAPI 3.0 tools (at #{pointer}); write a nullable reference as `anyOf: [{{$ref: ...}}, {{enum: [null]}}]`"
+                        ),
+                    ));
+                }
+            }
+            for (key, child) in object {
+                if key == "example" || key == "examples" {
+                    continue;
+                }
+                let child_pointer = format!("{pointer}/{}", pointer_token(key));
+                ignored_nullable(raw, &child_pointer, child, findings);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                ignored_nullable(raw, &format!("{pointer}/{index}"), child, findings);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn duplicate_operation_ids(operations: &[Operation<'_>], findings: &mut Vec<Finding>) {
@@ -398,10 +443,21 @@ impl<'a> SchemaWalk<'a, '_> {
     }
 }
 
-/// `nullable: true` on the property, beside its `allOf: [$ref]`, or on the
-/// schema it references.
+/// `nullable: true` on the property or on the schema it references, or a
+/// nullable reference (`anyOf`/`oneOf` with an `{enum: [null]}` branch).
 fn is_nullable(raw: &Value, schema: &Value) -> bool {
-    let flagged = |s: &Value| s.get("nullable").and_then(Value::as_bool) == Some(true);
+    let flagged = |s: &Value| {
+        s.get("nullable").and_then(Value::as_bool) == Some(true)
+            || ["anyOf", "oneOf"].iter().any(|key| {
+                s.get(*key)
+                    .and_then(Value::as_array)
+                    .is_some_and(|branches| {
+                        branches
+                            .iter()
+                            .any(|b| b.get("enum") == Some(&serde_json::json!([null])))
+                    })
+            })
+    };
     flagged(schema) || deref(raw, schema).is_some_and(flagged)
 }
 
@@ -713,7 +769,7 @@ mod tests {
         schemas["Thing"]["required"] = json!(["status", "owner", "note", "parent", "count"]);
         let thing = &mut schemas["Thing"]["properties"];
         thing["owner"] =
-            json!({ "allOf": [{ "$ref": "#/components/schemas/Owner" }], "nullable": true });
+            json!({ "anyOf": [{ "$ref": "#/components/schemas/Owner" }, { "enum": [null] }] });
         thing["note"] = json!({ "type": "string", "nullable": true });
         thing["parent"] = json!({ "$ref": "#/components/schemas/MaybeOwner" });
         thing["optional"] = json!({ "type": "string", "nullable": true });
@@ -732,6 +788,37 @@ mod tests {
                 "#/components/schemas/Owner/properties/nick: `Owner` property `nick` is required and `nullable: true`; a key that may be null may also be missing: drop it from `required`",
             ]
         );
+    }
+
+    #[test]
+    fn nullable_that_standard_tools_ignore_is_reported() {
+        let mut spec = spec_with(json!({ "get": operation("get_thing") }));
+        let schemas = &mut spec["components"]["schemas"];
+        schemas["Owner"] = json!({ "type": "object", "properties": {} });
+        let thing = &mut schemas["Thing"]["properties"];
+        thing["legacy"] = json!({ "type": "object", "allOf": [{ "$ref": "#/components/schemas/Owner" }], "nullable": true });
+        thing["beside_ref"] = json!({ "$ref": "#/components/schemas/Owner", "nullable": true });
+        thing["untyped"] = json!({ "nullable": true });
+        thing["fine"] =
+            json!({ "anyOf": [{ "$ref": "#/components/schemas/Owner" }, { "enum": [null] }] });
+        thing["fine_scalar"] = json!({ "type": "string", "nullable": true });
+        let found: Vec<String> = messages(&spec)
+            .into_iter()
+            .filter(|m| m.contains("ignored by standard"))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        for (property, reason) in [
+            ("legacy", "beside `allOf`"),
+            ("beside_ref", "beside `$ref`"),
+            ("untyped", "without `type`"),
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|m| m.contains(&format!("/properties/{property})")) && m.contains(reason)),
+                "{property}: {found:?}"
+            );
+        }
     }
 
     #[test]

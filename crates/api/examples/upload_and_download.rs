@@ -43,7 +43,7 @@ async fn run(
     println!("uploading {} ({} bytes)", upload.file_name(), upload.len());
     let stored = client.uploads().document(source_id, upload).await?;
     println!(
-        "stored as comment {} (attachment {}), {} attempt(s)",
+        "stored as comment {} (attachment {:?}), {} attempt(s)",
         stored.comment_id,
         stored.attachment_ref,
         stored.attempts()

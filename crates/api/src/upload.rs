@@ -469,7 +469,7 @@ impl Uploads<'_> {
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let document = Upload::from_path("invoice.pdf", "application/pdf").await?;
     /// let stored = client.uploads().document("18ba5ce699f8da1f", document).await?;
-    /// println!("comment {}, attachment {}", stored.comment_id, stored.attachment_ref);
+    /// println!("comment {}, attachment {:?}", stored.comment_id, stored.attachment_ref);
     /// # Ok(()) }
     /// ```
     pub async fn document(

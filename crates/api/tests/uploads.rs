@@ -289,7 +289,7 @@ async fn a_document_is_one_file_part_and_names_its_new_comment() {
 
     mock.assert_async().await;
     assert_eq!(stored.comment_id, "1b3d5f7a");
-    assert_eq!(stored.attachment_ref, "CjQSEIEx");
+    assert_eq!(stored.attachment_ref.as_deref(), Some("CjQSEIEx"));
     assert_one_file_part(&log.lock().unwrap()[0], "invoice-é.pdf", "application/pdf");
 }
 
@@ -374,7 +374,8 @@ async fn a_success_body_of_the_wrong_shape_is_a_decode_error_naming_the_field() 
     let server = MockServer::start_async().await;
     let (_, responder) = recording(vec![json_answer(
         200,
-        json!({"status": "ok", "comment_id": "c"}),
+        // `comment_id` is required; `attachment_ref` is not (issue 20).
+        json!({"status": "ok", "attachment_ref": "r"}),
     )]);
     server
         .mock_async(|when, then| {
@@ -391,7 +392,7 @@ async fn a_success_body_of_the_wrong_shape_is_a_decode_error_naming_the_field() 
         .unwrap_err();
 
     assert!(
-        matches!(&error, Error::Decode { status: 200, detail, .. } if detail.contains("attachment_ref")),
+        matches!(&error, Error::Decode { status: 200, detail, .. } if detail.contains("comment_id")),
         "{error:?}"
     );
 }
