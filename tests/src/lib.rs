@@ -50,6 +50,7 @@ pub fn request_example(operation_id: &str) -> Option<&'static Value> {
 }
 
 pub mod cases;
+pub mod full_body;
 pub mod hand_written_cases;
 pub mod harness;
 pub mod reference;

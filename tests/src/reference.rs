@@ -8,7 +8,7 @@
 //! and the fields (name, type, required, nullable) of every schema reachable
 //! from a success body.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use serde::Deserialize;
@@ -104,12 +104,25 @@ pub fn our_operation_id(vendor: &VendorOperation) -> Option<&'static str> {
 /// The reference's success schema for our `operation_id`, if it has one
 /// with fields.
 pub fn vendor_response_for(operation_id: &str) -> Option<&'static str> {
-    reference()
-        .operations
-        .iter()
-        .find(|vendor| our_operation_id(vendor) == Some(operation_id))
-        .and_then(|vendor| vendor.response.as_deref())
-        .filter(|name| reference().schemas.contains_key(*name))
+    // Matching every reference route against every spec route is slow in a
+    // debug build; do it once.
+    static RESPONSES: LazyLock<BTreeMap<&'static str, Option<&'static str>>> =
+        LazyLock::new(|| {
+            let mut out = BTreeMap::new();
+            for vendor in &reference().operations {
+                if let Some(ours) = our_operation_id(vendor) {
+                    // The first reference operation on the route.
+                    out.entry(ours).or_insert_with(|| {
+                        vendor
+                            .response
+                            .as_deref()
+                            .filter(|name| reference().schemas.contains_key(*name))
+                    });
+                }
+            }
+            out
+        });
+    RESPONSES.get(operation_id).copied().flatten()
 }
 
 /// A reference type, parsed one level.
@@ -216,4 +229,31 @@ pub fn child(schema: &'static Value, vendor: VendorType<'_>) -> Option<&'static 
             .flatten()
             .find_map(|branch| child(branch, vendor))
     })
+}
+
+/// `spec/NOTES.md`, whose section "Reference properties left out" lists
+/// `Schema.field` entries the spec leaves out on purpose.
+const NOTES: &str = include_str!("../../spec/NOTES.md");
+
+/// The `Schema.field` bullets of the NOTES section "Reference properties
+/// left out": the reference check and the full-body pass skip them.
+pub fn left_out() -> &'static BTreeSet<String> {
+    static LEFT_OUT: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
+        let mut in_section = false;
+        let mut out = BTreeSet::new();
+        for line in NOTES.lines() {
+            if line.starts_with('#') {
+                in_section = line.trim_start_matches('#').trim() == "Reference properties left out";
+                continue;
+            }
+            if in_section
+                && let Some(rest) = line.strip_prefix("- `")
+                && let Some((entry, _)) = rest.split_once('`')
+            {
+                out.insert(entry.to_owned());
+            }
+        }
+        out
+    });
+    &LEFT_OUT
 }

@@ -3,7 +3,9 @@
 //! the field, never a panic.
 
 use cm_api_contract_tests::cases::{case, cases};
+use cm_api_contract_tests::full_body;
 use cm_api_contract_tests::harness::{Answer, Canned, Case, exercise};
+use cm_api_contract_tests::reference::vendor_response_for;
 use cm_api_contract_tests::{deref, spec, success_example, success_schema};
 use serde_json::{Map, Value, json};
 use xtask::json_schema::Validator;
@@ -205,6 +207,134 @@ async fn every_success_body_decodes_with_only_its_required_fields() {
         removed > 20_000,
         "only {removed} bytes of optional members removed"
     );
+}
+
+/// Validates each `(operation, schema, body)` under the standard reading, in
+/// one document (one schema compilation, not one per operation): each
+/// failure reads `operation_id: standard validator: /pointer ...`.
+fn validate_all(validator: &Validator, bodies: &[(&str, &Value, Value)]) -> Vec<String> {
+    let schema = json!({
+        "type": "object",
+        "properties": bodies.iter().map(|(id, schema, _)| (id.to_string(), (*schema).clone())).collect::<Map<_, _>>(),
+    });
+    let instance: Map<String, Value> = bodies
+        .iter()
+        .map(|(id, _, body)| (id.to_string(), body.clone()))
+        .collect();
+    validator
+        .validate(&schema, &Value::Object(instance))
+        .into_iter()
+        .map(|error| {
+            let (pointer, message) = error.split_once(": ").unwrap_or(("", &error));
+            let pointer = pointer.strip_prefix('/').unwrap_or(pointer);
+            let (id, rest) = pointer.split_once('/').unwrap_or((pointer, ""));
+            format!("{id}: standard validator: /{rest}: {message}")
+        })
+        .collect()
+}
+
+/// The full body: every record of every operation's success example with
+/// every optional property present, those the spec declares and those the
+/// vendor's reference lists (`full_body::build`). It decodes, re-encodes
+/// with nothing dropped or changed (each loss is reported as
+/// `operation_id: /json/pointer`), and validates under the standard reading.
+/// Generated from the spec, so an operation added later is covered.
+#[tokio::test]
+async fn every_success_body_keeps_every_optional_property_it_is_sent() {
+    let validator = Validator::new(spec());
+    let mut failures = Vec::new();
+    let (mut from_spec, mut from_reference, mut matched) = (0, 0, 0);
+    let mut bodies = Vec::new();
+    for (case, schema, example) in json_cases() {
+        let vendor = vendor_response_for(case.operation_id);
+        let full = full_body::build(schema, vendor, example);
+        from_spec += full.from_spec;
+        from_reference += full.from_reference;
+        matched += full.matched_models;
+        match exercise(&case, Answer::json(200, &full.body)).await {
+            Ok(decoded) => failures.extend(
+                full_body::losses(&full.body, &decoded)
+                    .into_iter()
+                    .map(|loss| format!("{}: {loss}", case.operation_id)),
+            ),
+            Err(error) => failures.push(decode_failure(case.operation_id, &error)),
+        }
+        bodies.push((case.operation_id, schema, full.body));
+    }
+    // The standard reading of the spec accepts them too.
+    failures.extend(validate_all(&validator, &bodies));
+    assert!(
+        failures.is_empty(),
+        "{} loss(es):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Most records of the examples leave optional members out, and most
+    // operations have a reference model; far fewer means the walk broke.
+    assert!(from_spec > 1_000, "only {from_spec} optional members added");
+    assert!(
+        matched > 500,
+        "only {matched} records matched with the reference"
+    );
+    eprintln!(
+        "full bodies: {from_spec} members added from the spec, {from_reference} from the reference, {matched} records matched"
+    );
+}
+
+/// The full-body pass fails on a property the spec does not model, naming
+/// the JSON pointer, and on a value that comes back changed.
+#[tokio::test]
+async fn the_full_body_pass_names_what_decoding_dropped() {
+    let case = case("get_source");
+    let mut served = success_example("get_source").expect("example").clone();
+    served["source"]["field_the_spec_lacks"] = json!({ "a/b": 1 });
+    served["source"]["bucket_id"] = Value::Null;
+    let decoded = exercise(&case, Answer::json(200, &served))
+        .await
+        .expect("decodes");
+    assert_eq!(
+        full_body::losses(&served, &decoded),
+        ["/source/field_the_spec_lacks"]
+    );
+    let mut changed = decoded.clone();
+    changed["source"]["name"] = json!("other");
+    changed["status"] = json!("ok"); // unchanged
+    assert_eq!(
+        full_body::losses(&decoded, &changed),
+        [format!(
+            "/source/name: sent {}, got back \"other\"",
+            decoded["source"]["name"]
+        )]
+    );
+    let mut numbers = json!({ "n": 5120.0, "m": [1, {"x~y": 2}] });
+    assert!(full_body::losses(&numbers, &json!({ "n": 5120, "m": [1.0, {"x~y": 2}] })).is_empty());
+    numbers["m"][1] = json!({});
+    assert_eq!(
+        full_body::losses(&json!({ "m": [1, {"x~y": 2}] }), &numbers),
+        ["/m/1/x~0y"]
+    );
+}
+
+/// A property the reference lists and the spec does not model is added to
+/// the full body with the reference's type, and its loss is named. Here
+/// `get_source`'s body is completed as if the reference's model were
+/// `GetDatasetResponse`, whose `dataset` our `get_source` does not have.
+#[tokio::test]
+async fn the_full_body_pass_adds_and_names_a_reference_property_the_spec_lacks() {
+    let schema = success_schema("get_source").expect("schema");
+    let example = success_example("get_source").expect("example");
+    let full = full_body::build(schema, Some("GetDatasetResponse"), example);
+    assert_eq!(full.from_reference, 1);
+    // Built from the reference's `Dataset`: every field, with its type.
+    let dataset = full.body["dataset"].as_object().expect("an object");
+    assert!(dataset.len() > 10, "{dataset:?}");
+    assert!(dataset["name"].is_string());
+    // The spec's own record is completed too.
+    assert!(full.from_spec > 0);
+    let decoded = exercise(&case("get_source"), Answer::json(200, &full.body))
+        .await
+        .expect("decodes");
+    assert_eq!(full_body::losses(&full.body, &decoded), ["/dataset"]);
 }
 
 /// `nullable: true`, or a nullable reference (`anyOf: [$ref, {enum: [null]}]`).

@@ -6,35 +6,11 @@
 use std::collections::BTreeSet;
 
 use cm_api_contract_tests::reference::{
-    VendorType, child, our_operation_id, parse_type, properties, reference,
+    VendorType, child, left_out, our_operation_id, parse_type, properties, reference,
 };
 use cm_api_contract_tests::{operation, spec};
 use serde_json::Value;
 use xtask::json_schema::Validator;
-
-/// `spec/NOTES.md`, whose section "Reference properties left out" lists
-/// `Schema.field` entries the spec leaves out on purpose.
-const NOTES: &str = include_str!("../../spec/NOTES.md");
-
-/// The `Schema.field` bullets of the NOTES section "Reference properties
-/// left out".
-fn left_out() -> BTreeSet<String> {
-    let mut in_section = false;
-    let mut out = BTreeSet::new();
-    for line in NOTES.lines() {
-        if line.starts_with('#') {
-            in_section = line.trim_start_matches('#').trim() == "Reference properties left out";
-            continue;
-        }
-        if in_section
-            && let Some(rest) = line.strip_prefix("- `")
-            && let Some((entry, _)) = rest.split_once('`')
-        {
-            out.insert(entry.to_owned());
-        }
-    }
-    out
-}
 
 #[derive(Default)]
 struct Findings {
