@@ -19,7 +19,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::reference::{
-    VendorField, VendorType, left_out, parse_type, properties, reference, shape,
+    VendorField, VendorType, left_out, model_fields, parse_type, properties, reference, shape,
 };
 
 /// How many levels of new objects and arrays [`build`] nests below a
@@ -63,13 +63,24 @@ struct Builder {
     matched_models: usize,
 }
 
-/// The reference model a type names, if the extract has its fields.
-fn vendor_fields(vendor: Option<&str>) -> Option<(&'static str, &'static [VendorField])> {
+/// Reference fields, each with the model that declares it.
+type Fields = Vec<(&'static str, &'static VendorField)>;
+
+/// The fields of the reference model a type names (of every variant, for
+/// a `oneOf`), if the extract has any.
+fn vendor_fields(vendor: Option<&str>) -> Option<Fields> {
     let VendorType::Model(name) = parse_type(vendor?) else {
         return None;
     };
-    let (name, schema) = reference().schemas.get_key_value(name)?;
-    (schema.kind.as_deref() == Some("object")).then_some((name.as_str(), &schema.fields[..]))
+    Some(model_fields(name)).filter(|fields| !fields.is_empty())
+}
+
+/// The reference type of the field `key` among `fields`.
+fn field_type<'f>(fields: Option<&'f Fields>, key: &str) -> Option<&'f str> {
+    fields?
+        .iter()
+        .find(|(_, f)| f.name == key)
+        .map(|(_, f)| f.type_.as_str())
 }
 
 /// The type of an array's items or a map's values, in the reference.
@@ -166,21 +177,17 @@ impl Builder {
                 if fields.is_some() {
                     self.matched_models += 1;
                 }
-                let field_type = |key: &str| {
-                    fields
-                        .and_then(|(_, fields)| fields.iter().find(|f| f.name == key))
-                        .map(|f| f.type_.as_str())
-                        .or_else(|| vendor_inner(vendor))
-                };
                 let mut out: Map<String, Value> = object
                     .iter()
                     .map(|(key, child)| {
                         let child_schema = own.get(key.as_str()).copied().or(values);
-                        let filled = self.fill(child_schema, field_type(key), child);
+                        let child_type =
+                            field_type(fields.as_ref(), key).or_else(|| vendor_inner(vendor));
+                        let filled = self.fill(child_schema, child_type, child);
                         (key.clone(), filled)
                     })
                     .collect();
-                self.complete(&own, fields, &mut out, 0);
+                self.complete(&own, fields.as_ref(), &mut out, 0);
                 Value::Object(out)
             }
             Value::Array(items) => {
@@ -203,26 +210,18 @@ impl Builder {
     fn complete(
         &mut self,
         own: &std::collections::BTreeMap<&'static str, &'static Value>,
-        fields: Option<(&str, &[VendorField])>,
+        fields: Option<&Fields>,
         out: &mut Map<String, Value>,
         depth: usize,
     ) {
-        let field_type = |key: &str| {
-            fields
-                .and_then(|(_, fields)| fields.iter().find(|f| f.name == key))
-                .map(|f| f.type_.as_str())
-        };
         for (name, property) in own {
             if !out.contains_key(*name) {
-                let value = self.generate(Some(property), field_type(name), depth + 1);
+                let value = self.generate(Some(property), field_type(fields, name), depth + 1);
                 out.insert((*name).to_owned(), value);
                 self.from_spec += 1;
             }
         }
-        let Some((model, fields)) = fields else {
-            return;
-        };
-        for field in fields {
+        for (model, field) in fields.into_iter().flatten() {
             if out.contains_key(&field.name)
                 || own.contains_key(field.name.as_str())
                 || left_out().contains(&format!("{model}.{}", field.name))
@@ -309,20 +308,16 @@ impl Builder {
         if depth >= MAX_DEPTH {
             // Only what decoding requires.
             let needed = required(schema);
-            let field_type = |key: &str| {
-                fields
-                    .and_then(|(_, fields)| fields.iter().find(|f| f.name == key))
-                    .map(|f| f.type_.as_str())
-            };
             for (name, property) in &own {
                 if needed.contains(name) {
-                    let value = self.generate(Some(property), field_type(name), depth + 1);
+                    let value =
+                        self.generate(Some(property), field_type(fields.as_ref(), name), depth + 1);
                     out.insert((*name).to_owned(), value);
                 }
             }
             return Value::Object(out);
         }
-        self.complete(&own, fields, &mut out, depth);
+        self.complete(&own, fields.as_ref(), &mut out, depth);
         Value::Object(out)
     }
 
@@ -340,15 +335,26 @@ impl Builder {
             VendorType::Map(inner) => {
                 json!({ "key": self.generate_vendor(Some(inner), depth + 1) })
             }
-            VendorType::Model(_) => {
-                let Some((model, fields)) = vendor_fields(Some(vendor)) else {
-                    // An enum or union the extract does not describe.
-                    return json!("value");
+            VendorType::Model(name) => {
+                let Some(fields) = vendor_fields(Some(vendor)) else {
+                    // An enum (its first value), a union of scalars (its
+                    // first variant), or a model the extract lacks.
+                    let schema = reference().schemas.get(name);
+                    if let Some(first) = schema.and_then(|s| s.values.first()) {
+                        return json!(first);
+                    }
+                    return match schema.and_then(|s| s.variants.first()) {
+                        Some(variant) if depth < 2 * MAX_DEPTH => {
+                            self.generate_vendor(Some(variant), depth + 1)
+                        }
+                        _ => json!("value"),
+                    };
                 };
                 self.matched_models += 1;
                 let mut out = Map::new();
-                for field in fields {
-                    if (depth >= MAX_DEPTH && !field.required)
+                for (model, field) in fields {
+                    if out.contains_key(&field.name)
+                        || (depth >= MAX_DEPTH && !field.required)
                         || left_out().contains(&format!("{model}.{}", field.name))
                     {
                         continue;

@@ -6,7 +6,8 @@
 //! `shared/reference/vendor-surface.json` (the vendor's generated client,
 //! branch `edward/rust-client`): every operation with its success schema,
 //! and the fields (name, type, required, nullable) of every schema reachable
-//! from a success body.
+//! from a success body, through the variants of a `oneOf` too; enums carry
+//! their values.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
@@ -51,6 +52,36 @@ pub struct VendorSchema {
     /// Its fields (none for a non-object).
     #[serde(default)]
     pub fields: Vec<VendorField>,
+    /// For a `oneOf`, the type of each variant (`ref:Model`, or a scalar
+    /// or array type for an untagged union of those).
+    #[serde(default)]
+    pub variants: Vec<String>,
+    /// For an enum, its values.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// The fields of the reference model `name`, each with the model that
+/// declares it: an object's own fields, or for a `oneOf` those of every
+/// variant model (an answer may take any variant). Empty for an enum, a
+/// union of scalars, or a model the extract lacks.
+pub fn model_fields(name: &str) -> Vec<(&'static str, &'static VendorField)> {
+    fn collect(name: &str, depth: usize, out: &mut Vec<(&'static str, &'static VendorField)>) {
+        let Some((name, schema)) = reference().schemas.get_key_value(name) else {
+            return;
+        };
+        out.extend(schema.fields.iter().map(|f| (name.as_str(), f)));
+        if depth < 4 {
+            for variant in &schema.variants {
+                if let VendorType::Model(inner) = parse_type(variant) {
+                    collect(inner, depth + 1, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    collect(name, 0, &mut out);
+    out
 }
 
 /// The extract.

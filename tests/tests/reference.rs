@@ -39,6 +39,21 @@ fn walk(
     {
         return;
     }
+    // A `oneOf` of models: each variant's fields, against the same schema
+    // of ours (one record, or a union whose branches `properties` merges).
+    for variant in &vendor.variants {
+        if let VendorType::Model(name) = parse_type(variant) {
+            walk(
+                validator,
+                left_out,
+                findings,
+                operation_id,
+                pointer,
+                name,
+                ours,
+            );
+        }
+    }
     let modelled = properties(ours);
     for field in &vendor.fields {
         let at = format!("{pointer}/{}", field.name);
@@ -109,7 +124,7 @@ fn every_reference_response_property_is_in_the_spec_and_nullable_where_the_refer
         let _ = operation(operation_id);
         walk(
             &validator,
-            &left_out,
+            left_out,
             &mut findings,
             operation_id,
             "",
