@@ -706,7 +706,6 @@ impl State {
         // Validate everything before changing anything.
         let mut batch: Vec<(String, Map<String, Value>, Option<DateTime<Utc>>)> =
             Vec::with_capacity(request.comments.len());
-        let mut ids = BTreeSet::new();
         for (i, value) in request.comments.into_iter().enumerate() {
             let prefix = format!("comments[{i}]");
             let comment: CommentNew = decode_value(value.clone(), &prefix)?;
@@ -716,12 +715,6 @@ impl State {
                 })?),
                 None => None,
             };
-            if !ids.insert(comment.id.clone()) {
-                return Err(ApiError::unprocessable(format!(
-                    "`{prefix}.id`: comment id {:?} appears twice in the request",
-                    comment.id
-                )));
-            }
             let Value::Object(mut fields) = value else {
                 unreachable!("decoded as a struct, so an object");
             };
@@ -731,6 +724,7 @@ impl State {
 
         let now = self.clock.now();
         let (mut new, mut properties_only, mut text_changed, mut unchanged) = (0u64, 0u64, 0u64, 0u64);
+        // In request order: an id given twice is created, then updated.
         let source = self.sources.get_mut(&source_id).expect("indexed source exists");
         for (id, fields, timestamp) in batch {
             let order = timestamp.unwrap_or(now);
