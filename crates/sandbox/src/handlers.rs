@@ -19,7 +19,10 @@ pub(crate) struct Call<'a> {
 impl Call<'_> {
     fn param(&self, name: &str) -> &str {
         // The resolver filled every parameter of the operation's template.
-        self.params.get(name).map(String::as_str).unwrap_or_default()
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     fn json(&self) -> Result<Value, ApiError> {

@@ -243,13 +243,22 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
     let resolved = match spec::resolve(&parts.method, parts.uri.path()) {
         Ok(resolved) => resolved,
         Err(Unresolved::NotFound) => {
-            return Err(ApiError::not_found(format!("route {} {}", parts.method, parts.uri.path())));
+            return Err(ApiError::not_found(format!(
+                "route {} {}",
+                parts.method,
+                parts.uri.path()
+            )));
         }
         Err(Unresolved::MethodNotAllowed(allowed)) => {
             let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
             let mut response = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                format!("{} is not allowed on {}; allowed: {}", parts.method, parts.uri.path(), list.join(", ")),
+                format!(
+                    "{} is not allowed on {}; allowed: {}",
+                    parts.method,
+                    parts.uri.path(),
+                    list.join(", ")
+                ),
             )
             .into_response();
             if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
@@ -267,19 +276,23 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| {
-                ApiError::new(StatusCode::UNAUTHORIZED, "authentication required: send `Authorization: Bearer <token>`")
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "authentication required: send `Authorization: Bearer <token>`",
+                )
             })?;
-        app.lock()
-            .tokens
-            .get(token)
-            .cloned()
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid"))?
+        app.lock().tokens.get(token).cloned().ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid")
+        })?
     };
 
     let Some(implemented) = handlers::implemented(&operation.id) else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
-            format!("operation `{}` ({} {}) is not implemented by the sandbox", operation.id, operation.method, operation.template),
+            format!(
+                "operation `{}` ({} {}) is not implemented by the sandbox",
+                operation.id, operation.method, operation.template
+            ),
         ));
     };
     let required: Vec<&str> = if operation.permissions.is_empty() {
@@ -294,16 +307,22 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
     if !missing.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("operation `{}` requires the permission(s): {}", operation.id, missing.join(", ")),
+            format!(
+                "operation `{}` requires the permission(s): {}",
+                operation.id,
+                missing.join(", ")
+            ),
         ));
     }
 
-    let body: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than {MAX_BODY_BYTES} bytes, or was cut short"),
-        )
-    })?;
+    let body: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes, or was cut short"),
+            )
+        })?;
     let query = Query::parse(parts.uri.query());
     let call = Call {
         params: &resolved.params,

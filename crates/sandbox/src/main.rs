@@ -29,13 +29,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sandbox = match cm_sandbox::Sandbox::start_on(SocketAddr::from(([127, 0, 0, 1], port))).await {
-        Ok(sandbox) => sandbox,
-        Err(error) => {
-            eprintln!("cm-sandbox: cannot listen on 127.0.0.1:{port}: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let sandbox =
+        match cm_sandbox::Sandbox::start_on(SocketAddr::from(([127, 0, 0, 1], port))).await {
+            Ok(sandbox) => sandbox,
+            Err(error) => {
+                eprintln!("cm-sandbox: cannot listen on 127.0.0.1:{port}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
     println!("cm-sandbox listening on {}", sandbox.base_url());
     println!("export REINFER_ENDPOINT={}", sandbox.base_url());
     println!("export REINFER_TOKEN={}", sandbox.token());

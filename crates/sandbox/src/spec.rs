@@ -249,6 +249,9 @@ mod tests {
             id(Method::GET, "/api/v1/sources/acme/%2E%2E"),
             Err(Unresolved::NotFound)
         );
-        assert_eq!(id(Method::GET, "/api/v1/sources/acme/"), Err(Unresolved::NotFound));
+        assert_eq!(
+            id(Method::GET, "/api/v1/sources/acme/"),
+            Err(Unresolved::NotFound)
+        );
     }
 }

@@ -217,7 +217,11 @@ fn parse_seq_id(text: &str) -> Result<u64, ApiError> {
     (text.len() == 16)
         .then(|| u64::from_str_radix(text, 16).ok())
         .flatten()
-        .ok_or_else(|| ApiError::bad_request(format!("`sequence_id`: not a sequence id of this sandbox: {text:?}")))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`sequence_id`: not a sequence id of this sandbox: {text:?}"
+            ))
+        })
 }
 
 /// `Option<Option<T>>` from a field that may be absent, `null` or a value.
@@ -270,6 +274,9 @@ struct SourceFields {
     email_transform_tag: Option<String>,
     email_transform_version: Option<i64>,
 }
+
+/// A validated comment of a sync: id, stored fields, timestamp.
+type Upload = (String, Map<String, Value>, Option<DateTime<Utc>>);
 
 #[derive(Deserialize)]
 struct SyncCommentsRequest {
@@ -678,7 +685,11 @@ impl State {
 
     fn comment_json(source_id: &str, c: &StoredComment) -> Value {
         let mut out = c.fields.clone();
-        let id = c.fields.get("id").and_then(Value::as_str).unwrap_or_default();
+        let id = c
+            .fields
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         out.insert("uid".into(), format!("{source_id}.{id}").into());
         out.insert("source_id".into(), source_id.into());
         out.insert("created_at".into(), ts(c.created_at));
@@ -704,14 +715,15 @@ impl State {
             )));
         }
         // Validate everything before changing anything.
-        let mut batch: Vec<(String, Map<String, Value>, Option<DateTime<Utc>>)> =
-            Vec::with_capacity(request.comments.len());
+        let mut batch: Vec<Upload> = Vec::with_capacity(request.comments.len());
         for (i, value) in request.comments.into_iter().enumerate() {
             let prefix = format!("comments[{i}]");
             let comment: CommentNew = decode_value(value.clone(), &prefix)?;
             let timestamp = match &comment.timestamp {
                 Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
-                    ApiError::unprocessable(format!("`{prefix}.timestamp`: not a date-time: {text:?}"))
+                    ApiError::unprocessable(format!(
+                        "`{prefix}.timestamp`: not a date-time: {text:?}"
+                    ))
                 })?),
                 None => None,
             };
@@ -723,9 +735,13 @@ impl State {
         }
 
         let now = self.clock.now();
-        let (mut new, mut properties_only, mut text_changed, mut unchanged) = (0u64, 0u64, 0u64, 0u64);
+        let (mut new, mut properties_only, mut text_changed, mut unchanged) =
+            (0u64, 0u64, 0u64, 0u64);
         // In request order: an id given twice is created, then updated.
-        let source = self.sources.get_mut(&source_id).expect("indexed source exists");
+        let source = self
+            .sources
+            .get_mut(&source_id)
+            .expect("indexed source exists");
         for (id, fields, timestamp) in batch {
             let order = timestamp.unwrap_or(now);
             let seq = self.next_seq;
@@ -747,17 +763,37 @@ impl State {
                     stored.last_modified = now;
                     stored.seq = seq;
                     self.next_seq += 1;
-                    self.log.insert(seq, LogEntry { source_id: source_id.clone(), comment_id: id, at: now });
+                    self.log.insert(
+                        seq,
+                        LogEntry {
+                            source_id: source_id.clone(),
+                            comment_id: id,
+                            at: now,
+                        },
+                    );
                 }
                 None => {
                     new += 1;
                     source.by_time.insert((order, id.clone()));
                     source.comments.insert(
                         id.clone(),
-                        StoredComment { fields, order, created_at: now, last_modified: now, seq },
+                        StoredComment {
+                            fields,
+                            order,
+                            created_at: now,
+                            last_modified: now,
+                            seq,
+                        },
                     );
                     self.next_seq += 1;
-                    self.log.insert(seq, LogEntry { source_id: source_id.clone(), comment_id: id, at: now });
+                    self.log.insert(
+                        seq,
+                        LogEntry {
+                            source_id: source_id.clone(),
+                            comment_id: id,
+                            at: now,
+                        },
+                    );
                 }
             }
         }
@@ -780,7 +816,11 @@ impl State {
         let comment = self.sources[&source_id]
             .comments
             .get(comment_id)
-            .ok_or_else(|| ApiError::not_found(format!("comment `{comment_id}` in source `{project}/{name}`")))?;
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "comment `{comment_id}` in source `{project}/{name}`"
+                ))
+            })?;
         Ok(json!({"comment": Self::comment_json(&source_id, comment)}))
     }
 
@@ -798,9 +838,14 @@ impl State {
             ids.extend(list.split(',').filter(|s| !s.is_empty()));
         }
         if ids.is_empty() {
-            return Err(ApiError::bad_request("name the comments to delete with `id` or `ids`"));
+            return Err(ApiError::bad_request(
+                "name the comments to delete with `id` or `ids`",
+            ));
         }
-        let source = self.sources.get_mut(&source_id).expect("indexed source exists");
+        let source = self
+            .sources
+            .get_mut(&source_id)
+            .expect("indexed source exists");
         for id in ids {
             if let Some(stored) = source.comments.remove(id) {
                 source.by_time.remove(&(stored.order, id.to_owned()));
@@ -830,7 +875,10 @@ impl State {
                 )));
             }
         };
-        if query.get("include_thread_properties").is_some_and(|v| v == "true") {
+        if query
+            .get("include_thread_properties")
+            .is_some_and(|v| v == "true")
+        {
             return Err(ApiError::new(
                 http::StatusCode::NOT_IMPLEMENTED,
                 "list_source_comments: `include_thread_properties` is not implemented by the sandbox",
@@ -898,7 +946,9 @@ impl State {
         let d = request.dataset;
         for (i, id) in d.source_ids.iter().enumerate() {
             if !self.sources.contains_key(id) {
-                return Err(ApiError::not_found(format!("`dataset.source_ids[{i}]`: source with id `{id}`")));
+                return Err(ApiError::not_found(format!(
+                    "`dataset.source_ids[{i}]`: source with id `{id}`"
+                )));
             }
         }
         for (field, given) in [
@@ -934,7 +984,9 @@ impl State {
         for (g, group) in groups.into_iter().enumerate() {
             let mut defs = Vec::new();
             for (i, def) in group.label_defs.into_iter().enumerate() {
-                defs.push(self.label_def(def, &format!("dataset.label_groups[{g}].label_defs[{i}]"))?);
+                defs.push(
+                    self.label_def(def, &format!("dataset.label_groups[{g}].label_defs[{i}]"))?,
+                );
             }
             if group.name == "default" {
                 default_given = true;
@@ -987,7 +1039,9 @@ impl State {
             "label_groups": label_groups,
             "label_defs": top_level_defs,
         });
-        let Value::Object(body) = body else { unreachable!("an object literal") };
+        let Value::Object(body) = body else {
+            unreachable!("an object literal")
+        };
         let dataset = Dataset {
             id: id.clone(),
             body,
@@ -1024,7 +1078,8 @@ impl State {
         }
         if let Some(pretrained) = def.pretrained {
             let name = pretrained.name.unwrap_or_else(|| pretrained.id.clone());
-            out["pretrained"] = json!({"id": pretrained.id, "name": name, "description": "", "properties": []});
+            out["pretrained"] =
+                json!({"id": pretrained.id, "name": name, "description": "", "properties": []});
         }
         Ok(out)
     }
@@ -1091,7 +1146,9 @@ impl State {
         let id = self.dataset_id(project, dataset)?;
         let dataset_ref = self.datasets.get_mut(&id).expect("indexed dataset exists");
         if !dataset_ref.streams.contains_key(stream) {
-            return Err(ApiError::not_found(format!("stream `{project}/{dataset}/{stream}`")));
+            return Err(ApiError::not_found(format!(
+                "stream `{project}/{dataset}/{stream}`"
+            )));
         }
         Ok((dataset_ref, stream.to_owned()))
     }
@@ -1165,9 +1222,14 @@ impl State {
         // A new stream starts at the current end of the upload log: it
         // delivers comments uploaded after its creation (reset it to go back).
         let position = self.next_seq - 1;
-        let dataset_ref = self.datasets.get_mut(&dataset_id).expect("indexed dataset exists");
+        let dataset_ref = self
+            .datasets
+            .get_mut(&dataset_id)
+            .expect("indexed dataset exists");
         if dataset_ref.streams.contains_key(&name) {
-            return Err(ApiError::conflict(format!("stream `{project}/{dataset}/{name}`")));
+            return Err(ApiError::conflict(format!(
+                "stream `{project}/{dataset}/{name}`"
+            )));
         }
         let stream = Stream {
             id,
@@ -1198,7 +1260,11 @@ impl State {
     pub(crate) fn list_streams(&self, project: &str, dataset: &str) -> Result<Value, ApiError> {
         let id = self.dataset_id(project, dataset)?;
         let d = &self.datasets[&id];
-        let streams: Vec<Value> = d.streams.values().map(|s| Self::stream_json(&d.id, s)).collect();
+        let streams: Vec<Value> = d
+            .streams
+            .values()
+            .map(|s| Self::stream_json(&d.id, s))
+            .collect();
         Ok(json!({"streams": streams}))
     }
 
@@ -1348,7 +1414,9 @@ impl State {
         let s = d.streams.get_mut(&name).expect("checked");
         s.position = position;
         s.updated_at = Some(now);
-        Ok(json!({"sequence_id": seq_id(position), "stream": Self::stream_json(&d.id, &d.streams[&name])}))
+        Ok(
+            json!({"sequence_id": seq_id(position), "stream": Self::stream_json(&d.id, &d.streams[&name])}),
+        )
     }
 }
 
@@ -1375,24 +1443,36 @@ fn non_negative(n: Option<i64>, what: &str) -> Result<Option<usize>, ApiError> {
     match n {
         None => Ok(None),
         Some(n) if n >= 0 => Ok(Some(n as usize)),
-        Some(n) => Err(ApiError::bad_request(format!("{what}: must not be negative, got {n}"))),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "{what}: must not be negative, got {n}"
+        ))),
     }
 }
 
 /// A listing cursor: the (timestamp, id) of the last comment of a page, hex-encoded.
 fn encode_cursor((t, id): &(DateTime<Utc>, String)) -> String {
-    let text = format!("{}\n{id}", t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+    let text = format!(
+        "{}\n{id}",
+        t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    );
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, String), ApiError> {
-    let invalid = || ApiError::bad_request(format!("query `after`: not a continuation of this sandbox: {text:?}"));
-    if text.len() % 2 != 0 {
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "query `after`: not a continuation of this sandbox: {text:?}"
+        ))
+    };
+    if !text.len().is_multiple_of(2) {
         return Err(invalid());
     }
     let bytes: Vec<u8> = (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect::<Option<_>>()
         .ok_or_else(invalid)?;
     let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;

@@ -126,8 +126,9 @@ impl Query {
     pub(crate) fn integer(&self, key: &str) -> Result<Option<i64>, ApiError> {
         self.get(key)
             .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| ApiError::bad_request(format!("query `{key}`: not an integer: {v:?}")))
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!("query `{key}`: not an integer: {v:?}"))
+                })
             })
             .transpose()
     }
@@ -139,8 +140,9 @@ impl Query {
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
         self.get(key)
             .map(|v| {
-                parse_timestamp(v)
-                    .ok_or_else(|| ApiError::bad_request(format!("query `{key}`: not a date-time: {v:?}")))
+                parse_timestamp(v).ok_or_else(|| {
+                    ApiError::bad_request(format!("query `{key}`: not a date-time: {v:?}"))
+                })
             })
             .transpose()
     }

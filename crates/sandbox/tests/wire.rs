@@ -18,7 +18,8 @@ async fn send(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Answer {
-    let mut request = reqwest::Client::new().request(method, format!("{}{path}", sandbox.base_url()));
+    let mut request =
+        reqwest::Client::new().request(method, format!("{}{path}", sandbox.base_url()));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -46,7 +47,10 @@ fn error_message(answer: &Answer, status: u16) -> String {
     assert_eq!(answer.body["status"], "error", "{}", answer.body);
     assert_eq!(answer.body.as_object().unwrap().len(), 2, "{}", answer.body);
     assert_common_headers(answer);
-    answer.body["message"].as_str().expect("a message").to_owned()
+    answer.body["message"]
+        .as_str()
+        .expect("a message")
+        .to_owned()
 }
 
 fn assert_common_headers(answer: &Answer) {
@@ -68,28 +72,63 @@ async fn unknown_routes_methods_and_tokens_answer_the_envelope() {
     let sandbox = Sandbox::start().await.unwrap();
     let token = Some(sandbox.token());
 
-    let ok = send(&sandbox, reqwest::Method::GET, "/api/v1/projects", token, None).await;
+    let ok = send(
+        &sandbox,
+        reqwest::Method::GET,
+        "/api/v1/projects",
+        token,
+        None,
+    )
+    .await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.body, json!({"status": "ok", "projects": []}));
     assert_common_headers(&ok);
 
     let message = error_message(
-        &send(&sandbox, reqwest::Method::GET, "/api/v1/nowhere", token, None).await,
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/nowhere",
+            token,
+            None,
+        )
+        .await,
         404,
     );
     assert!(message.contains("/api/v1/nowhere"), "{message}");
 
-    let not_allowed = send(&sandbox, reqwest::Method::PATCH, "/api/v1/projects", token, None).await;
+    let not_allowed = send(
+        &sandbox,
+        reqwest::Method::PATCH,
+        "/api/v1/projects",
+        token,
+        None,
+    )
+    .await;
     error_message(&not_allowed, 405);
     assert_eq!(not_allowed.headers["allow"], "GET");
 
     let message = error_message(
-        &send(&sandbox, reqwest::Method::GET, "/api/v1/projects", None, None).await,
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/projects",
+            None,
+            None,
+        )
+        .await,
         401,
     );
     assert!(message.contains("Bearer"), "{message}");
     error_message(
-        &send(&sandbox, reqwest::Method::GET, "/api/v1/projects", Some("sbx-forged"), None).await,
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/projects",
+            Some("sbx-forged"),
+            None,
+        )
+        .await,
         401,
     );
 
@@ -107,7 +146,14 @@ async fn unknown_routes_methods_and_tokens_answer_the_envelope() {
     assert!(message.contains("`export_dataset`"), "{message}");
 
     let message = error_message(
-        &send(&sandbox, reqwest::Method::GET, "/api/v1/sources/acme/inbox", token, None).await,
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/sources/acme/inbox",
+            token,
+            None,
+        )
+        .await,
         404,
     );
     assert!(message.contains("project `acme`"), "{message}");
@@ -140,7 +186,14 @@ async fn a_malformed_or_mismatched_body_is_rejected_naming_the_field_and_changes
     let sync = "/api/v1/sources/acme/inbox/sync";
     let post = reqwest::Method::POST;
     error_message(
-        &send(&sandbox, post.clone(), sync, token, Some(r#"{"comments": [}"#)).await,
+        &send(
+            &sandbox,
+            post.clone(),
+            sync,
+            token,
+            Some(r#"{"comments": [}"#),
+        )
+        .await,
         400,
     );
     error_message(&send(&sandbox, post.clone(), sync, token, None).await, 400);
@@ -153,7 +206,10 @@ async fn a_malformed_or_mismatched_body_is_rejected_naming_the_field_and_changes
         &send(&sandbox, post.clone(), sync, token, Some(&bad.to_string())).await,
         422,
     );
-    assert!(message.contains("comments[1].messages[0].body.text"), "{message}");
+    assert!(
+        message.contains("comments[1].messages[0].body.text"),
+        "{message}"
+    );
     let message = error_message(
         &send(
             &sandbox,
@@ -178,7 +234,14 @@ async fn a_malformed_or_mismatched_body_is_rejected_naming_the_field_and_changes
 
     // A `..` path segment never names a resource.
     error_message(
-        &send(&sandbox, reqwest::Method::GET, "/api/v1/sources/acme/%2E%2E", token, None).await,
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/sources/acme/%2E%2E",
+            token,
+            None,
+        )
+        .await,
         404,
     );
 }

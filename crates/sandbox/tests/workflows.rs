@@ -201,7 +201,10 @@ async fn sources_update_and_delete_and_duplicates_are_409() {
         .unwrap()
         .into_inner()
         .source;
-    assert_eq!((read.title.as_str(), read.name.as_str()), ("Main inbox", "inbox"));
+    assert_eq!(
+        (read.title.as_str(), read.name.as_str()),
+        ("Main inbox", "inbox")
+    );
 
     client
         .delete_source_by_id()
@@ -289,8 +292,16 @@ async fn source_comments_list_in_timestamp_order_in_pages_and_deletes_take_effec
         .list_source_comments()
         .project("acme")
         .source_name("inbox")
-        .from_timestamp("2026-03-01T01:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap())
-        .to_timestamp("2026-03-01T01:05:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap())
+        .from_timestamp(
+            "2026-03-01T01:00:00Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap(),
+        )
+        .to_timestamp(
+            "2026-03-01T01:05:00Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap()
@@ -432,7 +443,11 @@ async fn advance(client: &Client, sequence_id: &str) {
 }
 
 fn ids(batch: &types::StreamResultsResponse) -> Vec<&str> {
-    batch.results.iter().map(|r| r.comment.id.as_str()).collect()
+    batch
+        .results
+        .iter()
+        .map(|r| r.comment.id.as_str())
+        .collect()
 }
 
 #[tokio::test]
@@ -502,7 +517,11 @@ async fn a_new_stream_starts_after_the_comments_already_uploaded() {
     let sandbox = Sandbox::start().await.unwrap();
     let client = client(&sandbox);
     let source_id = project_and_source(&client).await;
-    sync(&client, vec![comment("old", "2026-03-01T10:00:00Z", "before")]).await;
+    sync(
+        &client,
+        vec![comment("old", "2026-03-01T10:00:00Z", "before")],
+    )
+    .await;
     client
         .create_dataset()
         .project("acme")
@@ -523,7 +542,11 @@ async fn a_new_stream_starts_after_the_comments_already_uploaded() {
         .send()
         .await
         .unwrap();
-    sync(&client, vec![comment("new", "2026-03-01T10:00:00Z", "after")]).await;
+    sync(
+        &client,
+        vec![comment("new", "2026-03-01T10:00:00Z", "after")],
+    )
+    .await;
     assert_eq!(ids(&results(&client, 10).await), ["new"]);
 }
 
