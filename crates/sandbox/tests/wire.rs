@@ -1,0 +1,247 @@
+//! The wire as the service has it, for requests cm-api would never send:
+//! every answer is the envelope and carries `Server-Timing` and
+//! `x-request-id`; a bad request changes nothing.
+
+use cm_sandbox::Sandbox;
+use serde_json::{Value, json};
+
+struct Answer {
+    status: u16,
+    body: Value,
+    headers: reqwest::header::HeaderMap,
+}
+
+async fn send(
+    sandbox: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
+    let mut request =
+        reqwest::Client::new().request(method, format!("{}{path}", sandbox.base_url()));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let response = request.send().await.expect("the sandbox answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    Answer {
+        status,
+        body,
+        headers,
+    }
+}
+
+/// The error envelope's message, after checking the envelope's shape and
+/// the headers every answer carries.
+fn error_message(answer: &Answer, status: u16) -> String {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.body["status"], "error", "{}", answer.body);
+    assert_eq!(answer.body.as_object().unwrap().len(), 2, "{}", answer.body);
+    assert_common_headers(answer);
+    answer.body["message"]
+        .as_str()
+        .expect("a message")
+        .to_owned()
+}
+
+fn assert_common_headers(answer: &Answer) {
+    let timing = answer.headers["server-timing"].to_str().unwrap();
+    let dur = timing
+        .strip_prefix("total;dur=")
+        .unwrap_or_else(|| panic!("Server-Timing: {timing}"));
+    assert!(dur.parse::<f64>().is_ok(), "Server-Timing: {timing}");
+    assert!(
+        answer.headers["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("sbx-")
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_methods_and_tokens_answer_the_envelope() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let token = Some(sandbox.token());
+
+    let ok = send(
+        &sandbox,
+        reqwest::Method::GET,
+        "/api/v1/projects",
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.body, json!({"status": "ok", "projects": []}));
+    assert_common_headers(&ok);
+
+    let message = error_message(
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/nowhere",
+            token,
+            None,
+        )
+        .await,
+        404,
+    );
+    assert!(message.contains("/api/v1/nowhere"), "{message}");
+
+    let not_allowed = send(
+        &sandbox,
+        reqwest::Method::PATCH,
+        "/api/v1/projects",
+        token,
+        None,
+    )
+    .await;
+    error_message(&not_allowed, 405);
+    assert_eq!(not_allowed.headers["allow"], "GET");
+
+    let message = error_message(
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/projects",
+            None,
+            None,
+        )
+        .await,
+        401,
+    );
+    assert!(message.contains("Bearer"), "{message}");
+    error_message(
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/projects",
+            Some("sbx-forged"),
+            None,
+        )
+        .await,
+        401,
+    );
+
+    let message = error_message(
+        &send(
+            &sandbox,
+            reqwest::Method::POST,
+            "/api/v1/datasets/acme/triage/export",
+            token,
+            Some("{}"),
+        )
+        .await,
+        501,
+    );
+    assert!(message.contains("`export_dataset`"), "{message}");
+
+    let message = error_message(
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/sources/acme/inbox",
+            token,
+            None,
+        )
+        .await,
+        404,
+    );
+    assert!(message.contains("project `acme`"), "{message}");
+}
+
+#[tokio::test]
+async fn a_malformed_or_mismatched_body_is_rejected_naming_the_field_and_changes_nothing() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let token = Some(sandbox.token());
+    let put = reqwest::Method::PUT;
+    let created = send(
+        &sandbox,
+        put.clone(),
+        "/api/_private/projects/acme",
+        token,
+        Some(r#"{"project": {}}"#),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let created = send(
+        &sandbox,
+        put.clone(),
+        "/api/v1/sources/acme/inbox",
+        token,
+        Some(r#"{"source": {}}"#),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+
+    let sync = "/api/v1/sources/acme/inbox/sync";
+    let post = reqwest::Method::POST;
+    error_message(
+        &send(
+            &sandbox,
+            post.clone(),
+            sync,
+            token,
+            Some(r#"{"comments": [}"#),
+        )
+        .await,
+        400,
+    );
+    error_message(&send(&sandbox, post.clone(), sync, token, None).await, 400);
+    // The second comment's body text is a number: nothing is stored, not even the first.
+    let bad = json!({"comments": [
+        {"id": "ok", "messages": [{"body": {"text": "fine"}}]},
+        {"id": "bad", "messages": [{"body": {"text": 42}}]},
+    ]});
+    let message = error_message(
+        &send(&sandbox, post.clone(), sync, token, Some(&bad.to_string())).await,
+        422,
+    );
+    assert!(
+        message.contains("comments[1].messages[0].body.text"),
+        "{message}"
+    );
+    let message = error_message(
+        &send(
+            &sandbox,
+            post.clone(),
+            sync,
+            token,
+            Some(r#"{"comments": [{"id": "t", "timestamp": "yesterday"}]}"#),
+        )
+        .await,
+        422,
+    );
+    assert!(message.contains("comments[0].timestamp"), "{message}");
+    let listed = send(
+        &sandbox,
+        reqwest::Method::GET,
+        "/api/_private/sources/acme/inbox/comments",
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(listed.body["comments"], json!([]), "{}", listed.body);
+
+    // A `..` path segment never names a resource.
+    error_message(
+        &send(
+            &sandbox,
+            reqwest::Method::GET,
+            "/api/v1/sources/acme/%2E%2E",
+            token,
+            None,
+        )
+        .await,
+        404,
+    );
+}
