@@ -22,7 +22,10 @@
 mod handlers;
 mod spec;
 mod state;
+mod validate;
 mod wire;
+
+pub use crate::validate::{SchemaViolation, validate_response};
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -51,6 +54,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 struct App {
     state: Mutex<State>,
     requests: AtomicU64,
+    /// Whether each `200` answer is checked against the spec.
+    validate_responses: bool,
+    /// What those checks found, in the order found.
+    violations: Mutex<Vec<SchemaViolation>>,
 }
 
 impl App {
@@ -99,11 +106,36 @@ impl Sandbox {
     /// # }
     /// ```
     pub async fn start() -> std::io::Result<Self> {
-        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+        Self::builder().start().await
     }
 
     /// Starts an empty sandbox listening on `addr`.
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
+        Self::builder().addr(addr).start().await
+    }
+
+    /// A sandbox with options; see [`SandboxBuilder`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// let sandbox = cm_sandbox::Sandbox::builder()
+    ///     .validate_responses(true)
+    ///     .start()
+    ///     .await?;
+    /// // ... drive it ...
+    /// assert_eq!(sandbox.schema_violations(), vec![]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    async fn start_with(options: SandboxBuilder) -> std::io::Result<Self> {
+        let SandboxBuilder {
+            addr,
+            validate_responses,
+        } = options;
         // Read the spec before the first request, so that a request never
         // waits for it (and the first test to fail is not a timeout).
         spec::operations();
@@ -120,6 +152,8 @@ impl Sandbox {
         let app = Arc::new(App {
             state: Mutex::new(state),
             requests: AtomicU64::new(0),
+            validate_responses,
+            violations: Mutex::new(Vec::new()),
         });
         let router = Router::new().fallback(handle).with_state(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -186,10 +220,63 @@ impl Sandbox {
         self.app.0.requests.load(Ordering::Relaxed)
     }
 
+    /// Every way an answer differed from its operation's `200` response
+    /// schema in `spec/openapi.yaml`, since the start; always empty unless
+    /// built with [`SandboxBuilder::validate_responses`]. Tests assert it
+    /// is empty at their end.
+    pub fn schema_violations(&self) -> Vec<SchemaViolation> {
+        self.app
+            .0
+            .violations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The ids of the operations the sandbox implements; every other
     /// operation of the spec answers 501.
     pub fn implemented_operations() -> Vec<&'static str> {
         handlers::IMPLEMENTED.iter().map(|op| op.id).collect()
+    }
+}
+
+/// Options of a [`Sandbox`], from [`Sandbox::builder`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SandboxBuilder {
+    addr: SocketAddr,
+    validate_responses: bool,
+}
+
+impl Default for SandboxBuilder {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            validate_responses: false,
+        }
+    }
+}
+
+impl SandboxBuilder {
+    /// The address to listen on; `127.0.0.1` on a free port by default.
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Check every `200` answer against its operation's response schema in
+    /// `spec/openapi.yaml` (OpenAPI 3.0 semantics) and record each
+    /// difference for [`Sandbox::schema_violations`]; off by default. The
+    /// answer is sent unchanged either way. Each operation's schema is
+    /// compiled once, on its first answer.
+    pub fn validate_responses(mut self, on: bool) -> Self {
+        self.validate_responses = on;
+        self
+    }
+
+    /// Starts the sandbox.
+    pub async fn start(self) -> std::io::Result<Sandbox> {
+        Sandbox::start_with(self).await
     }
 }
 
@@ -330,5 +417,15 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         body: &body,
     };
     let value = (implemented.handler)(&mut app.lock(), &call)?;
-    Ok(json_response(StatusCode::OK, &ok(value)))
+    let answer = ok(value);
+    if app.validate_responses {
+        let found = validate::validate_response(&operation.id, &answer);
+        if !found.is_empty() {
+            app.violations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(found);
+        }
+    }
+    Ok(json_response(StatusCode::OK, &answer))
 }

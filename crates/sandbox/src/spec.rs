@@ -12,7 +12,7 @@ use http::Method;
 use serde::Deserialize;
 
 /// The spec the sandbox serves, embedded at build time.
-const SPEC: &str = include_str!("../../../spec/openapi.yaml");
+pub(crate) const SPEC: &str = include_str!("../../../spec/openapi.yaml");
 
 /// One operation of the spec.
 #[derive(Debug)]

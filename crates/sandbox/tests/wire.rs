@@ -5,6 +5,45 @@
 use cm_sandbox::Sandbox;
 use serde_json::{Value, json};
 
+/// A sandbox that checks every answer against the spec's response schema;
+/// a test fails at its end (when this drops) if any answer violated it.
+struct Checked(Sandbox);
+
+impl std::ops::Deref for Checked {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        &self.0
+    }
+}
+
+impl Drop for Checked {
+    fn drop(&mut self) {
+        let violations = self.0.schema_violations();
+        // A test already failing reports its own failure, not this one.
+        if !std::thread::panicking() {
+            assert!(
+                violations.is_empty(),
+                "answers violated the spec's response schemas:\n{}",
+                violations
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
+
+async fn checked() -> Checked {
+    Checked(
+        Sandbox::builder()
+            .validate_responses(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+}
+
 struct Answer {
     status: u16,
     body: Value,
@@ -69,7 +108,7 @@ fn assert_common_headers(answer: &Answer) {
 
 #[tokio::test]
 async fn unknown_routes_methods_and_tokens_answer_the_envelope() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let token = Some(sandbox.token());
 
     let ok = send(
@@ -161,7 +200,7 @@ async fn unknown_routes_methods_and_tokens_answer_the_envelope() {
 
 #[tokio::test]
 async fn a_malformed_or_mismatched_body_is_rejected_naming_the_field_and_changes_nothing() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let token = Some(sandbox.token());
     let put = reqwest::Method::PUT;
     let created = send(

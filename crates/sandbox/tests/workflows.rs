@@ -7,6 +7,45 @@ use cm_sandbox::Sandbox;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+/// A sandbox that checks every answer against the spec's response schema;
+/// a test fails at its end (when this drops) if any answer violated it.
+struct Checked(Sandbox);
+
+impl std::ops::Deref for Checked {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        &self.0
+    }
+}
+
+impl Drop for Checked {
+    fn drop(&mut self) {
+        let violations = self.0.schema_violations();
+        // A test already failing reports its own failure, not this one.
+        if !std::thread::panicking() {
+            assert!(
+                violations.is_empty(),
+                "answers violated the spec's response schemas:\n{}",
+                violations
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
+
+async fn checked() -> Checked {
+    Checked(
+        Sandbox::builder()
+            .validate_responses(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+}
+
 /// A client of `sandbox` with `token`, isolated from the environment.
 fn client_with(sandbox: &Sandbox, token: &str) -> Client {
     Client::builder()
@@ -93,7 +132,7 @@ async fn sync(client: &Client, comments: Vec<types::CommentNew>) -> types::SyncC
 
 #[tokio::test]
 async fn a_synced_comment_reads_back_equal_and_syncs_report_real_counts() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let client = client(&sandbox);
     let source_id = project_and_source(&client).await;
     let sent = vec![
@@ -166,7 +205,7 @@ async fn a_synced_comment_reads_back_equal_and_syncs_report_real_counts() {
 
 #[tokio::test]
 async fn sources_update_and_delete_and_duplicates_are_409() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let client = client(&sandbox);
     let source_id = project_and_source(&client).await;
 
@@ -242,7 +281,7 @@ async fn sources_update_and_delete_and_duplicates_are_409() {
 
 #[tokio::test]
 async fn source_comments_list_in_timestamp_order_in_pages_and_deletes_take_effect() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let client = client(&sandbox);
     project_and_source(&client).await;
     // Uploaded in reverse time order: the listing sorts by timestamp.
@@ -332,7 +371,7 @@ async fn source_comments_list_in_timestamp_order_in_pages_and_deletes_take_effec
 
 #[tokio::test]
 async fn datasets_keep_their_label_definitions_as_given() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let client = client(&sandbox);
     let source_id = project_and_source(&client).await;
     let created = client
@@ -452,7 +491,7 @@ fn ids(batch: &types::StreamResultsResponse) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_stream_batch_not_advanced_is_delivered_again_and_an_advanced_one_is_not() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let client = client(&sandbox);
     stream_setup(&client).await;
     // Two uploads: one sync's comments share its upload time.
@@ -514,7 +553,7 @@ async fn a_stream_batch_not_advanced_is_delivered_again_and_an_advanced_one_is_n
 
 #[tokio::test]
 async fn a_new_stream_starts_after_the_comments_already_uploaded() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let client = client(&sandbox);
     let source_id = project_and_source(&client).await;
     sync(
@@ -552,7 +591,7 @@ async fn a_new_stream_starts_after_the_comments_already_uploaded() {
 
 #[tokio::test]
 async fn a_token_without_the_permission_gets_403_and_no_change() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     project_and_source(&client(&sandbox)).await;
     let reader = client_with(&sandbox, &sandbox.mint_token(["sources-read"]));
 
@@ -591,7 +630,7 @@ async fn a_token_without_the_permission_gets_403_and_no_change() {
 
 #[tokio::test]
 async fn an_operation_the_sandbox_does_not_implement_answers_501_naming_it() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let client = client(&sandbox);
     let error = client
         .get_labellings()
@@ -610,7 +649,7 @@ async fn an_operation_the_sandbox_does_not_implement_answers_501_naming_it() {
 async fn bulk_sync_of_thousands_of_comments_reads_back_the_exact_count() {
     use futures::stream;
 
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = checked().await;
     let client = client(&sandbox);
     project_and_source(&client).await;
     let n = 3_000;
