@@ -731,6 +731,16 @@ impl State {
                 unreachable!("decoded as a struct, so an object");
             };
             fields.retain(|k, _| COMMENT_KEYS.contains(&k.as_str()));
+            // A timestamp without an offset (the service's examples send
+            // `2020-06-03T16:05:00`) is stored as RFC 3339 UTC, so that
+            // answers hold the spec's `date-time`; an RFC 3339 one is kept
+            // as written.
+            if let (Some(text), Some(t)) = (&comment.timestamp, timestamp)
+                && chrono::DateTime::parse_from_rfc3339(text).is_err()
+            {
+                let text = t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+                fields.insert("timestamp".into(), Value::String(text));
+            }
             batch.push((comment.id, fields, timestamp));
         }
 

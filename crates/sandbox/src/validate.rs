@@ -220,7 +220,10 @@ mod tests {
                 "b": {"$ref": "#/components/schemas/X", "nullable": true},
             }
         }));
-        assert_eq!(converted["properties"]["a"]["type"], json!(["string", "null"]));
+        assert_eq!(
+            converted["properties"]["a"]["type"],
+            json!(["string", "null"])
+        );
         assert_eq!(
             converted["properties"]["b"],
             json!({"$ref": "#/components/schemas/X"})

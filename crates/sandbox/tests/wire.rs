@@ -284,3 +284,94 @@ async fn a_malformed_or_mismatched_body_is_rejected_naming_the_field_and_changes
         404,
     );
 }
+
+/// A project `acme` with a source `inbox`, through raw requests.
+async fn acme_inbox(sandbox: &Sandbox) {
+    for (path, body) in [
+        ("/api/_private/projects/acme", r#"{"project": {}}"#),
+        ("/api/v1/sources/acme/inbox", r#"{"source": {}}"#),
+    ] {
+        let created = send(
+            sandbox,
+            reqwest::Method::PUT,
+            path,
+            Some(sandbox.token()),
+            Some(body),
+        )
+        .await;
+        assert_eq!(created.status, 200, "{}", created.body);
+    }
+}
+
+#[tokio::test]
+async fn a_corrupted_answer_is_reported_with_its_operation_and_pointer() {
+    let sandbox = checked().await;
+    acme_inbox(&sandbox).await;
+    let got = send(
+        &sandbox,
+        reqwest::Method::GET,
+        "/api/v1/sources/acme/inbox",
+        Some(sandbox.token()),
+        None,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    // The real answer is valid; the same answer corrupted is not.
+    assert_eq!(
+        cm_sandbox::validate_response("get_source", &got.body),
+        vec![]
+    );
+    let mut corrupted = got.body.clone();
+    corrupted["source"]["name"] = json!(7);
+    corrupted["source"]
+        .as_object_mut()
+        .unwrap()
+        .remove("id")
+        .expect("an id");
+    let violations = cm_sandbox::validate_response("get_source", &corrupted);
+    let found: Vec<(&str, &str)> = violations
+        .iter()
+        .map(|v| (v.operation_id.as_str(), v.pointer.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("get_source", "/source"), ("get_source", "/source/name")],
+        "{violations:?}"
+    );
+    assert!(violations[0].message.contains("\"id\""), "{violations:?}");
+    // A null where the spec has no `nullable`, and a wrong date-time.
+    let mut corrupted = got.body.clone();
+    corrupted["source"]["created_at"] = json!("yesterday");
+    let violations = cm_sandbox::validate_response("get_source", &corrupted);
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].pointer, "/source/created_at");
+}
+
+#[tokio::test]
+async fn a_comment_timestamp_without_an_offset_reads_back_as_rfc3339() {
+    // The service's examples send `2020-06-03T16:05:00`; the sandbox
+    // accepts it, and its answers must still be the spec's `date-time`.
+    let sandbox = checked().await;
+    acme_inbox(&sandbox).await;
+    let token = Some(sandbox.token());
+    let synced = send(
+        &sandbox,
+        reqwest::Method::POST,
+        "/api/v1/sources/acme/inbox/sync",
+        token,
+        Some(r#"{"comments": [{"id": "c1", "timestamp": "2020-06-03T16:05:00", "messages": [{"body": {"text": "hi"}}]}]}"#),
+    )
+    .await;
+    assert_eq!(synced.status, 200, "{}", synced.body);
+    let got = send(
+        &sandbox,
+        reqwest::Method::GET,
+        "/api/v1/sources/acme/inbox/comments/c1",
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(sandbox.schema_violations(), vec![]);
+    assert_eq!(got.body["comment"]["timestamp"], "2020-06-03T16:05:00Z");
+}
