@@ -8,7 +8,9 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::wire::{ApiError, Query, decode_value, format_timestamp, parse_timestamp};
+use crate::wire::{
+    ApiError, Query, decode_value, format_timestamp, parse_timestamp, stored_timestamp,
+};
 
 /// The most comments one `sync_comments` request may carry (the spec's limit).
 pub(crate) const MAX_SYNC_COMMENTS: usize = 16_384;
@@ -735,10 +737,7 @@ impl State {
             // `2020-06-03T16:05:00`) is stored as RFC 3339 UTC, so that
             // answers hold the spec's `date-time`; an RFC 3339 one is kept
             // as written.
-            if let (Some(text), Some(t)) = (&comment.timestamp, timestamp)
-                && chrono::DateTime::parse_from_rfc3339(text).is_err()
-            {
-                let text = t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            if let Some(text) = comment.timestamp.as_deref().and_then(stored_timestamp) {
                 fields.insert("timestamp".into(), Value::String(text));
             }
             batch.push((comment.id, fields, timestamp));
@@ -1185,7 +1184,7 @@ impl State {
                 "`stream.name`: must match [A-Za-z0-9-_]{{1,256}}, got {name:?}"
             )));
         }
-        let comment_filter = match s.comment_filter {
+        let mut comment_filter = match s.comment_filter {
             None => None,
             Some(value) => Some(
                 serde_path_to_error::deserialize::<_, StreamFilter>(value).map_err(|e| {
@@ -1202,14 +1201,17 @@ impl State {
                 })?,
             ),
         };
-        if let Some(range) = comment_filter.as_ref().and_then(|f| f.timestamp.as_ref()) {
-            for (field, value) in [("minimum", &range.minimum), ("maximum", &range.maximum)] {
-                if let Some(text) = value
-                    && parse_timestamp(text).is_none()
-                {
-                    return Err(ApiError::unprocessable(format!(
-                        "`stream.comment_filter.timestamp.{field}`: not a date-time: {text:?}"
-                    )));
+        if let Some(range) = comment_filter.as_mut().and_then(|f| f.timestamp.as_mut()) {
+            for (field, value) in [
+                ("minimum", &mut range.minimum),
+                ("maximum", &mut range.maximum),
+            ] {
+                if let Some(text) = value {
+                    *text = stored_timestamp(text).ok_or_else(|| {
+                        ApiError::unprocessable(format!(
+                            "`stream.comment_filter.timestamp.{field}`: not a date-time: {text:?}"
+                        ))
+                    })?;
                 }
             }
         }

@@ -159,6 +159,17 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc
         .map(|t| t.and_utc())
 }
 
+/// A date-time from a request as the sandbox stores it: an RFC 3339 one as
+/// written, one without an offset as RFC 3339 UTC (`2020-06-03T16:05:00` →
+/// `2020-06-03T16:05:00Z`), so answers hold the spec's `date-time`; `None`
+/// when it is not a date-time.
+pub(crate) fn stored_timestamp(text: &str) -> Option<String> {
+    if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
+        return Some(text.to_owned());
+    }
+    parse_timestamp(text).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
 /// A date-time as the sandbox writes it: UTC, microseconds, `Z`.
 pub(crate) fn format_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

@@ -375,3 +375,45 @@ async fn a_comment_timestamp_without_an_offset_reads_back_as_rfc3339() {
     assert_eq!(sandbox.schema_violations(), vec![]);
     assert_eq!(got.body["comment"]["timestamp"], "2020-06-03T16:05:00Z");
 }
+
+#[tokio::test]
+async fn a_stream_filter_timestamp_without_an_offset_reads_back_as_rfc3339() {
+    let sandbox = checked().await;
+    acme_inbox(&sandbox).await;
+    let token = Some(sandbox.token());
+    let put = reqwest::Method::PUT;
+    let created = send(
+        &sandbox,
+        put.clone(),
+        "/api/v1/datasets/acme/triage",
+        token,
+        Some(r#"{"dataset": {}}"#),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let created = send(
+        &sandbox,
+        put,
+        "/api/v1/datasets/acme/triage/streams",
+        token,
+        Some(
+            r#"{"stream": {"name": "s", "comment_filter": {"timestamp": {"minimum": "2020-06-03T16:05:00", "maximum": "2021-01-01T00:00:00+01:00"}}}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let got = send(
+        &sandbox,
+        reqwest::Method::GET,
+        "/api/v1/datasets/acme/triage/streams/s",
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(sandbox.schema_violations(), vec![]);
+    assert_eq!(
+        got.body["stream"]["comment_filter"]["timestamp"],
+        json!({"minimum": "2020-06-03T16:05:00Z", "maximum": "2021-01-01T00:00:00+01:00"})
+    );
+}
