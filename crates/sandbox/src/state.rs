@@ -339,6 +339,23 @@ struct Attachment {
     attachment_reference: Option<String>,
 }
 
+/// Removes every `null` member of `object` and of the objects inside it
+/// (array items stay, so positions do not shift).
+fn drop_nulls(object: &mut Map<String, Value>) {
+    object.retain(|_, v| !v.is_null());
+    for value in object.values_mut() {
+        drop_nulls_in(value);
+    }
+}
+
+fn drop_nulls_in(value: &mut Value) {
+    match value {
+        Value::Object(object) => drop_nulls(object),
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls_in),
+        _ => {}
+    }
+}
+
 /// The keys of `CommentNew`: what a comment stores.
 const COMMENT_KEYS: [&str; 7] = [
     "id",
@@ -733,6 +750,20 @@ impl State {
                 unreachable!("decoded as a struct, so an object");
             };
             fields.retain(|k, _| COMMENT_KEYS.contains(&k.as_str()));
+            // A `null` optional field is stored as absent (the spec's
+            // comments have no nullable fields), at any depth.
+            drop_nulls(&mut fields);
+            if let Some(Value::Array(messages)) = fields.get_mut("messages") {
+                for (m, message) in messages.iter_mut().enumerate() {
+                    if let Some(Value::String(text)) = message.get_mut("sent_at") {
+                        *text = stored_timestamp(text).ok_or_else(|| {
+                            ApiError::unprocessable(format!(
+                                "`{prefix}.messages[{m}].sent_at`: not a date-time: {text:?}"
+                            ))
+                        })?;
+                    }
+                }
+            }
             // A timestamp without an offset (the service's examples send
             // `2020-06-03T16:05:00`) is stored as RFC 3339 UTC, so that
             // answers hold the spec's `date-time`; an RFC 3339 one is kept

@@ -417,3 +417,52 @@ async fn a_stream_filter_timestamp_without_an_offset_reads_back_as_rfc3339() {
         json!({"minimum": "2020-06-03T16:05:00Z", "maximum": "2021-01-01T00:00:00+01:00"})
     );
 }
+
+#[tokio::test]
+async fn a_comment_with_nulls_and_an_offsetless_sent_at_reads_back_in_the_specs_shape() {
+    let sandbox = checked().await;
+    acme_inbox(&sandbox).await;
+    let token = Some(sandbox.token());
+    let synced = send(
+        &sandbox,
+        reqwest::Method::POST,
+        "/api/v1/sources/acme/inbox/sync",
+        token,
+        Some(
+            r#"{"comments": [{"id": "c1", "timestamp": null, "thread_id": null, "user_properties": null, "messages": [{"body": {"text": "hi", "translated_from": null}, "sent_at": "2020-06-03T16:05:00", "to": null, "subject": null}]}]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(synced.status, 200, "{}", synced.body);
+    let got = send(
+        &sandbox,
+        reqwest::Method::GET,
+        "/api/v1/sources/acme/inbox/comments/c1",
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(sandbox.schema_violations(), vec![]);
+    assert_eq!(
+        got.body["comment"]["messages"][0]["sent_at"],
+        "2020-06-03T16:05:00Z"
+    );
+    assert_eq!(got.body["comment"].get("thread_id"), None);
+    // A `sent_at` that is no date-time is refused, naming it.
+    let message = error_message(
+        &send(
+            &sandbox,
+            reqwest::Method::POST,
+            "/api/v1/sources/acme/inbox/sync",
+            token,
+            Some(r#"{"comments": [{"id": "c1", "messages": [{"body": {"text": "hi"}, "sent_at": "yesterday"}]}]}"#),
+        )
+        .await,
+        422,
+    );
+    assert!(
+        message.contains("`comments[0].messages[0].sent_at`"),
+        "{message}"
+    );
+}
