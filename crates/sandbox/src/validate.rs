@@ -231,6 +231,15 @@ mod tests {
     }
 
     #[test]
+    fn every_implemented_operation_has_a_compiled_success_schema() {
+        for op in crate::handlers::IMPLEMENTED {
+            if let Err(message) = validator(op.id) {
+                panic!("{}: {message}", op.id);
+            }
+        }
+    }
+
+    #[test]
     fn an_unknown_operation_is_a_violation_not_a_pass() {
         let violations = validate_response("no_such_operation", &json!({"status": "ok"}));
         assert_eq!(violations.len(), 1, "{violations:?}");

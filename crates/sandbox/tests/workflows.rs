@@ -691,3 +691,83 @@ async fn bulk_sync_of_thousands_of_comments_reads_back_the_exact_count() {
     }
     assert_eq!(count, n);
 }
+
+/// The names under `key` (`projects`, `sources`, ...) of a listing.
+fn names<T: serde::Serialize>(listing: T, key: &str) -> Vec<String> {
+    let value = serde_json::to_value(listing).unwrap();
+    value[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `{key}` in {value}"))
+        .iter()
+        .map(|item| item["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn listings_and_fetch_read_back_what_was_created() {
+    // Every implemented operation answers here or above, each answer checked
+    // against the spec's success schema by `checked`.
+    let sandbox = checked().await;
+    let client = client(&sandbox);
+    stream_setup(&client).await;
+    sync(
+        &client,
+        vec![
+            comment("c1", "2026-03-01T10:00:00Z", "refund please"),
+            comment("c2", "2026-03-01T11:00:00Z", "where is my order"),
+        ],
+    )
+    .await;
+
+    let got = client.get_project().project("acme").send().await.unwrap();
+    let got = serde_json::to_value(got.into_inner()).unwrap();
+    assert_eq!(got["project"]["name"], "acme");
+    let listed = client.list_projects().send().await.unwrap().into_inner();
+    assert_eq!(names(listed, "projects"), ["acme"]);
+    let listed = client
+        .list_all_projects()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(names(listed, "projects"), ["acme"]);
+    let listed = client.list_sources().send().await.unwrap().into_inner();
+    assert_eq!(names(listed, "sources"), ["inbox"]);
+    let listed = client.list_datasets().send().await.unwrap().into_inner();
+    assert_eq!(names(listed, "datasets"), ["triage"]);
+    let listed = client
+        .list_project_datasets()
+        .project("acme")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(names(listed, "datasets"), ["triage"]);
+    let listed = client
+        .list_streams()
+        .project("acme")
+        .dataset_name("triage")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(names(listed, "streams"), ["refunds"]);
+
+    let fetched = client
+        .fetch_stream()
+        .project("acme")
+        .dataset_name("triage")
+        .stream_name("refunds")
+        .body(typed::<types::FetchStreamRequest>(json!({"size": 10})))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = fetched
+        .results
+        .iter()
+        .map(|r| r.comment.id.as_str())
+        .collect();
+    assert_eq!(ids, ["c1", "c2"]);
+    assert_eq!(sandbox.schema_violations(), vec![]);
+}
