@@ -565,11 +565,23 @@ impl State {
     }
 
     fn source_id(&self, project: &str, name: &str) -> Result<String, ApiError> {
+        self.named_id(&self.source_names, "source", project, name)
+    }
+
+    /// The id `names` holds for `project/name` (a source's or a dataset's),
+    /// or a 404 naming the `kind` (also when the project does not exist).
+    fn named_id(
+        &self,
+        names: &BTreeMap<(String, String), String>,
+        kind: &str,
+        project: &str,
+        name: &str,
+    ) -> Result<String, ApiError> {
         self.require_project(project)?;
-        self.source_names
+        names
             .get(&(project.to_owned(), name.to_owned()))
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("source `{project}/{name}`")))
+            .ok_or_else(|| ApiError::not_found(format!("{kind} `{project}/{name}`")))
     }
 
     pub(crate) fn create_source(
@@ -964,11 +976,7 @@ impl State {
     }
 
     fn dataset_id(&self, project: &str, name: &str) -> Result<String, ApiError> {
-        self.require_project(project)?;
-        self.dataset_names
-            .get(&(project.to_owned(), name.to_owned()))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("dataset `{project}/{name}`")))
+        self.named_id(&self.dataset_names, "dataset", project, name)
     }
 
     pub(crate) fn create_dataset(
