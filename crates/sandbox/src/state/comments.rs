@@ -1,0 +1,381 @@
+//! Comments: sync (upsert by id), get, delete, list in pages.
+
+use super::*;
+
+/// A validated comment of a sync: id, stored fields, timestamp.
+type Upload = (String, Map<String, Value>, Option<DateTime<Utc>>);
+
+#[derive(Deserialize)]
+struct SyncCommentsRequest {
+    comments: Vec<Value>,
+}
+
+/// `CommentNew`, to check each comment's shape; the comment is stored as sent.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct CommentNew {
+    id: String,
+    timestamp: Option<String>,
+    thread_id: Option<String>,
+    user_properties: Option<BTreeMap<String, UserPropertyValue>>,
+    messages: Option<Vec<Message>>,
+    text_format: Option<String>,
+    attachments: Option<Vec<Attachment>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum UserPropertyValue {
+    String(String),
+    Number(f64),
+    Bool(bool),
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Message {
+    from: Option<String>,
+    to: Option<Vec<String>>,
+    cc: Option<Vec<String>>,
+    bcc: Option<Vec<String>>,
+    sent_at: Option<String>,
+    language: Option<String>,
+    body: MessageText,
+    subject: Option<MessageText>,
+    signature: Option<MessageText>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct MessageText {
+    text: String,
+    translated_from: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Attachment {
+    name: String,
+    size: Option<i64>,
+    content_type: Option<String>,
+    content_hash: Option<String>,
+    inline: Option<bool>,
+    attachment_reference: Option<String>,
+}
+
+/// Removes every `null` member of `object` and of the objects inside it
+/// (array items stay, so positions do not shift).
+fn drop_nulls(object: &mut Map<String, Value>) {
+    object.retain(|_, v| !v.is_null());
+    for value in object.values_mut() {
+        drop_nulls_in(value);
+    }
+}
+
+fn drop_nulls_in(value: &mut Value) {
+    match value {
+        Value::Object(object) => drop_nulls(object),
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls_in),
+        _ => {}
+    }
+}
+
+/// The keys of `CommentNew`: what a comment stores.
+const COMMENT_KEYS: [&str; 7] = [
+    "id",
+    "timestamp",
+    "thread_id",
+    "user_properties",
+    "messages",
+    "text_format",
+    "attachments",
+];
+
+impl State {
+    pub(super) fn comment_json(source_id: &str, c: &StoredComment) -> Value {
+        let mut out = c.fields.clone();
+        let id = c
+            .fields
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        out.insert("uid".into(), format!("{source_id}.{id}").into());
+        out.insert("source_id".into(), source_id.into());
+        out.insert("created_at".into(), ts(c.created_at));
+        out.insert("last_modified".into(), ts(c.last_modified));
+        out.insert("has_annotations".into(), false.into());
+        Value::Object(out)
+    }
+
+    /// Upserts by id: a new id is created, a changed comment updated (and
+    /// delivered again by streams), an identical one left alone.
+    pub(crate) fn sync_comments(
+        &mut self,
+        project: &str,
+        name: &str,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let request: SyncCommentsRequest = decode_value(body, "")?;
+        let source_id = self.source_id(project, name)?;
+        if request.comments.len() > MAX_SYNC_COMMENTS {
+            return Err(ApiError::unprocessable(format!(
+                "`comments`: at most {MAX_SYNC_COMMENTS} comments per request, got {}",
+                request.comments.len()
+            )));
+        }
+        // Validate everything before changing anything.
+        let mut batch: Vec<Upload> = Vec::with_capacity(request.comments.len());
+        for (i, value) in request.comments.into_iter().enumerate() {
+            let prefix = format!("comments[{i}]");
+            let comment: CommentNew = decode_value(value.clone(), &prefix)?;
+            let timestamp = match &comment.timestamp {
+                Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
+                    ApiError::unprocessable(format!(
+                        "`{prefix}.timestamp`: not a date-time: {text:?}"
+                    ))
+                })?),
+                None => None,
+            };
+            let Value::Object(mut fields) = value else {
+                unreachable!("decoded as a struct, so an object");
+            };
+            fields.retain(|k, _| COMMENT_KEYS.contains(&k.as_str()));
+            // A `null` optional field is stored as absent (the spec's
+            // comments have no nullable fields), at any depth.
+            drop_nulls(&mut fields);
+            if let Some(Value::Array(messages)) = fields.get_mut("messages") {
+                for (m, message) in messages.iter_mut().enumerate() {
+                    if let Some(Value::String(text)) = message.get_mut("sent_at") {
+                        *text = stored_timestamp(text).ok_or_else(|| {
+                            ApiError::unprocessable(format!(
+                                "`{prefix}.messages[{m}].sent_at`: not a date-time: {text:?}"
+                            ))
+                        })?;
+                    }
+                }
+            }
+            // A timestamp without an offset (the service's examples send
+            // `2020-06-03T16:05:00`) is stored as RFC 3339 UTC, so that
+            // answers hold the spec's `date-time`; an RFC 3339 one is kept
+            // as written.
+            if let Some(text) = comment.timestamp.as_deref().and_then(stored_timestamp) {
+                fields.insert("timestamp".into(), Value::String(text));
+            }
+            batch.push((comment.id, fields, timestamp));
+        }
+
+        let now = self.clock.now();
+        let (mut new, mut properties_only, mut text_changed, mut unchanged) =
+            (0u64, 0u64, 0u64, 0u64);
+        // In request order: an id given twice is created, then updated.
+        let source = self
+            .sources
+            .get_mut(&source_id)
+            .expect("indexed source exists");
+        for (id, fields, timestamp) in batch {
+            let order = timestamp.unwrap_or(now);
+            let seq = self.next_seq;
+            match source.comments.get_mut(&id) {
+                Some(stored) if stored.fields == fields => unchanged += 1,
+                Some(stored) => {
+                    if stored.fields.get("messages") == fields.get("messages")
+                        && stored.fields.get("text_format") == fields.get("text_format")
+                    {
+                        properties_only += 1;
+                    } else {
+                        text_changed += 1;
+                    }
+                    source.by_time.remove(&(stored.order, id.clone()));
+                    source.by_time.insert((order, id.clone()));
+                    self.log.remove(&stored.seq);
+                    stored.fields = fields;
+                    stored.order = order;
+                    stored.last_modified = now;
+                    stored.seq = seq;
+                    self.next_seq += 1;
+                    self.log.insert(
+                        seq,
+                        LogEntry {
+                            source_id: source_id.clone(),
+                            comment_id: id,
+                            at: now,
+                        },
+                    );
+                }
+                None => {
+                    new += 1;
+                    source.by_time.insert((order, id.clone()));
+                    source.comments.insert(
+                        id.clone(),
+                        StoredComment {
+                            fields,
+                            order,
+                            created_at: now,
+                            last_modified: now,
+                            seq,
+                        },
+                    );
+                    self.next_seq += 1;
+                    self.log.insert(
+                        seq,
+                        LogEntry {
+                            source_id: source_id.clone(),
+                            comment_id: id,
+                            at: now,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(json!({
+            "new": new,
+            "updated": properties_only + text_changed,
+            "updated_properties_only": properties_only,
+            "updated_text_changed": text_changed,
+            "unchanged": unchanged,
+        }))
+    }
+
+    pub(crate) fn get_comment(
+        &self,
+        project: &str,
+        name: &str,
+        comment_id: &str,
+    ) -> Result<Value, ApiError> {
+        let source_id = self.source_id(project, name)?;
+        let comment = self.sources[&source_id]
+            .comments
+            .get(comment_id)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "comment `{comment_id}` in source `{project}/{name}`"
+                ))
+            })?;
+        Ok(json!({"comment": Self::comment_json(&source_id, comment)}))
+    }
+
+    /// Deletes the comments named by `id` (repeated) or `ids`
+    /// (comma-separated); ids the source does not hold are ignored.
+    pub(crate) fn delete_comments(
+        &mut self,
+        project: &str,
+        name: &str,
+        query: &Query,
+    ) -> Result<Value, ApiError> {
+        let source_id = self.source_id(project, name)?;
+        let mut ids: Vec<&str> = query.all("id");
+        for list in query.all("ids") {
+            ids.extend(list.split(',').filter(|s| !s.is_empty()));
+        }
+        if ids.is_empty() {
+            return Err(ApiError::bad_request(
+                "name the comments to delete with `id` or `ids`",
+            ));
+        }
+        let source = self
+            .sources
+            .get_mut(&source_id)
+            .expect("indexed source exists");
+        for id in ids {
+            if let Some(stored) = source.comments.remove(id) {
+                source.by_time.remove(&(stored.order, id.to_owned()));
+                self.log.remove(&stored.seq);
+            }
+        }
+        Ok(json!({}))
+    }
+
+    /// One page of a source's comments in `(timestamp, id)` order; the
+    /// continuation names the last comment of the page.
+    pub(crate) fn list_source_comments(
+        &self,
+        project: &str,
+        name: &str,
+        query: &Query,
+    ) -> Result<Value, ApiError> {
+        let source_id = self.source_id(project, name)?;
+        let from = query.timestamp("from_timestamp")?;
+        let to = query.timestamp("to_timestamp")?;
+        let limit = match query.integer("limit")? {
+            None => DEFAULT_PAGE,
+            Some(n) if (1..=MAX_PAGE as i64).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(ApiError::bad_request(format!(
+                    "query `limit`: between 1 and {MAX_PAGE}, got {n}"
+                )));
+            }
+        };
+        if query
+            .get("include_thread_properties")
+            .is_some_and(|v| v == "true")
+        {
+            return Err(ApiError::new(
+                http::StatusCode::NOT_IMPLEMENTED,
+                "list_source_comments: `include_thread_properties` is not implemented by the sandbox",
+            ));
+        }
+        let after = query.get("after").map(decode_cursor).transpose()?;
+        let source = &self.sources[&source_id];
+        let start = match (&after, from) {
+            (Some(cursor), _) => std::ops::Bound::Excluded(cursor.clone()),
+            (None, Some(from)) => std::ops::Bound::Included((from, String::new())),
+            (None, None) => std::ops::Bound::Unbounded,
+        };
+        let mut page = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for key in source.by_time.range((start, std::ops::Bound::Unbounded)) {
+            if from.is_some_and(|from| key.0 < from) {
+                continue;
+            }
+            if to.is_some_and(|to| key.0 >= to) {
+                break;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(Self::comment_json(&source_id, &source.comments[&key.1]));
+            last = Some(key);
+        }
+        let continuation = match (more, last) {
+            (true, Some(key)) => Value::String(encode_cursor(key)),
+            _ => Value::Null,
+        };
+        Ok(json!({"comments": page, "continuation": continuation}))
+    }
+
+    // -- datasets -----------------------------------------------------------
+}
+
+/// A listing cursor: the (timestamp, id) of the last comment of a page, hex-encoded.
+fn encode_cursor((t, id): &(DateTime<Utc>, String)) -> String {
+    let text = format!(
+        "{}\n{id}",
+        t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    );
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, String), ApiError> {
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "query `after`: not a continuation of this sandbox: {text:?}"
+        ))
+    };
+    if !text.len().is_multiple_of(2) {
+        return Err(invalid());
+    }
+    let bytes: Vec<u8> = (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(invalid)?;
+    let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (t, id) = decoded.split_once('\n').ok_or_else(invalid)?;
+    Ok((parse_timestamp(t).ok_or_else(invalid)?, id.to_owned()))
+}

@@ -1,0 +1,271 @@
+//! The in-memory state and the semantics of each implemented operation.
+//! See `DESIGN.md` for the model; every method validates its whole input
+//! before it changes anything, so a rejected request leaves no trace.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+mod comments;
+mod datasets;
+mod projects;
+mod sources;
+mod streams;
+
+use crate::wire::{
+    ApiError, Query, decode_value, format_timestamp, parse_timestamp, stored_timestamp,
+};
+
+/// The most comments one `sync_comments` request may carry (the spec's limit).
+pub(crate) const MAX_SYNC_COMMENTS: usize = 16_384;
+/// The default and largest page of `list_source_comments`.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1_024;
+/// The default and largest batch of `get_stream_results` / `fetch_stream`.
+const DEFAULT_BATCH: usize = 16;
+const MAX_BATCH: usize = 1_024;
+
+/// A caller: who a token belongs to and what it may do.
+#[derive(Debug, Clone)]
+pub(crate) struct Principal {
+    pub(crate) permissions: BTreeSet<String>,
+}
+
+/// Everything the sandbox holds.
+#[derive(Debug)]
+pub(crate) struct State {
+    clock: Clock,
+    rng: fastrand::Rng,
+    pub(crate) tokens: HashMap<String, Principal>,
+    projects: BTreeMap<String, Project>,
+    /// By id.
+    sources: BTreeMap<String, Source>,
+    /// (project, name) → id.
+    source_names: BTreeMap<(String, String), String>,
+    /// By id.
+    datasets: BTreeMap<String, Dataset>,
+    /// (project, name) → id.
+    dataset_names: BTreeMap<(String, String), String>,
+    /// The upload log: every stored comment version by sequence number,
+    /// the order streams deliver in. A comment has exactly one entry (its
+    /// latest version); an update moves it to the end.
+    log: BTreeMap<u64, LogEntry>,
+    next_seq: u64,
+}
+
+#[derive(Debug)]
+struct Clock {
+    last: DateTime<Utc>,
+}
+
+impl Clock {
+    /// Now, in microseconds, strictly after every earlier reading: upload
+    /// times order comments even when two requests land in the same tick.
+    fn now(&mut self) -> DateTime<Utc> {
+        let wall = Utc::now()
+            .duration_trunc(TimeDelta::microseconds(1))
+            .unwrap_or_else(|_| Utc::now());
+        let next = self.last + TimeDelta::microseconds(1);
+        self.last = wall.max(next);
+        self.last
+    }
+}
+
+#[derive(Debug)]
+struct Project {
+    id: String,
+    name: String,
+    title: String,
+    description: String,
+    user_auto_join: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct Source {
+    id: String,
+    project: String,
+    name: String,
+    settings: SourceSettings,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    comments: HashMap<String, StoredComment>,
+    /// (timestamp, id) of every comment: the listing order.
+    by_time: BTreeSet<(DateTime<Utc>, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct SourceSettings {
+    kind: String,
+    language: String,
+    title: String,
+    description: String,
+    should_translate: bool,
+    sensitive_properties: Vec<String>,
+    bucket_id: Option<String>,
+    email_transform_tag: Option<String>,
+    email_transform_version: Option<i64>,
+}
+
+#[derive(Debug)]
+struct StoredComment {
+    /// The comment's fields exactly as uploaded (the keys of `CommentNew`).
+    fields: Map<String, Value>,
+    /// The listing order: the comment's `timestamp`, or its upload time
+    /// when it has none.
+    order: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    last_modified: DateTime<Utc>,
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct LogEntry {
+    source_id: String,
+    comment_id: String,
+    at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct Dataset {
+    id: String,
+    /// The dataset as `get_dataset` answers it, `source_ids` excepted.
+    body: Map<String, Value>,
+    source_ids: Vec<String>,
+    streams: BTreeMap<String, Stream>,
+}
+
+#[derive(Debug)]
+struct Stream {
+    id: String,
+    name: String,
+    title: String,
+    description: String,
+    created_at: DateTime<Utc>,
+    updated_at: Option<DateTime<Utc>>,
+    comment_filter: Option<StreamFilter>,
+    model: Option<Value>,
+    /// Comments with a sequence number above this are still to deliver.
+    position: u64,
+}
+
+/// The part of `CommentFilter` the sandbox applies; other conditions are
+/// refused at creation (501), never silently ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamFilter {
+    #[serde(default)]
+    sources: Vec<String>,
+    #[serde(default)]
+    timestamp: Option<TimestampRange>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimestampRange {
+    minimum: Option<String>,
+    maximum: Option<String>,
+}
+
+impl StreamFilter {
+    fn to_json(&self) -> Value {
+        let mut out = json!({"sources": self.sources});
+        if let Some(range) = &self.timestamp {
+            let mut r = Map::new();
+            if let Some(min) = &range.minimum {
+                r.insert("minimum".into(), min.clone().into());
+            }
+            if let Some(max) = &range.maximum {
+                r.insert("maximum".into(), max.clone().into());
+            }
+            out["timestamp"] = Value::Object(r);
+        }
+        out
+    }
+
+    fn admits(&self, source_id: &str, comment: &StoredComment) -> bool {
+        if !self.sources.is_empty() && !self.sources.iter().any(|s| s == source_id) {
+            return false;
+        }
+        if let Some(range) = &self.timestamp {
+            let t = comment.order;
+            if range
+                .minimum
+                .as_deref()
+                .and_then(parse_timestamp)
+                .is_some_and(|min| t < min)
+            {
+                return false;
+            }
+            if range
+                .maximum
+                .as_deref()
+                .and_then(parse_timestamp)
+                .is_some_and(|max| t >= max)
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> Value {
+    Value::String(format_timestamp(t))
+}
+
+fn seq_id(seq: u64) -> String {
+    format!("{seq:016x}")
+}
+
+fn parse_seq_id(text: &str) -> Result<u64, ApiError> {
+    (text.len() == 16)
+        .then(|| u64::from_str_radix(text, 16).ok())
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`sequence_id`: not a sequence id of this sandbox: {text:?}"
+            ))
+        })
+}
+
+/// `Option<Option<T>>` from a field that may be absent, `null` or a value.
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl State {
+    pub(crate) fn new() -> Self {
+        Self {
+            clock: Clock {
+                last: DateTime::<Utc>::MIN_UTC,
+            },
+            rng: fastrand::Rng::new(),
+            tokens: HashMap::new(),
+            projects: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            source_names: BTreeMap::new(),
+            datasets: BTreeMap::new(),
+            dataset_names: BTreeMap::new(),
+            log: BTreeMap::new(),
+            next_seq: 1,
+        }
+    }
+
+    /// A fresh 16-hex-digit id.
+    pub(crate) fn new_id(&mut self) -> String {
+        format!("{:016x}", self.rng.u64(..))
+    }
+
+    /// A fresh token.
+    pub(crate) fn new_token(&mut self) -> String {
+        format!("sbx-{:016x}{:016x}", self.rng.u64(..), self.rng.u64(..))
+    }
+}
