@@ -1,86 +1,13 @@
 //! The sandbox driven through `cm_api::Client`, as a user's code drives the
 //! service: every test asserts the state that results, not just a status.
 
+use cm_api::Client;
 use cm_api::types;
-use cm_api::{Client, Endpoint, Error, RetryPolicy};
 mod common;
 
 use cm_sandbox::Sandbox;
-use common::checked;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
-
-/// A client of `sandbox` with `token`, isolated from the environment.
-fn client_with(sandbox: &Sandbox, token: &str) -> Client {
-    Client::builder()
-        .env_lookup(|_| None)
-        .config_path(std::env::temp_dir().join("cm-sandbox-tests-no-config.toml"))
-        .endpoint(Endpoint::parse(sandbox.base_url()).expect("sandbox URL"))
-        .token(token.to_owned())
-        .retry_policy(RetryPolicy::default().max_attempts(1))
-        .build()
-        .expect("client")
-}
-
-fn client(sandbox: &Sandbox) -> Client {
-    client_with(sandbox, sandbox.token())
-}
-
-/// A generated request type from JSON.
-fn typed<T: DeserializeOwned>(value: Value) -> T {
-    serde_json::from_value(value).expect("a valid request body")
-}
-
-fn comment(id: &str, timestamp: &str, text: &str) -> types::CommentNew {
-    typed(json!({
-        "id": id,
-        "timestamp": timestamp,
-        "thread_id": format!("thread-{id}"),
-        "user_properties": {"string:Country": "FR", "number:Amount": 12.5},
-        "messages": [{
-            "from": "alice@example.com",
-            "to": ["support@example.com"],
-            "subject": {"text": "Refund"},
-            "body": {"text": text},
-        }],
-    }))
-}
-
-/// The status and message of an `Error::Api`, panicking on anything else.
-fn api_error(error: Error) -> (u16, String) {
-    match error {
-        Error::Api {
-            status, message, ..
-        } => (status, message),
-        other => panic!("expected Error::Api, got {other:?}"),
-    }
-}
-
-/// A project `acme` with a source `inbox`; returns the source id.
-async fn project_and_source(client: &Client) -> String {
-    client
-        .create_project()
-        .project("acme")
-        .body(typed::<types::CreateProjectRequest>(
-            json!({"project": {"title": "ACME"}}),
-        ))
-        .send()
-        .await
-        .expect("create_project");
-    client
-        .create_source()
-        .project("acme")
-        .source_name("inbox")
-        .body(typed::<types::CreateSourceRequest>(
-            json!({"source": {"title": "Inbox"}}),
-        ))
-        .send()
-        .await
-        .expect("create_source")
-        .into_inner()
-        .source
-        .id
-}
+use common::{api_error, checked, client, client_with, comment, project_and_source, typed};
+use serde_json::json;
 
 async fn sync(client: &Client, comments: Vec<types::CommentNew>) -> types::SyncCommentsResponse {
     client
