@@ -29,6 +29,12 @@
 //! `tracing` spans, Server-Timing ([`ServerTiming`]) and one error type
 //! ([`Error`]).
 //!
+//! Every call runs in an `info` span named `cm_api.request`, with the fields
+//! `operation`, `method`, `path`, and, once answered, `status`, `attempts`,
+//! `duration_ms` (the whole call) and `server_ms` (the last answer's
+//! Server-Timing `total`, when sent): a `tracing` layer can aggregate them
+//! per operation (the `quickstart` example does).
+//!
 //! For moving data in volume:
 //!
 //! * [`paginate`]: every paginated operation as a `Stream` of items

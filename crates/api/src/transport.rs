@@ -362,6 +362,12 @@ impl Transport {
                 Ok(outcome) => {
                     let status = outcome.status();
                     span.record("status", status);
+                    // The last answer's server time, when it sends one.
+                    if let Some(total) =
+                        crate::server_timing::ServerTiming::from_headers(outcome.headers()).total()
+                    {
+                        span.record("server_ms", total.as_secs_f64() * 1000.0);
+                    }
                     if status < 400 {
                         return Ok(self.finish(outcome, attempt, maybe_applied));
                     }
@@ -684,6 +690,7 @@ impl RequestHooks for Transport {
             status = tracing::field::Empty,
             attempts = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
+            server_ms = tracing::field::Empty,
         );
         Box::pin(self.send(client, request, operation_id).instrument(span))
     }

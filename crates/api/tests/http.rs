@@ -593,3 +593,59 @@ async fn raw_body_operations_return_a_download() {
         "{err:?}"
     );
 }
+
+/// A `tracing` writer that keeps what it is given.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_request_span_records_status_attempts_and_server_time() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method("GET").path("/api/v1/datasets");
+            then.status(200)
+                .header("content-type", "application/json")
+                .header("server-timing", TIMING)
+                .json_body(json!({"status": "ok", "datasets": []}));
+        })
+        .await;
+
+    token_client(&server, fast_retries(1))
+        .list_datasets()
+        .send()
+        .await
+        .unwrap();
+
+    let lines = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let closed = lines
+        .lines()
+        .find(|line| line.contains("cm_api.request") && line.contains("close"))
+        .unwrap_or_else(|| panic!("no closed request span in:\n{lines}"));
+    for field in [
+        "operation=\"list_datasets\"",
+        "status=200",
+        "attempts=1",
+        "server_ms=12.5",
+    ] {
+        assert!(closed.contains(field), "{field} missing from {closed}");
+    }
+}
