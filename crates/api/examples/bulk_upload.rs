@@ -33,19 +33,36 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(file) => file,
+    match upload(&client, &project, &source, &path, true).await {
+        Ok(report) if report.is_complete() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("{path}: {err}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+/// Uploads the comments of the JSON-lines file at `path` to `project/source`,
+/// printing progress (when `show_progress`) and a report.
+pub async fn upload(
+    client: &Client,
+    project: &str,
+    source: &str,
+    path: &str,
+    show_progress: bool,
+) -> std::io::Result<bulk::SyncReport> {
+    let file = tokio::fs::File::open(path).await?;
     // Sizing the bar needs the file's line count: a cheap first pass.
-    let total = std::fs::read(&path)
+    let total = std::fs::read(path)
         .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count() as u64)
         .unwrap_or(0);
 
-    let bar = ProgressBar::new(total);
+    let bar = if show_progress {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} comments ({per_sec}, eta {eta}) {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -65,7 +82,7 @@ async fn main() -> ExitCode {
             }
         });
 
-    let report = bulk::sync_comments(&client, &project, &source, comments(file), options).await;
+    let report = bulk::sync_comments(client, project, source, comments(file), options).await;
     bar.finish();
     for failure in report.failures.iter().take(20) {
         eprintln!(
@@ -89,11 +106,7 @@ async fn main() -> ExitCode {
             report.not_attempted
         );
     }
-    if report.is_complete() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    Ok(report)
 }
 
 /// The file's comments, read line by line as the upload asks for them.

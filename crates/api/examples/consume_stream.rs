@@ -31,10 +31,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let consumer = StreamConsumer::new(client, &project, &dataset, &stream)
-        .batch_size(16)
-        .idle_wait(Duration::from_secs(10))
-        .on_handler_error(OnHandlerError::tag_exceptions("Example Consumer Failure"));
+    let consumer = consumer(client, &project, &dataset, &stream);
 
     // Ctrl-C: finish the batch in hand, advance past it, then stop.
     let shutdown = consumer.shutdown_token();
@@ -60,9 +57,18 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The stream's consumer: batches of 16, a 10 s wait when the stream is
+/// drained, failures tagged as exceptions.
+pub fn consumer(client: Client, project: &str, dataset: &str, stream: &str) -> StreamConsumer {
+    StreamConsumer::new(client, project, dataset, stream)
+        .batch_size(16)
+        .idle_wait(Duration::from_secs(10))
+        .on_handler_error(OnHandlerError::tag_exceptions("Example Consumer Failure"))
+}
+
 /// Prints each comment's labels; a comment without any prediction is a
 /// failure, tagged as an exception by the consumer.
-async fn handle(batch: StreamResultsResponse) -> Result<(), HandlerError> {
+pub async fn handle(batch: StreamResultsResponse) -> Result<(), HandlerError> {
     let mut unpredicted = Vec::new();
     for result in &batch.results {
         match &result.prediction {

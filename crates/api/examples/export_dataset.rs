@@ -28,40 +28,81 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let continuation = std::env::var("CM_CONTINUATION").ok();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let outcome = export(&client, &project, &dataset, continuation, &mut out).await;
+    let _ = out.flush();
+    match outcome {
+        Ok(Exported { comments, pages }) => {
+            eprintln!("exported {comments} comments in {pages} pages");
+            ExitCode::SUCCESS
+        }
+        Err(stopped) => {
+            eprintln!(
+                "error after {} comments: {}",
+                stopped.comments, stopped.error
+            );
+            if let Some(cursor) = &stopped.resume {
+                eprintln!("resume with CM_CONTINUATION={cursor}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug)]
+pub struct Exported {
+    /// Comments written.
+    pub comments: u64,
+    /// Pages fetched.
+    pub pages: u64,
+}
+
+/// Why an export stopped, and where to resume it.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Comments written before the error.
+    pub comments: u64,
+    /// What stopped the export.
+    pub error: Box<dyn std::error::Error + Send + Sync>,
+    /// The cursor to resume from (`CM_CONTINUATION`).
+    pub resume: Option<String>,
+}
+
+/// Writes every comment of `project/dataset` to `out`, one JSON line each,
+/// starting at `continuation` (a page's cursor) when given.
+pub async fn export(
+    client: &Client,
+    project: &str,
+    dataset: &str,
+    continuation: Option<String>,
+    out: &mut impl Write,
+) -> Result<Exported, Stopped> {
     let request = ExportDatasetRequest {
         limit: Some(512),
         // Resume an interrupted export where it stopped.
-        continuation: std::env::var("CM_CONTINUATION").ok(),
+        continuation,
         ..Default::default()
     };
-    let mut comments = client
-        .paginate()
-        .export_dataset(&project, &dataset, request);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut comments = client.paginate().export_dataset(project, dataset, request);
     let mut count = 0u64;
     while let Some(item) = comments.next().await {
-        match item {
-            Ok(exported) => {
-                let line = serde_json::to_string(&exported).unwrap_or_default();
-                if writeln!(out, "{line}").is_err() {
-                    return ExitCode::FAILURE;
-                }
-                count += 1;
-            }
-            Err(err) => {
-                let _ = out.flush();
-                eprintln!("error after {count} comments: {err}");
-                if let Some(cursor) = comments.resume_cursor() {
-                    eprintln!("resume with CM_CONTINUATION={cursor}");
-                }
-                return ExitCode::FAILURE;
-            }
+        let written = item
+            .map_err(Into::into)
+            .and_then(|exported| Ok(serde_json::to_writer(&mut *out, &exported)?))
+            .and_then(|()| Ok(writeln!(out)?));
+        if let Err(error) = written {
+            return Err(Stopped {
+                comments: count,
+                error,
+                resume: comments.resume_cursor().cloned(),
+            });
         }
+        count += 1;
     }
-    let _ = out.flush();
-    eprintln!(
-        "exported {count} comments in {} pages",
-        comments.pages_fetched()
-    );
-    ExitCode::SUCCESS
+    Ok(Exported {
+        comments: count,
+        pages: comments.pages_fetched(),
+    })
 }

@@ -23,8 +23,15 @@ async fn main() -> ExitCode {
     };
     let content_type =
         std::env::var("CM_CONTENT_TYPE").unwrap_or_else(|_| "application/pdf".to_owned());
-    match run(&source_id, &file, &content_type).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let client = match Client::from_env() {
+        Ok(client) => client,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&client, &source_id, &file, &content_type).await {
+        Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{err}");
             ExitCode::FAILURE
@@ -32,13 +39,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(
+/// Uploads `file` as a document of the source, then downloads it to
+/// `<file>.downloaded`; returns the copy's path.
+pub async fn run(
+    client: &Client,
     source_id: &str,
     file: &str,
     content_type: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let client = Client::from_env()?;
-
+) -> Result<String, Box<dyn std::error::Error>> {
     let upload = Upload::from_path(file, content_type).await?;
     println!("uploading {} ({} bytes)", upload.file_name(), upload.len());
     let stored = client.uploads().document(source_id, upload).await?;
@@ -63,5 +71,5 @@ async fn run(
     let copy = format!("{file}.downloaded");
     let written = download.save(&copy).await?;
     println!("wrote {written} bytes to {copy}");
-    Ok(())
+    Ok(copy)
 }
