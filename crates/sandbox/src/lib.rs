@@ -236,7 +236,7 @@ impl Sandbox {
     /// The ids of the operations the sandbox implements; every other
     /// operation of the spec answers 501.
     pub fn implemented_operations() -> Vec<&'static str> {
-        handlers::IMPLEMENTED.iter().map(|op| op.id).collect()
+        handlers::all_implemented().map(|(id, _)| id).collect()
     }
 }
 
@@ -296,8 +296,8 @@ pub fn all_permissions() -> BTreeSet<String> {
         .iter()
         .flat_map(|op| op.permissions.iter().cloned())
         .collect();
-    for op in handlers::IMPLEMENTED {
-        all.extend(op.permissions.iter().map(|p| (*p).to_owned()));
+    for (_, permissions) in handlers::all_implemented() {
+        all.extend(permissions.iter().map(|p| (*p).to_owned()));
     }
     all
 }
@@ -373,7 +373,12 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         })?
     };
 
-    let Some(implemented) = handlers::implemented(&operation.id) else {
+    let implemented = handlers::implemented(&operation.id);
+    let file_operation = handlers::file_operation(&operation.id);
+    let Some(own_permissions) = implemented
+        .map(|op| op.permissions)
+        .or(file_operation.map(|op| op.permissions))
+    else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             format!(
@@ -383,7 +388,7 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         ));
     };
     let required: Vec<&str> = if operation.permissions.is_empty() {
-        implemented.permissions.to_vec()
+        own_permissions.to_vec()
     } else {
         operation.permissions.iter().map(String::as_str).collect()
     };
@@ -415,6 +420,22 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         params: &resolved.params,
         query: &query,
         body: &body,
+        content_type: parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    };
+    let Some(implemented) = implemented else {
+        // A file answer (`get_attachment`): the bytes as stored, not JSON.
+        let handler = file_operation.expect("one of the two tables").handler;
+        let file = handler(&mut app.lock(), &call)?;
+        let mut response = Response::new(axum::body::Body::from(file.bytes));
+        let content_type = HeaderValue::from_str(&file.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+        return Ok(response);
     };
     let value = (implemented.handler)(&mut app.lock(), &call)?;
     let answer = ok(value);
