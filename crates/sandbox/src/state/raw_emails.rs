@@ -48,25 +48,34 @@ struct RawEmailBody {
 }
 
 /// The header block of a document: `raw` as given, or `parsed` written
-/// back as `Name: value` lines (a list value as one line per item).
+/// back as `Name: value` lines (a list value as one line, its items
+/// joined by `, `, as address lists are written).
 fn header_block(headers: &RawEmailHeaders, prefix: &str) -> Result<String, ApiError> {
     match (&headers.raw, &headers.parsed) {
         (Some(raw), None) => Ok(raw.clone()),
         (None, Some(parsed)) => {
             let mut block = String::new();
             for (name, value) in parsed {
-                let values: Vec<&str> = match value {
-                    Value::String(text) => vec![text.as_str()],
+                let text = match value {
+                    Value::String(text) => text.clone(),
                     Value::Array(items) => items
                         .iter()
                         .map(Value::as_str)
-                        .collect::<Option<_>>()
-                        .ok_or_else(|| not_text(prefix, name))?,
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| not_text(prefix, name))?
+                        .join(", "),
                     _ => return Err(not_text(prefix, name)),
                 };
-                for text in values {
-                    block.push_str(&format!("{name}: {text}\r\n"));
+                let bad_name = name.is_empty()
+                    || name.contains(':')
+                    || name.chars().any(|c| c.is_control() || c == ' ');
+                if bad_name || text.contains(['\r', '\n']) {
+                    return Err(ApiError::unprocessable(format!(
+                        "`{prefix}.headers.parsed`: {name:?} is not a header name, or its value \
+                         spans lines"
+                    )));
                 }
+                block.push_str(&format!("{name}: {text}\r\n"));
             }
             Ok(block)
         }
@@ -96,10 +105,7 @@ fn addresses(address: Option<&Address<'_>>) -> Vec<String> {
 
 /// The first message id of a header such as `References`.
 fn first_id(value: &HeaderValue<'_>) -> Option<String> {
-    value
-        .as_text()
-        .map(str::to_owned)
-        .or_else(|| value.as_text_list()?.first().map(|id| id.to_string()))
+    value.as_text_list()?.first().map(|id| id.to_string())
 }
 
 /// One document as a `CommentNew`: the comment the sandbox's transform
