@@ -758,3 +758,46 @@ async fn raw_emails_need_a_transform_tag_that_matches_the_source() {
         Some("Parsed")
     );
 }
+
+#[tokio::test]
+async fn bucket_routes_need_their_permissions() {
+    let sandbox = checked().await;
+    let admin = client(&sandbox);
+    project_and_source(&admin).await;
+    let reader = common::client_with(&sandbox, &sandbox.mint_token(["buckets-read"]));
+    let refused = reader
+        .create_bucket()
+        .project("acme")
+        .bucket_name("mail")
+        .body(typed::<types::CreateBucketRequest>(json!({"bucket": {}})))
+        .send()
+        .await
+        .unwrap_err();
+    let (status, message) = api_error(refused);
+    assert_eq!(status, 403);
+    assert!(message.contains("buckets-admin"), "{message}");
+    assert_eq!(
+        reader
+            .list_buckets()
+            .send()
+            .await
+            .unwrap()
+            .into_inner()
+            .buckets,
+        vec![]
+    );
+    create_bucket(&admin, "mail").await;
+    let refused = reader
+        .add_bucket_emails()
+        .project("acme")
+        .bucket_name("mail")
+        .body(typed::<types::AddEmailsRequest>(json!({"emails": []})))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(refused).0, 403);
+    assert_eq!(
+        email_count(&reader).await,
+        json!({"kind": "exact", "value": 0})
+    );
+}
