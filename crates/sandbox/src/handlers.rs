@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::state::State;
+use crate::state::{File, State};
 use crate::wire::{ApiError, Query, decode};
 
 /// What a handler gets: the decoded path parameters, the query and the body.
@@ -14,6 +14,8 @@ pub(crate) struct Call<'a> {
     pub(crate) params: &'a BTreeMap<String, String>,
     pub(crate) query: &'a Query,
     pub(crate) body: &'a Bytes,
+    /// The request's `Content-Type` (multipart uploads need its boundary).
+    pub(crate) content_type: Option<&'a str>,
 }
 
 impl Call<'_> {
@@ -31,6 +33,7 @@ impl Call<'_> {
 }
 
 type Handler = fn(&mut State, &Call<'_>) -> Result<Value, ApiError>;
+type FileHandler = fn(&mut State, &Call<'_>) -> Result<File, ApiError>;
 
 /// One implemented operation.
 pub(crate) struct Implemented {
@@ -219,7 +222,141 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
             )
         },
     },
+    // comments, older routes and raw emails
+    Implemented {
+        id: "add_comments",
+        permissions: &["sources-add-comments"],
+        handler: |s, c| s.add_comments(c.param("project"), c.param("source_name"), c.json()?),
+    },
+    Implemented {
+        id: "sync_raw_emails",
+        permissions: &[],
+        handler: |s, c| s.sync_raw_emails(c.param("project"), c.param("source_name"), c.json()?),
+    },
+    // attachments (get_attachment answers a file: FILE_OPERATIONS)
+    Implemented {
+        id: "upload_comment_attachment",
+        permissions: &["sources-add-comments"],
+        handler: |s, c| {
+            s.upload_comment_attachment(
+                c.param("source_id"),
+                c.param("comment_id"),
+                c.param("attachment_index"),
+                c.content_type,
+                c.body,
+            )
+        },
+    },
+    // buckets
+    Implemented {
+        id: "list_buckets",
+        permissions: &["buckets-read"],
+        handler: |s, _| s.list_buckets(None),
+    },
+    Implemented {
+        id: "list_project_buckets",
+        permissions: &["buckets-read"],
+        handler: |s, c| s.list_buckets(Some(c.param("project"))),
+    },
+    Implemented {
+        id: "get_bucket",
+        permissions: &["buckets-read"],
+        handler: |s, c| s.get_bucket(c.param("project"), c.param("bucket_name")),
+    },
+    Implemented {
+        id: "get_bucket_by_id",
+        permissions: &["buckets-read"],
+        handler: |s, c| s.get_bucket_by_id(c.param("bucket_id")),
+    },
+    Implemented {
+        id: "create_bucket",
+        permissions: &["buckets-admin"],
+        handler: |s, c| s.create_bucket(c.param("project"), c.param("bucket_name"), c.json()?),
+    },
+    Implemented {
+        id: "update_bucket",
+        permissions: &["buckets-admin"],
+        handler: |s, c| s.update_bucket(c.param("project"), c.param("bucket_name"), c.json()?),
+    },
+    Implemented {
+        id: "delete_bucket_by_id",
+        permissions: &["buckets-admin"],
+        handler: |s, c| s.delete_bucket_by_id(c.param("bucket_id")),
+    },
+    Implemented {
+        id: "get_bucket_statistics",
+        permissions: &["buckets-read"],
+        handler: |s, c| s.get_bucket_statistics(c.param("project"), c.param("bucket_name")),
+    },
+    // emails in buckets
+    Implemented {
+        id: "add_bucket_emails",
+        permissions: &["buckets-append"],
+        handler: |s, c| s.add_bucket_emails(c.param("project"), c.param("bucket_name"), c.json()?),
+    },
+    Implemented {
+        id: "get_bucket_email",
+        permissions: &["buckets-read"],
+        handler: |s, c| s.get_bucket_email(c.param("project"), c.param("bucket_name"), c.query),
+    },
+    Implemented {
+        id: "list_bucket_emails",
+        permissions: &["buckets-read"],
+        handler: |s, c| {
+            s.list_bucket_emails(
+                c.param("project"),
+                c.param("bucket_name"),
+                c.json()?,
+                "list_bucket_emails",
+            )
+        },
+    },
+    Implemented {
+        id: "query_bucket_emails",
+        permissions: &["buckets-read"],
+        handler: |s, c| {
+            s.list_bucket_emails(
+                c.param("project"),
+                c.param("bucket_name"),
+                c.json()?,
+                "query_bucket_emails",
+            )
+        },
+    },
+    Implemented {
+        id: "delete_bucket_emails",
+        permissions: &["buckets-append"],
+        handler: |s, c| s.delete_bucket_emails(c.param("project"), c.param("bucket_name"), c.query),
+    },
 ];
+
+/// An implemented operation whose answer is a file, not JSON.
+pub(crate) struct FileOperation {
+    pub(crate) id: &'static str,
+    /// As [`Implemented::permissions`].
+    pub(crate) permissions: &'static [&'static str],
+    pub(crate) handler: FileHandler,
+}
+
+/// The implemented operations that answer files.
+pub(crate) const FILE_OPERATIONS: &[FileOperation] = &[FileOperation {
+    id: "get_attachment",
+    permissions: &[],
+    handler: |s, c| s.get_attachment(c.param("attachment_reference")),
+}];
+
+/// The file-answering operation with this id.
+pub(crate) fn file_operation(id: &str) -> Option<&'static FileOperation> {
+    FILE_OPERATIONS.iter().find(|op| op.id == id)
+}
+
+/// Every implemented operation's id and the permissions the sandbox names.
+pub(crate) fn all_implemented() -> impl Iterator<Item = (&'static str, &'static [&'static str])> {
+    IMPLEMENTED
+        .iter()
+        .map(|op| (op.id, op.permissions))
+        .chain(FILE_OPERATIONS.iter().map(|op| (op.id, op.permissions)))
+}
 
 /// The implemented operation with this id.
 pub(crate) fn implemented(id: &str) -> Option<&'static Implemented> {
@@ -232,13 +369,12 @@ mod tests {
 
     #[test]
     fn every_implemented_operation_is_in_the_spec_and_has_one_permission_source() {
-        for op in IMPLEMENTED {
-            let spec = crate::spec::operation(op.id)
-                .unwrap_or_else(|| panic!("{} is not an operation of the spec", op.id));
+        for (id, permissions) in all_implemented() {
+            let spec = crate::spec::operation(id)
+                .unwrap_or_else(|| panic!("{id} is not an operation of the spec"));
             assert!(
-                spec.permissions.is_empty() || op.permissions.is_empty(),
-                "{}: the spec names its permissions ({:?}); the sandbox must not name others",
-                op.id,
+                spec.permissions.is_empty() || permissions.is_empty(),
+                "{id}: the spec names its permissions ({:?}); the sandbox must not name others",
                 spec.permissions
             );
         }

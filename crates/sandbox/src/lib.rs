@@ -3,9 +3,10 @@
 //! It serves the paths of `spec/openapi.yaml` with the service's wire
 //! conventions (the `{"status": ...}` envelope, bearer tokens with
 //! permissions, `Server-Timing`, `x-request-id`), keeps projects, sources,
-//! comments, datasets and streams in memory, and answers every operation it
-//! does not implement with a 501 naming it. See `README.md` for the list of
-//! implemented operations and `DESIGN.md` for the state model.
+//! comments, datasets, streams, buckets and attachments in memory, and
+//! answers every operation it does not implement with a 501 naming it. See
+//! `README.md` for the list of implemented operations and `DESIGN.md` for
+//! the state model.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -236,7 +237,7 @@ impl Sandbox {
     /// The ids of the operations the sandbox implements; every other
     /// operation of the spec answers 501.
     pub fn implemented_operations() -> Vec<&'static str> {
-        handlers::IMPLEMENTED.iter().map(|op| op.id).collect()
+        handlers::all_implemented().map(|(id, _)| id).collect()
     }
 }
 
@@ -296,8 +297,8 @@ pub fn all_permissions() -> BTreeSet<String> {
         .iter()
         .flat_map(|op| op.permissions.iter().cloned())
         .collect();
-    for op in handlers::IMPLEMENTED {
-        all.extend(op.permissions.iter().map(|p| (*p).to_owned()));
+    for (_, permissions) in handlers::all_implemented() {
+        all.extend(permissions.iter().map(|p| (*p).to_owned()));
     }
     all
 }
@@ -373,7 +374,12 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         })?
     };
 
-    let Some(implemented) = handlers::implemented(&operation.id) else {
+    let implemented = handlers::implemented(&operation.id);
+    let file_operation = handlers::file_operation(&operation.id);
+    let Some(own_permissions) = implemented
+        .map(|op| op.permissions)
+        .or(file_operation.map(|op| op.permissions))
+    else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             format!(
@@ -383,7 +389,7 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         ));
     };
     let required: Vec<&str> = if operation.permissions.is_empty() {
-        implemented.permissions.to_vec()
+        own_permissions.to_vec()
     } else {
         operation.permissions.iter().map(String::as_str).collect()
     };
@@ -415,6 +421,22 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         params: &resolved.params,
         query: &query,
         body: &body,
+        content_type: parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    };
+    let Some(implemented) = implemented else {
+        // A file answer (`get_attachment`): the bytes as stored, not JSON.
+        let handler = file_operation.expect("one of the two tables").handler;
+        let file = handler(&mut app.lock(), &call)?;
+        let mut response = Response::new(axum::body::Body::from(file.bytes));
+        let content_type = HeaderValue::from_str(&file.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+        return Ok(response);
     };
     let value = (implemented.handler)(&mut app.lock(), &call)?;
     let answer = ok(value);

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A validated comment of a sync: id, stored fields, timestamp.
-type Upload = (String, Map<String, Value>, Option<DateTime<Utc>>);
+pub(super) type Upload = (String, Map<String, Value>, Option<DateTime<Utc>>);
 
 #[derive(Deserialize)]
 struct SyncCommentsRequest {
@@ -92,6 +92,80 @@ const COMMENT_KEYS: [&str; 7] = [
     "attachments",
 ];
 
+/// What a sync did, comment by comment.
+#[derive(Debug, Default)]
+pub(super) struct SyncCounts {
+    new: u64,
+    properties_only: u64,
+    text_changed: u64,
+    unchanged: u64,
+}
+
+impl SyncCounts {
+    /// The counts as `SyncCommentsResponse` (and `SyncRawEmailsResponse`) have them.
+    pub(super) fn to_json(&self) -> Value {
+        json!({
+            "new": self.new,
+            "updated": self.properties_only + self.text_changed,
+            "updated_properties_only": self.properties_only,
+            "updated_text_changed": self.text_changed,
+            "unchanged": self.unchanged,
+        })
+    }
+}
+
+/// Checks every comment of an upload (`CommentNew`, under `field[i]`) and
+/// returns them as stored, or the first fault; nothing is stored here.
+pub(super) fn validate_comments(
+    comments: Vec<Value>,
+    field: &str,
+) -> Result<Vec<Upload>, ApiError> {
+    if comments.len() > MAX_SYNC_COMMENTS {
+        return Err(ApiError::unprocessable(format!(
+            "`{field}`: at most {MAX_SYNC_COMMENTS} comments per request, got {}",
+            comments.len()
+        )));
+    }
+    let mut batch: Vec<Upload> = Vec::with_capacity(comments.len());
+    for (i, value) in comments.into_iter().enumerate() {
+        let prefix = format!("{field}[{i}]");
+        let comment: CommentNew = decode_value(value.clone(), &prefix)?;
+        let timestamp = match &comment.timestamp {
+            Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
+                ApiError::unprocessable(format!("`{prefix}.timestamp`: not a date-time: {text:?}"))
+            })?),
+            None => None,
+        };
+        let Value::Object(mut fields) = value else {
+            unreachable!("decoded as a struct, so an object");
+        };
+        fields.retain(|k, _| COMMENT_KEYS.contains(&k.as_str()));
+        // A `null` optional field is stored as absent (the spec's
+        // comments have no nullable fields), at any depth.
+        drop_nulls(&mut fields);
+        if let Some(Value::Array(messages)) = fields.get_mut("messages") {
+            for (m, message) in messages.iter_mut().enumerate() {
+                if let Some(Value::String(text)) = message.get_mut("sent_at") {
+                    *text = stored_timestamp(text).ok_or_else(|| {
+                        ApiError::unprocessable(format!(
+                            "`{prefix}.messages[{m}].sent_at`: not a date-time: {text:?}"
+                        ))
+                    })?;
+                }
+            }
+        }
+        // A timestamp without an offset (the service's examples send
+        // `2020-06-03T16:05:00`) is stored as RFC 3339 UTC, so that
+        // answers hold the spec's `date-time`; an RFC 3339 one is kept
+        // as written.
+        if let Some(text) = comment.timestamp.as_deref().and_then(stored_timestamp) {
+            fields.insert("timestamp".into(), Value::String(text));
+        }
+        batch.push((comment.id, fields, timestamp));
+    }
+    Ok(batch)
+}
+
 impl State {
     pub(super) fn comment_json(source_id: &str, c: &StoredComment) -> Value {
         let mut out = c.fields.clone();
@@ -105,6 +179,7 @@ impl State {
         out.insert("created_at".into(), ts(c.created_at));
         out.insert("last_modified".into(), ts(c.last_modified));
         out.insert("has_annotations".into(), false.into());
+        attachments::describe_contents(&mut out, source_id, id, &c.contents);
         Value::Object(out)
     }
 
@@ -118,73 +193,64 @@ impl State {
     ) -> Result<Value, ApiError> {
         let request: SyncCommentsRequest = decode_value(body, "")?;
         let source_id = self.source_id(project, name)?;
-        if request.comments.len() > MAX_SYNC_COMMENTS {
-            return Err(ApiError::unprocessable(format!(
-                "`comments`: at most {MAX_SYNC_COMMENTS} comments per request, got {}",
-                request.comments.len()
-            )));
-        }
-        // Validate everything before changing anything.
-        let mut batch: Vec<Upload> = Vec::with_capacity(request.comments.len());
-        for (i, value) in request.comments.into_iter().enumerate() {
-            let prefix = format!("comments[{i}]");
-            let comment: CommentNew = decode_value(value.clone(), &prefix)?;
-            let timestamp = match &comment.timestamp {
-                Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
-                    ApiError::unprocessable(format!(
-                        "`{prefix}.timestamp`: not a date-time: {text:?}"
-                    ))
-                })?),
-                None => None,
-            };
-            let Value::Object(mut fields) = value else {
-                unreachable!("decoded as a struct, so an object");
-            };
-            fields.retain(|k, _| COMMENT_KEYS.contains(&k.as_str()));
-            // A `null` optional field is stored as absent (the spec's
-            // comments have no nullable fields), at any depth.
-            drop_nulls(&mut fields);
-            if let Some(Value::Array(messages)) = fields.get_mut("messages") {
-                for (m, message) in messages.iter_mut().enumerate() {
-                    if let Some(Value::String(text)) = message.get_mut("sent_at") {
-                        *text = stored_timestamp(text).ok_or_else(|| {
-                            ApiError::unprocessable(format!(
-                                "`{prefix}.messages[{m}].sent_at`: not a date-time: {text:?}"
-                            ))
-                        })?;
-                    }
-                }
-            }
-            // A timestamp without an offset (the service's examples send
-            // `2020-06-03T16:05:00`) is stored as RFC 3339 UTC, so that
-            // answers hold the spec's `date-time`; an RFC 3339 one is kept
-            // as written.
-            if let Some(text) = comment.timestamp.as_deref().and_then(stored_timestamp) {
-                fields.insert("timestamp".into(), Value::String(text));
-            }
-            batch.push((comment.id, fields, timestamp));
-        }
+        let batch = validate_comments(request.comments, "comments")?;
+        Ok(self.store_comments(&source_id, batch).to_json())
+    }
 
+    /// Adds new comments (the older upload route): an id the source
+    /// already holds, or one given twice, is a 409 and nothing is stored.
+    pub(crate) fn add_comments(
+        &mut self,
+        project: &str,
+        name: &str,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let request: SyncCommentsRequest = decode_value(body, "")?;
+        let source_id = self.source_id(project, name)?;
+        let batch = validate_comments(request.comments, "comments")?;
+        let source = &self.sources[&source_id];
+        let mut seen = BTreeSet::new();
+        for (i, (id, _, _)) in batch.iter().enumerate() {
+            if source.comments.contains_key(id) || !seen.insert(id.as_str()) {
+                return Err(ApiError::new(
+                    http::StatusCode::CONFLICT,
+                    format!(
+                        "`comments[{i}].id`: comment `{id}` already exists in source \
+                         `{project}/{name}` (add_comments only adds; sync_comments updates)"
+                    ),
+                ));
+            }
+        }
+        self.store_comments(&source_id, batch);
+        Ok(json!({}))
+    }
+
+    /// Stores a validated batch in request order (an id given twice is
+    /// created, then updated) and counts what happened to each comment.
+    pub(super) fn store_comments(&mut self, source_id: &str, batch: Vec<Upload>) -> SyncCounts {
         let now = self.clock.now();
-        let (mut new, mut properties_only, mut text_changed, mut unchanged) =
-            (0u64, 0u64, 0u64, 0u64);
-        // In request order: an id given twice is created, then updated.
+        let mut counts = SyncCounts::default();
         let source = self
             .sources
-            .get_mut(&source_id)
+            .get_mut(source_id)
             .expect("indexed source exists");
         for (id, fields, timestamp) in batch {
             let order = timestamp.unwrap_or(now);
             let seq = self.next_seq;
             match source.comments.get_mut(&id) {
-                Some(stored) if stored.fields == fields => unchanged += 1,
+                Some(stored) if stored.fields == fields => counts.unchanged += 1,
                 Some(stored) => {
                     if stored.fields.get("messages") == fields.get("messages")
                         && stored.fields.get("text_format") == fields.get("text_format")
                     {
-                        properties_only += 1;
+                        counts.properties_only += 1;
                     } else {
-                        text_changed += 1;
+                        counts.text_changed += 1;
+                    }
+                    // Contents were uploaded against the attachment list
+                    // they belong to; a new list drops them.
+                    if stored.fields.get("attachments") != fields.get("attachments") {
+                        stored.contents.clear();
                     }
                     source.by_time.remove(&(stored.order, id.clone()));
                     source.by_time.insert((order, id.clone()));
@@ -197,14 +263,14 @@ impl State {
                     self.log.insert(
                         seq,
                         LogEntry {
-                            source_id: source_id.clone(),
+                            source_id: source_id.to_owned(),
                             comment_id: id,
                             at: now,
                         },
                     );
                 }
                 None => {
-                    new += 1;
+                    counts.new += 1;
                     source.by_time.insert((order, id.clone()));
                     source.comments.insert(
                         id.clone(),
@@ -214,13 +280,14 @@ impl State {
                             created_at: now,
                             last_modified: now,
                             seq,
+                            contents: BTreeMap::new(),
                         },
                     );
                     self.next_seq += 1;
                     self.log.insert(
                         seq,
                         LogEntry {
-                            source_id: source_id.clone(),
+                            source_id: source_id.to_owned(),
                             comment_id: id,
                             at: now,
                         },
@@ -228,13 +295,7 @@ impl State {
                 }
             }
         }
-        Ok(json!({
-            "new": new,
-            "updated": properties_only + text_changed,
-            "updated_properties_only": properties_only,
-            "updated_text_changed": text_changed,
-            "unchanged": unchanged,
-        }))
+        counts
     }
 
     pub(crate) fn get_comment(
@@ -355,7 +416,7 @@ fn encode_cursor((t, id): &(DateTime<Utc>, String)) -> String {
         "{}\n{id}",
         t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
     );
-    text.bytes().map(|b| format!("{b:02x}")).collect()
+    hex(text.as_bytes())
 }
 
 fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, String), ApiError> {
@@ -364,17 +425,7 @@ fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, String), ApiError> {
             "query `after`: not a continuation of this sandbox: {text:?}"
         ))
     };
-    if !text.len().is_multiple_of(2) {
-        return Err(invalid());
-    }
-    let bytes: Vec<u8> = (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(invalid)?;
+    let bytes = unhex(text).ok_or_else(invalid)?;
     let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (t, id) = decoded.split_once('\n').ok_or_else(invalid)?;
     Ok((parse_timestamp(t).ok_or_else(invalid)?, id.to_owned()))

@@ -8,11 +8,16 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+mod attachments;
+mod buckets;
 mod comments;
 mod datasets;
 mod projects;
+mod raw_emails;
 mod sources;
 mod streams;
+
+pub(crate) use attachments::File;
 
 use crate::wire::{
     ApiError, Query, decode_value, format_timestamp, parse_timestamp, stored_timestamp,
@@ -53,6 +58,10 @@ pub(crate) struct State {
     /// latest version); an update moves it to the end.
     log: BTreeMap<u64, LogEntry>,
     next_seq: u64,
+    /// By id.
+    buckets: BTreeMap<String, buckets::Bucket>,
+    /// (project, name) → id.
+    bucket_names: BTreeMap<(String, String), String>,
 }
 
 #[derive(Debug)]
@@ -120,6 +129,8 @@ struct StoredComment {
     created_at: DateTime<Utc>,
     last_modified: DateTime<Utc>,
     seq: u64,
+    /// Uploaded attachment contents, by position in `attachments`.
+    contents: BTreeMap<usize, attachments::Content>,
 }
 
 #[derive(Debug)]
@@ -217,6 +228,25 @@ fn ts(t: DateTime<Utc>) -> Value {
     Value::String(format_timestamp(t))
 }
 
+/// `bytes` as lowercase hex: opaque, path- and query-safe tokens.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a `hex` token; `None` when it is not one.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
 fn seq_id(seq: u64) -> String {
     format!("{seq:016x}")
 }
@@ -256,6 +286,8 @@ impl State {
             dataset_names: BTreeMap::new(),
             log: BTreeMap::new(),
             next_seq: 1,
+            buckets: BTreeMap::new(),
+            bucket_names: BTreeMap::new(),
         }
     }
 

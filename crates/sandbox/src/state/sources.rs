@@ -66,6 +66,16 @@ impl State {
             .ok_or_else(|| ApiError::not_found(format!("{kind} `{project}/{name}`")))
     }
 
+    /// A source's `bucket_id`, when set, names an existing bucket (422).
+    fn require_bucket(&self, bucket_id: Option<&Option<String>>) -> Result<(), ApiError> {
+        match bucket_id {
+            Some(Some(id)) if !self.has_bucket(id) => Err(ApiError::unprocessable(format!(
+                "`source.bucket_id`: no bucket has id `{id}`"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn create_source(
         &mut self,
         project: &str,
@@ -79,6 +89,7 @@ impl State {
             return Err(ApiError::conflict(format!("source `{project}/{name}`")));
         }
         let f = request.source;
+        self.require_bucket(f.bucket_id.as_ref())?;
         let settings = SourceSettings {
             kind: f.kind.unwrap_or_else(|| "unknown".into()),
             language: f.language.unwrap_or_else(|| "en".into()),
@@ -116,6 +127,7 @@ impl State {
     ) -> Result<Value, ApiError> {
         let request: SourceRequest = decode_value(body, "")?;
         let id = self.source_id(project, name)?;
+        self.require_bucket(request.source.bucket_id.as_ref())?;
         let now = self.clock.now();
         let source = self.sources.get_mut(&id).expect("indexed source exists");
         let f = request.source;
