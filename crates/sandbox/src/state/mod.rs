@@ -8,11 +8,18 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+mod audit;
 mod comments;
 mod datasets;
 mod projects;
 mod sources;
 mod streams;
+mod users;
+
+use audit::AuditRecord;
+pub use users::OAuthClient;
+pub(crate) use users::{GrantRefused, Refused};
+use users::{OAuthApp, Token, User};
 
 use crate::wire::{
     ApiError, Query, decode_value, format_timestamp, parse_timestamp, stored_timestamp,
@@ -27,18 +34,21 @@ const MAX_PAGE: usize = 1_024;
 const DEFAULT_BATCH: usize = 16;
 const MAX_BATCH: usize = 1_024;
 
-/// A caller: who a token belongs to and what it may do.
-#[derive(Debug, Clone)]
-pub(crate) struct Principal {
-    pub(crate) permissions: BTreeSet<String>,
-}
-
 /// Everything the sandbox holds.
 #[derive(Debug)]
 pub(crate) struct State {
     clock: Clock,
     rng: fastrand::Rng,
-    pub(crate) tokens: HashMap<String, Principal>,
+    /// The sandbox's one tenant: `(id, name)`.
+    tenant: (String, String),
+    /// By id.
+    users: BTreeMap<String, User>,
+    /// Bearer token → the user it belongs to (and its expiry).
+    tokens: HashMap<String, Token>,
+    /// OAuth client id → the application registered to a user.
+    oauth_clients: HashMap<String, OAuthApp>,
+    /// The audit log, oldest first.
+    audit: Vec<AuditRecord>,
     projects: BTreeMap<String, Project>,
     /// By id.
     sources: BTreeMap<String, Source>,
@@ -243,12 +253,16 @@ where
 
 impl State {
     pub(crate) fn new() -> Self {
-        Self {
+        let mut state = Self {
             clock: Clock {
                 last: DateTime::<Utc>::MIN_UTC,
             },
             rng: fastrand::Rng::new(),
+            tenant: (String::new(), "sandbox".to_owned()),
+            users: BTreeMap::new(),
             tokens: HashMap::new(),
+            oauth_clients: HashMap::new(),
+            audit: Vec::new(),
             projects: BTreeMap::new(),
             sources: BTreeMap::new(),
             source_names: BTreeMap::new(),
@@ -256,7 +270,9 @@ impl State {
             dataset_names: BTreeMap::new(),
             log: BTreeMap::new(),
             next_seq: 1,
-        }
+        };
+        state.tenant.0 = state.new_id();
+        state
     }
 
     /// A fresh 16-hex-digit id.
