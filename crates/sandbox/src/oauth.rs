@@ -17,12 +17,37 @@ pub(crate) const TOKEN_PATH: &str = "/identity_/connect/token";
 /// The largest token request read (a form of four short fields).
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// An OAuth error answer: `{"error": code, "error_description": ...}`.
-fn error(status: StatusCode, code: &str, description: &str) -> Response {
-    answer(
+/// A refused token request, answered `{"error": code, "error_description": ...}`.
+struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    /// The methods allowed, for a 405.
+    allow: Option<&'static str>,
+}
+
+fn error(status: StatusCode, code: &'static str, description: &str) -> OAuthError {
+    OAuthError {
         status,
-        &json!({"error": code, "error_description": description}),
-    )
+        code,
+        description: description.to_owned(),
+        allow: None,
+    }
+}
+
+impl OAuthError {
+    fn into_response(self) -> Response {
+        let mut response = answer(
+            self.status,
+            &json!({"error": self.code, "error_description": self.description}),
+        );
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
 }
 
 fn answer(status: StatusCode, body: &Value) -> Response {
@@ -37,14 +62,14 @@ fn answer(status: StatusCode, body: &Value) -> Response {
 /// One token request: `POST`, form-encoded `grant_type=client_credentials`,
 /// `client_id`, `client_secret`, optional `scope`.
 pub(crate) async fn token(app: &App, parts: Parts, body: Body) -> Response {
-    match grant(app, parts, body).await {
-        Ok(response) | Err(response) => response,
-    }
+    grant(app, parts, body)
+        .await
+        .unwrap_or_else(OAuthError::into_response)
 }
 
 /// The parameter `name` of a form, `None` when absent; 400 when repeated
 /// (RFC 6749 §3.2).
-fn single(pairs: &[(String, String)], name: &str) -> Result<Option<String>, Response> {
+fn single(pairs: &[(String, String)], name: &str) -> Result<Option<String>, OAuthError> {
     let mut values = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
     let first = values.next().cloned();
     if values.next().is_some() {
@@ -57,17 +82,16 @@ fn single(pairs: &[(String, String)], name: &str) -> Result<Option<String>, Resp
     Ok(first)
 }
 
-async fn grant(app: &App, parts: Parts, body: Body) -> Result<Response, Response> {
+async fn grant(app: &App, parts: Parts, body: Body) -> Result<Response, OAuthError> {
     if parts.method != Method::POST {
-        let mut response = error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            "the token endpoint only accepts POST",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return Err(response);
+        return Err(OAuthError {
+            allow: Some("POST"),
+            ..error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "the token endpoint only accepts POST",
+            )
+        });
     }
     if parts.headers.contains_key(header::AUTHORIZATION) {
         return Err(error(
