@@ -228,7 +228,9 @@ impl Sandbox {
     }
 
     /// A new OAuth application registered to the user `admin`: its client
-    /// id and secret, to exchange at [`Sandbox::token_url`].
+    /// id and secret, to exchange at [`Sandbox::token_url`] for access
+    /// tokens acting as `admin`. Once `admin` is deleted, the credentials
+    /// returned are refused (`invalid_client`).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
