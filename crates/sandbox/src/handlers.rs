@@ -16,6 +16,8 @@ pub(crate) struct Call<'a> {
     pub(crate) body: &'a Bytes,
     /// The request's `Content-Type` (multipart uploads need its boundary).
     pub(crate) content_type: Option<&'a str>,
+    /// The id of the user the request's token acts for.
+    pub(crate) user: &'a str,
 }
 
 impl Call<'_> {
@@ -328,6 +330,53 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
         permissions: &["buckets-append"],
         handler: |s, c| s.delete_bucket_emails(c.param("project"), c.param("bucket_name"), c.query),
     },
+    // users
+    Implemented {
+        id: "get_current_user",
+        permissions: &[],
+        handler: |s, c| s.get_current_user(c.user),
+    },
+    Implemented {
+        id: "refresh_user_permissions",
+        permissions: &[],
+        handler: |s, c| s.refresh_user_permissions(c.json()?),
+    },
+    Implemented {
+        id: "list_users",
+        permissions: &[],
+        handler: |s, _| Ok(s.list_users(false)),
+    },
+    Implemented {
+        id: "list_all_users",
+        permissions: &["tenant-users-read"],
+        handler: |s, _| Ok(s.list_users(true)),
+    },
+    Implemented {
+        id: "get_user",
+        permissions: &["tenant-users-read"],
+        handler: |s, c| s.get_user(c.param("user_id")),
+    },
+    Implemented {
+        id: "create_user",
+        permissions: &["tenant-admin"],
+        handler: |s, c| s.create_user(c.json()?),
+    },
+    Implemented {
+        id: "update_user",
+        permissions: &["tenant-admin"],
+        handler: |s, c| s.update_user(c.param("user_id"), c.json()?),
+    },
+    Implemented {
+        id: "delete_user",
+        permissions: &["tenant-admin"],
+        handler: |s, c| s.delete_user(c.param("user_id")),
+    },
+    // audit events
+    Implemented {
+        id: "query_audit_events",
+        permissions: &[],
+        handler: |s, c| s.query_audit_events(c.json()?),
+    },
 ];
 
 /// An implemented operation whose answer is a file, not JSON.
@@ -363,9 +412,53 @@ pub(crate) fn implemented(id: &str) -> Option<&'static Implemented> {
     IMPLEMENTED.iter().find(|op| op.id == id)
 }
 
+/// Verbs of operation ids that read, though some are sent as `POST`
+/// (`query_comments`, `fetch_stream`, `predict_comments`, ...).
+const READ_VERBS: &[&str] = &[
+    "get_",
+    "list_",
+    "query_",
+    "fetch_",
+    "predict_",
+    "preview_",
+    "export_",
+    "detect_",
+    "validate_",
+    "suggest_",
+];
+
+/// Whether a successful `method` request of operation `id` changed
+/// something, and so records an audit event: every method but `GET`,
+/// except the reads sent as `POST` (named by [`READ_VERBS`]).
+pub(crate) fn is_change(method: &http::Method, id: &str) -> bool {
+    method != http::Method::GET && !READ_VERBS.iter().any(|verb| id.starts_with(verb))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_are_the_writes_not_the_reads_sent_as_post() {
+        use http::Method;
+        for (method, id) in [
+            (Method::PUT, "create_source"),
+            (Method::POST, "sync_comments"),
+            (Method::DELETE, "delete_user"),
+            (Method::POST, "advance_stream"),
+        ] {
+            assert!(is_change(&method, id), "{method} {id}");
+        }
+        for (method, id) in [
+            (Method::GET, "get_source"),
+            (Method::POST, "query_audit_events"),
+            (Method::POST, "fetch_stream"),
+            (Method::POST, "get_source_statistics"),
+            (Method::POST, "predict_comments"),
+        ] {
+            assert!(!is_change(&method, id), "{method} {id}");
+        }
+    }
 
     #[test]
     fn every_implemented_operation_is_in_the_spec_and_has_one_permission_source() {

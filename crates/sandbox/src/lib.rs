@@ -21,18 +21,20 @@
 //! ```
 
 mod handlers;
+mod oauth;
 mod spec;
 mod state;
 mod validate;
 mod wire;
 
+pub use crate::state::OAuthClient;
 pub use crate::validate::{SchemaViolation, validate_response};
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State as AxumState};
@@ -44,7 +46,7 @@ use tokio::sync::oneshot;
 
 use crate::handlers::Call;
 use crate::spec::Unresolved;
-use crate::state::{Principal, State};
+use crate::state::{Refused, State};
 use crate::wire::{ApiError, Query, json_response, ok};
 
 /// The largest request body the sandbox reads (a full `sync_comments` batch
@@ -59,6 +61,8 @@ struct App {
     validate_responses: bool,
     /// What those checks found, in the order found.
     violations: Mutex<Vec<SchemaViolation>>,
+    /// How long an OAuth access token is valid.
+    access_token_lifetime: Duration,
 }
 
 impl App {
@@ -78,6 +82,7 @@ pub struct Sandbox {
     addr: SocketAddr,
     base_url: String,
     token: String,
+    admin_user_id: String,
     app: Arc<AppHandle>,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -136,6 +141,7 @@ impl Sandbox {
         let SandboxBuilder {
             addr,
             validate_responses,
+            access_token_lifetime,
         } = options;
         // Read the spec before the first request, so that a request never
         // waits for it (and the first test to fail is not a timeout).
@@ -143,18 +149,13 @@ impl Sandbox {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let mut state = State::new();
-        let token = state.new_token();
-        state.tokens.insert(
-            token.clone(),
-            Principal {
-                permissions: all_permissions().into_iter().collect(),
-            },
-        );
+        let (admin_user_id, token) = state.add_admin(all_permissions());
         let app = Arc::new(App {
             state: Mutex::new(state),
             requests: AtomicU64::new(0),
             validate_responses,
             violations: Mutex::new(Vec::new()),
+            access_token_lifetime,
         });
         let router = Router::new().fallback(handle).with_state(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -170,6 +171,7 @@ impl Sandbox {
             addr,
             base_url: format!("http://{addr}"),
             token,
+            admin_user_id,
             app: Arc::new(AppHandle(app)),
             shutdown: Some(tx),
         })
@@ -185,12 +187,20 @@ impl Sandbox {
         self.addr
     }
 
-    /// A token with every permission (`REINFER_TOKEN`).
+    /// A token with every permission (`REINFER_TOKEN`): the API token of
+    /// the user `admin`, who holds every permission globally.
     pub fn token(&self) -> &str {
         &self.token
     }
 
-    /// A new token holding exactly `permissions` (see [`all_permissions`]).
+    /// The id of the user `admin`, whose token is [`Sandbox::token`].
+    pub fn admin_user_id(&self) -> &str {
+        &self.admin_user_id
+    }
+
+    /// A new token holding exactly `permissions` (see [`all_permissions`]):
+    /// the API token of a new user (`user-<n>`) holding them globally, in
+    /// every project.
     ///
     /// ```no_run
     /// # async fn run() -> std::io::Result<()> {
@@ -205,15 +215,61 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut state = self.app.0.lock();
-        let token = state.new_token();
-        state.tokens.insert(
-            token.clone(),
-            Principal {
-                permissions: permissions.into_iter().map(Into::into).collect(),
-            },
-        );
-        token
+        self.app
+            .0
+            .lock()
+            .mint_user(permissions.into_iter().map(Into::into).collect())
+    }
+
+    /// A new API token for the user `user_id` (for instance one made with
+    /// `create_user`, holding permissions per project); `None` when there
+    /// is no such user. The user's other tokens stay valid.
+    pub fn token_for_user(&self, user_id: &str) -> Option<String> {
+        self.app.0.lock().token_for_user(user_id)
+    }
+
+    /// A new OAuth application registered to the user `admin`: its client
+    /// id and secret, to exchange at [`Sandbox::token_url`] for access
+    /// tokens acting as `admin`. Once `admin` is deleted, the credentials
+    /// returned are refused (`invalid_client`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sandbox = cm_sandbox::Sandbox::start().await?;
+    /// let app = sandbox.client_credentials();
+    /// let client = cm_api::Client::builder()
+    ///     .endpoint(cm_api::Endpoint::parse(sandbox.base_url())?)
+    ///     .client_credentials(
+    ///         cm_api::ClientCredentials::new(app.client_id, app.client_secret)
+    ///             .token_url(sandbox.token_url()),
+    ///     )
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client_credentials(&self) -> OAuthClient {
+        self.client_credentials_for(&self.admin_user_id)
+            .unwrap_or_else(|| {
+                // The admin was deleted: an application nobody can use.
+                OAuthClient {
+                    client_id: "sbx-app-of-a-deleted-user".to_owned(),
+                    client_secret: String::new(),
+                }
+            })
+    }
+
+    /// A new OAuth application registered to the user `user_id`; `None`
+    /// when there is no such user. Deleting the user deletes it.
+    pub fn client_credentials_for(&self, user_id: &str) -> Option<OAuthClient> {
+        self.app.0.lock().register_oauth_client(user_id)
+    }
+
+    /// The OAuth token endpoint, `{base_url}/identity_/connect/token` (the
+    /// path cm-api derives on UiPath hosts), for
+    /// `cm_api::ClientCredentials::token_url`.
+    pub fn token_url(&self) -> String {
+        format!("{}{}", self.base_url, oauth::TOKEN_PATH)
     }
 
     /// How many requests the server has answered.
@@ -247,6 +303,7 @@ impl Sandbox {
 pub struct SandboxBuilder {
     addr: SocketAddr,
     validate_responses: bool,
+    access_token_lifetime: Duration,
 }
 
 impl Default for SandboxBuilder {
@@ -254,6 +311,7 @@ impl Default for SandboxBuilder {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             validate_responses: false,
+            access_token_lifetime: Duration::from_secs(3600),
         }
     }
 }
@@ -272,6 +330,14 @@ impl SandboxBuilder {
     /// compiled once, on its first answer.
     pub fn validate_responses(mut self, on: bool) -> Self {
         self.validate_responses = on;
+        self
+    }
+
+    /// How long the OAuth access tokens of the token endpoint are valid
+    /// (`expires_in`); an hour by default, as UiPath's identity server.
+    /// Whole seconds, at least one.
+    pub fn access_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.access_token_lifetime = Duration::from_secs(lifetime.as_secs().max(1));
         self
     }
 
@@ -328,6 +394,10 @@ async fn handle(AxumState(app): AxumState<Arc<App>>, request: Request) -> Respon
 
 async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    // The identity server's token endpoint is not an operation of the spec.
+    if parts.uri.path() == oauth::TOKEN_PATH {
+        return Ok(oauth::token(app, parts, body).await);
+    }
     let resolved = match spec::resolve(&parts.method, parts.uri.path()) {
         Ok(resolved) => resolved,
         Err(Unresolved::NotFound) => {
@@ -357,7 +427,7 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
     };
     let operation = resolved.operation;
 
-    let principal = {
+    let caller = {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -369,8 +439,12 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
                     "authentication required: send `Authorization: Bearer <token>`",
                 )
             })?;
-        app.lock().tokens.get(token).cloned().ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid")
+        app.lock().authenticate(token).map_err(|refused| {
+            let message = match refused {
+                Refused::Unknown => "the bearer token is not valid",
+                Refused::Expired => "the bearer token has expired",
+            };
+            ApiError::new(StatusCode::UNAUTHORIZED, message)
         })?
     };
 
@@ -393,9 +467,11 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
     } else {
         operation.permissions.iter().map(String::as_str).collect()
     };
+    // Global permissions, or those held in the path's project.
+    let project = resolved.params.get("project").map(String::as_str);
     let missing: Vec<&str> = required
         .into_iter()
-        .filter(|p| !principal.permissions.contains(*p))
+        .filter(|p| !caller.holds(p, project))
         .collect();
     if !missing.is_empty() {
         return Err(ApiError::new(
@@ -425,20 +501,38 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
+        user: &caller.user_id,
     };
-    let Some(implemented) = implemented else {
-        // A file answer (`get_attachment`): the bytes as stored, not JSON.
-        let handler = file_operation.expect("one of the two tables").handler;
-        let file = handler(&mut app.lock(), &call)?;
-        let mut response = Response::new(axum::body::Body::from(file.bytes));
-        let content_type = HeaderValue::from_str(&file.content_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, content_type);
-        return Ok(response);
+    let implemented = match (implemented, file_operation) {
+        (Some(implemented), _) => implemented,
+        (None, Some(file_operation)) => {
+            // A file answer (`get_attachment`): the bytes as stored, not JSON.
+            let file = (file_operation.handler)(&mut app.lock(), &call)?;
+            let mut response = Response::new(axum::body::Body::from(file.bytes));
+            let content_type = HeaderValue::from_str(&file.content_type)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, content_type);
+            return Ok(response);
+        }
+        // Answered 501 above.
+        (None, None) => return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, operation.id.clone())),
     };
-    let value = (implemented.handler)(&mut app.lock(), &call)?;
+    let value = {
+        let mut state = app.lock();
+        if handlers::is_change(&parts.method, &operation.id) {
+            // Recorded under the same lock as the change: the log's order
+            // is the order of the changes.
+            let before = state.audit_refs(&caller.user_id, &resolved.params, None);
+            let value = (implemented.handler)(&mut state, &call)?;
+            let after = state.audit_refs(&caller.user_id, &resolved.params, Some(&value));
+            state.record_audit_event(&caller.user_id, &operation.id, before, after);
+            value
+        } else {
+            (implemented.handler)(&mut state, &call)?
+        }
+    };
     let answer = ok(value);
     if app.validate_responses {
         let found = validate::validate_response(&operation.id, &answer);

@@ -40,6 +40,13 @@ async fn main() -> ExitCode {
     println!("cm-sandbox listening on {}", sandbox.base_url());
     println!("export REINFER_ENDPOINT={}", sandbox.base_url());
     println!("export REINFER_TOKEN={}", sandbox.token());
+    let app = sandbox.client_credentials();
+    println!(
+        "# OAuth client credentials of the same user: client id {}, secret {}, token URL {}",
+        app.client_id,
+        app.client_secret,
+        sandbox.token_url()
+    );
     println!("(state is in memory and lost on exit; Ctrl-C to stop)");
     if let Err(error) = tokio::signal::ctrl_c().await {
         eprintln!("cm-sandbox: cannot wait for Ctrl-C: {error}");

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 mod attachments;
+mod audit;
 mod buckets;
 mod comments;
 mod datasets;
@@ -16,6 +17,12 @@ mod projects;
 mod raw_emails;
 mod sources;
 mod streams;
+mod users;
+
+use audit::AuditRecord;
+pub use users::OAuthClient;
+pub(crate) use users::{GrantRefused, Refused};
+use users::{OAuthApp, Token, User};
 
 pub(crate) use attachments::File;
 
@@ -32,18 +39,21 @@ const MAX_PAGE: usize = 1_024;
 const DEFAULT_BATCH: usize = 16;
 const MAX_BATCH: usize = 1_024;
 
-/// A caller: who a token belongs to and what it may do.
-#[derive(Debug, Clone)]
-pub(crate) struct Principal {
-    pub(crate) permissions: BTreeSet<String>,
-}
-
 /// Everything the sandbox holds.
 #[derive(Debug)]
 pub(crate) struct State {
     clock: Clock,
     rng: fastrand::Rng,
-    pub(crate) tokens: HashMap<String, Principal>,
+    /// The sandbox's one tenant: `(id, name)`.
+    tenant: (String, String),
+    /// By id.
+    users: BTreeMap<String, User>,
+    /// Bearer token → the user it belongs to (and its expiry).
+    tokens: HashMap<String, Token>,
+    /// OAuth client id → the application registered to a user.
+    oauth_clients: HashMap<String, OAuthApp>,
+    /// The audit log, oldest first.
+    audit: Vec<AuditRecord>,
     projects: BTreeMap<String, Project>,
     /// By id.
     sources: BTreeMap<String, Source>,
@@ -273,12 +283,16 @@ where
 
 impl State {
     pub(crate) fn new() -> Self {
-        Self {
+        let mut state = Self {
             clock: Clock {
                 last: DateTime::<Utc>::MIN_UTC,
             },
             rng: fastrand::Rng::new(),
+            tenant: (String::new(), "sandbox".to_owned()),
+            users: BTreeMap::new(),
             tokens: HashMap::new(),
+            oauth_clients: HashMap::new(),
+            audit: Vec::new(),
             projects: BTreeMap::new(),
             sources: BTreeMap::new(),
             source_names: BTreeMap::new(),
@@ -288,7 +302,9 @@ impl State {
             next_seq: 1,
             buckets: BTreeMap::new(),
             bucket_names: BTreeMap::new(),
-        }
+        };
+        state.tenant.0 = state.new_id();
+        state
     }
 
     /// A fresh 16-hex-digit id.
