@@ -111,7 +111,11 @@ impl State {
         let mut groups: Vec<LabelGroupNew> = Vec::new();
         let mut default_defs = Vec::new();
         for (i, def) in d.label_defs.into_iter().enumerate() {
-            default_defs.push(self.label_def(def, &format!("dataset.label_defs[{i}]"))?);
+            default_defs.push(self.label_def(
+                def,
+                &format!("dataset.label_defs[{i}]"),
+                "create_dataset",
+            )?);
         }
         let mut label_groups = Vec::new();
         let mut names = BTreeSet::new();
@@ -128,9 +132,11 @@ impl State {
         for (g, group) in groups.into_iter().enumerate() {
             let mut defs = Vec::new();
             for (i, def) in group.label_defs.into_iter().enumerate() {
-                defs.push(
-                    self.label_def(def, &format!("dataset.label_groups[{g}].label_defs[{i}]"))?,
-                );
+                defs.push(self.label_def(
+                    def,
+                    &format!("dataset.label_groups[{g}].label_defs[{i}]"),
+                    "create_dataset",
+                )?);
             }
             if group.name == "default" {
                 default_given = true;
@@ -191,6 +197,7 @@ impl State {
             body,
             source_ids: d.source_ids,
             streams: BTreeMap::new(),
+            labellings: Default::default(),
         };
         let out = json!({"dataset": Self::dataset_json(&dataset), "num_copied": 0});
         self.datasets.insert(id.clone(), dataset);
@@ -200,12 +207,17 @@ impl State {
 
     /// `LabelDefNew` → `LabelDef`: the given fields, the spec's defaults,
     /// and ids for the extraction fields.
-    fn label_def(&mut self, value: Value, at: &str) -> Result<Value, ApiError> {
+    pub(super) fn label_def(
+        &mut self,
+        value: Value,
+        at: &str,
+        op: &str,
+    ) -> Result<Value, ApiError> {
         let def: LabelDefNew = decode_value(value, at)?;
         if !def.moon_form.is_empty() {
             return Err(ApiError::new(
                 http::StatusCode::NOT_IMPLEMENTED,
-                format!("create_dataset: `{at}.moon_form` is not implemented by the sandbox"),
+                format!("{op}: `{at}.moon_form` is not implemented by the sandbox"),
             ));
         }
         let mut out = json!({

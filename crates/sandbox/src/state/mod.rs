@@ -10,6 +10,9 @@ use serde_json::{Map, Value, json};
 
 mod comments;
 mod datasets;
+mod label_defs;
+mod labellings;
+mod predictions;
 mod projects;
 mod sources;
 mod streams;
@@ -136,6 +139,8 @@ struct Dataset {
     body: Map<String, Value>,
     source_ids: Vec<String>,
     streams: BTreeMap<String, Stream>,
+    /// Reviewed labels by comment uid, and the model version they make.
+    labellings: labellings::Labellings,
 }
 
 #[derive(Debug)]
