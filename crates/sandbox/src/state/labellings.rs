@@ -635,3 +635,98 @@ impl State {
         Model::of(self, d).predict(comment)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::component_violations;
+
+    /// A dataset `acme/triage` over source `acme/inbox` with labels
+    /// `Refund` and `Shipping`, and comments `r1`, `q1`, `q2`; returns
+    /// (dataset id, source id).
+    fn state() -> (State, String, String) {
+        let mut s = State::new();
+        s.create_project("acme", json!({"project": {}})).unwrap();
+        let source = s
+            .create_source("acme", "inbox", json!({"source": {}}))
+            .unwrap();
+        let source_id = source["source"]["id"].as_str().unwrap().to_owned();
+        let dataset = s
+            .create_dataset(
+                "acme",
+                "triage",
+                json!({"dataset": {"source_ids": [source_id],
+                    "label_defs": [{"name": "Refund"}, {"name": "Shipping"}]}}),
+            )
+            .unwrap();
+        let dataset_id = dataset["dataset"]["id"].as_str().unwrap().to_owned();
+        let comment =
+            |id: &str, text: &str| json!({"id": id, "messages": [{"body": {"text": text}}]});
+        s.sync_comments(
+            "acme",
+            "inbox",
+            json!({"comments": [
+                comment("r1", "money back please"),
+                comment("q1", "I want my money back"),
+                comment("q2", "nothing in common"),
+            ]}),
+        )
+        .unwrap();
+        (s, dataset_id, source_id)
+    }
+
+    #[test]
+    fn exported_annotations_and_predictions_follow_the_labellings_and_the_spec() {
+        let (mut s, dataset_id, source_id) = state();
+        let r1 = format!("{source_id}.r1");
+        let q1 = format!("{source_id}.q1");
+        let q2 = format!("{source_id}.q2");
+        assert_eq!(s.exported_annotations(&dataset_id, &r1), None);
+        assert_eq!(s.exported_predictions(&dataset_id, &q1), None);
+        assert!(!s.is_reviewed(&dataset_id, &r1));
+
+        s.update_labelling(
+            "acme",
+            "triage",
+            &r1,
+            json!({"labelling": [{"assigned": [{"name": "Refund", "sentiment": "negative"}],
+                                  "dismissed": [{"name": "Shipping"}]}]}),
+        )
+        .unwrap();
+        assert!(s.is_reviewed(&dataset_id, &r1));
+        let annotations = s.exported_annotations(&dataset_id, &r1).unwrap();
+        assert_eq!(
+            annotations,
+            json!({"labels": {"assigned": [{"name": "Refund", "sentiment": "negative"}]}})
+        );
+        assert_eq!(
+            component_violations("ExportedAnnotations", &annotations),
+            Vec::<String>::new()
+        );
+
+        // q1 shares "money" and "back" with r1: {money, back, please} vs
+        // {i, want, my, money, back} → 2 / 6.
+        let predictions = s.exported_predictions(&dataset_id, &q1).unwrap();
+        assert_eq!(
+            predictions,
+            json!({"labels": [{"name": "Refund", "probability": 2.0 / 6.0}]})
+        );
+        assert_eq!(
+            component_violations("ExportedPredictions", &predictions),
+            Vec::<String>::new()
+        );
+        assert_eq!(s.exported_predictions(&dataset_id, &q2), None);
+        let groups = s.labelling_groups(&dataset_id, &q1, true);
+        assert_eq!(
+            groups,
+            json!([{"group": "default", "assigned": [], "dismissed": [],
+                    "predicted": [{"name": ["Refund"], "probability": 2.0 / 6.0}]}])
+        );
+
+        // Gone with the comment.
+        s.delete_comments("acme", "inbox", &crate::wire::Query::parse(Some("id=r1")))
+            .unwrap();
+        assert_eq!(s.exported_annotations(&dataset_id, &r1), None);
+        assert_eq!(s.exported_predictions(&dataset_id, &q1), None);
+    }
+}
