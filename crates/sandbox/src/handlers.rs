@@ -287,6 +287,11 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
         },
     },
     Implemented {
+        id: "list_models",
+        permissions: &["voc-readonly"],
+        handler: |s, c| s.list_models(c.param("project"), c.param("dataset_name"), c.json()?),
+    },
+    Implemented {
         id: "predict_comments",
         permissions: &["voc-readonly", "sources-read"],
         handler: |s, c| {

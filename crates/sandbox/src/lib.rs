@@ -3,7 +3,7 @@
 //! It serves the paths of `spec/openapi.yaml` with the service's wire
 //! conventions (the `{"status": ...}` envelope, bearer tokens with
 //! permissions, `Server-Timing`, `x-request-id`), keeps projects, sources,
-//! comments, datasets and streams in memory, and answers every operation it
+//! comments, datasets (with labellings) and streams in memory, and answers every operation it
 //! does not implement with a 501 naming it. See `README.md` for the list of
 //! implemented operations and `DESIGN.md` for the state model.
 //!

@@ -433,7 +433,35 @@ async fn predictions_are_deterministic_and_rank_the_label_sharing_words_first() 
         })
         .collect();
     assert_eq!(&predicted, q1_labels);
-    assert!(annotated[0]["model_version"].as_i64().unwrap() >= 3);
+    let version = annotated[0]["model_version"].as_i64().unwrap();
+    assert!(version >= 3);
+
+    // list_models: the latest model only, with its reviewed counts; a
+    // version it never had is a 404.
+    let models = client
+        .list_models()
+        .project("acme")
+        .dataset_name("triage")
+        .body(typed::<types::ListModelsRequest>(json!({})))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(models.labellers.len(), 1);
+    assert_eq!(models.labellers[0].version, version);
+    assert_eq!(models.labellers[0].reviewed_counts["default"], 3);
+    let error = client
+        .predict_comments()
+        .project("acme")
+        .dataset_name("triage")
+        .model_version((version + 1).to_string())
+        .body(typed::<types::PredictCommentsRequest>(
+            json!({"uids": [q1]}),
+        ))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(error).0, 404);
 }
 
 async fn create_stream(client: &Client, stream: Value) {

@@ -329,3 +329,77 @@ impl State {
         }))
     }
 }
+
+#[derive(Deserialize)]
+struct ListModelsRequest {
+    older_than_version: Option<i64>,
+    #[serde(default, deserialize_with = "double_option")]
+    limit: Option<Option<i64>>,
+    #[allow(dead_code)]
+    include_deleted: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    starred: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "double_option")]
+    validated: Option<Option<bool>>,
+}
+
+impl State {
+    /// The dataset's model versions: the sandbox keeps only its latest
+    /// model (none before the first labelling or label change), never
+    /// starred, pinned or validated; the filters apply to it.
+    pub(crate) fn list_models(
+        &self,
+        project: &str,
+        dataset: &str,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let request: ListModelsRequest = decode_value(body, "")?;
+        if let Some(Some(limit)) = request.limit
+            && limit < 0
+        {
+            return Err(ApiError::unprocessable(format!(
+                "`limit`: must not be negative, got {limit}"
+            )));
+        }
+        let dataset_id = self.dataset_id(project, dataset)?;
+        let d = &self.datasets[&dataset_id];
+        let latest = d.labellings.model_version;
+        let listed = latest > 0
+            && request
+                .older_than_version
+                .is_none_or(|older| (latest as i64) < older)
+            && request.limit.flatten().is_none_or(|limit| limit > 0)
+            && request.starred.flatten() != Some(true)
+            && request.validated.flatten() != Some(true);
+        let labellers = if listed {
+            let mut reviewed_counts = Map::new();
+            for group in super::labellings::group_names(d) {
+                let count = d
+                    .labellings
+                    .assigned()
+                    .filter(|(uid, g, _)| *g == group && self.is_reviewed(&dataset_id, uid))
+                    .count();
+                reviewed_counts.insert(group.to_owned(), count.into());
+            }
+            let mut model = json!({
+                "version": latest,
+                "model_name": "cm",
+                "validated": false,
+                "pinned": false,
+                "used_by_triggers": d.streams.values().any(|s| s.model.is_some()),
+                "reviewed_counts": reviewed_counts,
+                "settings": {"starred": false, "description": ""},
+                "freshness": "fresh",
+                "flags": [],
+            });
+            if let Some(time) = d.labellings.model_time {
+                model["trained_time"] = ts(time);
+                model["input_updated_at"] = ts(time);
+            }
+            vec![model]
+        } else {
+            Vec::new()
+        };
+        Ok(json!({"labellers": labellers, "model_tags": []}))
+    }
+}
