@@ -3,9 +3,10 @@
 //! It serves the paths of `spec/openapi.yaml` with the service's wire
 //! conventions (the `{"status": ...}` envelope, bearer tokens with
 //! permissions, `Server-Timing`, `x-request-id`), keeps projects, sources,
-//! comments, datasets (with labellings) and streams in memory, and answers every operation it
-//! does not implement with a 501 naming it. See `README.md` for the list of
-//! implemented operations and `DESIGN.md` for the state model.
+//! comments, datasets (with their labellings) and streams in memory, and
+//! answers every operation it does not implement with a 501 naming it. See
+//! `README.md` for the list of implemented operations and `DESIGN.md` for
+//! the state model.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {

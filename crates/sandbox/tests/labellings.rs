@@ -6,7 +6,7 @@ use cm_api::Client;
 use cm_api::types;
 mod common;
 
-use common::{api_error, checked, client, project_and_source, typed};
+use common::{api_error, checked, client, client_with, project_and_source, typed};
 use serde_json::{Value, json};
 
 /// Project `acme`, source `inbox`, dataset `triage` over it with labels
@@ -239,6 +239,27 @@ async fn a_labelling_set_reads_back_equal_and_a_partial_update_keeps_the_rest() 
         reviewed(&client, &source_id, 1).await,
         [uid.clone(), format!("{source_id}.c3")]
     );
+    // Several uids at once, in the order asked, with `id` and with `ids`.
+    let (c1, c3) = (uid.clone(), format!("{source_id}.c3"));
+    let both = labellings(&client, &[&c3, &c1], false).await;
+    let order: Vec<&str> = both
+        .iter()
+        .map(|r| r["comment"]["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, [c3.as_str(), c1.as_str()]);
+    let by_ids = client
+        .get_labellings()
+        .project("acme")
+        .dataset_name("triage")
+        .ids(format!("{c3},{c1}"))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serde_json::to_value(by_ids).unwrap()["results"],
+        json!(both)
+    );
     // An unreviewed comment reads back with empty groups.
     let unreviewed = labellings(&client, &[&format!("{source_id}.c2")], false).await;
     assert_eq!(unreviewed[0]["comment"]["has_annotations"], false);
@@ -335,6 +356,22 @@ async fn an_unknown_label_group_or_comment_is_refused_and_changes_nothing() {
         .unwrap()
         .into_inner();
     assert_eq!(skipped.results.len(), 1);
+
+    // A reader may read labellings, not change them.
+    let reader = client_with(
+        &sandbox,
+        &sandbox.mint_token(["voc-readonly", "sources-read"]),
+    );
+    assert_eq!(labellings(&reader, &[&uid], true).await, before);
+    let error = label(
+        &reader,
+        &uid,
+        json!({"labelling": [{"assigned": [{"name": "Billing"}]}]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(api_error(error).0, 403);
+    assert_eq!(labellings(&client, &[&uid], true).await, before);
 
     // Entities are not stored by the sandbox: 501, nothing changed.
     let error = label(
