@@ -487,6 +487,8 @@ async fn predictions_are_deterministic_and_rank_the_label_sharing_words_first() 
     assert_eq!(models.labellers.len(), 1);
     assert_eq!(models.labellers[0].version, version);
     assert_eq!(models.labellers[0].reviewed_counts["default"], 3);
+    assert!(models.labellers[0].input_updated_at.is_some());
+    assert!(models.labellers[0].trained_time >= models.labellers[0].input_updated_at);
     let error = client
         .predict_comments()
         .project("acme")

@@ -161,7 +161,9 @@ impl State {
                 None => defs.push(def),
             }
         }
-        self.store_group_defs(&dataset_id, index, defs);
+        if defs != *self.group_defs(&dataset_id, index) {
+            self.store_group_defs(&dataset_id, index, defs);
+        }
         Ok(json!({}))
     }
 

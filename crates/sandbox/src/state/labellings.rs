@@ -262,7 +262,6 @@ impl State {
     }
 
     /// When the comment's labelling last changed, if it has one.
-    #[allow(dead_code)]
     pub(super) fn labelled_at(&self, dataset_id: &str, uid: &str) -> Option<DateTime<Utc>> {
         self.live_labelling(dataset_id, uid).map(|l| l.at)
     }
@@ -486,11 +485,7 @@ impl State {
             }
             d.labellings.retrain(now);
         }
-        let mut out = self.annotated_comment(&dataset_id, uid, false);
-        if let Some(out) = out.as_object_mut() {
-            out.remove("model_version");
-        }
-        Ok(out)
+        Ok(self.annotated_comment(&dataset_id, uid, false))
     }
 
     /// The named comments with their labellings, or one page of the

@@ -394,6 +394,14 @@ impl State {
             });
             if let Some(time) = d.labellings.model_time {
                 model["trained_time"] = ts(time);
+            }
+            // The last change of a labelling the model learns from.
+            if let Some(time) = d
+                .labellings
+                .assigned()
+                .filter_map(|(uid, _, _)| self.labelled_at(&dataset_id, uid))
+                .max()
+            {
                 model["input_updated_at"] = ts(time);
             }
             vec![model]
