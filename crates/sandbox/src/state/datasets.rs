@@ -111,11 +111,7 @@ impl State {
         let mut groups: Vec<LabelGroupNew> = Vec::new();
         let mut default_defs = Vec::new();
         for (i, def) in d.label_defs.into_iter().enumerate() {
-            default_defs.push(self.label_def(
-                def,
-                &format!("dataset.label_defs[{i}]"),
-                "create_dataset",
-            )?);
+            default_defs.push(self.label_def(def, &format!("dataset.label_defs[{i}]"))?);
         }
         let mut label_groups = Vec::new();
         let mut names = BTreeSet::new();
@@ -132,11 +128,9 @@ impl State {
         for (g, group) in groups.into_iter().enumerate() {
             let mut defs = Vec::new();
             for (i, def) in group.label_defs.into_iter().enumerate() {
-                defs.push(self.label_def(
-                    def,
-                    &format!("dataset.label_groups[{g}].label_defs[{i}]"),
-                    "create_dataset",
-                )?);
+                defs.push(
+                    self.label_def(def, &format!("dataset.label_groups[{g}].label_defs[{i}]"))?,
+                );
             }
             if group.name == "default" {
                 default_given = true;
@@ -207,7 +201,12 @@ impl State {
 
     /// `LabelDefNew` → `LabelDef`: the given fields, the spec's defaults,
     /// and ids for the extraction fields.
-    pub(super) fn label_def(
+    fn label_def(&mut self, value: Value, at: &str) -> Result<Value, ApiError> {
+        self.label_def_of(value, at, "create_dataset")
+    }
+
+    /// `label_def` for the operation `op` (named in a 501).
+    pub(super) fn label_def_of(
         &mut self,
         value: Value,
         at: &str,

@@ -136,7 +136,7 @@ impl State {
                         .collect()
                 })
                 .unwrap_or_default();
-            let def = self.label_def(raw, &at, "create_label_defs")?;
+            let def = self.label_def_of(raw, &at, "create_label_defs")?;
             let name = def["name"].as_str().unwrap_or_default().to_owned();
             check_label_name(&name, &format!("{at}.name"))?;
             if !names.insert(name.clone()) {
