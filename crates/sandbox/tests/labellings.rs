@@ -630,7 +630,29 @@ async fn stream_results_carry_predictions_and_a_threshold_filters_them() {
     assert_eq!(refunds[0].1.len(), 1, "{refunds:?}");
     let (name, value, thresholds) = &refunds[0].1[0];
     assert_eq!((name.as_str(), *value), ("Refund", q1_refund));
-    assert!(thresholds.as_array().unwrap().contains(&json!("stream")));
+    // 7 of 9 words in common with r1: every built-in cut-off is met.
+    assert_eq!(q1_refund, 7.0 / 9.0);
+    assert_eq!(
+        thresholds,
+        &json!(["high_recall", "balanced", "high_precision", "stream"])
+    );
+    // The model's definition: the label groups as taxonomies.
+    let answer = client
+        .get_stream_results()
+        .project("acme")
+        .dataset_name("triage")
+        .stream_name("refunds")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let definition = serde_json::to_value(answer.model).unwrap();
+    let taxonomy = &definition["definition"]["taxonomies"][0];
+    assert_eq!(taxonomy["name"], "default");
+    assert_eq!(
+        names(&taxonomy["labels"]),
+        ["Refund", "Refund > Late", "Shipping", "Billing"]
+    );
     assert!(refunds[1].1.is_empty(), "{refunds:?}");
 
     // The legacy fetch applies the same filter.
