@@ -377,6 +377,90 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
         permissions: &[],
         handler: |s, c| s.query_audit_events(c.json()?),
     },
+    // labellings, label definitions, predictions
+    Implemented {
+        id: "update_labelling",
+        permissions: &["voc"],
+        handler: |s, c| {
+            s.update_labelling(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.param("comment_uid"),
+                c.json()?,
+            )
+        },
+    },
+    Implemented {
+        id: "get_labellings",
+        permissions: &["voc-readonly", "sources-read"],
+        handler: |s, c| s.get_labellings(c.param("project"), c.param("dataset_name"), c.query),
+    },
+    Implemented {
+        id: "create_label_defs",
+        permissions: &["voc"],
+        handler: |s, c| {
+            s.create_label_defs(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.param("label_group_name"),
+                c.json()?,
+            )
+        },
+    },
+    Implemented {
+        id: "get_label_def",
+        permissions: &["voc-readonly"],
+        handler: |s, c| {
+            s.get_label_def(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.param("label_group_name"),
+                c.query,
+            )
+        },
+    },
+    Implemented {
+        id: "update_label_def",
+        permissions: &["voc"],
+        handler: |s, c| {
+            s.update_label_def(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.param("label_group_name"),
+                c.query,
+                c.json()?,
+            )
+        },
+    },
+    Implemented {
+        id: "delete_label_def",
+        permissions: &["voc"],
+        handler: |s, c| {
+            s.delete_label_def(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.param("label_group_name"),
+                c.query,
+            )
+        },
+    },
+    Implemented {
+        id: "list_models",
+        permissions: &["voc-readonly"],
+        handler: |s, c| s.list_models(c.param("project"), c.param("dataset_name"), c.json()?),
+    },
+    Implemented {
+        id: "predict_comments",
+        permissions: &["voc-readonly", "sources-read"],
+        handler: |s, c| {
+            s.predict_comments(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.param("model_version"),
+                c.json()?,
+            )
+        },
+    },
 ];
 
 /// An implemented operation whose answer is a file, not JSON.

@@ -3,7 +3,8 @@
 //! It serves the paths of `spec/openapi.yaml` with the service's wire
 //! conventions (the `{"status": ...}` envelope, bearer tokens with
 //! permissions, `Server-Timing`, `x-request-id`), keeps projects, sources,
-//! comments, datasets, streams, buckets and attachments in memory, and
+//! comments, datasets (with their labellings), streams, buckets and
+//! attachments in memory, and
 //! answers every operation it does not implement with a 501 naming it. See
 //! `README.md` for the list of implemented operations and `DESIGN.md` for
 //! the state model.

@@ -207,6 +207,25 @@ fn describe(error: &jsonschema::ValidationError<'_>, report: &mut dyn FnMut(Stri
     report(error.instance_path().to_string(), error.to_string());
 }
 
+/// How a value differs from one component schema of the spec (for unit
+/// tests of values that are parts of answers).
+#[cfg(test)]
+pub(crate) fn component_violations(schema: &str, value: &Value) -> Vec<String> {
+    let document = json!({
+        "allOf": [{"$ref": format!("#/components/schemas/{schema}")}],
+        "components": spec().components,
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .should_validate_formats(true)
+        .build(&document)
+        .expect("the spec's schemas compile");
+    validator
+        .iter_errors(value)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

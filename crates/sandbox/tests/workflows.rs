@@ -524,16 +524,20 @@ async fn an_operation_the_sandbox_does_not_implement_answers_501_naming_it() {
     let sandbox = checked().await;
     let client = client(&sandbox);
     let error = client
-        .get_labellings()
+        .get_model_validation_details()
         .project("acme")
         .dataset_name("triage")
+        .model_version("latest")
         .send()
         .await
         .unwrap_err();
     let (status, message) = api_error(error);
     assert_eq!(status, 501);
-    assert!(message.contains("`get_labellings`"), "{message}");
-    assert!(!Sandbox::implemented_operations().contains(&"get_labellings"));
+    assert!(
+        message.contains("`get_model_validation_details`"),
+        "{message}"
+    );
+    assert!(!Sandbox::implemented_operations().contains(&"get_model_validation_details"));
 }
 
 #[tokio::test]

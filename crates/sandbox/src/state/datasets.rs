@@ -191,6 +191,7 @@ impl State {
             body,
             source_ids: d.source_ids,
             streams: BTreeMap::new(),
+            labellings: Default::default(),
         };
         let out = json!({"dataset": Self::dataset_json(&dataset), "num_copied": 0});
         self.datasets.insert(id.clone(), dataset);
@@ -201,11 +202,21 @@ impl State {
     /// `LabelDefNew` → `LabelDef`: the given fields, the spec's defaults,
     /// and ids for the extraction fields.
     fn label_def(&mut self, value: Value, at: &str) -> Result<Value, ApiError> {
+        self.label_def_of(value, at, "create_dataset")
+    }
+
+    /// `label_def` for the operation `op` (named in a 501).
+    pub(super) fn label_def_of(
+        &mut self,
+        value: Value,
+        at: &str,
+        op: &str,
+    ) -> Result<Value, ApiError> {
         let def: LabelDefNew = decode_value(value, at)?;
         if !def.moon_form.is_empty() {
             return Err(ApiError::new(
                 http::StatusCode::NOT_IMPLEMENTED,
-                format!("create_dataset: `{at}.moon_form` is not implemented by the sandbox"),
+                format!("{op}: `{at}.moon_form` is not implemented by the sandbox"),
             ));
         }
         let mut out = json!({

@@ -13,6 +13,9 @@ mod audit;
 mod buckets;
 mod comments;
 mod datasets;
+mod label_defs;
+mod labellings;
+mod predictions;
 mod projects;
 mod raw_emails;
 mod sources;
@@ -157,6 +160,8 @@ struct Dataset {
     body: Map<String, Value>,
     source_ids: Vec<String>,
     streams: BTreeMap<String, Stream>,
+    /// Reviewed labels by comment uid, and the model version they make.
+    labellings: labellings::Labellings,
 }
 
 #[derive(Debug)]

@@ -203,6 +203,12 @@ impl State {
         for dataset in self.datasets.values_mut() {
             dataset.source_ids.retain(|s| s != id);
         }
+        let uids: Vec<String> = source
+            .comments
+            .keys()
+            .map(|c| format!("{id}.{c}"))
+            .collect();
+        self.forget_labellings(&uids);
         Ok(json!({}))
     }
 

@@ -1,5 +1,7 @@
 //! Streams: create, read results at least once, advance, reset.
 
+use super::labellings::group_names;
+use super::predictions::{LabelThresholds, Model, Prediction};
 use super::*;
 
 #[derive(Deserialize)]
@@ -143,9 +145,15 @@ impl State {
                 struct StreamModel {
                     version: i64,
                     #[serde(default)]
-                    label_thresholds: Vec<Value>,
+                    label_thresholds: Value,
                 }
-                decode_value::<StreamModel>(model.clone(), "stream.model")?;
+                let decoded = decode_value::<StreamModel>(model.clone(), "stream.model")?;
+                if !decoded.label_thresholds.is_null() {
+                    LabelThresholds::decode(
+                        decoded.label_thresholds,
+                        "stream.model.label_thresholds",
+                    )?;
+                }
                 Some(model)
             }
         };
@@ -211,6 +219,9 @@ impl State {
     ) -> Result<Batch, ApiError> {
         let (d, s) = self.stream_ref(project, dataset, stream)?;
         let sources: BTreeSet<&str> = d.source_ids.iter().map(String::as_str).collect();
+        // A stream with a model answers its predictions (the sandbox's
+        // latest model, whatever version it pins).
+        let model = s.model.as_ref().map(|_| Model::of(self, d));
         let mut batch = Batch {
             results: Vec::new(),
             filtered: 0,
@@ -233,9 +244,14 @@ impl State {
                 break;
             }
             if admitted {
-                batch
-                    .results
-                    .push((seq, Self::comment_json(&entry.source_id, comment)));
+                let uid = format!("{}.{}", entry.source_id, entry.comment_id);
+                let mut json = Self::comment_json(&entry.source_id, comment);
+                json["has_annotations"] = d.labellings.has(&uid).into();
+                batch.results.push(StreamItem {
+                    seq,
+                    comment: json,
+                    predictions: model.as_ref().map(|m| m.predict(comment)),
+                });
             } else {
                 batch.filtered += 1;
             }
@@ -254,19 +270,29 @@ impl State {
         let max_results = batch_size(query.integer("max_results")?, "query `max_results`")?;
         let max_filtered = non_negative(query.integer("max_filtered")?, "query `max_filtered`")?;
         let batch = self.next_batch(project, dataset, stream, max_results, max_filtered)?;
+        let (d, s) = self.stream_ref(project, dataset, stream)?;
+        let thresholds = stream_thresholds(s);
+        let groups = group_names(d);
         let results: Vec<Value> = batch
             .results
             .into_iter()
-            .map(|(seq, comment)| {
-                json!({"comment": comment, "prediction": null, "continuation": seq_id(seq)})
+            .map(|item| {
+                let prediction = item.predictions.map_or(Value::Null, |predictions| {
+                    stream_prediction(&groups, &predictions, &thresholds)
+                });
+                json!({"comment": item.comment, "prediction": prediction, "continuation": seq_id(item.seq)})
             })
             .collect();
+        let model = match &s.model {
+            Some(_) => json!({"definition": model_definition(d)}),
+            None => Value::Null,
+        };
         Ok(json!({
             "results": results,
             "num_filtered": batch.filtered,
             "more_results": batch.more,
             "continuation": seq_id(batch.last_seq),
-            "model": null,
+            "model": model,
         }))
     }
 
@@ -281,11 +307,20 @@ impl State {
         let size = batch_size(Some(request.size), "`size`")?;
         let max_filtered = non_negative(request.max_filtered, "`max_filtered`")?;
         let batch = self.next_batch(project, dataset, stream, size, max_filtered)?;
+        let (_, s) = self.stream_ref(project, dataset, stream)?;
+        let thresholds = stream_thresholds(s);
         let results: Vec<Value> = batch
             .results
             .into_iter()
-            .map(|(seq, comment)| {
-                json!({"comment": comment, "sequence_id": seq_id(seq), "labels": [], "entities": [], "label_properties": []})
+            .map(|item| {
+                let labels: Vec<Value> = item
+                    .predictions
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| thresholds.admit(p).is_some())
+                    .map(Prediction::predicted_label)
+                    .collect();
+                json!({"comment": item.comment, "sequence_id": seq_id(item.seq), "labels": labels, "entities": [], "label_properties": []})
             })
             .collect();
         Ok(json!({
@@ -352,8 +387,82 @@ impl State {
     }
 }
 
+/// The stream's `model.label_thresholds` (checked at creation).
+fn stream_thresholds(s: &Stream) -> LabelThresholds {
+    s.model
+        .as_ref()
+        .and_then(|m| m.get("label_thresholds"))
+        .filter(|t| !t.is_null())
+        .and_then(|t| LabelThresholds::decode(t.clone(), "stream.model.label_thresholds").ok())
+        .unwrap_or_default()
+}
+
+/// `StreamCommentPrediction`: one taxonomy per label group, with the
+/// labels the stream's thresholds admit; `thresholds` names the built-in
+/// cut-offs met, and `stream` when the stream's own threshold applied.
+fn stream_prediction(
+    groups: &[&str],
+    predictions: &[Prediction],
+    thresholds: &LabelThresholds,
+) -> Value {
+    let taxonomies: Vec<Value> = groups
+        .iter()
+        .map(|group| {
+            let labels: Vec<Value> = predictions
+                .iter()
+                .filter(|p| p.group == *group)
+                .filter_map(|p| {
+                    let own = thresholds.admit(p)?;
+                    let mut met = p.builtin_thresholds();
+                    if own {
+                        met.push("stream");
+                    }
+                    Some(json!({
+                        "name": p.label,
+                        "occurrence_confidence": {"value": p.confidence, "thresholds": met},
+                    }))
+                })
+                .collect();
+            json!({"name": group, "labels": labels})
+        })
+        .collect();
+    json!({"taxonomies": taxonomies})
+}
+
+/// `ModelDefinition`: the dataset's label groups as taxonomies.
+fn model_definition(d: &Dataset) -> Value {
+    let groups = d
+        .body
+        .get("label_groups")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let taxonomies: Vec<Value> = groups
+        .iter()
+        .map(|g| {
+            let labels: Vec<Value> = g["label_defs"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|def| json!({"name": def["name"], "instructions": def["instructions"]}))
+                .collect();
+            json!({"name": g["name"], "instructions": g["instructions"], "labels": labels})
+        })
+        .collect();
+    json!({"taxonomies": taxonomies})
+}
+
+/// One comment of a batch: its sequence number, as answered, and its
+/// predictions when the stream has a model.
+struct StreamItem {
+    seq: u64,
+    comment: Value,
+    predictions: Option<Vec<Prediction>>,
+}
+
 struct Batch {
-    results: Vec<(u64, Value)>,
+    results: Vec<StreamItem>,
     filtered: usize,
     /// The last sequence number looked at: advancing to it moves past the
     /// whole batch, filtered comments included.
