@@ -149,6 +149,31 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
         permissions: &["datasets-admin"],
         handler: |s, c| s.create_dataset(c.param("project"), c.param("dataset_name"), c.json()?),
     },
+    // dataset export and query
+    Implemented {
+        id: "export_dataset",
+        permissions: &["datasets-export"],
+        handler: |s, c| s.export_dataset(c.param("project"), c.param("dataset_name"), c.json()?),
+    },
+    Implemented {
+        id: "query_comments",
+        permissions: &["voc-readonly", "sources-read"],
+        handler: |s, c| {
+            s.query_comments(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.query,
+                c.json()?,
+            )
+        },
+    },
+    Implemented {
+        id: "list_recent_comments",
+        permissions: &["voc-readonly", "sources-read"],
+        handler: |s, c| {
+            s.list_recent_comments(c.param("project"), c.param("dataset_name"), c.json()?)
+        },
+    },
     // streams
     Implemented {
         id: "list_streams",

@@ -10,7 +10,9 @@ use serde_json::{Map, Value, json};
 
 mod comments;
 mod datasets;
+mod labellings_pending;
 mod projects;
+mod query;
 mod sources;
 mod streams;
 
