@@ -414,6 +414,7 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
     let call = Call {
         params: &resolved.params,
         query: &query,
+        headers: &parts.headers,
         body: &body,
     };
     let value = (implemented.handler)(&mut app.lock(), &call)?;

@@ -767,6 +767,26 @@ async fn a_query_answers_501_for_what_the_sandbox_does_not_apply() {
     assert_eq!(raw.status(), 200);
     let body: Value = raw.json().await.unwrap();
     assert_eq!(body["results"].as_array().map(Vec::len), Some(14));
+    // The route's CSV form is refused, not answered as JSON.
+    let csv = reqwest::Client::new()
+        .post(format!(
+            "{}/api/_private/datasets/acme/triage/query",
+            sandbox.base_url()
+        ))
+        .bearer_auth(sandbox.token())
+        .header("accept", "text/csv")
+        .json(&json!({"order": {"kind": "recent"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 501);
+    let body: Value = csv.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("text/csv")),
+        "{body}"
+    );
 }
 
 async fn label(client: &Client, uid: &str, labels: &[&str]) {
