@@ -441,7 +441,7 @@ impl State {
         let mut out = Conditions::default();
         for (key, value) in members {
             match key.as_str() {
-                "sources" => {
+                "sources" if !value.is_null() => {
                     let ids: Vec<String> = decode_value(value, "filter.sources")?;
                     out.sources = Self::chosen_sources(d, &ids, "filter.sources")?
                         .into_iter()
@@ -660,5 +660,44 @@ impl State {
             out["continuation"] = continuation.into();
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_continuation_round_trips_any_comment_id_and_names_its_order() {
+        let time = parse_timestamp("2026-03-01T10:00:00.123456789Z").unwrap();
+        for id in ["c1", "with\nnewlines\n", "ünïcödé.and.dots", ""] {
+            let text = Cursor::encode(Order::Recent, (time, "18ba5ce699f8da1f", id));
+            let cursor = Cursor::decode(&text, Order::Recent).unwrap();
+            assert_eq!(cursor.key(), (time, "18ba5ce699f8da1f", id));
+            let other = Cursor::decode(&text, Order::Export(ExportOrder::Timestamp));
+            assert_eq!(other.unwrap_err().status, http::StatusCode::BAD_REQUEST);
+        }
+        for bad in ["", "0", "zz", "61"] {
+            assert!(Cursor::decode(bad, Order::Recent).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_user_property_condition_holds_for_the_values_it_names() {
+        let filter: UserPropertyFilter =
+            serde_json::from_value(json!({"one_of": ["UK", 2.5], "not_one_of": ["FR"]})).unwrap();
+        assert!(filter.admits(Some(&json!("UK"))));
+        assert!(filter.admits(Some(&json!(2.5))));
+        assert!(!filter.admits(Some(&json!("DE"))));
+        assert!(!filter.admits(None));
+        let none_of: UserPropertyFilter =
+            serde_json::from_value(json!({"not_one_of": ["FR"]})).unwrap();
+        assert!(none_of.admits(None));
+        assert!(!none_of.admits(Some(&json!("FR"))));
+        let range: UserPropertyFilter =
+            serde_json::from_value(json!({"minimum": 1, "maximum": 2})).unwrap();
+        assert!(range.admits(Some(&json!(1))) && range.admits(Some(&json!(2.0))));
+        assert!(!range.admits(Some(&json!(2.5))) && !range.admits(Some(&json!("1"))));
+        assert!(!range.admits(None));
     }
 }
