@@ -13,6 +13,7 @@ use crate::wire::{ApiError, Query, decode};
 pub(crate) struct Call<'a> {
     pub(crate) params: &'a BTreeMap<String, String>,
     pub(crate) query: &'a Query,
+    pub(crate) headers: &'a http::HeaderMap,
     pub(crate) body: &'a Bytes,
     /// The request's `Content-Type` (multipart uploads need its boundary).
     pub(crate) content_type: Option<&'a str>,
@@ -27,6 +28,20 @@ impl Call<'_> {
             .get(name)
             .map(String::as_str)
             .unwrap_or_default()
+    }
+
+    /// Whether the `Accept` header names `media_type`.
+    fn accepts(&self, media_type: &str) -> bool {
+        self.headers
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|item| {
+                item.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type))
+            })
     }
 
     fn json(&self) -> Result<Value, ApiError> {
@@ -153,6 +168,38 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
         id: "create_dataset",
         permissions: &["datasets-admin"],
         handler: |s, c| s.create_dataset(c.param("project"), c.param("dataset_name"), c.json()?),
+    },
+    // dataset export and query
+    Implemented {
+        id: "export_dataset",
+        permissions: &["datasets-export"],
+        handler: |s, c| s.export_dataset(c.param("project"), c.param("dataset_name"), c.json()?),
+    },
+    Implemented {
+        id: "query_comments",
+        permissions: &["voc-readonly", "sources-read"],
+        handler: |s, c| {
+            // The route's CSV form is not served: refused, not answered as JSON.
+            if c.accepts("text/csv") {
+                return Err(ApiError::new(
+                    http::StatusCode::NOT_IMPLEMENTED,
+                    "query_comments: the CSV answer (`Accept: text/csv`) is not implemented by the sandbox",
+                ));
+            }
+            s.query_comments(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.query,
+                c.json()?,
+            )
+        },
+    },
+    Implemented {
+        id: "list_recent_comments",
+        permissions: &["voc-readonly", "sources-read"],
+        handler: |s, c| {
+            s.list_recent_comments(c.param("project"), c.param("dataset_name"), c.json()?)
+        },
     },
     // streams
     Implemented {

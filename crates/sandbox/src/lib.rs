@@ -497,6 +497,7 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
     let call = Call {
         params: &resolved.params,
         query: &query,
+        headers: &parts.headers,
         body: &body,
         content_type: parts
             .headers

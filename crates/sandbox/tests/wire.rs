@@ -139,14 +139,17 @@ async fn unknown_routes_methods_and_tokens_answer_the_envelope() {
         &send(
             &sandbox,
             reqwest::Method::POST,
-            "/api/v1/datasets/acme/triage/export",
+            "/api/_private/datasets/acme/triage/conversational-filter-query",
             token,
-            Some("{}"),
+            Some(r#"{"query": "refunds"}"#),
         )
         .await,
         501,
     );
-    assert!(message.contains("`export_dataset`"), "{message}");
+    assert!(
+        message.contains("`query_conversational_filter`"),
+        "{message}"
+    );
 
     let message = error_message(
         &send(

@@ -269,7 +269,6 @@ impl State {
     /// ExportedComment's `annotations` (schema ExportedAnnotations): the
     /// assigned labels of every group, in group order; `None` when the
     /// comment has no labelling.
-    #[cfg_attr(not(test), allow(dead_code))] // used by export_dataset (another slice)
     pub(super) fn exported_annotations(&self, dataset_id: &str, uid: &str) -> Option<Value> {
         let labelling = self.live_labelling(dataset_id, uid)?;
         let d = &self.datasets[dataset_id];
@@ -283,7 +282,6 @@ impl State {
 
     /// ExportedComment's `predictions` (schema ExportedPredictions): label
     /// names as strings; `None` when there are none.
-    #[cfg_attr(not(test), allow(dead_code))] // used by export_dataset (another slice)
     pub(super) fn exported_predictions(&self, dataset_id: &str, uid: &str) -> Option<Value> {
         let predictions = self.predict_uid(dataset_id, uid);
         if predictions.is_empty() {

@@ -17,6 +17,7 @@ mod label_defs;
 mod labellings;
 mod predictions;
 mod projects;
+mod query;
 mod raw_emails;
 mod sources;
 mod streams;
