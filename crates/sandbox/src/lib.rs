@@ -19,12 +19,14 @@
 //! # }
 //! ```
 
+mod faults;
 mod handlers;
 mod spec;
 mod state;
 mod validate;
 mod wire;
 
+pub use crate::faults::{ActiveFault, Fault, FaultKind, Faults, InvalidFault, Target, Timing};
 pub use crate::validate::{SchemaViolation, validate_response};
 
 use std::collections::BTreeSet;
@@ -34,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State as AxumState};
+use axum::extract::{ConnectInfo, Request, State as AxumState};
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
@@ -58,6 +60,10 @@ struct App {
     validate_responses: bool,
     /// What those checks found, in the order found.
     violations: Mutex<Vec<SchemaViolation>>,
+    /// The token of `Sandbox::token`, the only one the control routes take.
+    admin_token: String,
+    /// Faults on demand.
+    faults: Arc<faults::FaultStore>,
 }
 
 impl App {
@@ -154,8 +160,14 @@ impl Sandbox {
             requests: AtomicU64::new(0),
             validate_responses,
             violations: Mutex::new(Vec::new()),
+            admin_token: token.clone(),
+            faults: Arc::default(),
         });
-        let router = Router::new().fallback(handle).with_state(app.clone());
+        let router = Router::new()
+            .fallback(handle)
+            .with_state(app.clone())
+            .into_make_service_with_connect_info::<faults::Conn>();
+        let listener = faults::FaultListener(listener);
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let server = axum::serve(listener, router).with_graceful_shutdown(async {
@@ -233,6 +245,24 @@ impl Sandbox {
             .clone()
     }
 
+    /// The faults injected into this sandbox's answers: add, list, remove.
+    ///
+    /// ```no_run
+    /// use cm_sandbox::{Fault, Sandbox};
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let sandbox = Sandbox::start().await?;
+    /// sandbox
+    ///     .faults()
+    ///     .inject(Fault::rate_limited(1).on("sync_comments"))
+    ///     .expect("a valid fault");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn faults(&self) -> Faults {
+        Faults(self.app.0.faults.clone())
+    }
+
     /// The ids of the operations the sandbox implements; every other
     /// operation of the spec answers 501.
     pub fn implemented_operations() -> Vec<&'static str> {
@@ -306,12 +336,33 @@ static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// Every request: route, authenticate, authorise, answer; then the headers
 /// every answer carries.
-async fn handle(AxumState(app): AxumState<Arc<App>>, request: Request) -> Response {
+async fn handle(
+    AxumState(app): AxumState<Arc<App>>,
+    ConnectInfo(conn): ConnectInfo<faults::Conn>,
+    request: Request,
+) -> Response {
     let started = Instant::now();
     let request_id = format!("sbx-{:012x}", REQUEST_IDS.fetch_add(1, Ordering::Relaxed));
-    let mut response = match answer(&app, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
+    let mut response = if request.uri().path().starts_with(faults::CONTROL_PREFIX) {
+        control(&app, request).await
+    } else {
+        let plan = app.faults.plan(request.method(), request.uri().path());
+        if !plan.delay.is_zero() {
+            tokio::time::sleep(plan.delay).await;
+        }
+        match (&plan.fault, plan.runs_handler()) {
+            (Some(fault), false) => faults::before_handler(fault, &conn).await,
+            (fault, _) => {
+                let response = match answer(&app, request).await {
+                    Ok(response) => response,
+                    Err(error) => error.into_response(),
+                };
+                match fault {
+                    Some(fault) => faults::after_handler(fault, response, &conn).await,
+                    None => response,
+                }
+            }
+        }
     };
     app.requests.fetch_add(1, Ordering::Relaxed);
     let headers = response.headers_mut();
@@ -323,6 +374,24 @@ async fn handle(AxumState(app): AxumState<Arc<App>>, request: Request) -> Respon
         headers.insert("server-timing", value);
     }
     response
+}
+
+/// The sandbox's own routes (`/_sandbox/...`), for the admin token only.
+async fn control(app: &App, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let caller = match token {
+        Some(t) if t == app.admin_token => faults::Caller::Admin,
+        Some(t) if app.lock().tokens.contains_key(t) => faults::Caller::Other,
+        _ => faults::Caller::Unknown,
+    };
+    faults::control(&app.faults, caller, &parts.method, parts.uri.path(), body)
+        .await
+        .unwrap_or_else(ApiError::into_response)
 }
 
 async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
