@@ -21,12 +21,14 @@
 
 mod faults;
 mod handlers;
+mod seed;
 mod spec;
 mod state;
 mod validate;
 mod wire;
 
 pub use crate::faults::{ActiveFault, Fault, FaultKind, Faults, InvalidFault, Target, Timing};
+pub use crate::seed::{Seed, SeedError};
 pub use crate::validate::{SchemaViolation, validate_response};
 
 use std::collections::BTreeSet;
@@ -141,13 +143,17 @@ impl Sandbox {
         let SandboxBuilder {
             addr,
             validate_responses,
+            seed,
         } = options;
         // Read the spec before the first request, so that a request never
         // waits for it (and the first test to fail is not a timeout).
         spec::operations();
+        let mut state = State::new();
+        seed.load(&mut state).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("seed: {e}"))
+        })?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let mut state = State::new();
         let token = state.new_token();
         state.tokens.insert(
             token.clone(),
@@ -276,6 +282,7 @@ impl Sandbox {
 pub struct SandboxBuilder {
     addr: SocketAddr,
     validate_responses: bool,
+    seed: Seed,
 }
 
 impl Default for SandboxBuilder {
@@ -283,6 +290,7 @@ impl Default for SandboxBuilder {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             validate_responses: false,
+            seed: Seed::new(),
         }
     }
 }
@@ -302,6 +310,39 @@ impl SandboxBuilder {
     pub fn validate_responses(mut self, on: bool) -> Self {
         self.validate_responses = on;
         self
+    }
+
+    /// Comments to load before the first request (after any given
+    /// before); see [`Seed`]. A comment `sync_comments` would refuse makes
+    /// [`start`](Self::start) fail with an `InvalidData` error naming it.
+    pub fn seed(mut self, seed: Seed) -> Self {
+        self.seed.extend(seed);
+        self
+    }
+
+    /// Comments (`CommentNew`, e.g. `cm_api::types::CommentNew`, or JSON)
+    /// to load into `project`/`source`, both created when missing.
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// let sandbox = cm_sandbox::Sandbox::builder()
+    ///     .seed_comments("acme", "inbox", [serde_json::json!({
+    ///         "id": "c1",
+    ///         "messages": [{"body": {"text": "Where is my refund?"}}],
+    ///     })])
+    ///     .start()
+    ///     .await?;
+    /// # let _ = sandbox;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn seed_comments<C: serde::Serialize>(
+        self,
+        project: impl Into<String>,
+        source: impl Into<String>,
+        comments: impl IntoIterator<Item = C>,
+    ) -> Self {
+        self.seed(Seed::new().comments(project, source, comments))
     }
 
     /// Starts the sandbox.
