@@ -458,11 +458,14 @@ impl FaultStore {
     /// adds its delay and the search goes on, the first other fault that
     /// fires ends it. A fault is dropped once it has fired `times` times.
     pub(crate) fn plan(&self, method: &Method, path: &str) -> Plan {
+        let mut plan = Plan::default();
+        let mut active = self.lock();
+        if active.is_empty() {
+            return plan;
+        }
         let operation = crate::spec::resolve(method, path)
             .ok()
             .map(|r| r.operation.id.as_str());
-        let mut plan = Plan::default();
-        let mut active = self.lock();
         for entry in active.iter_mut() {
             if !entry.fault.matches(method, path, operation) {
                 continue;

@@ -4,8 +4,10 @@
 //! conventions (the `{"status": ...}` envelope, bearer tokens with
 //! permissions, `Server-Timing`, `x-request-id`), keeps projects, sources,
 //! comments, datasets and streams in memory, and answers every operation it
-//! does not implement with a 501 naming it. See `README.md` for the list of
-//! implemented operations and `DESIGN.md` for the state model.
+//! does not implement with a 501 naming it. It can start with comments
+//! ([`Seed`]) and fail on demand ([`Sandbox::faults`], [`Fault`]). See
+//! `README.md` for the list of implemented operations and `DESIGN.md` for
+//! the state model.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {

@@ -625,3 +625,77 @@ async fn the_control_route_takes_only_the_admin_token_and_valid_faults() {
         (200, Some(1))
     );
 }
+
+// -- on the wire: what a raw TCP client receives ------------------------------
+
+/// Sends a `get_project` over a new TCP connection and reads until the
+/// server closes it: the bytes received, and how the read ended.
+async fn raw_get_project(sandbox: &Sandbox) -> (Vec<u8>, std::io::Result<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(sandbox.addr())
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /api/_private/projects/acme HTTP/1.1\r\nHost: sandbox\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        sandbox.token()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => return (received, Ok(())),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(error) => return (received, Err(error)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn on_the_wire_a_reset_is_an_rst_and_a_cut_body_a_close_before_its_length() {
+    let sandbox = checked().await;
+    project_and_source(&client(&sandbox)).await;
+    let faults = sandbox.faults();
+
+    faults.inject(Fault::reset().on("get_project")).unwrap();
+    let (received, end) = raw_get_project(&sandbox).await;
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+
+    faults
+        .inject(Fault::reset_mid_body().on("get_project"))
+        .unwrap();
+    let (received, end) = raw_get_project(&sandbox).await;
+    assert!(received.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+
+    faults.inject(Fault::cut_short().on("get_project")).unwrap();
+    let (received, end) = raw_get_project(&sandbox).await;
+    end.expect("an orderly close (FIN), not a reset");
+    let text = String::from_utf8_lossy(&received);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    let declared: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .expect("a Content-Length")
+        .parse()
+        .unwrap();
+    assert!(
+        !body.is_empty() && body.len() < declared,
+        "{} of {declared}",
+        body.len()
+    );
+
+    // Without a fault, the same request reads whole and ends with a close.
+    let (received, end) = raw_get_project(&sandbox).await;
+    end.unwrap();
+    assert!(String::from_utf8_lossy(&received).ends_with('}'));
+}
