@@ -104,9 +104,10 @@ impl fmt::Display for SeedError {
 
 impl std::error::Error for SeedError {}
 
-/// A project or source name as the paths of the spec can hold it.
+/// A project or source name as the spec's `PathSegment` allows it: any
+/// text but empty, `.` and `..` (a client percent-encodes the rest).
 fn check_name(what: &str, name: &str) -> Result<(), String> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+    if name.is_empty() || name == "." || name == ".." {
         Err(format!("`{what}`: not a usable name: {name:?}"))
     } else {
         Ok(())
@@ -291,7 +292,7 @@ mod tests {
                 "unknown field `x`",
             ),
             (
-                r#"{"project": "acme", "source": "in/box", "comment": {}}"#.to_owned(),
+                r#"{"project": "acme", "source": "..", "comment": {}}"#.to_owned(),
                 1,
                 "`source`",
             ),
