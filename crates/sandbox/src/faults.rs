@@ -990,12 +990,18 @@ pub(crate) async fn control(
                 .map_err(|_| ApiError::bad_request("the request body is too large"))?;
             let request: FaultRequest = decode(&bytes)?;
             let fault = request.into_fault()?;
-            let id = store
+            // Described as injected: a request may fire it before we answer.
+            let mut entry = ActiveFault {
+                id: 0,
+                to_skip: fault.after,
+                remaining: fault.times,
+                fired: 0,
+                fault: fault.clone(),
+            };
+            entry.id = store
                 .inject(fault)
                 .map_err(|e| ApiError::unprocessable(e.0))?;
-            let active = store.lock();
-            let entry = active.iter().find(|f| f.id == id).map(ActiveFault::to_json);
-            json!({"fault": entry})
+            json!({"fault": entry.to_json()})
         }
     };
     Ok(json_response(StatusCode::OK, &ok(answer)))
