@@ -4,8 +4,9 @@
 //! conventions (the `{"status": ...}` envelope, bearer tokens with
 //! permissions, `Server-Timing`, `x-request-id`), keeps projects, sources,
 //! comments, datasets (with their labellings), streams, buckets and
-//! attachments in memory, and
-//! answers every operation it does not implement with a 501 naming it. See
+//! attachments in memory, and answers every operation it does not implement
+//! with a 501 naming it. It can start with comments ([`Seed`]) and fail on
+//! demand ([`Sandbox::faults`], [`Fault`]). See
 //! `README.md` for the list of implemented operations and `DESIGN.md` for
 //! the state model.
 //!
@@ -21,14 +22,18 @@
 //! # }
 //! ```
 
+mod faults;
 mod handlers;
 mod oauth;
+mod seed;
 mod spec;
 mod state;
 mod validate;
 mod wire;
 
 pub use crate::state::OAuthClient;
+pub use crate::faults::{ActiveFault, Fault, FaultKind, Faults, InvalidFault, Target, Timing};
+pub use crate::seed::{Seed, SeedError};
 pub use crate::validate::{SchemaViolation, validate_response};
 
 use std::collections::BTreeSet;
@@ -38,7 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State as AxumState};
+use axum::extract::{ConnectInfo, Request, State as AxumState};
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
@@ -64,6 +69,10 @@ struct App {
     violations: Mutex<Vec<SchemaViolation>>,
     /// How long an OAuth access token is valid.
     access_token_lifetime: Duration,
+    /// The token of `Sandbox::token`, the only one the control routes take.
+    admin_token: String,
+    /// Faults on demand.
+    faults: Arc<faults::FaultStore>,
 }
 
 impl App {
@@ -143,13 +152,17 @@ impl Sandbox {
             addr,
             validate_responses,
             access_token_lifetime,
+            seed,
         } = options;
         // Read the spec before the first request, so that a request never
         // waits for it (and the first test to fail is not a timeout).
         spec::operations();
+        let mut state = State::new();
+        seed.load(&mut state).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("seed: {e}"))
+        })?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let mut state = State::new();
         let (admin_user_id, token) = state.add_admin(all_permissions());
         let app = Arc::new(App {
             state: Mutex::new(state),
@@ -157,8 +170,14 @@ impl Sandbox {
             validate_responses,
             violations: Mutex::new(Vec::new()),
             access_token_lifetime,
+            admin_token: token.clone(),
+            faults: Arc::default(),
         });
-        let router = Router::new().fallback(handle).with_state(app.clone());
+        let router = Router::new()
+            .fallback(handle)
+            .with_state(app.clone())
+            .into_make_service_with_connect_info::<faults::Conn>();
+        let listener = faults::FaultListener(listener);
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let server = axum::serve(listener, router).with_graceful_shutdown(async {
@@ -291,6 +310,24 @@ impl Sandbox {
             .clone()
     }
 
+    /// The faults injected into this sandbox's answers: add, list, remove.
+    ///
+    /// ```no_run
+    /// use cm_sandbox::{Fault, Sandbox};
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let sandbox = Sandbox::start().await?;
+    /// sandbox
+    ///     .faults()
+    ///     .inject(Fault::rate_limited(1).on("sync_comments"))
+    ///     .expect("a valid fault");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn faults(&self) -> Faults {
+        Faults(self.app.0.faults.clone())
+    }
+
     /// The ids of the operations the sandbox implements; every other
     /// operation of the spec answers 501.
     pub fn implemented_operations() -> Vec<&'static str> {
@@ -305,6 +342,7 @@ pub struct SandboxBuilder {
     addr: SocketAddr,
     validate_responses: bool,
     access_token_lifetime: Duration,
+    seed: Seed,
 }
 
 impl Default for SandboxBuilder {
@@ -313,6 +351,7 @@ impl Default for SandboxBuilder {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             validate_responses: false,
             access_token_lifetime: Duration::from_secs(3600),
+            seed: Seed::new(),
         }
     }
 }
@@ -340,6 +379,39 @@ impl SandboxBuilder {
     pub fn access_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.access_token_lifetime = Duration::from_secs(lifetime.as_secs().max(1));
         self
+    }
+
+    /// Comments to load before the first request (after any given
+    /// before); see [`Seed`]. A comment `sync_comments` would refuse makes
+    /// [`start`](Self::start) fail with an `InvalidData` error naming it.
+    pub fn seed(mut self, seed: Seed) -> Self {
+        self.seed.extend(seed);
+        self
+    }
+
+    /// Comments (`CommentNew`, e.g. `cm_api::types::CommentNew`, or JSON)
+    /// to load into `project`/`source`, both created when missing.
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// let sandbox = cm_sandbox::Sandbox::builder()
+    ///     .seed_comments("acme", "inbox", [serde_json::json!({
+    ///         "id": "c1",
+    ///         "messages": [{"body": {"text": "Where is my refund?"}}],
+    ///     })])
+    ///     .start()
+    ///     .await?;
+    /// # let _ = sandbox;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn seed_comments<C: serde::Serialize>(
+        self,
+        project: impl Into<String>,
+        source: impl Into<String>,
+        comments: impl IntoIterator<Item = C>,
+    ) -> Self {
+        self.seed(Seed::new().comments(project, source, comments))
     }
 
     /// Starts the sandbox.
@@ -374,12 +446,33 @@ static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// Every request: route, authenticate, authorise, answer; then the headers
 /// every answer carries.
-async fn handle(AxumState(app): AxumState<Arc<App>>, request: Request) -> Response {
+async fn handle(
+    AxumState(app): AxumState<Arc<App>>,
+    ConnectInfo(conn): ConnectInfo<faults::Conn>,
+    request: Request,
+) -> Response {
     let started = Instant::now();
     let request_id = format!("sbx-{:012x}", REQUEST_IDS.fetch_add(1, Ordering::Relaxed));
-    let mut response = match answer(&app, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
+    let mut response = if request.uri().path().starts_with(faults::CONTROL_PREFIX) {
+        control(&app, request).await
+    } else {
+        let plan = app.faults.plan(request.method(), request.uri().path());
+        if !plan.delay.is_zero() {
+            tokio::time::sleep(plan.delay).await;
+        }
+        match (&plan.fault, plan.runs_handler()) {
+            (Some(fault), false) => faults::before_handler(fault, &conn).await,
+            (fault, _) => {
+                let response = match answer(&app, request).await {
+                    Ok(response) => response,
+                    Err(error) => error.into_response(),
+                };
+                match fault {
+                    Some(fault) => faults::after_handler(fault, response, &conn).await,
+                    None => response,
+                }
+            }
+        }
     };
     app.requests.fetch_add(1, Ordering::Relaxed);
     let headers = response.headers_mut();
@@ -391,6 +484,24 @@ async fn handle(AxumState(app): AxumState<Arc<App>>, request: Request) -> Respon
         headers.insert("server-timing", value);
     }
     response
+}
+
+/// The sandbox's own routes (`/_sandbox/...`), for the admin token only.
+async fn control(app: &App, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let caller = match token {
+        Some(t) if t == app.admin_token => faults::Caller::Admin,
+        Some(t) if app.lock().authenticate(t).is_ok() => faults::Caller::Other,
+        _ => faults::Caller::Unknown,
+    };
+    faults::control(&app.faults, caller, &parts.method, parts.uri.path(), body)
+        .await
+        .unwrap_or_else(ApiError::into_response)
 }
 
 async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
