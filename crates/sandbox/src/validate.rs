@@ -60,8 +60,11 @@ pub fn validate_response(operation_id: &str, answer: &Value) -> Vec<SchemaViolat
     };
     let mut out = Vec::new();
     for error in validator.iter_errors(answer) {
-        describe(&error, &mut |pointer, message| {
-            out.push(violation(pointer, message))
+        describe(&error, &mut |error| {
+            out.push(violation(
+                error.instance_path().to_string(),
+                error.to_string(),
+            ))
         });
     }
     out
@@ -91,12 +94,12 @@ fn validator(operation_id: &str) -> Compiled {
 }
 
 /// The spec as JSON, with its component schemas converted, read once.
-struct Spec {
-    doc: Value,
-    components: Value,
+pub(crate) struct Spec {
+    pub(crate) doc: Value,
+    pub(crate) components: Value,
 }
 
-fn spec() -> &'static Spec {
+pub(crate) fn spec() -> &'static Spec {
     static SPEC_JSON: OnceLock<Spec> = OnceLock::new();
     SPEC_JSON.get_or_init(|| {
         // The compiled-in spec is checked by every test of this crate.
@@ -142,13 +145,13 @@ fn compile(operation_id: &str) -> Compiled {
 }
 
 /// Keywords whose value is a single subschema.
-const SCHEMA_KEYWORDS: [&str; 3] = ["items", "not", "additionalProperties"];
+pub(crate) const SCHEMA_KEYWORDS: [&str; 3] = ["items", "not", "additionalProperties"];
 /// Keywords whose value is a list of subschemas.
-const SCHEMA_LIST_KEYWORDS: [&str; 3] = ["allOf", "anyOf", "oneOf"];
+pub(crate) const SCHEMA_LIST_KEYWORDS: [&str; 3] = ["allOf", "anyOf", "oneOf"];
 
 /// One OpenAPI 3.0 schema object as JSON Schema: `nullable: true` becomes
 /// `"null"` in its own `type` (when it has one); everything else is kept.
-fn convert(schema: &Value) -> Value {
+pub(crate) fn convert(schema: &Value) -> Value {
     let Value::Object(object) = schema else {
         return schema.clone();
     };
@@ -188,7 +191,10 @@ fn convert(schema: &Value) -> Value {
 /// One report per failure. A non-null value failing a nullable reference
 /// (`anyOf: [schema, {enum: [null]}]`) fails the `anyOf`; report why it
 /// failed `schema` instead, which names the field that is really wrong.
-fn describe(error: &jsonschema::ValidationError<'_>, report: &mut dyn FnMut(String, String)) {
+pub(crate) fn describe(
+    error: &jsonschema::ValidationError<'_>,
+    report: &mut dyn FnMut(&jsonschema::ValidationError<'_>),
+) {
     if let jsonschema::error::ValidationErrorKind::AnyOf { context } = error.kind() {
         let is_null_branch = |branch: &Vec<jsonschema::ValidationError<'static>>| {
             matches!(branch.as_slice(), [only] if matches!(only.kind(),
@@ -204,7 +210,7 @@ fn describe(error: &jsonschema::ValidationError<'_>, report: &mut dyn FnMut(Stri
             return;
         }
     }
-    report(error.instance_path().to_string(), error.to_string());
+    report(error);
 }
 
 #[cfg(test)]
