@@ -143,6 +143,9 @@ impl Sandbox {
         // Read the spec before the first request, so that a request never
         // waits for it (and the first test to fail is not a timeout).
         spec::operations();
+        if validate_requests {
+            validate_request::prepare();
+        }
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let mut state = State::new();
@@ -348,11 +351,13 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
     let resolved = match spec::resolve(&parts.method, parts.uri.path()) {
         Ok(resolved) => resolved,
         Err(Unresolved::NotFound) => {
-            return Err(ApiError::not_found(format!(
-                "route {} {}",
-                parts.method,
-                parts.uri.path()
-            )));
+            let why = spec::unusable_segment(parts.uri.path())
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default();
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("route {} {} not found{why}", parts.method, parts.uri.path()),
+            ));
         }
         Err(Unresolved::MethodNotAllowed(allowed)) => {
             let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();

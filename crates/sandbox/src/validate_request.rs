@@ -66,6 +66,12 @@ pub(crate) fn validate_request(
     checks.check_body(body)
 }
 
+/// Reads the spec's schemas for requests now rather than on the first
+/// request (each operation's checks still compile on first use).
+pub(crate) fn prepare() {
+    request_components();
+}
+
 /// What is checked for one operation.
 struct Checks {
     params: Vec<Param>,
