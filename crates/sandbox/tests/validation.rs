@@ -483,6 +483,43 @@ async fn path_injection_in_names_is_refused_with_the_envelope_and_changes_nothin
     assert_eq!(got["comment"]["id"], "a/b");
 }
 
+#[tokio::test]
+async fn with_request_validation_off_only_the_handlers_judge() {
+    let sandbox = Sandbox::builder()
+        .validate_responses(true)
+        .validate_requests(false)
+        .start()
+        .await
+        .unwrap();
+    acme(&sandbox).await;
+    // What the spec refuses but no handler reads now passes...
+    let export = "/api/v1/datasets/acme/triage/export";
+    error_message(
+        &raw(&sandbox, "POST", export, Some(r#"{"order_by": "newest"}"#)).await,
+        501,
+    );
+    ok(
+        &sandbox,
+        "POST",
+        "/api/v1/sources/acme/inbox/sync?no_charge=maybe",
+        Some(r#"{"comments": [{"id": "c1", "messages": [{"body": {"text": "hi"}}]}]}"#),
+    )
+    .await;
+    // ...and what a handler reads is still refused by its typed decoding.
+    let message = error_message(
+        &raw(
+            &sandbox,
+            "POST",
+            "/api/v1/sources/acme/inbox/sync",
+            Some(r#"{"comments": [{"id": 7}]}"#),
+        )
+        .await,
+        422,
+    );
+    assert!(message.contains("comments[0]"), "{message}");
+    assert_eq!(sandbox.schema_violations(), vec![]);
+}
+
 /// A timing, not an assertion: `cargo nextest run -p cm-sandbox --run-ignored
 /// only --no-capture request_validation_cost`.
 #[tokio::test]
