@@ -135,13 +135,53 @@ fn compile(operation_id: &str) -> Compiled {
         .ok_or_else(|| format!("operation `{operation_id}` is not in the spec"))?
         .pointer("/responses/200/content/application~1json/schema")
         .ok_or_else(|| format!("operation `{operation_id}` has no JSON 200 response schema"))?;
-    let document = json!({ "allOf": [convert(schema)], "components": spec.components });
+    let document = with_components(json!({ "allOf": [convert(schema)] }), &spec.components);
     jsonschema::options()
         .with_draft(jsonschema::Draft::Draft4)
         .should_validate_formats(true)
         .build(&document)
         .map(Arc::new)
         .map_err(|e| format!("the spec's schema is not valid JSON Schema: {e}"))
+}
+
+/// `schema` with the component schemas (of `components`, converted) it
+/// reaches through `$ref`, and only those: the validator then checks and compiles a small document rather
+/// than the whole spec's components (most of a compile's cost).
+pub(crate) fn with_components(mut schema: Value, components: &Value) -> Value {
+    const PREFIX: &str = "#/components/schemas/";
+    let all = &components["schemas"];
+    let mut reached = Map::new();
+    let mut pending = Vec::new();
+    collect_refs(&schema, &mut pending);
+    while let Some(reference) = pending.pop() {
+        let Some(name) = reference.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if reached.contains_key(name) {
+            continue;
+        }
+        // A reference to a missing component fails the build, naming it.
+        if let Some(component) = all.get(name) {
+            collect_refs(component, &mut pending);
+            reached.insert(name.to_owned(), component.clone());
+        }
+    }
+    schema["components"] = json!({ "schemas": reached });
+    schema
+}
+
+/// Every `$ref` string in `value`, at any depth.
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            if let Some(Value::String(reference)) = object.get("$ref") {
+                out.push(reference.clone());
+            }
+            object.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
 }
 
 /// Keywords whose value is a single subschema.

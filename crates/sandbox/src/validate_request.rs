@@ -26,7 +26,9 @@ use jsonschema::error::ValidationErrorKind;
 use jsonschema::paths::LocationSegment;
 use serde_json::{Map, Value, json};
 
-use crate::validate::{SCHEMA_KEYWORDS, SCHEMA_LIST_KEYWORDS, convert, describe, spec};
+use crate::validate::{
+    SCHEMA_KEYWORDS, SCHEMA_LIST_KEYWORDS, convert, describe, spec, with_components,
+};
 use crate::wire::{ApiError, Query, parse_timestamp};
 
 /// At most this many failures are named in one answer.
@@ -347,11 +349,10 @@ fn compile(operation_id: &str) -> Result<Checks, String> {
         }
         properties.insert(section.to_owned(), schema);
     }
-    let params_schema = build(&json!({
-        "type": "object",
-        "properties": properties,
-        "components": request_components(),
-    }))?;
+    let params_schema = build(&with_components(
+        json!({"type": "object", "properties": properties}),
+        request_components(),
+    ))?;
 
     let body = match op.get("requestBody") {
         None => Body::None,
@@ -364,10 +365,10 @@ fn compile(operation_id: &str) -> Result<Checks, String> {
                     optional_accepts_null(&mut schema);
                     Body::Json {
                         required,
-                        schema: build(&json!({
-                            "allOf": [schema],
-                            "components": request_components(),
-                        }))?,
+                        schema: build(&with_components(
+                            json!({"allOf": [schema]}),
+                            request_components(),
+                        ))?,
                     }
                 }
                 None => Body::Other,
