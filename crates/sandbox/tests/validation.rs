@@ -238,6 +238,34 @@ async fn an_enum_value_outside_the_spec_is_422_naming_it_before_the_501() {
 }
 
 #[tokio::test]
+async fn a_raw_bytes_body_is_not_read_as_json() {
+    // `upload_document` takes `application/octet-stream` (not implemented:
+    // 501); its body is not JSON and is not checked as JSON, while its path
+    // parameters still are.
+    let sandbox = checked().await;
+    let upload = "/api/_private/sources/id:18ba5ce699f8da1f/documents";
+    let message = error_message(
+        &raw(&sandbox, "PUT", upload, Some("%PDF-1.4 {not json")).await,
+        501,
+    );
+    assert!(message.contains("`upload_document`"), "{message}");
+    let message = error_message(
+        &raw(
+            &sandbox,
+            "PUT",
+            "/api/_private/sources/id:a%0Ab/documents",
+            Some("%PDF-1.4"),
+        )
+        .await,
+        400,
+    );
+    assert!(
+        message.starts_with("path parameter `source_id`"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_fields_pass_where_the_spec_allows_them_and_are_not_stored() {
     // The spec has no `additionalProperties: false` (a unit test of
     // `validate_request` covers that refusal); elsewhere an unknown field is
