@@ -1,6 +1,7 @@
 //! The implemented operations: each operation id with the permissions it
 //! needs and the state method that answers it.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -19,6 +20,9 @@ pub(crate) struct Call<'a> {
     pub(crate) content_type: Option<&'a str>,
     /// The id of the user the request's token acts for.
     pub(crate) user: &'a str,
+    /// The body as request validation parsed it, taken by the first
+    /// `json()` so that a large body is parsed once.
+    pub(crate) parsed: Cell<Option<Value>>,
 }
 
 impl Call<'_> {
@@ -45,7 +49,10 @@ impl Call<'_> {
     }
 
     fn json(&self) -> Result<Value, ApiError> {
-        decode(self.body)
+        match self.parsed.take() {
+            Some(value) => Ok(value),
+            None => decode(self.body),
+        }
     }
 }
 

@@ -29,11 +29,12 @@ mod seed;
 mod spec;
 mod state;
 mod validate;
+mod validate_request;
 mod wire;
 
-pub use crate::state::OAuthClient;
 pub use crate::faults::{ActiveFault, Fault, FaultKind, Faults, InvalidFault, Target, Timing};
 pub use crate::seed::{Seed, SeedError};
+pub use crate::state::OAuthClient;
 pub use crate::validate::{SchemaViolation, validate_response};
 
 use std::collections::BTreeSet;
@@ -65,6 +66,8 @@ struct App {
     requests: AtomicU64,
     /// Whether each `200` answer is checked against the spec.
     validate_responses: bool,
+    /// Whether each request is checked against the spec (on by default).
+    validate_requests: bool,
     /// What those checks found, in the order found.
     violations: Mutex<Vec<SchemaViolation>>,
     /// How long an OAuth access token is valid.
@@ -153,6 +156,7 @@ impl Sandbox {
             validate_responses,
             access_token_lifetime,
             seed,
+            validate_requests,
         } = options;
         // Read the spec before the first request, so that a request never
         // waits for it (and the first test to fail is not a timeout).
@@ -161,6 +165,9 @@ impl Sandbox {
         seed.load(&mut state).map_err(|e| {
             std::io::Error::new(std::io::ErrorKind::InvalidData, format!("seed: {e}"))
         })?;
+        if validate_requests {
+            validate_request::prepare();
+        }
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (admin_user_id, token) = state.add_admin(all_permissions());
@@ -168,6 +175,7 @@ impl Sandbox {
             state: Mutex::new(state),
             requests: AtomicU64::new(0),
             validate_responses,
+            validate_requests,
             violations: Mutex::new(Vec::new()),
             access_token_lifetime,
             admin_token: token.clone(),
@@ -343,6 +351,7 @@ pub struct SandboxBuilder {
     validate_responses: bool,
     access_token_lifetime: Duration,
     seed: Seed,
+    validate_requests: bool,
 }
 
 impl Default for SandboxBuilder {
@@ -352,6 +361,7 @@ impl Default for SandboxBuilder {
             validate_responses: false,
             access_token_lifetime: Duration::from_secs(3600),
             seed: Seed::new(),
+            validate_requests: true,
         }
     }
 }
@@ -412,6 +422,17 @@ impl SandboxBuilder {
         comments: impl IntoIterator<Item = C>,
     ) -> Self {
         self.seed(Seed::new().comments(project, source, comments))
+    }
+
+    /// Check every request against `spec/openapi.yaml` before it is
+    /// answered (on by default): path and query parameters against their
+    /// schemas (400 naming the parameter), a JSON body against the
+    /// operation's request schema (422 naming the field by path and JSON
+    /// pointer). Off, handlers still refuse what they cannot read, but a
+    /// request the spec forbids may pass; for measuring the checks' cost.
+    pub fn validate_requests(mut self, on: bool) -> Self {
+        self.validate_requests = on;
+        self
     }
 
     /// Starts the sandbox.
@@ -513,11 +534,13 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
     let resolved = match spec::resolve(&parts.method, parts.uri.path()) {
         Ok(resolved) => resolved,
         Err(Unresolved::NotFound) => {
-            return Err(ApiError::not_found(format!(
-                "route {} {}",
-                parts.method,
-                parts.uri.path()
-            )));
+            let why = spec::unusable_segment(parts.uri.path())
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default();
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("route {} {} not found{why}", parts.method, parts.uri.path()),
+            ));
         }
         Err(Unresolved::MethodNotAllowed(allowed)) => {
             let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
@@ -566,6 +589,13 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         .map(|op| op.permissions)
         .or(file_operation.map(|op| op.permissions))
     else {
+        // Checked against the spec all the same: a request the spec
+        // refuses is named as such, not answered 501.
+        if app.validate_requests {
+            let body = read_body(body).await?;
+            let query = Query::parse(parts.uri.query());
+            validate_request::validate_request(&operation.id, &resolved.params, &query, &body)?;
+        }
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             format!(
@@ -596,15 +626,14 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         ));
     }
 
-    let body: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes, or was cut short"),
-            )
-        })?;
+    let body = read_body(body).await?;
     let query = Query::parse(parts.uri.query());
+    // A handler never sees a request the spec refuses.
+    let parsed = if app.validate_requests {
+        validate_request::validate_request(&operation.id, &resolved.params, &query, &body)?
+    } else {
+        None
+    };
     let call = Call {
         params: &resolved.params,
         query: &query,
@@ -615,6 +644,7 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
         user: &caller.user_id,
+        parsed: std::cell::Cell::new(parsed),
     };
     let implemented = match (implemented, file_operation) {
         (Some(implemented), _) => implemented,
@@ -630,7 +660,12 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
             return Ok(response);
         }
         // Answered 501 above.
-        (None, None) => return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, operation.id.clone())),
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                operation.id.clone(),
+            ));
+        }
     };
     let value = {
         let mut state = app.lock();
@@ -657,4 +692,15 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
         }
     }
     Ok(json_response(StatusCode::OK, &answer))
+}
+
+async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes, or was cut short"),
+            )
+        })
 }

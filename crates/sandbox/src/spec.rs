@@ -191,6 +191,22 @@ fn match_segments(
     Some((score, params))
 }
 
+/// Why a segment of a request path (still percent-encoded) can name no
+/// resource, if one cannot: empty, `.` or `..` (the spec's `PathSegment`),
+/// or not percent-encoded UTF-8. For the 404 of a path that matched nothing.
+pub(crate) fn unusable_segment(path: &str) -> Option<String> {
+    path.strip_prefix('/')?
+        .split('/')
+        .find_map(|raw| match percent_decode(raw) {
+            None => Some(format!("path segment `{raw}` is not percent-encoded UTF-8")),
+            Some(decoded) if decoded.is_empty() => Some("a path segment is empty".to_owned()),
+            Some(decoded) if decoded == "." || decoded == ".." => Some(format!(
+                "path segment `{raw}` is `{decoded}`, which names no resource"
+            )),
+            Some(_) => None,
+        })
+}
+
 /// Decodes `%XX` escapes; `None` when the result is not UTF-8 or an escape
 /// is malformed.
 fn percent_decode(raw: &str) -> Option<String> {

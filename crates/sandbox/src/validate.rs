@@ -60,8 +60,11 @@ pub fn validate_response(operation_id: &str, answer: &Value) -> Vec<SchemaViolat
     };
     let mut out = Vec::new();
     for error in validator.iter_errors(answer) {
-        describe(&error, &mut |pointer, message| {
-            out.push(violation(pointer, message))
+        describe(&error, &mut |error| {
+            out.push(violation(
+                error.instance_path().to_string(),
+                error.to_string(),
+            ))
         });
     }
     out
@@ -91,12 +94,12 @@ fn validator(operation_id: &str) -> Compiled {
 }
 
 /// The spec as JSON, with its component schemas converted, read once.
-struct Spec {
-    doc: Value,
-    components: Value,
+pub(crate) struct Spec {
+    pub(crate) doc: Value,
+    pub(crate) components: Value,
 }
 
-fn spec() -> &'static Spec {
+pub(crate) fn spec() -> &'static Spec {
     static SPEC_JSON: OnceLock<Spec> = OnceLock::new();
     SPEC_JSON.get_or_init(|| {
         // The compiled-in spec is checked by every test of this crate.
@@ -132,7 +135,7 @@ fn compile(operation_id: &str) -> Compiled {
         .ok_or_else(|| format!("operation `{operation_id}` is not in the spec"))?
         .pointer("/responses/200/content/application~1json/schema")
         .ok_or_else(|| format!("operation `{operation_id}` has no JSON 200 response schema"))?;
-    let document = json!({ "allOf": [convert(schema)], "components": spec.components });
+    let document = with_components(json!({ "allOf": [convert(schema)] }), &spec.components);
     jsonschema::options()
         .with_draft(jsonschema::Draft::Draft4)
         .should_validate_formats(true)
@@ -141,14 +144,54 @@ fn compile(operation_id: &str) -> Compiled {
         .map_err(|e| format!("the spec's schema is not valid JSON Schema: {e}"))
 }
 
+/// `schema` with the component schemas (of `components`, converted) it
+/// reaches through `$ref`, and only those: the validator then checks and compiles a small document rather
+/// than the whole spec's components (most of a compile's cost).
+pub(crate) fn with_components(mut schema: Value, components: &Value) -> Value {
+    const PREFIX: &str = "#/components/schemas/";
+    let all = &components["schemas"];
+    let mut reached = Map::new();
+    let mut pending = Vec::new();
+    collect_refs(&schema, &mut pending);
+    while let Some(reference) = pending.pop() {
+        let Some(name) = reference.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if reached.contains_key(name) {
+            continue;
+        }
+        // A reference to a missing component fails the build, naming it.
+        if let Some(component) = all.get(name) {
+            collect_refs(component, &mut pending);
+            reached.insert(name.to_owned(), component.clone());
+        }
+    }
+    schema["components"] = json!({ "schemas": reached });
+    schema
+}
+
+/// Every `$ref` string in `value`, at any depth.
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            if let Some(Value::String(reference)) = object.get("$ref") {
+                out.push(reference.clone());
+            }
+            object.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
 /// Keywords whose value is a single subschema.
-const SCHEMA_KEYWORDS: [&str; 3] = ["items", "not", "additionalProperties"];
+pub(crate) const SCHEMA_KEYWORDS: [&str; 3] = ["items", "not", "additionalProperties"];
 /// Keywords whose value is a list of subschemas.
-const SCHEMA_LIST_KEYWORDS: [&str; 3] = ["allOf", "anyOf", "oneOf"];
+pub(crate) const SCHEMA_LIST_KEYWORDS: [&str; 3] = ["allOf", "anyOf", "oneOf"];
 
 /// One OpenAPI 3.0 schema object as JSON Schema: `nullable: true` becomes
 /// `"null"` in its own `type` (when it has one); everything else is kept.
-fn convert(schema: &Value) -> Value {
+pub(crate) fn convert(schema: &Value) -> Value {
     let Value::Object(object) = schema else {
         return schema.clone();
     };
@@ -188,7 +231,10 @@ fn convert(schema: &Value) -> Value {
 /// One report per failure. A non-null value failing a nullable reference
 /// (`anyOf: [schema, {enum: [null]}]`) fails the `anyOf`; report why it
 /// failed `schema` instead, which names the field that is really wrong.
-fn describe(error: &jsonschema::ValidationError<'_>, report: &mut dyn FnMut(String, String)) {
+pub(crate) fn describe(
+    error: &jsonschema::ValidationError<'_>,
+    report: &mut dyn FnMut(&jsonschema::ValidationError<'_>),
+) {
     if let jsonschema::error::ValidationErrorKind::AnyOf { context } = error.kind() {
         let is_null_branch = |branch: &Vec<jsonschema::ValidationError<'static>>| {
             matches!(branch.as_slice(), [only] if matches!(only.kind(),
@@ -204,7 +250,7 @@ fn describe(error: &jsonschema::ValidationError<'_>, report: &mut dyn FnMut(Stri
             return;
         }
     }
-    report(error.instance_path().to_string(), error.to_string());
+    report(error);
 }
 
 /// How a value differs from one component schema of the spec (for unit
