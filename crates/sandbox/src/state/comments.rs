@@ -338,12 +338,13 @@ impl State {
             .sources
             .get_mut(&source_id)
             .expect("indexed source exists");
-        for id in ids {
-            if let Some(stored) = source.comments.remove(id) {
-                source.by_time.remove(&(stored.order, id.to_owned()));
+        for id in &ids {
+            if let Some(stored) = source.comments.remove(*id) {
+                source.by_time.remove(&(stored.order, (*id).to_owned()));
                 self.log.remove(&stored.seq);
             }
         }
+        self.forget_exceptions(&source_id, Some(&ids));
         Ok(json!({}))
     }
 

@@ -12,9 +12,11 @@ mod attachments;
 mod buckets;
 mod comments;
 mod datasets;
+mod documents;
 mod projects;
 mod raw_emails;
 mod sources;
+mod stream_exceptions;
 mod streams;
 
 pub(crate) use attachments::File;
@@ -161,6 +163,8 @@ struct Stream {
     model: Option<Value>,
     /// Comments with a sequence number above this are still to deliver.
     position: u64,
+    /// Exception tags: comment uid → exception `type`.
+    exceptions: BTreeMap<String, String>,
 }
 
 /// The part of `CommentFilter` the sandbox applies; other conditions are

@@ -203,6 +203,7 @@ impl State {
         for dataset in self.datasets.values_mut() {
             dataset.source_ids.retain(|s| s != id);
         }
+        self.forget_exceptions(id, None);
         Ok(json!({}))
     }
 
