@@ -372,6 +372,43 @@ async fn stream_exceptions_are_tagged_retagged_untagged_and_forgotten_with_their
         tags(),
         BTreeMap::from([(uid(0), "Robot Failure".to_owned())])
     );
+    // Untagging names its comments (cm-api requires `uid`): none is a 400.
+    let raw = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/v1/datasets/acme/triage/streams/refunds/exceptions",
+            sandbox.base_url()
+        ))
+        .bearer_auth(sandbox.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    // The spec's permissions: consuming streams and reading sources.
+    let reader = common::client_with(&sandbox, &sandbox.mint_token(["sources-read"]));
+    let error = store(&reader, vec![exception(&uid(2), "x")])
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(error).0, 403);
+    let consumer = common::client_with(
+        &sandbox,
+        &sandbox.mint_token(["sources-read", "triggers-consume"]),
+    );
+    store(&consumer, vec![exception(&uid(2), "No Prediction")])
+        .await
+        .unwrap();
+    consumer
+        .delete_stream_exceptions()
+        .project("acme")
+        .dataset_name("triage")
+        .stream_name("refunds")
+        .uid(vec![uid(2)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags(),
+        BTreeMap::from([(uid(0), "Robot Failure".to_owned())])
+    );
 
     // Deleting a comment forgets its tag: re-created, it is untagged.
     client
