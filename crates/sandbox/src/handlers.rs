@@ -278,6 +278,31 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
             )
         },
     },
+    // stream exceptions
+    Implemented {
+        id: "store_stream_exceptions",
+        permissions: &[],
+        handler: |s, c| {
+            s.store_stream_exceptions(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.param("stream_name"),
+                c.json()?,
+            )
+        },
+    },
+    Implemented {
+        id: "delete_stream_exceptions",
+        permissions: &[],
+        handler: |s, c| {
+            s.delete_stream_exceptions(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.param("stream_name"),
+                c.query,
+            )
+        },
+    },
     // comments, older routes and raw emails
     Implemented {
         id: "add_comments",
@@ -302,6 +327,12 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
                 c.body,
             )
         },
+    },
+    // documents (get_document answers a file: FILE_OPERATIONS)
+    Implemented {
+        id: "upload_document",
+        permissions: &["sources-add-comments"],
+        handler: |s, c| s.upload_document(c.param("source_id"), c.content_type, c.body),
     },
     // buckets
     Implemented {
@@ -526,11 +557,18 @@ pub(crate) struct FileOperation {
 }
 
 /// The implemented operations that answer files.
-pub(crate) const FILE_OPERATIONS: &[FileOperation] = &[FileOperation {
-    id: "get_attachment",
-    permissions: &[],
-    handler: |s, c| s.get_attachment(c.param("attachment_reference")),
-}];
+pub(crate) const FILE_OPERATIONS: &[FileOperation] = &[
+    FileOperation {
+        id: "get_attachment",
+        permissions: &[],
+        handler: |s, c| s.get_attachment(c.param("attachment_reference")),
+    },
+    FileOperation {
+        id: "get_document",
+        permissions: &["sources-read"],
+        handler: |s, c| s.get_document(c.param("source_id"), c.param("comment_id")),
+    },
+];
 
 /// The file-answering operation with this id.
 pub(crate) fn file_operation(id: &str) -> Option<&'static FileOperation> {

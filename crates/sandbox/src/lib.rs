@@ -37,7 +37,7 @@ pub use crate::seed::{Seed, SeedError};
 pub use crate::state::OAuthClient;
 pub use crate::validate::{SchemaViolation, validate_response};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -334,6 +334,22 @@ impl Sandbox {
     /// ```
     pub fn faults(&self) -> Faults {
         Faults(self.app.0.faults.clone())
+    }
+
+    /// The exception tags of a stream (`store_stream_exceptions`), comment
+    /// uid → exception type; `None` when there is no such stream. The API
+    /// shows them in `query_comments`' `trigger_exceptions`, which the
+    /// sandbox does not implement yet; tests read them here.
+    pub fn stream_exceptions(
+        &self,
+        project: &str,
+        dataset_name: &str,
+        stream_name: &str,
+    ) -> Option<BTreeMap<String, String>> {
+        self.app
+            .0
+            .lock()
+            .stream_exceptions(project, dataset_name, stream_name)
     }
 
     /// The ids of the operations the sandbox implements; every other

@@ -255,28 +255,28 @@ async fn a_request_to_an_unimplemented_operation_is_checked_before_the_501() {
 
 #[tokio::test]
 async fn a_raw_bytes_body_is_not_read_as_json() {
-    // `upload_document` takes `application/octet-stream` (not implemented:
-    // 501); its body is not JSON and is not checked as JSON, while its path
-    // parameters still are.
+    // `upload_ixp_document` takes `application/octet-stream` (not
+    // implemented: 501); its body is not JSON and is not checked as JSON,
+    // while its path parameters still are.
     let sandbox = checked().await;
-    let upload = "/api/_private/sources/id:18ba5ce699f8da1f/documents";
+    let upload = "/api/_private/ixp/projects/0b9c/models/latest/documents";
     let message = error_message(
         &raw(&sandbox, "PUT", upload, Some("%PDF-1.4 {not json")).await,
         501,
     );
-    assert!(message.contains("`upload_document`"), "{message}");
+    assert!(message.contains("`upload_ixp_document`"), "{message}");
     let message = error_message(
         &raw(
             &sandbox,
             "PUT",
-            "/api/_private/sources/id:a%0Ab/documents",
+            "/api/_private/ixp/projects/a%0Ab/models/latest/documents",
             Some("%PDF-1.4"),
         )
         .await,
         400,
     );
     assert!(
-        message.starts_with("path parameter `source_id`"),
+        message.starts_with("path parameter `project_uuid`"),
         "{message}"
     );
 }

@@ -22,6 +22,37 @@ pub(crate) struct Content {
     hash: String,
 }
 
+impl Content {
+    /// An uploaded part's content, hashed, with the part's media type, else
+    /// `fallback_type`, else `application/octet-stream`.
+    pub(super) fn new(part: FilePart, fallback_type: Option<String>) -> Self {
+        let hash = Sha256::digest(&part.bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self {
+            content_type: part
+                .content_type
+                .or(fallback_type)
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            bytes: part.bytes,
+            hash,
+        }
+    }
+
+    pub(super) fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// The content as a download.
+    pub(super) fn file(&self) -> File {
+        File {
+            content_type: self.content_type.clone(),
+            bytes: self.bytes.clone(),
+        }
+    }
+}
+
 /// An answer that is a file, not JSON.
 #[derive(Debug)]
 pub(crate) struct File {
@@ -31,7 +62,7 @@ pub(crate) struct File {
 
 /// The reference `get_attachment` takes: the attachment's place (source,
 /// comment, position), hex-encoded, so it stays opaque and path-safe.
-fn reference(source_id: &str, comment_id: &str, index: usize) -> String {
+pub(super) fn reference(source_id: &str, comment_id: &str, index: usize) -> String {
     hex(format!("{source_id}\n{comment_id}\n{index}").as_bytes())
 }
 
@@ -76,15 +107,17 @@ pub(super) fn describe_contents(
     }
 }
 
-/// The one `file` part of a multipart body: its media type and content.
-struct FilePart {
-    content_type: Option<String>,
-    bytes: Bytes,
+/// The one `file` part of a multipart body: its file name, media type and
+/// content.
+pub(super) struct FilePart {
+    pub(super) file_name: Option<String>,
+    pub(super) content_type: Option<String>,
+    pub(super) bytes: Bytes,
 }
 
 /// Parses a `multipart/form-data` body already in memory with `multer`;
 /// 400 when it is not one, 422 when its parts are not exactly one `file`.
-fn parse_upload(content_type: Option<&str>, body: &Bytes) -> Result<FilePart, ApiError> {
+pub(super) fn parse_upload(content_type: Option<&str>, body: &Bytes) -> Result<FilePart, ApiError> {
     let content_type = content_type.ok_or_else(|| {
         ApiError::bad_request("the body must be multipart/form-data, with one part named `file`")
     })?;
@@ -111,9 +144,11 @@ fn parse_upload(content_type: Option<&str>, body: &Bytes) -> Result<FilePart, Ap
                     "multipart part `{FILE_PART}`: given twice"
                 )));
             }
+            let file_name = field.file_name().map(str::to_owned);
             let content_type = field.content_type().map(ToString::to_string);
             let bytes = field.bytes().await.map_err(malformed)?;
             found = Some(FilePart {
+                file_name,
                 content_type,
                 bytes,
             });
@@ -176,19 +211,9 @@ impl State {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let part = parse_upload(content_type, body)?;
-        let hash: String = Sha256::digest(&part.bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let content = Content {
-            // The part's own type, else the type the metadata lists.
-            content_type: part
-                .content_type
-                .or(listed_type)
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
-            bytes: part.bytes,
-            hash: hash.clone(),
-        };
+        // The part's own type, else the type the metadata lists.
+        let content = Content::new(part, listed_type);
+        let hash = content.hash.clone();
         self.sources
             .get_mut(source_id)
             .and_then(|s| s.comments.get_mut(comment_id))
@@ -209,10 +234,7 @@ impl State {
             .and_then(|s| s.comments.get(&comment_id))
             .and_then(|c| c.contents.get(&index))
             .ok_or_else(missing)?;
-        Ok(File {
-            content_type: content.content_type.clone(),
-            bytes: content.bytes.clone(),
-        })
+        Ok(content.file())
     }
 }
 

@@ -339,14 +339,15 @@ impl State {
             .get_mut(&source_id)
             .expect("indexed source exists");
         let mut deleted = Vec::new();
-        for id in ids {
-            if let Some(stored) = source.comments.remove(id) {
-                source.by_time.remove(&(stored.order, id.to_owned()));
+        for id in &ids {
+            if let Some(stored) = source.comments.remove(*id) {
+                source.by_time.remove(&(stored.order, (*id).to_owned()));
                 self.log.remove(&stored.seq);
                 deleted.push(format!("{source_id}.{id}"));
             }
         }
         self.forget_labellings(&deleted);
+        self.forget_exceptions(&source_id, Some(&ids));
         Ok(json!({}))
     }
 

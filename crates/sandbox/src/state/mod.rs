@@ -13,6 +13,7 @@ mod audit;
 mod buckets;
 mod comments;
 mod datasets;
+mod documents;
 mod label_defs;
 mod labellings;
 mod predictions;
@@ -20,6 +21,7 @@ mod projects;
 mod query;
 mod raw_emails;
 mod sources;
+mod stream_exceptions;
 mod streams;
 mod users;
 
@@ -177,6 +179,8 @@ struct Stream {
     model: Option<Value>,
     /// Comments with a sequence number above this are still to deliver.
     position: u64,
+    /// Exception tags: comment uid → exception `type`.
+    exceptions: BTreeMap<String, String>,
 }
 
 /// The part of `CommentFilter` the sandbox applies; other conditions are

@@ -209,6 +209,7 @@ impl State {
             .map(|c| format!("{id}.{c}"))
             .collect();
         self.forget_labellings(&uids);
+        self.forget_exceptions(id, None);
         Ok(json!({}))
     }
 

@@ -54,7 +54,7 @@ impl State {
         out
     }
 
-    fn stream_ref(
+    pub(super) fn stream_ref(
         &self,
         project: &str,
         dataset: &str,
@@ -68,7 +68,7 @@ impl State {
         Ok((d, s))
     }
 
-    fn stream_mut(
+    pub(super) fn stream_mut(
         &mut self,
         project: &str,
         dataset: &str,
@@ -181,6 +181,7 @@ impl State {
             comment_filter,
             model,
             position,
+            exceptions: BTreeMap::new(),
         };
         let out = json!({"stream": Self::stream_json(&dataset_id, &stream)});
         dataset_ref.streams.insert(name, stream);
