@@ -338,8 +338,8 @@ impl Sandbox {
 
     /// The exception tags of a stream (`store_stream_exceptions`), comment
     /// uid → exception type; `None` when there is no such stream. The API
-    /// shows them in `query_comments`' `trigger_exceptions`, which the
-    /// sandbox does not implement yet; tests read them here.
+    /// shows them in `query_comments`' `trigger_exceptions`; this reads them
+    /// without a request.
     pub fn stream_exceptions(
         &self,
         project: &str,

@@ -505,3 +505,52 @@ async fn a_tagging_consumer_tags_exactly_the_failed_comments_and_moves_on() {
         .into_inner();
     assert!(rest.results.is_empty(), "{:?}", rest.results);
 }
+
+#[tokio::test]
+async fn the_dataset_query_shows_each_comments_tags_keyed_by_stream_id() {
+    let sandbox = checked().await;
+    let client = client(&sandbox);
+    let source_id = stream_with_comments(&client, 3).await;
+    store(
+        &client,
+        vec![exception(&format!("{source_id}.c1"), "No Prediction")],
+    )
+    .await
+    .unwrap();
+    let page = client
+        .query_comments()
+        .project("acme")
+        .dataset_name("triage")
+        .body(typed::<types::QueryCommentsRequest>(
+            json!({"order": {"kind": "recent"}}),
+        ))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let [stream] = &page.triggers[..] else {
+        panic!("one stream: {:?}", page.triggers);
+    };
+    assert_eq!(stream.name, "refunds");
+    let tags: BTreeMap<String, BTreeMap<String, String>> = page
+        .results
+        .iter()
+        .map(|r| {
+            let tags = r
+                .trigger_exceptions
+                .iter()
+                .map(|(stream, tag)| (stream.clone(), tag.type_.clone()))
+                .collect();
+            (r.comment.id.clone(), tags)
+        })
+        .collect();
+    let tagged = BTreeMap::from([(stream.id.clone(), "No Prediction".to_owned())]);
+    assert_eq!(
+        tags,
+        BTreeMap::from([
+            ("c0".to_owned(), BTreeMap::new()),
+            ("c1".to_owned(), tagged),
+            ("c2".to_owned(), BTreeMap::new()),
+        ])
+    );
+}

@@ -551,13 +551,30 @@ impl State {
             .iter()
             .map(|&((_, source_id, id), c)| {
                 let uid = format!("{source_id}.{id}");
-                json!({
+                let mut result = json!({
                     "comment": Self::comment_json(source_id, c),
                     "labelling": self.labelling_groups(&d.id, &uid, with_predictions),
-                })
+                });
+                if with_predictions {
+                    result["trigger_exceptions"] = Self::trigger_exceptions(d, &uid);
+                }
+                result
             })
             .collect();
         Ok((results, page.admitted, page.continuation))
+    }
+
+    /// The exception tags of a comment, keyed by the id of the stream that
+    /// tagged it (`AnnotatedComment.trigger_exceptions`).
+    fn trigger_exceptions(d: &Dataset, uid: &str) -> Value {
+        d.streams
+            .values()
+            .filter_map(|s| {
+                let kind = s.exceptions.get(uid)?;
+                Some((s.id.clone(), json!({"type": kind})))
+            })
+            .collect::<Map<String, Value>>()
+            .into()
     }
 
     /// The dataset query: the `recent` order, the conditions of
@@ -629,6 +646,7 @@ impl State {
             "results": results,
             "num_results": {"filtered": admitted, "expected": admitted},
             "entity_defs": [],
+            "triggers": d.streams.values().map(|s| Self::stream_json(&d.id, s)).collect::<Vec<_>>(),
         });
         if let Some(continuation) = continuation {
             out["continuation"] = continuation.into();

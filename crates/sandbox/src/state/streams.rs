@@ -35,7 +35,7 @@ struct ResetStreamRequest {
 }
 
 impl State {
-    fn stream_json(dataset_id: &str, s: &Stream) -> Value {
+    pub(super) fn stream_json(dataset_id: &str, s: &Stream) -> Value {
         let mut out = json!({
             "id": s.id,
             "dataset_id": dataset_id,
