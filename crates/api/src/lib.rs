@@ -31,7 +31,7 @@
 //!
 //! Every call runs in an `info` span named `cm_api.request`, with the fields
 //! `operation`, `method`, `path`, and, once answered, `status`, `attempts`,
-//! `duration_ms` (the whole call) and `server_ms` (the last answer's
+//! `duration_ms` (the whole call, fractional ms) and `server_ms` (the last answer's
 //! Server-Timing `total`, when sent): a `tracing` layer can aggregate them
 //! per operation (the `quickstart` example does).
 //!

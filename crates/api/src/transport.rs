@@ -357,7 +357,7 @@ impl Transport {
             *request.timeout_mut() = bounds.total;
             let result = self.attempt(client, request, transfer, bounds).await;
             span.record("attempts", attempt);
-            span.record("duration_ms", started.elapsed().as_millis() as u64);
+            span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
             let (failure, outcome) = match result {
                 Ok(outcome) => {
                     let status = outcome.status();

@@ -116,7 +116,6 @@ async fn acme_with_comments(client: &Client, n: usize) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the sandbox slices being merged"]
 async fn the_quickstart_job_runs_end_to_end_and_every_comment_arrives_once() {
     let (sandbox, client) = sandbox().await;
     let job = quickstart::Job {
@@ -195,7 +194,6 @@ async fn the_bulk_upload_example_uploads_every_good_line_of_its_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the sandbox slices being merged"]
 async fn the_export_example_writes_each_comment_once() {
     let (sandbox, client) = sandbox().await;
     acme_with_comments(&client, 1_100).await;
@@ -220,7 +218,6 @@ async fn the_export_example_writes_each_comment_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the sandbox slices being merged"]
 async fn the_stream_example_handles_every_comment_and_advances_past_it() {
     let (sandbox, client) = sandbox().await;
     client
@@ -301,7 +298,6 @@ async fn acme_source_dataset_stream(client: &Client) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the sandbox slices being merged"]
 async fn the_upload_example_downloads_exactly_the_bytes_it_uploaded() {
     let (sandbox, client) = sandbox().await;
     client

@@ -648,4 +648,15 @@ async fn the_request_span_records_status_attempts_and_server_time() {
     ] {
         assert!(closed.contains(field), "{field} missing from {closed}");
     }
+    // The call's time in fractional ms (an `f64`, so that the sums of fast
+    // calls are not rounded down to whole ms each).
+    let duration = closed
+        .split("duration_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no duration_ms in {closed}"));
+    assert!(
+        duration.contains('.') && duration.parse::<f64>().unwrap() > 0.0,
+        "{closed}"
+    );
 }

@@ -75,6 +75,8 @@ fn first_day() -> DateTime<Utc> {
 }
 const SPAN_DAYS: i64 = 59;
 const COUNTRIES: [&str; 3] = ["UK", "FR", "DE"];
+/// The stream returns a label only when its confidence reaches this.
+const PREDICTION_THRESHOLD: f64 = 0.2;
 
 /// Comment `i`: its topic is `LABELS[i % 4]`, its time spread over the span.
 pub fn comment(i: usize) -> types::CommentNew {
@@ -220,10 +222,38 @@ pub async fn run(client: &Client, job: &Job) -> Result<JobSummary, JobError> {
     println!("labelled {} comments", summary.labelled);
     summary.phases.push(("label", started.elapsed()));
 
-    // 4. A stream over the dataset, reset to the start so that it delivers
-    // every comment, consumed at least once: each batch is advanced past
-    // only after it was handled.
+    // 4. A stream over the dataset that returns the predictions of the
+    // latest model version (the labels made one), with a confidence
+    // threshold per label; reset to the start so that it delivers every
+    // comment, consumed at least once: each batch is advanced past only
+    // after it was handled.
     let started = Instant::now();
+    let models = client
+        .list_models()
+        .project(job.project.as_str())
+        .dataset_name(job.dataset.as_str())
+        .body_map(|b| b.limit(Some(1)))
+        .send()
+        .await?
+        .into_inner();
+    let version = models
+        .labellers
+        .iter()
+        .map(|model| model.version)
+        .max()
+        .ok_or("no model version yet: label some comments first")?;
+    let thresholds = LABELS
+        .iter()
+        .map(|label| {
+            types::LabelThreshold::builder()
+                .name(vec![(*label).to_owned()])
+                .threshold(Some(PREDICTION_THRESHOLD))
+                .try_into()
+        })
+        .collect::<Result<Vec<types::LabelThreshold>, _>>()?;
+    let model = types::StreamModel::builder()
+        .version(version)
+        .label_thresholds(thresholds);
     client
         .create_stream()
         .project(job.project.as_str())
@@ -232,11 +262,13 @@ pub async fn run(client: &Client, job: &Job) -> Result<JobSummary, JobError> {
             b.stream(
                 types::StreamNew::builder()
                     .name(job.stream.clone())
-                    .title("Quickstart triage".to_owned()),
+                    .title("Quickstart triage".to_owned())
+                    .model(Some(model.try_into().expect("a stream model"))),
             )
         })
         .send()
         .await?;
+    println!("created stream {} on model version {version}", job.stream);
     client
         .reset_stream()
         .project(job.project.as_str())

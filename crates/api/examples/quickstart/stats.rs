@@ -53,15 +53,15 @@ impl Visit for Fields {
         }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        match field.name() {
-            "attempts" => self.attempts = value,
-            "duration_ms" => self.duration_ms = value as f64,
-            _ => {}
+        if field.name() == "attempts" {
+            self.attempts = value;
         }
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() == "server_ms" {
-            self.server_ms = value;
+        match field.name() {
+            "duration_ms" => self.duration_ms = value,
+            "server_ms" => self.server_ms = value,
+            _ => {}
         }
     }
     fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
