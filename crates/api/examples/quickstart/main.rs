@@ -18,7 +18,8 @@
 //! ```
 //!
 //! Client credentials work too (`REINFER_CLIENT_ID`, `REINFER_CLIENT_SECRET`),
-//! as for `cm_api::Client::from_env`. `--comments N` changes the count.
+//! or a profile of the config file (`REINFER_PROFILE`), as for
+//! `cm_api::Client::from_env`. `--comments N` changes the count.
 
 mod job;
 mod stats;
@@ -26,7 +27,7 @@ mod stats;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use cm_api::config::{CLIENT_ID_ENV, ENDPOINT_ENV, TOKEN_ENV};
+use cm_api::config::{CLIENT_ID_ENV, ENDPOINT_ENV, PROFILE_ENV, TOKEN_ENV};
 use cm_api::{Client, Endpoint};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -68,7 +69,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(allow_writes: bool, comments: usize) -> Result<(), JobError> {
-    let online = [ENDPOINT_ENV, TOKEN_ENV, CLIENT_ID_ENV]
+    let online = [ENDPOINT_ENV, TOKEN_ENV, CLIENT_ID_ENV, PROFILE_ENV]
         .iter()
         .any(|name| std::env::var_os(name).is_some());
     if !online {
