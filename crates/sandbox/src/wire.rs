@@ -80,6 +80,23 @@ pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 /// Decodes a JSON value into `T`, naming the field at fault under `prefix`.
 pub(crate) fn decode_value<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
+    decode_with(value, prefix)
+}
+
+/// [`decode_value`] from a borrowed value: for a check of a value that is
+/// kept (no copy of the whole tree).
+pub(crate) fn decode_ref<'a, T: serde::Deserialize<'a>>(
+    value: &'a Value,
+    prefix: &str,
+) -> Result<T, ApiError> {
+    decode_with(value, prefix)
+}
+
+fn decode_with<'de, D, T>(value: D, prefix: &str) -> Result<T, ApiError>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+    T: serde::Deserialize<'de>,
+{
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = match (prefix.is_empty(), path == ".") {

@@ -1,7 +1,8 @@
 //! Random sequences of operations through `cm_api::Client` against a
 //! simple model kept here: syncs (new ids, re-syncs with and without
 //! changes, ids repeated in one request, comments with and without a
-//! timestamp), deletes, listings in pages of random sizes, and a stream
+//! timestamp), deletes, listings and exports in pages of random sizes,
+//! and a stream
 //! fetched, advanced, drained and reset. After each operation the sandbox
 //! must agree with the model:
 //!
@@ -13,10 +14,9 @@
 //! * a stream delivers, in upload order, exactly the comments changed after
 //!   its position: every change at least once, nothing advanced past,
 //!   unless reset (to before every upload: everything again; to after:
-//!   nothing).
-//!
-//! `export_dataset` is not implemented by the sandbox yet; the paging
-//! invariants are checked on `list_source_comments`.
+//!   nothing);
+//! * an export walked page by page holds every stored comment exactly
+//!   once, as many as the listing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -47,6 +47,7 @@ enum Op {
     Sync(Vec<(u8, Fields)>),
     Delete(Vec<u8>),
     List(i64),
+    Export(i64),
     Fetch(i64),
     Advance,
     Drain(i64),
@@ -75,6 +76,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => prop::collection::vec((0..IDS, fields()), 1..6).prop_map(Op::Sync),
         2 => prop::collection::vec(0..IDS + 2, 1..4).prop_map(Op::Delete),
         2 => page_size().prop_map(Op::List),
+        2 => page_size().prop_map(Op::Export),
         2 => page_size().prop_map(Op::Fetch),
         2 => Just(Op::Advance),
         1 => page_size().prop_map(Op::Drain),
@@ -297,6 +299,44 @@ async fn apply(client: &Client, model: &mut Model, op: Op) -> Result<(), TestCas
                 check_comment(c, model)?;
             }
         }
+        Op::Export(limit) => {
+            let mut exported: Vec<String> = Vec::new();
+            let mut continuation: Option<String> = None;
+            loop {
+                let request = types::ExportDatasetRequest::builder()
+                    .limit(Some(limit))
+                    .continuation(continuation.take());
+                let page = client
+                    .export_dataset()
+                    .project("acme")
+                    .dataset_name("triage")
+                    .body(request)
+                    .send()
+                    .await
+                    .map_err(fail)?
+                    .into_inner();
+                prop_assert!(page.comments.len() as i64 <= limit);
+                let empty = page.comments.is_empty();
+                exported.extend(page.comments.into_iter().map(|c| c.comment.id));
+                match page.continuation {
+                    Some(next) => {
+                        prop_assert!(!empty, "an empty export page with a continuation");
+                        continuation = Some(next);
+                    }
+                    None => break,
+                }
+                prop_assert!(
+                    exported.len() <= model.comments.len() + 1,
+                    "the export does not end"
+                );
+            }
+            // Every stored comment exactly once, and as many as the counts say.
+            let distinct: BTreeSet<&str> = exported.iter().map(String::as_str).collect();
+            prop_assert_eq!(distinct.len(), exported.len(), "a comment exported twice");
+            let stored: BTreeSet<&str> = model.comments.keys().map(String::as_str).collect();
+            prop_assert_eq!(distinct, stored);
+            prop_assert_eq!(exported.len() as u64, model.answered_new - model.deleted);
+        }
         Op::Fetch(max) => {
             let batch = client
                 .get_stream_results()
@@ -470,6 +510,7 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     // Whatever happened, a final listing and drain agree with the model.
     apply(&client, &mut model, Op::List(3)).await?;
+    apply(&client, &mut model, Op::Export(2)).await?;
     apply(&client, &mut model, Op::Drain(2)).await?;
     let violations = sandbox.schema_violations();
     prop_assert!(violations.is_empty(), "{:?}", violations);

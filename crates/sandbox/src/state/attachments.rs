@@ -195,9 +195,9 @@ impl State {
         let comment = source.comments.get(comment_id).ok_or_else(|| {
             ApiError::not_found(format!("comment `{comment_id}` in source `{source_id}`"))
         })?;
-        let listed = comment
-            .fields
-            .get("attachments")
+        let attachments = comment.fields.get("attachments");
+        let listed = attachments
+            .as_ref()
             .and_then(Value::as_array)
             .and_then(|list| list.get(index))
             .ok_or_else(|| {

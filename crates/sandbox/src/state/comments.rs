@@ -1,5 +1,7 @@
 //! Comments: sync (upsert by id), get, delete, list in pages.
 
+use std::borrow::Cow;
+
 use super::*;
 
 /// A validated comment of a sync: id, stored fields, timestamp.
@@ -10,58 +12,97 @@ struct SyncCommentsRequest {
     comments: Vec<Value>,
 }
 
-/// `CommentNew`, to check each comment's shape; the comment is stored as sent.
+/// The `comments` of a sync request, moved out of the body (decoding the
+/// body into `SyncCommentsRequest` would rebuild every comment's tree);
+/// a body of another shape is decoded to name the fault.
+pub(super) fn comments_of(body: Value) -> Result<Vec<Value>, ApiError> {
+    match body {
+        Value::Object(mut map) if map.get("comments").is_some_and(Value::is_array) => {
+            let Some(Value::Array(comments)) = map.remove("comments") else {
+                unreachable!("checked: an array");
+            };
+            Ok(comments)
+        }
+        body => decode_value::<SyncCommentsRequest>(body, "").map(|r| r.comments),
+    }
+}
+
+/// `CommentNew`, to check each comment's shape; the comment is stored as
+/// sent. Its text borrows from the checked value: the check allocates
+/// nothing per field.
 #[derive(Deserialize)]
 #[allow(dead_code)]
-struct CommentNew {
-    id: String,
-    timestamp: Option<String>,
-    thread_id: Option<String>,
-    user_properties: Option<BTreeMap<String, UserPropertyValue>>,
-    messages: Option<Vec<Message>>,
-    text_format: Option<String>,
-    attachments: Option<Vec<Attachment>>,
+struct CommentNew<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    thread_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_properties: Option<BTreeMap<Cow<'a, str>, UserPropertyValue<'a>>>,
+    #[serde(borrow)]
+    messages: Option<Vec<Message<'a>>>,
+    #[serde(borrow)]
+    text_format: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    attachments: Option<Vec<Attachment<'a>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
 #[allow(dead_code)]
-enum UserPropertyValue {
-    String(String),
+enum UserPropertyValue<'a> {
+    String(#[serde(borrow)] Cow<'a, str>),
     Number(f64),
     Bool(bool),
 }
 
 #[derive(Deserialize)]
 #[allow(dead_code)]
-struct Message {
-    from: Option<String>,
-    to: Option<Vec<String>>,
-    cc: Option<Vec<String>>,
-    bcc: Option<Vec<String>>,
-    sent_at: Option<String>,
-    language: Option<String>,
-    body: MessageText,
-    subject: Option<MessageText>,
-    signature: Option<MessageText>,
+struct Message<'a> {
+    #[serde(borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    to: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    cc: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    bcc: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    sent_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    language: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    body: MessageText<'a>,
+    #[serde(borrow)]
+    subject: Option<MessageText<'a>>,
+    #[serde(borrow)]
+    signature: Option<MessageText<'a>>,
 }
 
 #[derive(Deserialize)]
 #[allow(dead_code)]
-struct MessageText {
-    text: String,
-    translated_from: Option<String>,
+struct MessageText<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+    #[serde(borrow)]
+    translated_from: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[allow(dead_code)]
-struct Attachment {
-    name: String,
+struct Attachment<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     size: Option<i64>,
-    content_type: Option<String>,
-    content_hash: Option<String>,
+    #[serde(borrow)]
+    content_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content_hash: Option<Cow<'a, str>>,
     inline: Option<bool>,
-    attachment_reference: Option<String>,
+    #[serde(borrow)]
+    attachment_reference: Option<Cow<'a, str>>,
 }
 
 /// Removes every `null` member of `object` and of the objects inside it
@@ -129,13 +170,17 @@ pub(super) fn validate_comments(
     let mut batch: Vec<Upload> = Vec::with_capacity(comments.len());
     for (i, value) in comments.into_iter().enumerate() {
         let prefix = format!("{field}[{i}]");
-        let comment: CommentNew = decode_value(value.clone(), &prefix)?;
+        let comment: CommentNew = decode_ref(&value, &prefix)?;
         let timestamp = match &comment.timestamp {
             Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
                 ApiError::unprocessable(format!("`{prefix}.timestamp`: not a date-time: {text:?}"))
             })?),
             None => None,
         };
+        let (id, stored_time) = (
+            comment.id.into_owned(),
+            comment.timestamp.as_deref().and_then(stored_timestamp),
+        );
         let Value::Object(mut fields) = value else {
             unreachable!("decoded as a struct, so an object");
         };
@@ -158,22 +203,23 @@ pub(super) fn validate_comments(
         // `2020-06-03T16:05:00`) is stored as RFC 3339 UTC, so that
         // answers hold the spec's `date-time`; an RFC 3339 one is kept
         // as written.
-        if let Some(text) = comment.timestamp.as_deref().and_then(stored_timestamp) {
+        if let Some(text) = stored_time {
             fields.insert("timestamp".into(), Value::String(text));
         }
-        batch.push((comment.id, fields, timestamp));
+        batch.push((id, fields, timestamp));
     }
     Ok(batch)
 }
 
 impl State {
     pub(super) fn comment_json(source_id: &str, c: &StoredComment) -> Value {
-        let mut out = c.fields.clone();
-        let id = c
-            .fields
+        let mut out = c.fields.map();
+        let id = out
             .get("id")
             .and_then(Value::as_str)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .to_owned();
+        let id = id.as_str();
         out.insert("uid".into(), format!("{source_id}.{id}").into());
         out.insert("source_id".into(), source_id.into());
         out.insert("created_at".into(), ts(c.created_at));
@@ -191,9 +237,9 @@ impl State {
         name: &str,
         body: Value,
     ) -> Result<Value, ApiError> {
-        let request: SyncCommentsRequest = decode_value(body, "")?;
+        let comments = comments_of(body)?;
         let source_id = self.source_id(project, name)?;
-        let batch = validate_comments(request.comments, "comments")?;
+        let batch = validate_comments(comments, "comments")?;
         Ok(self.store_comments(&source_id, batch).to_json())
     }
 
@@ -205,9 +251,9 @@ impl State {
         name: &str,
         body: Value,
     ) -> Result<Value, ApiError> {
-        let request: SyncCommentsRequest = decode_value(body, "")?;
+        let comments = comments_of(body)?;
         let source_id = self.source_id(project, name)?;
-        let batch = validate_comments(request.comments, "comments")?;
+        let batch = validate_comments(comments, "comments")?;
         let source = &self.sources[&source_id];
         let mut seen = BTreeSet::new();
         for (i, (id, _, _)) in batch.iter().enumerate() {
@@ -237,11 +283,14 @@ impl State {
         for (id, fields, timestamp) in batch {
             let order = timestamp.unwrap_or(now);
             let seq = self.next_seq;
-            match source.comments.get_mut(&id) {
-                Some(stored) if stored.fields == fields => counts.unchanged += 1,
+            let stored = source.comments.get_mut(&id);
+            let stored_fields = stored.as_ref().map(|s| s.fields.map());
+            match stored {
+                Some(_) if stored_fields.as_ref() == Some(&fields) => counts.unchanged += 1,
                 Some(stored) => {
-                    if stored.fields.get("messages") == fields.get("messages")
-                        && stored.fields.get("text_format") == fields.get("text_format")
+                    let before = stored_fields.expect("a stored comment");
+                    if before.get("messages") == fields.get("messages")
+                        && before.get("text_format") == fields.get("text_format")
                     {
                         counts.properties_only += 1;
                     } else {
@@ -249,13 +298,13 @@ impl State {
                     }
                     // Contents were uploaded against the attachment list
                     // they belong to; a new list drops them.
-                    if stored.fields.get("attachments") != fields.get("attachments") {
+                    if before.get("attachments") != fields.get("attachments") {
                         stored.contents.clear();
                     }
                     source.by_time.remove(&(stored.order, id.clone()));
                     source.by_time.insert((order, id.clone()));
                     self.log.remove(&stored.seq);
-                    stored.fields = fields;
+                    stored.fields = Fields::from_map(fields);
                     stored.order = order;
                     stored.last_modified = now;
                     stored.seq = seq;
@@ -275,7 +324,7 @@ impl State {
                     source.comments.insert(
                         id.clone(),
                         StoredComment {
-                            fields,
+                            fields: Fields::from_map(fields),
                             order,
                             created_at: now,
                             last_modified: now,

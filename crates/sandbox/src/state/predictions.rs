@@ -143,9 +143,9 @@ impl Model {
 /// message of a comment.
 pub(super) fn tokens(comment: &StoredComment) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let messages = comment
-        .fields
-        .get("messages")
+    let messages = comment.fields.get("messages");
+    let messages = messages
+        .as_ref()
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();

@@ -507,7 +507,12 @@ impl State {
         {
             return false;
         }
-        let properties = c.fields.get("user_properties").and_then(Value::as_object);
+        let properties = if conditions.user_properties.is_empty() {
+            None
+        } else {
+            c.fields.get("user_properties")
+        };
+        let properties = properties.as_ref().and_then(Value::as_object);
         if !conditions
             .user_properties
             .iter()
