@@ -37,9 +37,14 @@
 //!    message names no item (`"Invalid request"`): the failures (target:
 //!    exactly the 20 bad ones) and the requests, beside the same upload to a
 //!    server whose message names the item.
+//! 10. `sync_comments` of 100,000 comments (batches of 1,000, 8 in flight)
+//!     against the sandbox (`cm-sandbox`, which stores, counts and indexes
+//!     every comment), beside the same job against this bench's minimal
+//!     server, both without added latency (target: at most 2x), and the
+//!     heap the sandbox keeps for those 100,000 comments.
 //!
-//! `CM_BENCH_ONLY=7` runs figure 7 alone; `CM_BENCH_ONLY=5`, `=9` or `=5,9`
-//! run those figures alone.
+//! `CM_BENCH_ONLY=7` runs figure 7 alone; `CM_BENCH_ONLY=5`, `=9`, `=10`
+//! or a list such as `=5,9` run those figures alone.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write as _;
@@ -583,7 +588,10 @@ async fn run() {
             match figure.trim() {
                 "5" => whole_request_rejection(&client, &server).await,
                 "9" => generic_rejections(&client, &server).await,
-                other => panic!("CM_BENCH_ONLY: figure {other} does not run alone (5, 7 or 9)"),
+                "10" => sandbox_upload().await,
+                other => {
+                    panic!("CM_BENCH_ONLY: figure {other} does not run alone (5, 7, 9 or 10)")
+                }
             }
         }
         return;
@@ -748,6 +756,85 @@ async fn run() {
 
     // 9. A 422 whose message names no item.
     generic_rejections(&client, &server).await;
+
+    // 10. The sandbox against the minimal server.
+    sandbox_upload().await;
+}
+
+/// Figure 10: the same upload to the sandbox and to the minimal server,
+/// in paired rounds (median of each), then the sandbox's retained heap.
+async fn sandbox_upload() {
+    const N: usize = 100_000;
+    const ROUNDS: usize = 3;
+    let minimal = Arc::new(Server::new(
+        Duration::ZERO,
+        Vec::new(),
+        (Vec::new(), Vec::new()),
+    ));
+    let minimal_client = client(&start_server(minimal.clone()).await);
+    let sandbox = cm_sandbox::Sandbox::start().await.expect("sandbox");
+    let sandbox_client = Client::builder()
+        .env_lookup(|_| None)
+        .config_path(std::env::temp_dir().join("cm-api-bench-no-config.toml"))
+        .endpoint(Endpoint::parse(sandbox.base_url()).expect("endpoint"))
+        .token(sandbox.token())
+        .build()
+        .expect("client");
+    sandbox_client
+        .create_project()
+        .project("bench")
+        .body_map(|b| b.project(types::ProjectNew::builder()))
+        .send()
+        .await
+        .expect("create_project");
+    // A fresh source per round, so that every round stores new comments.
+    let source = |round: usize| format!("src-{round}");
+    for round in 0..=ROUNDS {
+        sandbox_client
+            .create_source()
+            .project("bench")
+            .source_name(source(round).as_str())
+            .body_map(|b| b.source(types::SourceNew::builder()))
+            .send()
+            .await
+            .expect("create_source");
+    }
+    let options = || SyncOptions::default().batch_size(1_000).concurrency(8);
+    let job = |client: &Client, source: String| {
+        let client = client.clone();
+        async move {
+            let started = Instant::now();
+            let report =
+                bulk::sync_comments(&client, "bench", &source, comments(N, |_| false), options())
+                    .await;
+            assert_eq!(report.synced, N as u64, "{:?}", report.stopped);
+            (started.elapsed(), report.counts.new)
+        }
+    };
+
+    // Round 0 warms both up and measures the heap the sandbox keeps: what
+    // the upload allocated and did not free (the client frees its batches).
+    job(&minimal_client, "src".to_owned()).await;
+    let before = CURRENT.load(Ordering::Relaxed);
+    let ((_, new), _) = peak_during(job(&sandbox_client, source(0))).await;
+    let kept = CURRENT.load(Ordering::Relaxed) - before;
+    assert_eq!(new, N as u64);
+    let (mut to_sandbox, mut to_minimal) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        to_minimal.push(job(&minimal_client, "src".to_owned()).await.0);
+        to_sandbox.push(job(&sandbox_client, source(round)).await.0);
+    }
+    let (sandbox_time, minimal_time) = (median(to_sandbox), median(to_minimal));
+    println!(
+        "10. sync_comments of {N} comments (batches of 1,000, 8 in flight), no added latency, median of {ROUNDS}"
+    );
+    println!("   to cm-sandbox:           {:>10}", ms(sandbox_time));
+    println!("   to the minimal server:   {:>10}", ms(minimal_time));
+    println!(
+        "   ratio: {:.2} (target <= 2.00); the sandbox keeps {} of heap per {N} comments\n",
+        sandbox_time.as_secs_f64() / minimal_time.as_secs_f64(),
+        mib(kept.max(0) as usize)
+    );
 }
 
 /// Figure 5: every request rejected with the same 422 (a locked source).
