@@ -294,7 +294,7 @@ impl State {
         let mut batch = Vec::with_capacity(request.emails.len());
         for (i, value) in request.emails.into_iter().enumerate() {
             let prefix = format!("emails[{i}]");
-            let email: EmailNew = decode_value(value.clone(), &prefix)?;
+            let email: EmailNew = decode_ref(&value, &prefix)?;
             let Value::Object(mut fields) = value else {
                 unreachable!("decoded as a struct, so an object");
             };

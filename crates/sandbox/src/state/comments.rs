@@ -15,7 +15,7 @@ struct SyncCommentsRequest {
 /// The `comments` of a sync request, moved out of the body (decoding the
 /// body into `SyncCommentsRequest` would rebuild every comment's tree);
 /// a body of another shape is decoded to name the fault.
-pub(super) fn comments_of(body: Value) -> Result<Vec<Value>, ApiError> {
+fn comments_of(body: Value) -> Result<Vec<Value>, ApiError> {
     match body {
         Value::Object(mut map) if map.get("comments").is_some_and(Value::is_array) => {
             let Some(Value::Array(comments)) = map.remove("comments") else {
@@ -177,10 +177,9 @@ pub(super) fn validate_comments(
             })?),
             None => None,
         };
-        let (id, stored_time) = (
-            comment.id.into_owned(),
-            comment.timestamp.as_deref().and_then(stored_timestamp),
-        );
+        // What is kept of the check: it borrows `value`, which is stored.
+        let stored_time = comment.timestamp.as_deref().and_then(stored_timestamp);
+        let id = comment.id.into_owned();
         let Value::Object(mut fields) = value else {
             unreachable!("decoded as a struct, so an object");
         };
@@ -214,18 +213,17 @@ pub(super) fn validate_comments(
 impl State {
     pub(super) fn comment_json(source_id: &str, c: &StoredComment) -> Value {
         let mut out = c.fields.map();
-        let id = out
+        let id: String = out
             .get("id")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let id = id.as_str();
         out.insert("uid".into(), format!("{source_id}.{id}").into());
         out.insert("source_id".into(), source_id.into());
         out.insert("created_at".into(), ts(c.created_at));
         out.insert("last_modified".into(), ts(c.last_modified));
         out.insert("has_annotations".into(), false.into());
-        attachments::describe_contents(&mut out, source_id, id, &c.contents);
+        attachments::describe_contents(&mut out, source_id, &id, &c.contents);
         Value::Object(out)
     }
 
@@ -283,12 +281,13 @@ impl State {
         for (id, fields, timestamp) in batch {
             let order = timestamp.unwrap_or(now);
             let seq = self.next_seq;
-            let stored = source.comments.get_mut(&id);
-            let stored_fields = stored.as_ref().map(|s| s.fields.map());
-            match stored {
-                Some(_) if stored_fields.as_ref() == Some(&fields) => counts.unchanged += 1,
+            match source.comments.get_mut(&id) {
                 Some(stored) => {
-                    let before = stored_fields.expect("a stored comment");
+                    let before = stored.fields.map();
+                    if before == fields {
+                        counts.unchanged += 1;
+                        continue;
+                    }
                     if before.get("messages") == fields.get("messages")
                         && before.get("text_format") == fields.get("text_format")
                     {

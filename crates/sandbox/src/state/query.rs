@@ -651,7 +651,7 @@ impl State {
             "results": results,
             "num_results": {"filtered": admitted, "expected": admitted},
             "entity_defs": [],
-            "triggers": d.streams.values().map(|s| Self::stream_json(&d.id, s)).collect::<Vec<_>>(),
+            "triggers": Self::streams_json(d),
         });
         if let Some(continuation) = continuation {
             out["continuation"] = continuation.into();

@@ -35,7 +35,7 @@ struct ResetStreamRequest {
 }
 
 impl State {
-    pub(super) fn stream_json(dataset_id: &str, s: &Stream) -> Value {
+    fn stream_json(dataset_id: &str, s: &Stream) -> Value {
         let mut out = json!({
             "id": s.id,
             "dataset_id": dataset_id,
@@ -200,13 +200,15 @@ impl State {
 
     pub(crate) fn list_streams(&self, project: &str, dataset: &str) -> Result<Value, ApiError> {
         let id = self.dataset_id(project, dataset)?;
-        let d = &self.datasets[&id];
-        let streams: Vec<Value> = d
-            .streams
+        Ok(json!({"streams": Self::streams_json(&self.datasets[&id])}))
+    }
+
+    /// The dataset's streams as `list_streams` answers them.
+    pub(super) fn streams_json(d: &Dataset) -> Vec<Value> {
+        d.streams
             .values()
             .map(|s| Self::stream_json(&d.id, s))
-            .collect();
-        Ok(json!({"streams": streams}))
+            .collect()
     }
 
     /// The next batch after the stream's position, without moving it.
