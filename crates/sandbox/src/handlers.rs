@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::state::{File, State};
+use crate::state::{CheckedComments, File, State};
 use crate::wire::{ApiError, Query, decode};
 
 /// What a handler gets: the decoded path parameters, the query and the body.
@@ -23,6 +23,9 @@ pub(crate) struct Call<'a> {
     /// The body as request validation parsed it, taken by the first
     /// `json()` so that a large body is parsed once.
     pub(crate) parsed: Cell<Option<Value>>,
+    /// An upload's comments, checked by [`prepare`] before the state's
+    /// lock is taken.
+    pub(crate) checked: Cell<Option<CheckedComments>>,
 }
 
 impl Call<'_> {
@@ -54,6 +57,24 @@ impl Call<'_> {
             None => decode(self.body),
         }
     }
+
+    /// The upload's comments, as [`prepare`] checked them.
+    fn comments(&self) -> Result<CheckedComments, ApiError> {
+        match self.checked.take() {
+            Some(checked) => Ok(checked),
+            None => Ok(CheckedComments::check(self.json()?)),
+        }
+    }
+}
+
+/// The work of operation `id` that needs no state, done before the
+/// state's lock is taken so that concurrent requests do it in parallel:
+/// checking and serializing an upload's comments.
+pub(crate) fn prepare(id: &str, call: &Call<'_>) -> Result<(), ApiError> {
+    if matches!(id, "sync_comments" | "add_comments") {
+        call.checked.set(Some(CheckedComments::check(call.json()?)));
+    }
+    Ok(())
 }
 
 type Handler = fn(&mut State, &Call<'_>) -> Result<Value, ApiError>;
@@ -132,7 +153,7 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
     Implemented {
         id: "sync_comments",
         permissions: &[],
-        handler: |s, c| s.sync_comments(c.param("project"), c.param("source_name"), c.json()?),
+        handler: |s, c| s.sync_comments(c.param("project"), c.param("source_name"), c.comments()?),
     },
     Implemented {
         id: "get_comment",
@@ -307,7 +328,7 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
     Implemented {
         id: "add_comments",
         permissions: &["sources-add-comments"],
-        handler: |s, c| s.add_comments(c.param("project"), c.param("source_name"), c.json()?),
+        handler: |s, c| s.add_comments(c.param("project"), c.param("source_name"), c.comments()?),
     },
     Implemented {
         id: "sync_raw_emails",

@@ -661,7 +661,9 @@ async fn answer(app: &App, request: Request) -> Result<Response, ApiError> {
             .and_then(|v| v.to_str().ok()),
         user: &caller.user_id,
         parsed: std::cell::Cell::new(parsed),
+        checked: std::cell::Cell::new(None),
     };
+    handlers::prepare(&operation.id, &call)?;
     let implemented = match (implemented, file_operation) {
         (Some(implemented), _) => implemented,
         (None, Some(file_operation)) => {

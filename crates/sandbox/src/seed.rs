@@ -19,7 +19,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::state::State;
+use crate::state::{CheckedComments, State};
 
 /// Comments to load into a sandbox when it starts; see the module docs for
 /// the JSON-lines form.
@@ -228,7 +228,7 @@ impl Seed {
                 .sync_comments(
                     &entry.project,
                     &entry.source,
-                    json!({"comments": [comment]}),
+                    CheckedComments::check(json!({"comments": [comment]})),
                 )
                 .map_err(|e| {
                     // `comments[0].messages...` names the field within the comment.

@@ -5,7 +5,21 @@ use std::borrow::Cow;
 use super::*;
 
 /// A validated comment of a sync: id, stored fields, timestamp.
-pub(super) type Upload = (String, Map<String, Value>, Option<DateTime<Utc>>);
+pub(super) type Upload = (String, Fields, Option<DateTime<Utc>>);
+
+/// The comments of an upload (`sync_comments`, `add_comments`), checked
+/// and serialized into their stored text, or the first fault. This is the
+/// costly part of an upload and needs no state, so the server does it
+/// before it takes the state's lock: concurrent uploads check their
+/// comments in parallel and queue only to store them.
+pub(crate) struct CheckedComments(Result<Vec<Upload>, ApiError>);
+
+impl CheckedComments {
+    /// Checks the comments of an upload request's body.
+    pub(crate) fn check(body: Value) -> Self {
+        Self(comments_of(body).and_then(|comments| validate_comments(comments, "comments")))
+    }
+}
 
 #[derive(Deserialize)]
 struct SyncCommentsRequest {
@@ -205,7 +219,7 @@ pub(super) fn validate_comments(
         if let Some(text) = stored_time {
             fields.insert("timestamp".into(), Value::String(text));
         }
-        batch.push((id, fields, timestamp));
+        batch.push((id, Fields::from_map(fields), timestamp));
     }
     Ok(batch)
 }
@@ -233,11 +247,10 @@ impl State {
         &mut self,
         project: &str,
         name: &str,
-        body: Value,
+        comments: CheckedComments,
     ) -> Result<Value, ApiError> {
-        let comments = comments_of(body)?;
         let source_id = self.source_id(project, name)?;
-        let batch = validate_comments(comments, "comments")?;
+        let batch = comments.0?;
         Ok(self.store_comments(&source_id, batch).to_json())
     }
 
@@ -247,11 +260,10 @@ impl State {
         &mut self,
         project: &str,
         name: &str,
-        body: Value,
+        comments: CheckedComments,
     ) -> Result<Value, ApiError> {
-        let comments = comments_of(body)?;
         let source_id = self.source_id(project, name)?;
-        let batch = validate_comments(comments, "comments")?;
+        let batch = comments.0?;
         let source = &self.sources[&source_id];
         let mut seen = BTreeSet::new();
         for (i, (id, _, _)) in batch.iter().enumerate() {
@@ -283,13 +295,15 @@ impl State {
             let seq = self.next_seq;
             match source.comments.get_mut(&id) {
                 Some(stored) => {
-                    let before = stored.fields.map();
-                    if before == fields {
+                    // Both texts are canonical (compact, keys sorted), so
+                    // equal texts are equal comments.
+                    if stored.fields == fields {
                         counts.unchanged += 1;
                         continue;
                     }
-                    if before.get("messages") == fields.get("messages")
-                        && before.get("text_format") == fields.get("text_format")
+                    let (before, after) = (stored.fields.map(), fields.map());
+                    if before.get("messages") == after.get("messages")
+                        && before.get("text_format") == after.get("text_format")
                     {
                         counts.properties_only += 1;
                     } else {
@@ -297,13 +311,13 @@ impl State {
                     }
                     // Contents were uploaded against the attachment list
                     // they belong to; a new list drops them.
-                    if before.get("attachments") != fields.get("attachments") {
+                    if before.get("attachments") != after.get("attachments") {
                         stored.contents.clear();
                     }
                     source.by_time.remove(&(stored.order, id.clone()));
                     source.by_time.insert((order, id.clone()));
                     self.log.remove(&stored.seq);
-                    stored.fields = Fields::from_map(fields);
+                    stored.fields = fields;
                     stored.order = order;
                     stored.last_modified = now;
                     stored.seq = seq;
@@ -323,7 +337,7 @@ impl State {
                     source.comments.insert(
                         id.clone(),
                         StoredComment {
-                            fields: Fields::from_map(fields),
+                            fields,
                             order,
                             created_at: now,
                             last_modified: now,

@@ -41,7 +41,10 @@ impl State {
             json!([{"name": file_name, "content_type": content.content_type()}]),
         );
         // Stored like any synced comment: listed, delivered by streams.
-        self.store_comments(source_id, vec![(comment_id.clone(), fields, None)]);
+        self.store_comments(
+            source_id,
+            vec![(comment_id.clone(), Fields::from_map(fields), None)],
+        );
         self.sources
             .get_mut(source_id)
             .and_then(|s| s.comments.get_mut(&comment_id))

@@ -658,11 +658,11 @@ mod tests {
         s.sync_comments(
             "acme",
             "inbox",
-            json!({"comments": [
+            CheckedComments::check(json!({"comments": [
                 comment("r1", "money back please"),
                 comment("q1", "I want my money back"),
                 comment("q2", "nothing in common"),
-            ]}),
+            ]})),
         )
         .unwrap();
         (s, dataset_id, source_id)

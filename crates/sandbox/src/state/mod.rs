@@ -31,6 +31,7 @@ pub(crate) use users::{GrantRefused, Refused};
 use users::{OAuthApp, Token, User};
 
 pub(crate) use attachments::File;
+pub(crate) use comments::CheckedComments;
 
 use crate::wire::{
     ApiError, Query, decode_ref, decode_value, format_timestamp, parse_timestamp, stored_timestamp,
@@ -154,7 +155,10 @@ struct StoredComment {
 /// ~600 bytes however few keys it holds), and its allocations dominated the
 /// time of a large sync. Reads parse it again: they are rarer than writes,
 /// and a comment's text parses in microseconds.
-#[derive(Debug, Clone)]
+///
+/// The text is canonical: compact, with every object's keys in order (a
+/// `Map` is sorted), so two comments are equal exactly when their texts are.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Fields(Box<str>);
 
 impl Fields {
