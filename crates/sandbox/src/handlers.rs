@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::state::{CheckedComments, File, State};
-use crate::wire::{ApiError, Query, decode};
+use crate::wire::{ApiError, Query, parse};
 
 /// What a handler gets: the decoded path parameters, the query and the body.
 pub(crate) struct Call<'a> {
@@ -54,7 +54,7 @@ impl Call<'_> {
     fn json(&self) -> Result<Value, ApiError> {
         match self.parsed.take() {
             Some(value) => Ok(value),
-            None => decode(self.body),
+            None => parse(self.body),
         }
     }
 

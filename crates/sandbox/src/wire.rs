@@ -70,12 +70,17 @@ pub(crate) fn ok(fields: Value) -> Value {
 /// Decodes a JSON request body into `T`: 400 when it is not JSON, 422
 /// naming the field when it does not have the operation's shape.
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    decode_value(parse(body)?, "")
+}
+
+/// A request body as JSON (400 when empty or not JSON). Parsed straight
+/// into the tree: [`decode`]`::<Value>` would copy the tree once more.
+pub(crate) fn parse(body: &[u8]) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    decode_value(value, "")
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
 /// Decodes a JSON value into `T`, naming the field at fault under `prefix`.
@@ -84,12 +89,14 @@ pub(crate) fn decode_value<T: DeserializeOwned>(value: Value, prefix: &str) -> R
 }
 
 /// [`decode_value`] from a borrowed value: for a check of a value that is
-/// kept (no copy of the whole tree).
+/// kept (no copy of the whole tree). Tracking the path costs an allocation
+/// per object key, so it is done only to name the field of a value that
+/// does not decode.
 pub(crate) fn decode_ref<'a, T: serde::Deserialize<'a>>(
     value: &'a Value,
-    prefix: &str,
+    prefix: impl FnOnce() -> String,
 ) -> Result<T, ApiError> {
-    decode_with(value, prefix)
+    T::deserialize(value).or_else(|_| decode_with(value, &prefix()))
 }
 
 fn decode_with<'de, D, T>(value: D, prefix: &str) -> Result<T, ApiError>

@@ -293,15 +293,16 @@ impl State {
         let id = self.bucket_id(project, name)?;
         let mut batch = Vec::with_capacity(request.emails.len());
         for (i, value) in request.emails.into_iter().enumerate() {
-            let prefix = format!("emails[{i}]");
-            let email: EmailNew = decode_ref(&value, &prefix)?;
+            let prefix = || format!("emails[{i}]");
+            let email: EmailNew = decode_ref(&value, prefix)?;
             let Value::Object(mut fields) = value else {
                 unreachable!("decoded as a struct, so an object");
             };
             fields.retain(|k, v| EMAIL_KEYS.contains(&k.as_str()) && !v.is_null());
             let timestamp = stored_timestamp(&email.timestamp).ok_or_else(|| {
                 ApiError::unprocessable(format!(
-                    "`{prefix}.timestamp`: not a date-time: {:?}",
+                    "`{}.timestamp`: not a date-time: {:?}",
+                    prefix(),
                     email.timestamp
                 ))
             })?;
@@ -311,7 +312,8 @@ impl State {
                 if let Some(Value::String(text)) = metadata.get_mut("received_at") {
                     *text = stored_timestamp(text).ok_or_else(|| {
                         ApiError::unprocessable(format!(
-                            "`{prefix}.metadata.received_at`: not a date-time: {text:?}"
+                            "`{}.metadata.received_at`: not a date-time: {text:?}",
+                            prefix()
                         ))
                     })?;
                 }

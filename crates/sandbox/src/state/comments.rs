@@ -183,11 +183,15 @@ pub(super) fn validate_comments(
     }
     let mut batch: Vec<Upload> = Vec::with_capacity(comments.len());
     for (i, value) in comments.into_iter().enumerate() {
-        let prefix = format!("{field}[{i}]");
-        let comment: CommentNew = decode_ref(&value, &prefix)?;
+        // Named only in an error: formatting it costs an allocation a comment.
+        let prefix = || format!("{field}[{i}]");
+        let comment: CommentNew = decode_ref(&value, prefix)?;
         let timestamp = match &comment.timestamp {
             Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
-                ApiError::unprocessable(format!("`{prefix}.timestamp`: not a date-time: {text:?}"))
+                ApiError::unprocessable(format!(
+                    "`{}.timestamp`: not a date-time: {text:?}",
+                    prefix()
+                ))
             })?),
             None => None,
         };
@@ -206,7 +210,8 @@ pub(super) fn validate_comments(
                 if let Some(Value::String(text)) = message.get_mut("sent_at") {
                     *text = stored_timestamp(text).ok_or_else(|| {
                         ApiError::unprocessable(format!(
-                            "`{prefix}.messages[{m}].sent_at`: not a date-time: {text:?}"
+                            "`{}.messages[{m}].sent_at`: not a date-time: {text:?}",
+                            prefix()
                         ))
                     })?;
                 }
