@@ -146,8 +146,8 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 /// body path of the first field the generated type rejected.
 fn decode_failure(operation_id: &str, error: &cm_api::Error) -> String {
     match error {
-        cm_api::Error::Decode { path, detail, .. } => format!(
-            "{operation_id}: at {}: {detail}",
+        cm_api::Error::Decode { path, source, .. } => format!(
+            "{operation_id}: at {}: {source}",
             path.as_deref()
                 .map(json_pointer)
                 .unwrap_or_else(|| "/".into())

@@ -346,6 +346,7 @@ async fn map_error<E: ErrorBody>(
             Some(status) if !(200..300).contains(&status) => Error::UnexpectedResponse {
                 operation,
                 status,
+                request_id: state.headers.as_ref().and_then(request_id),
                 content_type: content_type(state.headers.as_ref()),
                 snippet: snippet(&bytes),
                 server_timing: state
@@ -360,8 +361,9 @@ async fn map_error<E: ErrorBody>(
             status => Error::Decode {
                 operation,
                 status: status.unwrap_or(200),
+                request_id: state.headers.as_ref().and_then(request_id),
+                attempts: state.attempts.max(1),
                 path: path_of(&bytes),
-                detail: source.to_string(),
                 snippet: snippet(&bytes),
                 source: Box::new(source),
             },
@@ -376,6 +378,7 @@ async fn map_error<E: ErrorBody>(
             Error::UnexpectedResponse {
                 operation,
                 status,
+                request_id: request_id(&headers),
                 content_type: content_type(Some(&headers)),
                 snippet: body,
                 server_timing: ServerTiming::from_headers(&headers),

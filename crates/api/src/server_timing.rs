@@ -1,5 +1,6 @@
 //! The `Server-Timing` response header (W3C Server Timing).
 
+use std::fmt;
 use std::time::Duration;
 
 /// Server-side timing metrics reported in a response's `Server-Timing` headers.
@@ -20,9 +21,27 @@ use std::time::Duration;
 /// assert_eq!(timing.metrics().len(), 2);
 /// assert!(ServerTiming::parse("=;;,\"").is_empty());
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct ServerTiming {
-    metrics: Vec<Metric>,
+    /// One pointer, not a `Vec` (three words): every [`crate::Error`] that
+    /// carries a response holds one, and the error must stay under 128
+    /// bytes (clippy's `result_large_err`). `None` when there are none.
+    #[expect(clippy::box_collection, reason = "one word instead of three")]
+    metrics: Option<Box<Vec<Metric>>>,
+}
+
+impl fmt::Debug for ServerTiming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTiming")
+            .field("metrics", &self.metrics())
+            .finish()
+    }
+}
+
+/// The metrics as stored: nothing allocated when there are none.
+#[expect(clippy::box_collection, reason = "see `ServerTiming::metrics`")]
+fn stored(metrics: Vec<Metric>) -> Option<Box<Vec<Metric>>> {
+    (!metrics.is_empty()).then(|| Box::new(metrics))
 }
 
 /// One `Server-Timing` metric: a name with an optional duration and description.
@@ -57,18 +76,22 @@ impl ServerTiming {
 
     /// Parses one header value; malformed entries are skipped.
     pub fn parse(value: &str) -> Self {
-        let mut timing = Self::default();
-        parse_into(value.as_bytes(), &mut timing.metrics);
-        timing
+        let mut metrics = Vec::new();
+        parse_into(value.as_bytes(), &mut metrics);
+        Self {
+            metrics: stored(metrics),
+        }
     }
 
     /// Parses every `Server-Timing` header of a response, in order.
     pub(crate) fn from_headers(headers: &http::HeaderMap) -> Self {
-        let mut timing = Self::default();
+        let mut metrics = Vec::new();
         for value in headers.get_all("server-timing") {
-            parse_into(value.as_bytes(), &mut timing.metrics);
+            parse_into(value.as_bytes(), &mut metrics);
         }
-        timing
+        Self {
+            metrics: stored(metrics),
+        }
     }
 
     /// The server's total time for the request (the `total` metric's duration).
@@ -78,17 +101,17 @@ impl ServerTiming {
 
     /// The first metric with this name.
     pub fn get(&self, name: &str) -> Option<&Metric> {
-        self.metrics.iter().find(|m| m.name == name)
+        self.metrics().iter().find(|m| m.name == name)
     }
 
     /// All metrics, in header order.
     pub fn metrics(&self) -> &[Metric] {
-        &self.metrics
+        self.metrics.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Whether no metric was reported.
     pub fn is_empty(&self) -> bool {
-        self.metrics.is_empty()
+        self.metrics().is_empty()
     }
 }
 

@@ -660,3 +660,60 @@ async fn the_request_span_records_status_attempts_and_server_time() {
         "{closed}"
     );
 }
+
+/// Every error that saw a response names its request id and attempt count,
+/// in its accessors and its `Display`: the platform's error envelope, a
+/// proxy's HTML page, and a success answer that does not decode.
+#[tokio::test]
+async fn every_error_that_saw_a_response_carries_its_request_id_and_attempts() {
+    let cases: [(u16, &str, &str, &str); 3] = [
+        (
+            404,
+            "application/json",
+            r#"{"status":"error","message":"no such dataset"}"#,
+            "req-api",
+        ),
+        (
+            502,
+            "text/html",
+            "<html><body>502 Bad Gateway</body></html>",
+            "req-html",
+        ),
+        (
+            200,
+            "application/json",
+            r#"{"status":"ok","datasets":[{"id":7}]}"#,
+            "req-decode",
+        ),
+    ];
+    for (status, content_type, body, id) in cases {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.path("/api/v1/datasets");
+                then.status(status)
+                    .header("content-type", content_type)
+                    .header("x-request-id", id)
+                    .body(body);
+            })
+            .await;
+        let err = token_client(&server, RetryPolicy::none())
+            .datasets()
+            .list()
+            .await
+            .unwrap_err();
+        let kind = match &err {
+            Error::Api { .. } => "api",
+            Error::UnexpectedResponse { .. } => "unexpected",
+            Error::Decode { .. } => "decode",
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(err.request_id(), Some(id), "{kind}: {err:?}");
+        assert_eq!(err.attempts(), Some(1), "{kind}: {err:?}");
+        assert_eq!(err.status(), Some(status), "{kind}");
+        assert!(
+            err.to_string().ends_with(&format!(" (request id {id})")),
+            "{kind}: {err}"
+        );
+    }
+}

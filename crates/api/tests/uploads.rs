@@ -392,7 +392,7 @@ async fn a_success_body_of_the_wrong_shape_is_a_decode_error_naming_the_field() 
         .unwrap_err();
 
     assert!(
-        matches!(&error, Error::Decode { status: 200, detail, .. } if detail.contains("comment_id")),
+        matches!(&error, Error::Decode { status: 200, source, .. } if source.to_string().contains("comment_id")),
         "{error:?}"
     );
 }
