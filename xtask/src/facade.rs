@@ -5,16 +5,24 @@
 //! It is derived from progenitor's own output, not from the spec: the
 //! formatted `client.rs` is parsed with `syn`, and for every method of the
 //! generated `impl Client` that returns a `builder::X<'_>`, the builder's
-//! setters are copied (signature and all) into a wrapper that forwards to
-//! the generated builder, and its `send()` return type
-//! (`ResponseValue<T>`, or `ResponseValue<ByteStream>` for a raw body) gives
-//! the facade's `Response<T>` (or `Response<Download>`). Whatever progenitor
-//! generates for a spec, the facade follows.
+//! setters are copied (signature and all) into the facade's builder, and
+//! its `send()` return type (`ResponseValue<T>`, or
+//! `ResponseValue<ByteStream>` for a raw body) gives the facade's
+//! `Response<T>` (or `Response<Download>`). Whatever progenitor generates
+//! for a spec, the facade follows.
+//!
+//! The facade's builders own their state: a clone of the client (an `Arc`
+//! inside) and each parameter set so far, converted as the generated setter
+//! would convert it (a failed conversion is kept and reported by `send()`,
+//! as the generated builder does). So they are `'static` and `Send`: one
+//! can be stored, or built in one task and sent in another. The generated
+//! builder, which borrows the generated client, only lives inside `send()`,
+//! where every kept value is handed to its setter.
 //!
 //! A builder's `Debug` is written out, not derived: it shows the operation
-//! id and the call options only, never the generated builder, which holds
-//! the generated client and through it the `reqwest::Client` (proxies,
-//! default headers).
+//! id and the call options only, never the parameters (a body may hold
+//! personal data) or the client, and through it the `reqwest::Client`
+//! (proxies, default headers).
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, format_ident, quote};
@@ -24,7 +32,15 @@ use crate::spec::{deref, operations};
 
 /// Names the facade builders define themselves; an operation parameter with
 /// one of these names would collide.
-const RESERVED_SETTERS: &[&str] = &["with_options", "send", "new", "operation_id"];
+/// `client` and `options` are the builders' own fields.
+const RESERVED_SETTERS: &[&str] = &[
+    "with_options",
+    "send",
+    "new",
+    "operation_id",
+    "client",
+    "options",
+];
 
 /// One generated operation, as the facade needs it.
 pub struct FacadeOperation {
@@ -44,7 +60,27 @@ struct Setter {
     ident: syn::Ident,
     generics: syn::Generics,
     inputs: Vec<syn::PatType>,
-    args: Vec<syn::Ident>,
+    kind: SetterKind,
+}
+
+/// What a generated setter keeps, and so what the facade keeps for it.
+enum SetterKind {
+    /// `fn name<V>(self, value: V) where V: TryInto<T>`: the facade keeps
+    /// `Option<Result<T, String>>` (unset, converted, or why not).
+    Value {
+        /// `T`.
+        ty: syn::Type,
+        /// Whether `V::Error: Display` is required, so the reason can be
+        /// kept (progenitor asks it of bodies).
+        error_shown: bool,
+    },
+    /// `fn body_map<F>(self, f: F) where F: FnOnce(B) -> B`: the body is
+    /// kept as the typed builder `B` (`Result<B, String>`, from
+    /// `B::default()`), which `body` converts into and `body_map` changes.
+    BodyMap {
+        /// `B`.
+        builder: syn::Type,
+    },
 }
 
 /// Why the facade could not be derived.
@@ -111,8 +147,9 @@ pub fn operations_of(client_rs: &str) -> Result<Vec<FacadeOperation>, FacadeErro
                             "`{id}`: parameter `{name}` collides with a facade method"
                         ));
                     }
+                    let kind = setter_kind(&f.sig.generics)
+                        .ok_or_else(|| format!("`{id}::{name}`: unexpected setter signature"))?;
                     let mut inputs = Vec::new();
-                    let mut args = Vec::new();
                     for input in &f.sig.inputs {
                         if let syn::FnArg::Typed(pat) = input {
                             let syn::Pat::Ident(ident) = &*pat.pat else {
@@ -128,20 +165,28 @@ pub fn operations_of(client_rs: &str) -> Result<Vec<FacadeOperation>, FacadeErro
                                 subpat: None,
                             }));
                             inputs.push(pat);
-                            args.push(plain);
                         }
+                    }
+                    if inputs.len() != 1 {
+                        return Err(format!("`{id}::{name}`: expected one argument"));
                     }
                     setters.push(Setter {
                         ident: f.sig.ident.clone(),
                         generics: f.sig.generics.clone(),
                         inputs,
-                        args,
+                        kind,
                     });
                 }
             }
         }
         if !has_send {
             return Err(format!("`builder::{builder}` has no `send()`"));
+        }
+        let body_map = setters
+            .iter()
+            .any(|s| matches!(s.kind, SetterKind::BodyMap { .. }));
+        if body_map && !setters.iter().any(|s| s.ident == "body") {
+            return Err(format!("`{id}`: `body_map` without `body`"));
         }
         out.push(FacadeOperation {
             id,
@@ -155,6 +200,57 @@ pub fn operations_of(client_rs: &str) -> Result<Vec<FacadeOperation>, FacadeErro
         return Err("the generated `impl Client` has no operations".into());
     }
     Ok(out)
+}
+
+/// The kind of a setter, from its generics and `where` clause.
+fn setter_kind(generics: &syn::Generics) -> Option<SetterKind> {
+    let predicates: Vec<&syn::PredicateType> = generics
+        .where_clause
+        .iter()
+        .flat_map(|w| &w.predicates)
+        .filter_map(|p| match p {
+            syn::WherePredicate::Type(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let first = predicates.first()?;
+    let syn::TypeParamBound::Trait(bound) = first.bounds.first()? else {
+        return None;
+    };
+    let last = bound.path.segments.last()?;
+    match &last.arguments {
+        // `V: TryInto<T>`
+        syn::PathArguments::AngleBracketed(args) if last.ident == "TryInto" => {
+            let syn::GenericArgument::Type(ty) = args.args.first()? else {
+                return None;
+            };
+            Some(SetterKind::Value {
+                ty: ty.clone(),
+                error_shown: predicates.len() > 1,
+            })
+        }
+        // `F: FnOnce(B) -> B`
+        syn::PathArguments::Parenthesized(args) if last.ident == "FnOnce" => {
+            Some(SetterKind::BodyMap {
+                builder: args.inputs.first()?.ty.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The last path segment of `ty`, as written (`PathSegment` for
+/// `types::PathSegment`), for error messages.
+fn short_name(ty: &syn::Type) -> String {
+    match ty {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map(|s| s.to_token_stream().to_string().replace(' ', ""))
+            .unwrap_or_default(),
+        other => other.to_token_stream().to_string().replace(' ', ""),
+    }
 }
 
 fn type_is(ty: &syn::Type, name: &str) -> bool {
@@ -251,13 +347,46 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
         let builder = &op.builder;
         let docs = &op.docs;
         let id = &op.id;
+        let body_map = op
+            .setters
+            .iter()
+            .any(|s| matches!(s.kind, SetterKind::BodyMap { .. }));
+        // The builder's fields, one per kept value (`body_map` shares `body`'s).
+        let mut fields = Vec::new();
+        let mut field_types = Vec::new();
+        let mut field_inits = Vec::new();
+        let mut applies = Vec::new();
+        for setter in &op.setters {
+            let ident = &setter.ident;
+            match &setter.kind {
+                SetterKind::BodyMap { builder } => {
+                    fields.push(quote!(body));
+                    field_types.push(quote!(Result<#builder, String>));
+                    field_inits.push(quote!(body: Ok(::std::default::Default::default())));
+                    applies.push(quote! {
+                        inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    });
+                }
+                SetterKind::Value { .. } if body_map && ident == "body" => {}
+                SetterKind::Value { ty, .. } => {
+                    fields.push(quote!(#ident));
+                    field_types.push(quote!(Option<Result<#ty, String>>));
+                    field_inits.push(quote!(#ident: None));
+                    applies.push(quote! {
+                        if let Some(value) = #ident {
+                            inner = inner.#ident(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                        }
+                    });
+                }
+            }
+        }
         client_methods.push(quote! {
             #(#docs)*
-            pub fn #method(&self) -> #builder<'_> {
+            pub fn #method(&self) -> #builder {
                 #builder {
-                    client: self,
-                    inner: self.generated.#method(),
+                    client: self.clone(),
                     options: crate::CallOptions::new(),
+                    #(#field_inits,)*
                 }
             }
         });
@@ -279,11 +408,31 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
             };
             let (impl_generics, _, where_clause) = s.generics.split_for_impl();
             let inputs = &s.inputs;
-            let args = &s.args;
+            let arg = match &*inputs[0].pat {
+                syn::Pat::Ident(p) => p.ident.clone(),
+                _ => unreachable!("setter arguments are plain identifiers"),
+            };
+            let store = match &s.kind {
+                SetterKind::BodyMap { .. } => quote!(self.body = self.body.map(#arg);),
+                SetterKind::Value { ty, error_shown } => {
+                    let message = format!("conversion to `{}` for {name} failed", short_name(ty));
+                    let reason = if *error_shown {
+                        let with_reason = format!("{message}: {{}}");
+                        quote!(|e| format!(#with_reason, e))
+                    } else {
+                        quote!(|_| #message.to_owned())
+                    };
+                    if body_map && name == "body" {
+                        quote!(self.body = #arg.try_into().map(From::from).map_err(#reason);)
+                    } else {
+                        quote!(self.#ident = Some(#arg.try_into().map_err(#reason));)
+                    }
+                }
+            };
             quote! {
                 #[doc = #doc]
                 pub fn #ident #impl_generics (mut self, #(#inputs),*) -> Self #where_clause {
-                    self.inner = self.inner.#ident(#(#args),*);
+                    #store
                     self
                 }
             }
@@ -301,7 +450,7 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
                      the decoded value with its status, headers and Server-Timing, or a \
                      typed [`Error`](crate::Error)."
                 ),
-                quote!(self.client.call_json(self.options, #id, self.inner.send()).await),
+                quote!(call_json),
             ),
             None => (
                 quote!(crate::Download),
@@ -311,21 +460,26 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
                      the body as a streamed [`Download`](crate::Download), or a typed \
                      [`Error`](crate::Error)."
                 ),
-                quote!(self.client.call_download(self.options, #id, self.inner.send()).await),
+                quote!(call_download),
             ),
         };
         let builder_name = builder.to_string();
+        let declare_inner = if applies.is_empty() {
+            quote!(let inner = generated.#method();)
+        } else {
+            quote!(let mut inner = generated.#method();)
+        };
         builders.push(quote! {
             #[doc = #struct_doc]
             #[derive(Clone)]
             #[must_use = "nothing is sent until `send()` is awaited"]
-            pub struct #builder<'a> {
-                client: &'a crate::Client,
-                inner: cm_api_gen::builder::#builder<'a>,
+            pub struct #builder {
+                client: crate::Client,
                 options: crate::CallOptions,
+                #(#fields: #field_types,)*
             }
 
-            impl<'a> #builder<'a> {
+            impl #builder {
                 #(#setters)*
 
                 /// Per-call overrides of the attempt timeout, the deadline and
@@ -338,13 +492,19 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
 
                 #[doc = #send_doc]
                 pub async fn send(self) -> Result<crate::Response<#output>, crate::Error> {
-                    #call
+                    let Self { client, options, #(#fields),* } = self;
+                    let generated = &client.generated;
+                    client.#call(options, #id, async move {
+                        #declare_inner
+                        #(#applies)*
+                        inner.send().await
+                    }).await
                 }
             }
 
-            // By hand: the generated builder holds the HTTP client, whose
-            // `Debug` prints its proxies and default headers.
-            impl std::fmt::Debug for #builder<'_> {
+            // By hand: the parameters may hold personal data, and the
+            // client's HTTP client prints its proxies and default headers.
+            impl std::fmt::Debug for #builder {
                 fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                     f.debug_struct(#builder_name)
                         .field("operation", &#id)
@@ -353,7 +513,7 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
                 }
             }
 
-            impl<'a> crate::Operation for #builder<'a> {
+            impl crate::Operation for #builder {
                 type Output = #output;
                 const OPERATION_ID: &'static str = #id;
 
@@ -451,12 +611,15 @@ mod tests {
         assert_eq!(ops[0].success_type().as_deref(), Some("types :: Thing"));
         assert!(ops[1].is_download());
         let source = render(facade_tokens(&Value::Null, &ops)).unwrap();
-        assert!(source.contains("pub fn get_thing(&self) -> GetThing<'_>"));
+        assert!(source.contains("pub fn get_thing(&self) -> GetThing {"));
+        // 'static: the builder owns a client clone, never a borrowed one.
+        assert!(source.contains("client: crate::Client,"), "{source}");
+        assert!(!source.contains("<'a>"), "{source}");
         assert!(source.contains("Result<crate::Response<crate::Download>, crate::Error>"));
         // Debug by hand: the operation id and options, not the generated builder.
         assert!(!source.contains("Debug,"), "{source}");
         assert!(!source.contains("derive(Debug"), "{source}");
-        assert!(source.contains("impl std::fmt::Debug for GetThing<'_>"));
+        assert!(source.contains("impl std::fmt::Debug for GetThing "));
         assert!(source.contains(".field(\"operation\", &\"get_thing\")"));
         assert!(!source.contains(".field(\"inner\""));
     }

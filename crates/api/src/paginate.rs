@@ -461,7 +461,7 @@ trait PagedCall: Send + Sync + 'static {
     type Response;
     /// The operation's builder; its [`Operation::OPERATION_ID`] names the
     /// walk in errors.
-    type Call<'c>: Operation<Output = Self::Response>;
+    type Call: Operation<Output = Self::Response>;
 
     /// The page size (`limit`) asked for, checked against [`MAX_PAGE_SIZE`].
     fn page_size(&self) -> Option<i64>;
@@ -471,7 +471,7 @@ trait PagedCall: Send + Sync + 'static {
 
     /// The call for the page at `cursor` (`None`: the first page), with
     /// every other parameter of the template unchanged.
-    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c>;
+    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call;
 }
 
 /// `export_dataset`: cursor in the body's `continuation`.
@@ -483,7 +483,7 @@ struct ExportDataset {
 
 impl PagedCall for ExportDataset {
     type Response = types::ExportDatasetResponse;
-    type Call<'c> = operations::ExportDataset<'c>;
+    type Call = operations::ExportDataset;
 
     fn page_size(&self) -> Option<i64> {
         self.request.limit
@@ -493,7 +493,7 @@ impl PagedCall for ExportDataset {
         self.request.continuation.clone()
     }
 
-    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
         let body = types::ExportDatasetRequest {
             continuation: cursor,
             ..self.request.clone()
@@ -511,7 +511,7 @@ struct AuditEvents(types::QueryAuditEventsRequest);
 
 impl PagedCall for AuditEvents {
     type Response = types::QueryAuditEventsResponse;
-    type Call<'c> = operations::QueryAuditEvents<'c>;
+    type Call = operations::QueryAuditEvents;
 
     fn page_size(&self) -> Option<i64> {
         self.0.limit
@@ -521,7 +521,7 @@ impl PagedCall for AuditEvents {
         self.0.continuation.clone()
     }
 
-    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
         let body = types::QueryAuditEventsRequest {
             continuation: cursor,
             ..self.0.clone()
@@ -540,7 +540,7 @@ struct SourceComments {
 
 impl PagedCall for SourceComments {
     type Response = types::SourceCommentsResponse;
-    type Call<'c> = operations::ListSourceComments<'c>;
+    type Call = operations::ListSourceComments;
 
     fn page_size(&self) -> Option<i64> {
         self.query.page_size
@@ -550,7 +550,7 @@ impl PagedCall for SourceComments {
         self.query.after.clone()
     }
 
-    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
         let query = &self.query;
         let mut call = client
             .list_source_comments()
@@ -589,7 +589,7 @@ struct QueryComments {
 
 impl PagedCall for QueryComments {
     type Response = types::QueryCommentsResponse;
-    type Call<'c> = operations::QueryComments<'c>;
+    type Call = operations::QueryComments;
 
     fn page_size(&self) -> Option<i64> {
         self.request.limit
@@ -599,7 +599,7 @@ impl PagedCall for QueryComments {
         self.request.continuation.clone()
     }
 
-    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
         let body = types::QueryCommentsRequest {
             continuation: cursor,
             ..self.request.clone()
@@ -621,7 +621,7 @@ struct RecentComments {
 
 impl PagedCall for RecentComments {
     type Response = types::RecentCommentsResponse;
-    type Call<'c> = operations::ListRecentComments<'c>;
+    type Call = operations::ListRecentComments;
 
     fn page_size(&self) -> Option<i64> {
         Some(self.request.limit)
@@ -631,7 +631,7 @@ impl PagedCall for RecentComments {
         self.request.continuation.clone()
     }
 
-    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
         let body = types::RecentCommentsRequest {
             continuation: cursor,
             ..self.request.clone()
@@ -653,7 +653,7 @@ struct BucketEmails {
 
 impl PagedCall for BucketEmails {
     type Response = types::EmailListResponse;
-    type Call<'c> = operations::ListBucketEmails<'c>;
+    type Call = operations::ListBucketEmails;
 
     fn page_size(&self) -> Option<i64> {
         self.request.limit
@@ -663,7 +663,7 @@ impl PagedCall for BucketEmails {
         self.request.continuation.clone()
     }
 
-    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
         let body = types::BucketEmailsPageRequest {
             continuation: cursor,
             ..self.request.clone()
@@ -685,7 +685,7 @@ struct Labellings {
 
 impl PagedCall for Labellings {
     type Response = types::LabellingsResponse;
-    type Call<'c> = operations::GetLabellings<'c>;
+    type Call = operations::GetLabellings;
 
     fn page_size(&self) -> Option<i64> {
         self.query.page_size
@@ -695,7 +695,7 @@ impl PagedCall for Labellings {
         self.query.after.clone()
     }
 
-    fn call<'c>(&self, client: &'c Client, cursor: Option<String>) -> Self::Call<'c> {
+    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
         let query = &self.query;
         let mut call = client
             .get_labellings()
@@ -744,7 +744,7 @@ impl Paginators<'_> {
         paged: P,
         split: fn(P::Response) -> Page<T>,
     ) -> Paginated<'static, T> {
-        let operation = <P::Call<'static> as Operation>::OPERATION_ID;
+        let operation = <P::Call as Operation>::OPERATION_ID;
         if let Err(error) = check_page_size(operation, paged.page_size()) {
             return invalid(error);
         }

@@ -228,10 +228,9 @@ let response = client.list_alerts()
     .send()
     .await;
 ```*/
-    pub fn list_alerts(&self) -> ListAlerts<'_> {
+    pub fn list_alerts(&self) -> ListAlerts {
         ListAlerts {
-            client: self,
-            inner: self.generated.list_alerts(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -249,11 +248,11 @@ let response = client.delete_alert_by_id()
     .send()
     .await;
 ```*/
-    pub fn delete_alert_by_id(&self) -> DeleteAlertById<'_> {
+    pub fn delete_alert_by_id(&self) -> DeleteAlertById {
         DeleteAlertById {
-            client: self,
-            inner: self.generated.delete_alert_by_id(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            alert_id: None,
         }
     }
     /**List the caller's alert subscriptions
@@ -267,10 +266,9 @@ let response = client.list_alert_subscriptions()
     .send()
     .await;
 ```*/
-    pub fn list_alert_subscriptions(&self) -> ListAlertSubscriptions<'_> {
+    pub fn list_alert_subscriptions(&self) -> ListAlertSubscriptions {
         ListAlertSubscriptions {
-            client: self,
-            inner: self.generated.list_alert_subscriptions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -288,11 +286,11 @@ let response = client.delete_alert_subscription()
     .send()
     .await;
 ```*/
-    pub fn delete_alert_subscription(&self) -> DeleteAlertSubscription<'_> {
+    pub fn delete_alert_subscription(&self) -> DeleteAlertSubscription {
         DeleteAlertSubscription {
-            client: self,
-            inner: self.generated.delete_alert_subscription(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            alert_id: None,
         }
     }
     /**Get an alert
@@ -311,11 +309,12 @@ let response = client.get_alert()
     .send()
     .await;
 ```*/
-    pub fn get_alert(&self) -> GetAlert<'_> {
+    pub fn get_alert(&self) -> GetAlert {
         GetAlert {
-            client: self,
-            inner: self.generated.get_alert(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            alert_name: None,
         }
     }
     /**Create an alert
@@ -336,11 +335,13 @@ let response = client.create_alert()
     .send()
     .await;
 ```*/
-    pub fn create_alert(&self) -> CreateAlert<'_> {
+    pub fn create_alert(&self) -> CreateAlert {
         CreateAlert {
-            client: self,
-            inner: self.generated.create_alert(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            alert_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update an alert
@@ -361,11 +362,13 @@ let response = client.update_alert()
     .send()
     .await;
 ```*/
-    pub fn update_alert(&self) -> UpdateAlert<'_> {
+    pub fn update_alert(&self) -> UpdateAlert {
         UpdateAlert {
-            client: self,
-            inner: self.generated.update_alert(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            alert_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List the issues of an alert
@@ -384,11 +387,12 @@ let response = client.list_alert_issues()
     .send()
     .await;
 ```*/
-    pub fn list_alert_issues(&self) -> ListAlertIssues<'_> {
+    pub fn list_alert_issues(&self) -> ListAlertIssues {
         ListAlertIssues {
-            client: self,
-            inner: self.generated.list_alert_issues(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            alert_name: None,
         }
     }
     /**Preview an alert
@@ -409,11 +413,13 @@ let response = client.preview_alert()
     .send()
     .await;
 ```*/
-    pub fn preview_alert(&self) -> PreviewAlert<'_> {
+    pub fn preview_alert(&self) -> PreviewAlert {
         PreviewAlert {
-            client: self,
-            inner: self.generated.preview_alert(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            alert_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Record a page view
@@ -428,11 +434,11 @@ let response = client.record_page_view()
     .send()
     .await;
 ```*/
-    pub fn record_page_view(&self) -> RecordPageView<'_> {
+    pub fn record_page_view(&self) -> RecordPageView {
         RecordPageView {
-            client: self,
-            inner: self.generated.record_page_view(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Download an appliance configuration
@@ -451,11 +457,12 @@ let response = client.get_appliance_config()
     .send()
     .await;
 ```*/
-    pub fn get_appliance_config(&self) -> GetApplianceConfig<'_> {
+    pub fn get_appliance_config(&self) -> GetApplianceConfig {
         GetApplianceConfig {
-            client: self,
-            inner: self.generated.get_appliance_config(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            config_key: None,
         }
     }
     /**Get the page sizes of a document attachment
@@ -472,11 +479,11 @@ let response = client.get_attachment_page_metadata()
     .send()
     .await;
 ```*/
-    pub fn get_attachment_page_metadata(&self) -> GetAttachmentPageMetadata<'_> {
+    pub fn get_attachment_page_metadata(&self) -> GetAttachmentPageMetadata {
         GetAttachmentPageMetadata {
-            client: self,
-            inner: self.generated.get_attachment_page_metadata(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            attachment_reference: None,
         }
     }
     /**Download the image of a document page
@@ -495,11 +502,12 @@ let response = client.get_attachment_page_image()
     .send()
     .await;
 ```*/
-    pub fn get_attachment_page_image(&self) -> GetAttachmentPageImage<'_> {
+    pub fn get_attachment_page_image(&self) -> GetAttachmentPageImage {
         GetAttachmentPageImage {
-            client: self,
-            inner: self.generated.get_attachment_page_image(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            attachment_reference: None,
+            page_index: None,
         }
     }
     /**Get the recognised text of a document page
@@ -518,11 +526,12 @@ let response = client.get_attachment_page_selections()
     .send()
     .await;
 ```*/
-    pub fn get_attachment_page_selections(&self) -> GetAttachmentPageSelections<'_> {
+    pub fn get_attachment_page_selections(&self) -> GetAttachmentPageSelections {
         GetAttachmentPageSelections {
-            client: self,
-            inner: self.generated.get_attachment_page_selections(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            attachment_reference: None,
+            page_index: None,
         }
     }
     /**Search the text of a document attachment
@@ -541,11 +550,12 @@ let response = client.search_attachment_text()
     .send()
     .await;
 ```*/
-    pub fn search_attachment_text(&self) -> SearchAttachmentText<'_> {
+    pub fn search_attachment_text(&self) -> SearchAttachmentText {
         SearchAttachmentText {
-            client: self,
-            inner: self.generated.search_attachment_text(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            attachment_reference: None,
+            query: None,
         }
     }
     /**Download the thumbnail of a document page
@@ -564,11 +574,12 @@ let response = client.get_attachment_page_thumbnail()
     .send()
     .await;
 ```*/
-    pub fn get_attachment_page_thumbnail(&self) -> GetAttachmentPageThumbnail<'_> {
+    pub fn get_attachment_page_thumbnail(&self) -> GetAttachmentPageThumbnail {
         GetAttachmentPageThumbnail {
-            client: self,
-            inner: self.generated.get_attachment_page_thumbnail(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            attachment_reference: None,
+            page_index: None,
         }
     }
     /**Get the sync state of a bucket
@@ -587,11 +598,12 @@ let response = client.get_bucket_sync_state()
     .send()
     .await;
 ```*/
-    pub fn get_bucket_sync_state(&self) -> GetBucketSyncState<'_> {
+    pub fn get_bucket_sync_state(&self) -> GetBucketSyncState {
         GetBucketSyncState {
-            client: self,
-            inner: self.generated.get_bucket_sync_state(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
         }
     }
     /**Store the sync state of a bucket
@@ -612,11 +624,13 @@ let response = client.store_bucket_sync_state()
     .send()
     .await;
 ```*/
-    pub fn store_bucket_sync_state(&self) -> StoreBucketSyncState<'_> {
+    pub fn store_bucket_sync_state(&self) -> StoreBucketSyncState {
         StoreBucketSyncState {
-            client: self,
-            inner: self.generated.store_bucket_sync_state(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List all buckets
@@ -630,10 +644,9 @@ let response = client.list_buckets()
     .send()
     .await;
 ```*/
-    pub fn list_buckets(&self) -> ListBuckets<'_> {
+    pub fn list_buckets(&self) -> ListBuckets {
         ListBuckets {
-            client: self,
-            inner: self.generated.list_buckets(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -651,11 +664,11 @@ let response = client.get_bucket_by_id()
     .send()
     .await;
 ```*/
-    pub fn get_bucket_by_id(&self) -> GetBucketById<'_> {
+    pub fn get_bucket_by_id(&self) -> GetBucketById {
         GetBucketById {
-            client: self,
-            inner: self.generated.get_bucket_by_id(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            bucket_id: None,
         }
     }
     /**Delete a bucket
@@ -672,11 +685,11 @@ let response = client.delete_bucket_by_id()
     .send()
     .await;
 ```*/
-    pub fn delete_bucket_by_id(&self) -> DeleteBucketById<'_> {
+    pub fn delete_bucket_by_id(&self) -> DeleteBucketById {
         DeleteBucketById {
-            client: self,
-            inner: self.generated.delete_bucket_by_id(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            bucket_id: None,
         }
     }
     /**Find the sync-state keys of a mailbox
@@ -695,11 +708,12 @@ let response = client.query_keyed_sync_state_ids()
     .send()
     .await;
 ```*/
-    pub fn query_keyed_sync_state_ids(&self) -> QueryKeyedSyncStateIds<'_> {
+    pub fn query_keyed_sync_state_ids(&self) -> QueryKeyedSyncStateIds {
         QueryKeyedSyncStateIds {
-            client: self,
-            inner: self.generated.query_keyed_sync_state_ids(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            bucket_id: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get a sync state
@@ -718,11 +732,12 @@ let response = client.get_keyed_sync_state()
     .send()
     .await;
 ```*/
-    pub fn get_keyed_sync_state(&self) -> GetKeyedSyncState<'_> {
+    pub fn get_keyed_sync_state(&self) -> GetKeyedSyncState {
         GetKeyedSyncState {
-            client: self,
-            inner: self.generated.get_keyed_sync_state(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            bucket_id: None,
+            sync_state_key: None,
         }
     }
     /**Store a sync state
@@ -743,11 +758,13 @@ let response = client.store_keyed_sync_state()
     .send()
     .await;
 ```*/
-    pub fn store_keyed_sync_state(&self) -> StoreKeyedSyncState<'_> {
+    pub fn store_keyed_sync_state(&self) -> StoreKeyedSyncState {
         StoreKeyedSyncState {
-            client: self,
-            inner: self.generated.store_keyed_sync_state(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            bucket_id: None,
+            sync_state_key: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a sync state
@@ -766,11 +783,12 @@ let response = client.delete_keyed_sync_state()
     .send()
     .await;
 ```*/
-    pub fn delete_keyed_sync_state(&self) -> DeleteKeyedSyncState<'_> {
+    pub fn delete_keyed_sync_state(&self) -> DeleteKeyedSyncState {
         DeleteKeyedSyncState {
-            client: self,
-            inner: self.generated.delete_keyed_sync_state(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            bucket_id: None,
+            sync_state_key: None,
         }
     }
     /**List the sync states of a bucket
@@ -787,11 +805,11 @@ let response = client.list_keyed_sync_states()
     .send()
     .await;
 ```*/
-    pub fn list_keyed_sync_states(&self) -> ListKeyedSyncStates<'_> {
+    pub fn list_keyed_sync_states(&self) -> ListKeyedSyncStates {
         ListKeyedSyncStates {
-            client: self,
-            inner: self.generated.list_keyed_sync_states(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            bucket_id: None,
         }
     }
     /**List the buckets of a project
@@ -808,11 +826,11 @@ let response = client.list_project_buckets()
     .send()
     .await;
 ```*/
-    pub fn list_project_buckets(&self) -> ListProjectBuckets<'_> {
+    pub fn list_project_buckets(&self) -> ListProjectBuckets {
         ListProjectBuckets {
-            client: self,
-            inner: self.generated.list_project_buckets(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
         }
     }
     /**Get a bucket by name
@@ -831,11 +849,12 @@ let response = client.get_bucket()
     .send()
     .await;
 ```*/
-    pub fn get_bucket(&self) -> GetBucket<'_> {
+    pub fn get_bucket(&self) -> GetBucket {
         GetBucket {
-            client: self,
-            inner: self.generated.get_bucket(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
         }
     }
     /**Create a bucket
@@ -856,11 +875,13 @@ let response = client.create_bucket()
     .send()
     .await;
 ```*/
-    pub fn create_bucket(&self) -> CreateBucket<'_> {
+    pub fn create_bucket(&self) -> CreateBucket {
         CreateBucket {
-            client: self,
-            inner: self.generated.create_bucket(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update a bucket
@@ -881,11 +902,13 @@ let response = client.update_bucket()
     .send()
     .await;
 ```*/
-    pub fn update_bucket(&self) -> UpdateBucket<'_> {
+    pub fn update_bucket(&self) -> UpdateBucket {
         UpdateBucket {
-            client: self,
-            inner: self.generated.update_bucket(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get an email by id
@@ -906,11 +929,13 @@ let response = client.get_bucket_email()
     .send()
     .await;
 ```*/
-    pub fn get_bucket_email(&self) -> GetBucketEmail<'_> {
+    pub fn get_bucket_email(&self) -> GetBucketEmail {
         GetBucketEmail {
-            client: self,
-            inner: self.generated.get_bucket_email(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
+            id: None,
         }
     }
     /**Add emails to a bucket
@@ -933,11 +958,14 @@ let response = client.add_bucket_emails()
     .send()
     .await;
 ```*/
-    pub fn add_bucket_emails(&self) -> AddBucketEmails<'_> {
+    pub fn add_bucket_emails(&self) -> AddBucketEmails {
         AddBucketEmails {
-            client: self,
-            inner: self.generated.add_bucket_emails(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
+            no_charge: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List the emails of a bucket
@@ -958,11 +986,13 @@ let response = client.list_bucket_emails()
     .send()
     .await;
 ```*/
-    pub fn list_bucket_emails(&self) -> ListBucketEmails<'_> {
+    pub fn list_bucket_emails(&self) -> ListBucketEmails {
         ListBucketEmails {
-            client: self,
-            inner: self.generated.list_bucket_emails(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete emails
@@ -983,11 +1013,13 @@ let response = client.delete_bucket_emails()
     .send()
     .await;
 ```*/
-    pub fn delete_bucket_emails(&self) -> DeleteBucketEmails<'_> {
+    pub fn delete_bucket_emails(&self) -> DeleteBucketEmails {
         DeleteBucketEmails {
-            client: self,
-            inner: self.generated.delete_bucket_emails(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
+            id: None,
         }
     }
     /**Query the emails of a bucket
@@ -1008,11 +1040,13 @@ let response = client.query_bucket_emails()
     .send()
     .await;
 ```*/
-    pub fn query_bucket_emails(&self) -> QueryBucketEmails<'_> {
+    pub fn query_bucket_emails(&self) -> QueryBucketEmails {
         QueryBucketEmails {
-            client: self,
-            inner: self.generated.query_bucket_emails(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get bucket statistics
@@ -1031,11 +1065,12 @@ let response = client.get_bucket_statistics()
     .send()
     .await;
 ```*/
-    pub fn get_bucket_statistics(&self) -> GetBucketStatistics<'_> {
+    pub fn get_bucket_statistics(&self) -> GetBucketStatistics {
         GetBucketStatistics {
-            client: self,
-            inner: self.generated.get_bucket_statistics(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            bucket_name: None,
         }
     }
     /**List the dashboards of a project
@@ -1052,11 +1087,11 @@ let response = client.list_project_dashboards()
     .send()
     .await;
 ```*/
-    pub fn list_project_dashboards(&self) -> ListProjectDashboards<'_> {
+    pub fn list_project_dashboards(&self) -> ListProjectDashboards {
         ListProjectDashboards {
-            client: self,
-            inner: self.generated.list_project_dashboards(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
         }
     }
     /**Get a dashboard
@@ -1075,11 +1110,12 @@ let response = client.get_dashboard()
     .send()
     .await;
 ```*/
-    pub fn get_dashboard(&self) -> GetDashboard<'_> {
+    pub fn get_dashboard(&self) -> GetDashboard {
         GetDashboard {
-            client: self,
-            inner: self.generated.get_dashboard(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dashboard_name: None,
         }
     }
     /**Create a dashboard
@@ -1100,11 +1136,13 @@ let response = client.create_dashboard()
     .send()
     .await;
 ```*/
-    pub fn create_dashboard(&self) -> CreateDashboard<'_> {
+    pub fn create_dashboard(&self) -> CreateDashboard {
         CreateDashboard {
-            client: self,
-            inner: self.generated.create_dashboard(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dashboard_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update a dashboard
@@ -1125,11 +1163,13 @@ let response = client.update_dashboard()
     .send()
     .await;
 ```*/
-    pub fn update_dashboard(&self) -> UpdateDashboard<'_> {
+    pub fn update_dashboard(&self) -> UpdateDashboard {
         UpdateDashboard {
-            client: self,
-            inner: self.generated.update_dashboard(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dashboard_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a dashboard
@@ -1148,11 +1188,12 @@ let response = client.delete_dashboard()
     .send()
     .await;
 ```*/
-    pub fn delete_dashboard(&self) -> DeleteDashboard<'_> {
+    pub fn delete_dashboard(&self) -> DeleteDashboard {
         DeleteDashboard {
-            client: self,
-            inner: self.generated.delete_dashboard(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dashboard_name: None,
         }
     }
     /**Compare two groups of comments
@@ -1173,11 +1214,13 @@ let response = client.get_dataset_comparison()
     .send()
     .await;
 ```*/
-    pub fn get_dataset_comparison(&self) -> GetDatasetComparison<'_> {
+    pub fn get_dataset_comparison(&self) -> GetDatasetComparison {
         GetDatasetComparison {
-            client: self,
-            inner: self.generated.get_dataset_comparison(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Build a comment filter from a question
@@ -1198,11 +1241,13 @@ let response = client.query_conversational_filter()
     .send()
     .await;
 ```*/
-    pub fn query_conversational_filter(&self) -> QueryConversationalFilter<'_> {
+    pub fn query_conversational_filter(&self) -> QueryConversationalFilter {
         QueryConversationalFilter {
-            client: self,
-            inner: self.generated.query_conversational_filter(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List the dashboards of a dataset
@@ -1221,11 +1266,12 @@ let response = client.list_dataset_dashboards()
     .send()
     .await;
 ```*/
-    pub fn list_dataset_dashboards(&self) -> ListDatasetDashboards<'_> {
+    pub fn list_dataset_dashboards(&self) -> ListDatasetDashboards {
         ListDatasetDashboards {
-            client: self,
-            inner: self.generated.list_dataset_dashboards(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**List the label groups of a dataset
@@ -1244,11 +1290,12 @@ let response = client.list_label_groups()
     .send()
     .await;
 ```*/
-    pub fn list_label_groups(&self) -> ListLabelGroups<'_> {
+    pub fn list_label_groups(&self) -> ListLabelGroups {
         ListLabelGroups {
-            client: self,
-            inner: self.generated.list_label_groups(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**Get a label group
@@ -1269,11 +1316,13 @@ let response = client.get_label_group()
     .send()
     .await;
 ```*/
-    pub fn get_label_group(&self) -> GetLabelGroup<'_> {
+    pub fn get_label_group(&self) -> GetLabelGroup {
         GetLabelGroup {
-            client: self,
-            inner: self.generated.get_label_group(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            label_group_name: None,
         }
     }
     /**Create a label group
@@ -1296,11 +1345,14 @@ let response = client.create_label_group()
     .send()
     .await;
 ```*/
-    pub fn create_label_group(&self) -> CreateLabelGroup<'_> {
+    pub fn create_label_group(&self) -> CreateLabelGroup {
         CreateLabelGroup {
-            client: self,
-            inner: self.generated.create_label_group(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            label_group_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a label group
@@ -1321,11 +1373,13 @@ let response = client.delete_label_group()
     .send()
     .await;
 ```*/
-    pub fn delete_label_group(&self) -> DeleteLabelGroup<'_> {
+    pub fn delete_label_group(&self) -> DeleteLabelGroup {
         DeleteLabelGroup {
-            client: self,
-            inner: self.generated.delete_label_group(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            label_group_name: None,
         }
     }
     /**List the model versions of a dataset
@@ -1346,11 +1400,13 @@ let response = client.list_models()
     .send()
     .await;
 ```*/
-    pub fn list_models(&self) -> ListModels<'_> {
+    pub fn list_models(&self) -> ListModels {
         ListModels {
-            client: self,
-            inner: self.generated.list_models(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Predict labels for documents with the latest model
@@ -1371,11 +1427,13 @@ let response = client.predict_with_latest_model()
     .send()
     .await;
 ```*/
-    pub fn predict_with_latest_model(&self) -> PredictWithLatestModel<'_> {
+    pub fn predict_with_latest_model(&self) -> PredictWithLatestModel {
         PredictWithLatestModel {
-            client: self,
-            inner: self.generated.predict_with_latest_model(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get the training status of a dataset
@@ -1394,11 +1452,12 @@ let response = client.get_dataset_status()
     .send()
     .await;
 ```*/
-    pub fn get_dataset_status(&self) -> GetDatasetStatus<'_> {
+    pub fn get_dataset_status(&self) -> GetDatasetStatus {
         GetDatasetStatus {
-            client: self,
-            inner: self.generated.get_dataset_status(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**Update the settings of a model version
@@ -1421,11 +1480,14 @@ let response = client.update_model()
     .send()
     .await;
 ```*/
-    pub fn update_model(&self) -> UpdateModel<'_> {
+    pub fn update_model(&self) -> UpdateModel {
         UpdateModel {
-            client: self,
-            inner: self.generated.update_model(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get the validation of one label
@@ -1450,11 +1512,15 @@ let response = client.get_label_validation()
     .send()
     .await;
 ```*/
-    pub fn get_label_validation(&self) -> GetLabelValidation<'_> {
+    pub fn get_label_validation(&self) -> GetLabelValidation {
         GetLabelValidation {
-            client: self,
-            inner: self.generated.get_label_validation(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
+            beta: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Pin a model version
@@ -1475,11 +1541,13 @@ let response = client.pin_model()
     .send()
     .await;
 ```*/
-    pub fn pin_model(&self) -> PinModel<'_> {
+    pub fn pin_model(&self) -> PinModel {
         PinModel {
-            client: self,
-            inner: self.generated.pin_model(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
         }
     }
     /**Unpin a model version
@@ -1500,11 +1568,13 @@ let response = client.unpin_model()
     .send()
     .await;
 ```*/
-    pub fn unpin_model(&self) -> UnpinModel<'_> {
+    pub fn unpin_model(&self) -> UnpinModel {
         UnpinModel {
-            client: self,
-            inner: self.generated.unpin_model(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
         }
     }
     /**Predict extractions for documents
@@ -1527,11 +1597,14 @@ let response = client.predict_extractions()
     .send()
     .await;
 ```*/
-    pub fn predict_extractions(&self) -> PredictExtractions<'_> {
+    pub fn predict_extractions(&self) -> PredictExtractions {
         PredictExtractions {
-            client: self,
-            inner: self.generated.predict_extractions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get detailed model validation
@@ -1554,11 +1627,14 @@ let response = client.get_model_validation_details()
     .send()
     .await;
 ```*/
-    pub fn get_model_validation_details(&self) -> GetModelValidationDetails<'_> {
+    pub fn get_model_validation_details(&self) -> GetModelValidationDetails {
         GetModelValidationDetails {
-            client: self,
-            inner: self.generated.get_model_validation_details(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
+            beta: None,
         }
     }
     /**Get the annotations of comments
@@ -1593,11 +1669,20 @@ let response = client.get_labellings()
     .send()
     .await;
 ```*/
-    pub fn get_labellings(&self) -> GetLabellings<'_> {
+    pub fn get_labellings(&self) -> GetLabellings {
         GetLabellings {
-            client: self,
-            inner: self.generated.get_labellings(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            after: None,
+            allow_missing: None,
+            compute_moon_predictions: None,
+            id: None,
+            ids: None,
+            limit: None,
+            return_predictions: None,
+            source_id: None,
         }
     }
     /**Update the annotations of a comment
@@ -1620,11 +1705,14 @@ let response = client.update_labelling()
     .send()
     .await;
 ```*/
-    pub fn update_labelling(&self) -> UpdateLabelling<'_> {
+    pub fn update_labelling(&self) -> UpdateLabelling {
         UpdateLabelling {
-            client: self,
-            inner: self.generated.update_labelling(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            comment_uid: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get a label definition
@@ -1647,11 +1735,14 @@ let response = client.get_label_def()
     .send()
     .await;
 ```*/
-    pub fn get_label_def(&self) -> GetLabelDef<'_> {
+    pub fn get_label_def(&self) -> GetLabelDef {
         GetLabelDef {
-            client: self,
-            inner: self.generated.get_label_def(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            label_group_name: None,
+            label_name: None,
         }
     }
     /**Create label definitions
@@ -1674,11 +1765,14 @@ let response = client.create_label_defs()
     .send()
     .await;
 ```*/
-    pub fn create_label_defs(&self) -> CreateLabelDefs<'_> {
+    pub fn create_label_defs(&self) -> CreateLabelDefs {
         CreateLabelDefs {
-            client: self,
-            inner: self.generated.create_label_defs(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            label_group_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update a label definition
@@ -1703,11 +1797,15 @@ let response = client.update_label_def()
     .send()
     .await;
 ```*/
-    pub fn update_label_def(&self) -> UpdateLabelDef<'_> {
+    pub fn update_label_def(&self) -> UpdateLabelDef {
         UpdateLabelDef {
-            client: self,
-            inner: self.generated.update_label_def(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            label_group_name: None,
+            label_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a label definition
@@ -1730,11 +1828,14 @@ let response = client.delete_label_def()
     .send()
     .await;
 ```*/
-    pub fn delete_label_def(&self) -> DeleteLabelDef<'_> {
+    pub fn delete_label_def(&self) -> DeleteLabelDef {
         DeleteLabelDef {
-            client: self,
-            inner: self.generated.delete_label_def(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            label_group_name: None,
+            label_name: None,
         }
     }
     /**Get the history of an extraction field
@@ -1761,11 +1862,16 @@ let response = client.get_extraction_field_history()
     .send()
     .await;
 ```*/
-    pub fn get_extraction_field_history(&self) -> GetExtractionFieldHistory<'_> {
+    pub fn get_extraction_field_history(&self) -> GetExtractionFieldHistory {
         GetExtractionFieldHistory {
-            client: self,
-            inner: self.generated.get_extraction_field_history(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            label_group_name: None,
+            label_name: None,
+            field_id: None,
+            older_than_version: None,
         }
     }
     /**Get the history of a label definition
@@ -1790,11 +1896,15 @@ let response = client.get_label_def_history()
     .send()
     .await;
 ```*/
-    pub fn get_label_def_history(&self) -> GetLabelDefHistory<'_> {
+    pub fn get_label_def_history(&self) -> GetLabelDefHistory {
         GetLabelDefHistory {
-            client: self,
-            inner: self.generated.get_label_def_history(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            label_group_name: None,
+            label_name: None,
+            older_than_version: None,
         }
     }
     /**Point a model tag at a version
@@ -1817,11 +1927,14 @@ let response = client.update_model_tag()
     .send()
     .await;
 ```*/
-    pub fn update_model_tag(&self) -> UpdateModelTag<'_> {
+    pub fn update_model_tag(&self) -> UpdateModelTag {
         UpdateModelTag {
-            client: self,
-            inner: self.generated.update_model_tag(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            tag_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a model tag
@@ -1842,11 +1955,13 @@ let response = client.delete_model_tag()
     .send()
     .await;
 ```*/
-    pub fn delete_model_tag(&self) -> DeleteModelTag<'_> {
+    pub fn delete_model_tag(&self) -> DeleteModelTag {
         DeleteModelTag {
-            client: self,
-            inner: self.generated.delete_model_tag(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            tag_name: None,
         }
     }
     /**Query the comments of a dataset
@@ -1871,11 +1986,15 @@ let response = client.query_comments()
     .send()
     .await;
 ```*/
-    pub fn query_comments(&self) -> QueryComments<'_> {
+    pub fn query_comments(&self) -> QueryComments {
         QueryComments {
-            client: self,
-            inner: self.generated.query_comments(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            continuation: None,
+            limit: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List recent comments of a dataset
@@ -1896,11 +2015,13 @@ let response = client.list_recent_comments()
     .send()
     .await;
 ```*/
-    pub fn list_recent_comments(&self) -> ListRecentComments<'_> {
+    pub fn list_recent_comments(&self) -> ListRecentComments {
         ListRecentComments {
-            client: self,
-            inner: self.generated.list_recent_comments(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Reset annotations to a pinned model version
@@ -1921,13 +2042,13 @@ let response = client.reset_annotations_to_model_version()
     .send()
     .await;
 ```*/
-    pub fn reset_annotations_to_model_version(
-        &self,
-    ) -> ResetAnnotationsToModelVersion<'_> {
+    pub fn reset_annotations_to_model_version(&self) -> ResetAnnotationsToModelVersion {
         ResetAnnotationsToModelVersion {
-            client: self,
-            inner: self.generated.reset_annotations_to_model_version(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get dataset statistics
@@ -1948,11 +2069,13 @@ let response = client.get_dataset_statistics()
     .send()
     .await;
 ```*/
-    pub fn get_dataset_statistics(&self) -> GetDatasetStatistics<'_> {
+    pub fn get_dataset_statistics(&self) -> GetDatasetStatistics {
         GetDatasetStatistics {
-            client: self,
-            inner: self.generated.get_dataset_statistics(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get a dataset summary
@@ -1973,11 +2096,13 @@ let response = client.get_dataset_summary()
     .send()
     .await;
 ```*/
-    pub fn get_dataset_summary(&self) -> GetDatasetSummary<'_> {
+    pub fn get_dataset_summary(&self) -> GetDatasetSummary {
         GetDatasetSummary {
-            client: self,
-            inner: self.generated.get_dataset_summary(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get the Discover themes of a dataset
@@ -1996,11 +2121,12 @@ let response = client.get_dataset_themes()
     .send()
     .await;
 ```*/
-    pub fn get_dataset_themes(&self) -> GetDatasetThemes<'_> {
+    pub fn get_dataset_themes(&self) -> GetDatasetThemes {
         GetDatasetThemes {
-            client: self,
-            inner: self.generated.get_dataset_themes(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**Summarise the user properties of a dataset
@@ -2019,11 +2145,12 @@ let response = client.get_dataset_user_properties()
     .send()
     .await;
 ```*/
-    pub fn get_dataset_user_properties(&self) -> GetDatasetUserProperties<'_> {
+    pub fn get_dataset_user_properties(&self) -> GetDatasetUserProperties {
         GetDatasetUserProperties {
-            client: self,
-            inner: self.generated.get_dataset_user_properties(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**Count the values of a user property
@@ -2044,11 +2171,13 @@ let response = client.query_user_property_values()
     .send()
     .await;
 ```*/
-    pub fn query_user_property_values(&self) -> QueryUserPropertyValues<'_> {
+    pub fn query_user_property_values(&self) -> QueryUserPropertyValues {
         QueryUserPropertyValues {
-            client: self,
-            inner: self.generated.query_user_property_values(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List the recommended label training actions
@@ -2071,11 +2200,14 @@ let response = client.list_label_training_actions()
     .send()
     .await;
 ```*/
-    pub fn list_label_training_actions(&self) -> ListLabelTrainingActions<'_> {
+    pub fn list_label_training_actions(&self) -> ListLabelTrainingActions {
         ListLabelTrainingActions {
-            client: self,
-            inner: self.generated.list_label_training_actions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
+            beta: None,
         }
     }
     /**List the comments of a training action
@@ -2096,13 +2228,13 @@ let response = client.list_training_action_comment_uids()
     .send()
     .await;
 ```*/
-    pub fn list_training_action_comment_uids(
-        &self,
-    ) -> ListTrainingActionCommentUids<'_> {
+    pub fn list_training_action_comment_uids(&self) -> ListTrainingActionCommentUids {
         ListTrainingActionCommentUids {
-            client: self,
-            inner: self.generated.list_training_action_comment_uids(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            training_action_id: None,
         }
     }
     /**Mark a comment of a training action as seen
@@ -2127,11 +2259,15 @@ let response = client.mark_training_comment_seen()
     .send()
     .await;
 ```*/
-    pub fn mark_training_comment_seen(&self) -> MarkTrainingCommentSeen<'_> {
+    pub fn mark_training_comment_seen(&self) -> MarkTrainingCommentSeen {
         MarkTrainingCommentSeen {
-            client: self,
-            inner: self.generated.mark_training_comment_seen(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            training_action_id: None,
+            comment_uid: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Find where a user signs in
@@ -2146,11 +2282,11 @@ let response = client.get_login_url()
     .send()
     .await;
 ```*/
-    pub fn get_login_url(&self) -> GetLoginUrl<'_> {
+    pub fn get_login_url(&self) -> GetLoginUrl {
         GetLoginUrl {
-            client: self,
-            inner: self.generated.get_login_url(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get the tenant subdomain of the request
@@ -2164,10 +2300,9 @@ let response = client.get_subdomain()
     .send()
     .await;
 ```*/
-    pub fn get_subdomain(&self) -> GetSubdomain<'_> {
+    pub fn get_subdomain(&self) -> GetSubdomain {
         GetSubdomain {
-            client: self,
-            inner: self.generated.get_subdomain(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -2182,10 +2317,9 @@ let response = client.list_deprecated_models()
     .send()
     .await;
 ```*/
-    pub fn list_deprecated_models(&self) -> ListDeprecatedModels<'_> {
+    pub fn list_deprecated_models(&self) -> ListDeprecatedModels {
         ListDeprecatedModels {
-            client: self,
-            inner: self.generated.list_deprecated_models(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -2200,10 +2334,9 @@ let response = client.list_integrations()
     .send()
     .await;
 ```*/
-    pub fn list_integrations(&self) -> ListIntegrations<'_> {
+    pub fn list_integrations(&self) -> ListIntegrations {
         ListIntegrations {
-            client: self,
-            inner: self.generated.list_integrations(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -2221,11 +2354,11 @@ let response = client.get_integration_by_id()
     .send()
     .await;
 ```*/
-    pub fn get_integration_by_id(&self) -> GetIntegrationById<'_> {
+    pub fn get_integration_by_id(&self) -> GetIntegrationById {
         GetIntegrationById {
-            client: self,
-            inner: self.generated.get_integration_by_id(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            integration_id: None,
         }
     }
     /**Delete an integration
@@ -2242,11 +2375,11 @@ let response = client.delete_integration_by_id()
     .send()
     .await;
 ```*/
-    pub fn delete_integration_by_id(&self) -> DeleteIntegrationById<'_> {
+    pub fn delete_integration_by_id(&self) -> DeleteIntegrationById {
         DeleteIntegrationById {
-            client: self,
-            inner: self.generated.delete_integration_by_id(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            integration_id: None,
         }
     }
     /**List the integrations of a project
@@ -2263,11 +2396,11 @@ let response = client.list_project_integrations()
     .send()
     .await;
 ```*/
-    pub fn list_project_integrations(&self) -> ListProjectIntegrations<'_> {
+    pub fn list_project_integrations(&self) -> ListProjectIntegrations {
         ListProjectIntegrations {
-            client: self,
-            inner: self.generated.list_project_integrations(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
         }
     }
     /**Get an integration
@@ -2286,11 +2419,12 @@ let response = client.get_integration()
     .send()
     .await;
 ```*/
-    pub fn get_integration(&self) -> GetIntegration<'_> {
+    pub fn get_integration(&self) -> GetIntegration {
         GetIntegration {
-            client: self,
-            inner: self.generated.get_integration(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            integration_name: None,
         }
     }
     /**Create an integration
@@ -2311,11 +2445,13 @@ let response = client.create_integration()
     .send()
     .await;
 ```*/
-    pub fn create_integration(&self) -> CreateIntegration<'_> {
+    pub fn create_integration(&self) -> CreateIntegration {
         CreateIntegration {
-            client: self,
-            inner: self.generated.create_integration(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            integration_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update an integration
@@ -2336,11 +2472,13 @@ let response = client.update_integration()
     .send()
     .await;
 ```*/
-    pub fn update_integration(&self) -> UpdateIntegration<'_> {
+    pub fn update_integration(&self) -> UpdateIntegration {
         UpdateIntegration {
-            client: self,
-            inner: self.generated.update_integration(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            integration_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List the sync errors of an integration
@@ -2359,11 +2497,12 @@ let response = client.list_integration_errors()
     .send()
     .await;
 ```*/
-    pub fn list_integration_errors(&self) -> ListIntegrationErrors<'_> {
+    pub fn list_integration_errors(&self) -> ListIntegrationErrors {
         ListIntegrationErrors {
-            client: self,
-            inner: self.generated.list_integration_errors(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            integration_name: None,
         }
     }
     /**Start the OAuth2 sign-in of an integration
@@ -2382,11 +2521,12 @@ let response = client.start_integration_oauth2()
     .send()
     .await;
 ```*/
-    pub fn start_integration_oauth2(&self) -> StartIntegrationOauth2<'_> {
+    pub fn start_integration_oauth2(&self) -> StartIntegrationOauth2 {
         StartIntegrationOauth2 {
-            client: self,
-            inner: self.generated.start_integration_oauth2(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            integration_name: None,
         }
     }
     /**Query alert issues
@@ -2401,11 +2541,11 @@ let response = client.query_alert_issues()
     .send()
     .await;
 ```*/
-    pub fn query_alert_issues(&self) -> QueryAlertIssues<'_> {
+    pub fn query_alert_issues(&self) -> QueryAlertIssues {
         QueryAlertIssues {
-            client: self,
-            inner: self.generated.query_alert_issues(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get an alert issue
@@ -2422,11 +2562,11 @@ let response = client.get_alert_issue()
     .send()
     .await;
 ```*/
-    pub fn get_alert_issue(&self) -> GetAlertIssue<'_> {
+    pub fn get_alert_issue(&self) -> GetAlertIssue {
         GetAlertIssue {
-            client: self,
-            inner: self.generated.get_alert_issue(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            issue_id: None,
         }
     }
     /**Set the status of an alert issue
@@ -2445,11 +2585,12 @@ let response = client.update_alert_issue_status()
     .send()
     .await;
 ```*/
-    pub fn update_alert_issue_status(&self) -> UpdateAlertIssueStatus<'_> {
+    pub fn update_alert_issue_status(&self) -> UpdateAlertIssueStatus {
         UpdateAlertIssueStatus {
-            client: self,
-            inner: self.generated.update_alert_issue_status(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            issue_id: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Check whether the tenant may use IXP
@@ -2463,10 +2604,9 @@ let response = client.get_ixp_consumability()
     .send()
     .await;
 ```*/
-    pub fn get_ixp_consumability(&self) -> GetIxpConsumability<'_> {
+    pub fn get_ixp_consumability(&self) -> GetIxpConsumability {
         GetIxpConsumability {
-            client: self,
-            inner: self.generated.get_ixp_consumability(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -2482,11 +2622,11 @@ let response = client.create_ixp_dataset()
     .send()
     .await;
 ```*/
-    pub fn create_ixp_dataset(&self) -> CreateIxpDataset<'_> {
+    pub fn create_ixp_dataset(&self) -> CreateIxpDataset {
         CreateIxpDataset {
-            client: self,
-            inner: self.generated.create_ixp_dataset(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete an IXP dataset
@@ -2503,11 +2643,11 @@ let response = client.delete_ixp_dataset()
     .send()
     .await;
 ```*/
-    pub fn delete_ixp_dataset(&self) -> DeleteIxpDataset<'_> {
+    pub fn delete_ixp_dataset(&self) -> DeleteIxpDataset {
         DeleteIxpDataset {
-            client: self,
-            inner: self.generated.delete_ixp_dataset(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            dataset_id: None,
         }
     }
     /**List IXP projects
@@ -2521,10 +2661,9 @@ let response = client.list_ixp_projects()
     .send()
     .await;
 ```*/
-    pub fn list_ixp_projects(&self) -> ListIxpProjects<'_> {
+    pub fn list_ixp_projects(&self) -> ListIxpProjects {
         ListIxpProjects {
-            client: self,
-            inner: self.generated.list_ixp_projects(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -2542,11 +2681,11 @@ let response = client.get_ixp_project()
     .send()
     .await;
 ```*/
-    pub fn get_ixp_project(&self) -> GetIxpProject<'_> {
+    pub fn get_ixp_project(&self) -> GetIxpProject {
         GetIxpProject {
-            client: self,
-            inner: self.generated.get_ixp_project(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project_uuid: None,
         }
     }
     /**List the models of an IXP project
@@ -2563,11 +2702,11 @@ let response = client.list_ixp_models()
     .send()
     .await;
 ```*/
-    pub fn list_ixp_models(&self) -> ListIxpModels<'_> {
+    pub fn list_ixp_models(&self) -> ListIxpModels {
         ListIxpModels {
-            client: self,
-            inner: self.generated.list_ixp_models(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project_uuid: None,
         }
     }
     /**Get the extractions of an uploaded document
@@ -2588,11 +2727,13 @@ let response = client.get_ixp_document_extractions()
     .send()
     .await;
 ```*/
-    pub fn get_ixp_document_extractions(&self) -> GetIxpDocumentExtractions<'_> {
+    pub fn get_ixp_document_extractions(&self) -> GetIxpDocumentExtractions {
         GetIxpDocumentExtractions {
-            client: self,
-            inner: self.generated.get_ixp_document_extractions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project_uuid: None,
+            model_version: None,
+            document_id: None,
         }
     }
     /**Import a taxonomy into an IXP dataset
@@ -2613,11 +2754,13 @@ let response = client.import_ixp_taxonomy()
     .send()
     .await;
 ```*/
-    pub fn import_ixp_taxonomy(&self) -> ImportIxpTaxonomy<'_> {
+    pub fn import_ixp_taxonomy(&self) -> ImportIxpTaxonomy {
         ImportIxpTaxonomy {
-            client: self,
-            inner: self.generated.import_ixp_taxonomy(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Suggest a taxonomy for an IXP dataset
@@ -2638,11 +2781,13 @@ let response = client.suggest_ixp_taxonomy()
     .send()
     .await;
 ```*/
-    pub fn suggest_ixp_taxonomy(&self) -> SuggestIxpTaxonomy<'_> {
+    pub fn suggest_ixp_taxonomy(&self) -> SuggestIxpTaxonomy {
         SuggestIxpTaxonomy {
-            client: self,
-            inner: self.generated.suggest_ixp_taxonomy(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List the pretrained labels of a model family
@@ -2659,11 +2804,11 @@ let response = client.list_pretrained_labels()
     .send()
     .await;
 ```*/
-    pub fn list_pretrained_labels(&self) -> ListPretrainedLabels<'_> {
+    pub fn list_pretrained_labels(&self) -> ListPretrainedLabels {
         ListPretrainedLabels {
-            client: self,
-            inner: self.generated.list_pretrained_labels(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            model_family: None,
         }
     }
     /**Expand a set of permissions
@@ -2678,11 +2823,11 @@ let response = client.get_derived_permissions()
     .send()
     .await;
 ```*/
-    pub fn get_derived_permissions(&self) -> GetDerivedPermissions<'_> {
+    pub fn get_derived_permissions(&self) -> GetDerivedPermissions {
         GetDerivedPermissions {
-            client: self,
-            inner: self.generated.get_derived_permissions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Reduce a set of permissions
@@ -2697,11 +2842,11 @@ let response = client.get_reduced_permissions()
     .send()
     .await;
 ```*/
-    pub fn get_reduced_permissions(&self) -> GetReducedPermissions<'_> {
+    pub fn get_reduced_permissions(&self) -> GetReducedPermissions {
         GetReducedPermissions {
-            client: self,
-            inner: self.generated.get_reduced_permissions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List projects with their ids
@@ -2718,11 +2863,11 @@ let response = client.list_all_projects()
     .send()
     .await;
 ```*/
-    pub fn list_all_projects(&self) -> ListAllProjects<'_> {
+    pub fn list_all_projects(&self) -> ListAllProjects {
         ListAllProjects {
-            client: self,
-            inner: self.generated.list_all_projects(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            cm_only: None,
         }
     }
     /**Get a project
@@ -2739,11 +2884,11 @@ let response = client.get_project()
     .send()
     .await;
 ```*/
-    pub fn get_project(&self) -> GetProject<'_> {
+    pub fn get_project(&self) -> GetProject {
         GetProject {
-            client: self,
-            inner: self.generated.get_project(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
         }
     }
     /**Create a project
@@ -2762,11 +2907,12 @@ let response = client.create_project()
     .send()
     .await;
 ```*/
-    pub fn create_project(&self) -> CreateProject<'_> {
+    pub fn create_project(&self) -> CreateProject {
         CreateProject {
-            client: self,
-            inner: self.generated.create_project(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update a project
@@ -2785,11 +2931,12 @@ let response = client.update_project()
     .send()
     .await;
 ```*/
-    pub fn update_project(&self) -> UpdateProject<'_> {
+    pub fn update_project(&self) -> UpdateProject {
         UpdateProject {
-            client: self,
-            inner: self.generated.update_project(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a project
@@ -2808,11 +2955,12 @@ let response = client.delete_project()
     .send()
     .await;
 ```*/
-    pub fn delete_project(&self) -> DeleteProject<'_> {
+    pub fn delete_project(&self) -> DeleteProject {
         DeleteProject {
-            client: self,
-            inner: self.generated.delete_project(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            force: None,
         }
     }
     /**Count the resources of a project
@@ -2829,11 +2977,11 @@ let response = client.get_project_resource_counts()
     .send()
     .await;
 ```*/
-    pub fn get_project_resource_counts(&self) -> GetProjectResourceCounts<'_> {
+    pub fn get_project_resource_counts(&self) -> GetProjectResourceCounts {
         GetProjectResourceCounts {
-            client: self,
-            inner: self.generated.get_project_resource_counts(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
         }
     }
     /**List the quotas of the current tenant
@@ -2847,10 +2995,9 @@ let response = client.list_quotas()
     .send()
     .await;
 ```*/
-    pub fn list_quotas(&self) -> ListQuotas<'_> {
+    pub fn list_quotas(&self) -> ListQuotas {
         ListQuotas {
-            client: self,
-            inner: self.generated.list_quotas(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -2868,11 +3015,11 @@ let response = client.list_tenant_quotas()
     .send()
     .await;
 ```*/
-    pub fn list_tenant_quotas(&self) -> ListTenantQuotas<'_> {
+    pub fn list_tenant_quotas(&self) -> ListTenantQuotas {
         ListTenantQuotas {
-            client: self,
-            inner: self.generated.list_tenant_quotas(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_id_or_quota_kind: None,
         }
     }
     /**Request a quota limit for the current tenant
@@ -2891,11 +3038,12 @@ let response = client.set_quota()
     .send()
     .await;
 ```*/
-    pub fn set_quota(&self) -> SetQuota<'_> {
+    pub fn set_quota(&self) -> SetQuota {
         SetQuota {
-            client: self,
-            inner: self.generated.set_quota(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_id_or_quota_kind: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Set a quota of a tenant
@@ -2916,11 +3064,13 @@ let response = client.set_tenant_quota()
     .send()
     .await;
 ```*/
-    pub fn set_tenant_quota(&self) -> SetTenantQuota<'_> {
+    pub fn set_tenant_quota(&self) -> SetTenantQuota {
         SetTenantQuota {
-            client: self,
-            inner: self.generated.set_tenant_quota(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_id: None,
+            quota_kind: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Reset a quota of a tenant
@@ -2939,11 +3089,12 @@ let response = client.reset_tenant_quota()
     .send()
     .await;
 ```*/
-    pub fn reset_tenant_quota(&self) -> ResetTenantQuota<'_> {
+    pub fn reset_tenant_quota(&self) -> ResetTenantQuota {
         ResetTenantQuota {
-            client: self,
-            inner: self.generated.reset_tenant_quota(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_id: None,
+            quota_kind: None,
         }
     }
     /**Finish the Salesforce OAuth2 sign-in
@@ -2958,11 +3109,11 @@ let response = client.complete_salesforce_oauth2()
     .send()
     .await;
 ```*/
-    pub fn complete_salesforce_oauth2(&self) -> CompleteSalesforceOauth2<'_> {
+    pub fn complete_salesforce_oauth2(&self) -> CompleteSalesforceOauth2 {
         CompleteSalesforceOauth2 {
-            client: self,
-            inner: self.generated.complete_salesforce_oauth2(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Set up a project with a source, dataset and stream
@@ -2981,11 +3132,12 @@ let response = client.provision_project()
     .send()
     .await;
 ```*/
-    pub fn provision_project(&self) -> ProvisionProject<'_> {
+    pub fn provision_project(&self) -> ProvisionProject {
         ProvisionProject {
-            client: self,
-            inner: self.generated.provision_project(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Describe an email transform
@@ -3002,11 +3154,11 @@ let response = client.get_email_transform_info()
     .send()
     .await;
 ```*/
-    pub fn get_email_transform_info(&self) -> GetEmailTransformInfo<'_> {
+    pub fn get_email_transform_info(&self) -> GetEmailTransformInfo {
         GetEmailTransformInfo {
-            client: self,
-            inner: self.generated.get_email_transform_info(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            transform_tag: None,
         }
     }
     /**Download the audio of a comment
@@ -3025,11 +3177,12 @@ let response = client.get_comment_audio()
     .send()
     .await;
 ```*/
-    pub fn get_comment_audio(&self) -> GetCommentAudio<'_> {
+    pub fn get_comment_audio(&self) -> GetCommentAudio {
         GetCommentAudio {
-            client: self,
-            inner: self.generated.get_comment_audio(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            source_id: None,
+            comment_id: None,
         }
     }
     /**Download a document
@@ -3048,11 +3201,12 @@ let response = client.get_document()
     .send()
     .await;
 ```*/
-    pub fn get_document(&self) -> GetDocument<'_> {
+    pub fn get_document(&self) -> GetDocument {
         GetDocument {
-            client: self,
-            inner: self.generated.get_document(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            source_id: None,
+            comment_id: None,
         }
     }
     /**List the comments of a source
@@ -3085,11 +3239,19 @@ let response = client.list_source_comments()
     .send()
     .await;
 ```*/
-    pub fn list_source_comments(&self) -> ListSourceComments<'_> {
+    pub fn list_source_comments(&self) -> ListSourceComments {
         ListSourceComments {
-            client: self,
-            inner: self.generated.list_source_comments(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            after: None,
+            direction: None,
+            from_timestamp: None,
+            include_markup: None,
+            include_thread_properties: None,
+            limit: None,
+            to_timestamp: None,
         }
     }
     /**Add comments to a source
@@ -3112,11 +3274,14 @@ let response = client.add_comments()
     .send()
     .await;
 ```*/
-    pub fn add_comments(&self) -> AddComments<'_> {
+    pub fn add_comments(&self) -> AddComments {
         AddComments {
-            client: self,
-            inner: self.generated.add_comments(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            no_charge: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List tenants
@@ -3130,10 +3295,9 @@ let response = client.list_tenants()
     .send()
     .await;
 ```*/
-    pub fn list_tenants(&self) -> ListTenants<'_> {
+    pub fn list_tenants(&self) -> ListTenants {
         ListTenants {
-            client: self,
-            inner: self.generated.list_tenants(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -3151,11 +3315,11 @@ let response = client.get_tenant()
     .send()
     .await;
 ```*/
-    pub fn get_tenant(&self) -> GetTenant<'_> {
+    pub fn get_tenant(&self) -> GetTenant {
         GetTenant {
-            client: self,
-            inner: self.generated.get_tenant(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
         }
     }
     /**Create a tenant
@@ -3174,11 +3338,12 @@ let response = client.create_tenant()
     .send()
     .await;
 ```*/
-    pub fn create_tenant(&self) -> CreateTenant<'_> {
+    pub fn create_tenant(&self) -> CreateTenant {
         CreateTenant {
-            client: self,
-            inner: self.generated.create_tenant(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update a tenant
@@ -3197,11 +3362,12 @@ let response = client.update_tenant()
     .send()
     .await;
 ```*/
-    pub fn update_tenant(&self) -> UpdateTenant<'_> {
+    pub fn update_tenant(&self) -> UpdateTenant {
         UpdateTenant {
-            client: self,
-            inner: self.generated.update_tenant(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a tenant
@@ -3218,11 +3384,11 @@ let response = client.delete_tenant()
     .send()
     .await;
 ```*/
-    pub fn delete_tenant(&self) -> DeleteTenant<'_> {
+    pub fn delete_tenant(&self) -> DeleteTenant {
         DeleteTenant {
-            client: self,
-            inner: self.generated.delete_tenant(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
         }
     }
     /**Get the client subnets of a tenant
@@ -3239,11 +3405,11 @@ let response = client.get_tenant_client_subnets()
     .send()
     .await;
 ```*/
-    pub fn get_tenant_client_subnets(&self) -> GetTenantClientSubnets<'_> {
+    pub fn get_tenant_client_subnets(&self) -> GetTenantClientSubnets {
         GetTenantClientSubnets {
-            client: self,
-            inner: self.generated.get_tenant_client_subnets(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
         }
     }
     /**Replace the client subnets of a tenant
@@ -3262,11 +3428,12 @@ let response = client.update_tenant_client_subnets()
     .send()
     .await;
 ```*/
-    pub fn update_tenant_client_subnets(&self) -> UpdateTenantClientSubnets<'_> {
+    pub fn update_tenant_client_subnets(&self) -> UpdateTenantClientSubnets {
         UpdateTenantClientSubnets {
-            client: self,
-            inner: self.generated.update_tenant_client_subnets(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get the default project permissions of a tenant
@@ -3285,11 +3452,11 @@ let response = client.get_tenant_default_project_permissions()
 ```*/
     pub fn get_tenant_default_project_permissions(
         &self,
-    ) -> GetTenantDefaultProjectPermissions<'_> {
+    ) -> GetTenantDefaultProjectPermissions {
         GetTenantDefaultProjectPermissions {
-            client: self,
-            inner: self.generated.get_tenant_default_project_permissions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
         }
     }
     /**Replace the default project permissions of a tenant
@@ -3310,11 +3477,12 @@ let response = client.update_tenant_default_project_permissions()
 ```*/
     pub fn update_tenant_default_project_permissions(
         &self,
-    ) -> UpdateTenantDefaultProjectPermissions<'_> {
+    ) -> UpdateTenantDefaultProjectPermissions {
         UpdateTenantDefaultProjectPermissions {
-            client: self,
-            inner: self.generated.update_tenant_default_project_permissions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Clear the default project permissions of a tenant
@@ -3333,11 +3501,11 @@ let response = client.clear_tenant_default_project_permissions()
 ```*/
     pub fn clear_tenant_default_project_permissions(
         &self,
-    ) -> ClearTenantDefaultProjectPermissions<'_> {
+    ) -> ClearTenantDefaultProjectPermissions {
         ClearTenantDefaultProjectPermissions {
-            client: self,
-            inner: self.generated.clear_tenant_default_project_permissions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
         }
     }
     /**Get the email domains of a tenant
@@ -3354,11 +3522,11 @@ let response = client.get_tenant_domains()
     .send()
     .await;
 ```*/
-    pub fn get_tenant_domains(&self) -> GetTenantDomains<'_> {
+    pub fn get_tenant_domains(&self) -> GetTenantDomains {
         GetTenantDomains {
-            client: self,
-            inner: self.generated.get_tenant_domains(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
         }
     }
     /**Replace the email domains of a tenant
@@ -3377,11 +3545,12 @@ let response = client.update_tenant_domains()
     .send()
     .await;
 ```*/
-    pub fn update_tenant_domains(&self) -> UpdateTenantDomains<'_> {
+    pub fn update_tenant_domains(&self) -> UpdateTenantDomains {
         UpdateTenantDomains {
-            client: self,
-            inner: self.generated.update_tenant_domains(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get the entity definitions of a tenant
@@ -3398,11 +3567,11 @@ let response = client.get_tenant_entity_def_ids()
     .send()
     .await;
 ```*/
-    pub fn get_tenant_entity_def_ids(&self) -> GetTenantEntityDefIds<'_> {
+    pub fn get_tenant_entity_def_ids(&self) -> GetTenantEntityDefIds {
         GetTenantEntityDefIds {
-            client: self,
-            inner: self.generated.get_tenant_entity_def_ids(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
         }
     }
     /**Replace the entity definitions of a tenant
@@ -3421,11 +3590,12 @@ let response = client.update_tenant_entity_def_ids()
     .send()
     .await;
 ```*/
-    pub fn update_tenant_entity_def_ids(&self) -> UpdateTenantEntityDefIds<'_> {
+    pub fn update_tenant_entity_def_ids(&self) -> UpdateTenantEntityDefIds {
         UpdateTenantEntityDefIds {
-            client: self,
-            inner: self.generated.update_tenant_entity_def_ids(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Enable or disable a tenant
@@ -3444,11 +3614,12 @@ let response = client.set_tenant_state()
     .send()
     .await;
 ```*/
-    pub fn set_tenant_state(&self) -> SetTenantState<'_> {
+    pub fn set_tenant_state(&self) -> SetTenantState {
         SetTenantState {
-            client: self,
-            inner: self.generated.set_tenant_state(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            tenant_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List users with their permissions
@@ -3462,10 +3633,9 @@ let response = client.list_all_users()
     .send()
     .await;
 ```*/
-    pub fn list_all_users(&self) -> ListAllUsers<'_> {
+    pub fn list_all_users(&self) -> ListAllUsers {
         ListAllUsers {
-            client: self,
-            inner: self.generated.list_all_users(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -3481,11 +3651,11 @@ let response = client.create_user()
     .send()
     .await;
 ```*/
-    pub fn create_user(&self) -> CreateUser<'_> {
+    pub fn create_user(&self) -> CreateUser {
         CreateUser {
-            client: self,
-            inner: self.generated.create_user(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Give a support user access to a tenant
@@ -3500,11 +3670,11 @@ let response = client.add_support_tenant()
     .send()
     .await;
 ```*/
-    pub fn add_support_tenant(&self) -> AddSupportTenant<'_> {
+    pub fn add_support_tenant(&self) -> AddSupportTenant {
         AddSupportTenant {
-            client: self,
-            inner: self.generated.add_support_tenant(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Take a tenant away from a support user
@@ -3519,11 +3689,11 @@ let response = client.remove_support_tenant()
     .send()
     .await;
 ```*/
-    pub fn remove_support_tenant(&self) -> RemoveSupportTenant<'_> {
+    pub fn remove_support_tenant(&self) -> RemoveSupportTenant {
         RemoveSupportTenant {
-            client: self,
-            inner: self.generated.remove_support_tenant(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get a user
@@ -3540,11 +3710,11 @@ let response = client.get_user()
     .send()
     .await;
 ```*/
-    pub fn get_user(&self) -> GetUser<'_> {
+    pub fn get_user(&self) -> GetUser {
         GetUser {
-            client: self,
-            inner: self.generated.get_user(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            user_id: None,
         }
     }
     /**Update a user's permissions
@@ -3563,11 +3733,12 @@ let response = client.update_user()
     .send()
     .await;
 ```*/
-    pub fn update_user(&self) -> UpdateUser<'_> {
+    pub fn update_user(&self) -> UpdateUser {
         UpdateUser {
-            client: self,
-            inner: self.generated.update_user(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            user_id: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a user
@@ -3584,11 +3755,11 @@ let response = client.delete_user()
     .send()
     .await;
 ```*/
-    pub fn delete_user(&self) -> DeleteUser<'_> {
+    pub fn delete_user(&self) -> DeleteUser {
         DeleteUser {
-            client: self,
-            inner: self.generated.delete_user(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            user_id: None,
         }
     }
     /**Send a welcome email
@@ -3607,11 +3778,12 @@ let response = client.send_welcome_email()
     .send()
     .await;
 ```*/
-    pub fn send_welcome_email(&self) -> SendWelcomeEmail<'_> {
+    pub fn send_welcome_email(&self) -> SendWelcomeEmail {
         SendWelcomeEmail {
-            client: self,
-            inner: self.generated.send_welcome_email(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            user_id: None,
+            body: None,
         }
     }
     /**Check Exchange credentials
@@ -3626,11 +3798,11 @@ let response = client.validate_exchange_credentials()
     .send()
     .await;
 ```*/
-    pub fn validate_exchange_credentials(&self) -> ValidateExchangeCredentials<'_> {
+    pub fn validate_exchange_credentials(&self) -> ValidateExchangeCredentials {
         ValidateExchangeCredentials {
-            client: self,
-            inner: self.generated.validate_exchange_credentials(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Fetch comments with generative extractions (preview)
@@ -3653,11 +3825,14 @@ let response = client.fetch_gx_stream()
     .send()
     .await;
 ```*/
-    pub fn fetch_gx_stream(&self) -> FetchGxStream<'_> {
+    pub fn fetch_gx_stream(&self) -> FetchGxStream {
         FetchGxStream {
-            client: self,
-            inner: self.generated.fetch_gx_stream(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get the next stream results (preview route)
@@ -3682,11 +3857,15 @@ let response = client.get_stream_results_preview()
     .send()
     .await;
 ```*/
-    pub fn get_stream_results_preview(&self) -> GetStreamResultsPreview<'_> {
+    pub fn get_stream_results_preview(&self) -> GetStreamResultsPreview {
         GetStreamResultsPreview {
-            client: self,
-            inner: self.generated.get_stream_results_preview(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
+            max_filtered: None,
+            max_results: None,
         }
     }
     /**Get the themes of a thread (preview)
@@ -3707,11 +3886,13 @@ let response = client.get_thread_themes()
     .send()
     .await;
 ```*/
-    pub fn get_thread_themes(&self) -> GetThreadThemes<'_> {
+    pub fn get_thread_themes(&self) -> GetThreadThemes {
         GetThreadThemes {
-            client: self,
-            inner: self.generated.get_thread_themes(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Provision the service for a UiPath tenant
@@ -3726,11 +3907,11 @@ let response = client.create_tenant_service_instance()
     .send()
     .await;
 ```*/
-    pub fn create_tenant_service_instance(&self) -> CreateTenantServiceInstance<'_> {
+    pub fn create_tenant_service_instance(&self) -> CreateTenantServiceInstance {
         CreateTenantServiceInstance {
-            client: self,
-            inner: self.generated.create_tenant_service_instance(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Remove the service from a UiPath tenant
@@ -3751,11 +3932,13 @@ let response = client.delete_tenant_service_instance()
     .send()
     .await;
 ```*/
-    pub fn delete_tenant_service_instance(&self) -> DeleteTenantServiceInstance<'_> {
+    pub fn delete_tenant_service_instance(&self) -> DeleteTenantServiceInstance {
         DeleteTenantServiceInstance {
-            client: self,
-            inner: self.generated.delete_tenant_service_instance(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            service_type: None,
+            tenant_id: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update the service of a UiPath tenant
@@ -3776,11 +3959,13 @@ let response = client.update_tenant_service_instance()
     .send()
     .await;
 ```*/
-    pub fn update_tenant_service_instance(&self) -> UpdateTenantServiceInstance<'_> {
+    pub fn update_tenant_service_instance(&self) -> UpdateTenantServiceInstance {
         UpdateTenantServiceInstance {
-            client: self,
-            inner: self.generated.update_tenant_service_instance(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            service_type: None,
+            tenant_id: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Restore the service of a UiPath tenant
@@ -3801,11 +3986,13 @@ let response = client.restore_tenant_service_instance()
     .send()
     .await;
 ```*/
-    pub fn restore_tenant_service_instance(&self) -> RestoreTenantServiceInstance<'_> {
+    pub fn restore_tenant_service_instance(&self) -> RestoreTenantServiceInstance {
         RestoreTenantServiceInstance {
-            client: self,
-            inner: self.generated.restore_tenant_service_instance(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            service_type: None,
+            tenant_id: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Download an attachment
@@ -3822,11 +4009,11 @@ let response = client.get_attachment()
     .send()
     .await;
 ```*/
-    pub fn get_attachment(&self) -> GetAttachment<'_> {
+    pub fn get_attachment(&self) -> GetAttachment {
         GetAttachment {
-            client: self,
-            inner: self.generated.get_attachment(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            attachment_reference: None,
         }
     }
     /**Query audit events
@@ -3841,11 +4028,11 @@ let response = client.query_audit_events()
     .send()
     .await;
 ```*/
-    pub fn query_audit_events(&self) -> QueryAuditEvents<'_> {
+    pub fn query_audit_events(&self) -> QueryAuditEvents {
         QueryAuditEvents {
-            client: self,
-            inner: self.generated.query_audit_events(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List all datasets
@@ -3859,10 +4046,9 @@ let response = client.list_datasets()
     .send()
     .await;
 ```*/
-    pub fn list_datasets(&self) -> ListDatasets<'_> {
+    pub fn list_datasets(&self) -> ListDatasets {
         ListDatasets {
-            client: self,
-            inner: self.generated.list_datasets(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -3880,11 +4066,11 @@ let response = client.get_dataset_by_id()
     .send()
     .await;
 ```*/
-    pub fn get_dataset_by_id(&self) -> GetDatasetById<'_> {
+    pub fn get_dataset_by_id(&self) -> GetDatasetById {
         GetDatasetById {
-            client: self,
-            inner: self.generated.get_dataset_by_id(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            dataset_id: None,
         }
     }
     /**Delete a dataset by id
@@ -3901,11 +4087,11 @@ let response = client.delete_dataset_by_id()
     .send()
     .await;
 ```*/
-    pub fn delete_dataset_by_id(&self) -> DeleteDatasetById<'_> {
+    pub fn delete_dataset_by_id(&self) -> DeleteDatasetById {
         DeleteDatasetById {
-            client: self,
-            inner: self.generated.delete_dataset_by_id(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            dataset_id: None,
         }
     }
     /**List the datasets of a project
@@ -3922,11 +4108,11 @@ let response = client.list_project_datasets()
     .send()
     .await;
 ```*/
-    pub fn list_project_datasets(&self) -> ListProjectDatasets<'_> {
+    pub fn list_project_datasets(&self) -> ListProjectDatasets {
         ListProjectDatasets {
-            client: self,
-            inner: self.generated.list_project_datasets(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
         }
     }
     /**Get a dataset by name
@@ -3945,11 +4131,12 @@ let response = client.get_dataset()
     .send()
     .await;
 ```*/
-    pub fn get_dataset(&self) -> GetDataset<'_> {
+    pub fn get_dataset(&self) -> GetDataset {
         GetDataset {
-            client: self,
-            inner: self.generated.get_dataset(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**Create a dataset
@@ -3970,11 +4157,13 @@ let response = client.create_dataset()
     .send()
     .await;
 ```*/
-    pub fn create_dataset(&self) -> CreateDataset<'_> {
+    pub fn create_dataset(&self) -> CreateDataset {
         CreateDataset {
-            client: self,
-            inner: self.generated.create_dataset(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update a dataset
@@ -3995,11 +4184,13 @@ let response = client.update_dataset()
     .send()
     .await;
 ```*/
-    pub fn update_dataset(&self) -> UpdateDataset<'_> {
+    pub fn update_dataset(&self) -> UpdateDataset {
         UpdateDataset {
-            client: self,
-            inner: self.generated.update_dataset(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a dataset by name
@@ -4018,11 +4209,12 @@ let response = client.delete_dataset()
     .send()
     .await;
 ```*/
-    pub fn delete_dataset(&self) -> DeleteDataset<'_> {
+    pub fn delete_dataset(&self) -> DeleteDataset {
         DeleteDataset {
-            client: self,
-            inner: self.generated.delete_dataset(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**Export a dataset
@@ -4043,11 +4235,13 @@ let response = client.export_dataset()
     .send()
     .await;
 ```*/
-    pub fn export_dataset(&self) -> ExportDataset<'_> {
+    pub fn export_dataset(&self) -> ExportDataset {
         ExportDataset {
-            client: self,
-            inner: self.generated.export_dataset(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Predict labels for documents
@@ -4070,11 +4264,14 @@ let response = client.predict_documents()
     .send()
     .await;
 ```*/
-    pub fn predict_documents(&self) -> PredictDocuments<'_> {
+    pub fn predict_documents(&self) -> PredictDocuments {
         PredictDocuments {
-            client: self,
-            inner: self.generated.predict_documents(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Predict labels for stored comments
@@ -4097,11 +4294,14 @@ let response = client.predict_comments()
     .send()
     .await;
 ```*/
-    pub fn predict_comments(&self) -> PredictComments<'_> {
+    pub fn predict_comments(&self) -> PredictComments {
         PredictComments {
-            client: self,
-            inner: self.generated.predict_comments(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Predict labels for raw emails
@@ -4124,11 +4324,14 @@ let response = client.predict_raw_emails()
     .send()
     .await;
 ```*/
-    pub fn predict_raw_emails(&self) -> PredictRawEmails<'_> {
+    pub fn predict_raw_emails(&self) -> PredictRawEmails {
         PredictRawEmails {
-            client: self,
-            inner: self.generated.predict_raw_emails(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get model validation statistics
@@ -4149,11 +4352,13 @@ let response = client.get_model_validation()
     .send()
     .await;
 ```*/
-    pub fn get_model_validation(&self) -> GetModelValidation<'_> {
+    pub fn get_model_validation(&self) -> GetModelValidation {
         GetModelValidation {
-            client: self,
-            inner: self.generated.get_model_validation(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            model_version: None,
         }
     }
     /**List model tags
@@ -4172,11 +4377,12 @@ let response = client.list_model_tags()
     .send()
     .await;
 ```*/
-    pub fn list_model_tags(&self) -> ListModelTags<'_> {
+    pub fn list_model_tags(&self) -> ListModelTags {
         ListModelTags {
-            client: self,
-            inner: self.generated.list_model_tags(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**List the streams of a dataset
@@ -4195,11 +4401,12 @@ let response = client.list_streams()
     .send()
     .await;
 ```*/
-    pub fn list_streams(&self) -> ListStreams<'_> {
+    pub fn list_streams(&self) -> ListStreams {
         ListStreams {
-            client: self,
-            inner: self.generated.list_streams(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**Create a stream
@@ -4220,11 +4427,13 @@ let response = client.create_stream()
     .send()
     .await;
 ```*/
-    pub fn create_stream(&self) -> CreateStream<'_> {
+    pub fn create_stream(&self) -> CreateStream {
         CreateStream {
-            client: self,
-            inner: self.generated.create_stream(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get a stream
@@ -4245,11 +4454,13 @@ let response = client.get_stream()
     .send()
     .await;
 ```*/
-    pub fn get_stream(&self) -> GetStream<'_> {
+    pub fn get_stream(&self) -> GetStream {
         GetStream {
-            client: self,
-            inner: self.generated.get_stream(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
         }
     }
     /**Update a stream
@@ -4272,11 +4483,14 @@ let response = client.update_stream()
     .send()
     .await;
 ```*/
-    pub fn update_stream(&self) -> UpdateStream<'_> {
+    pub fn update_stream(&self) -> UpdateStream {
         UpdateStream {
-            client: self,
-            inner: self.generated.update_stream(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a stream
@@ -4297,11 +4511,13 @@ let response = client.delete_stream()
     .send()
     .await;
 ```*/
-    pub fn delete_stream(&self) -> DeleteStream<'_> {
+    pub fn delete_stream(&self) -> DeleteStream {
         DeleteStream {
-            client: self,
-            inner: self.generated.delete_stream(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
         }
     }
     /**Advance a stream
@@ -4324,11 +4540,14 @@ let response = client.advance_stream()
     .send()
     .await;
 ```*/
-    pub fn advance_stream(&self) -> AdvanceStream<'_> {
+    pub fn advance_stream(&self) -> AdvanceStream {
         AdvanceStream {
-            client: self,
-            inner: self.generated.advance_stream(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Tag stream exceptions
@@ -4351,11 +4570,14 @@ let response = client.store_stream_exceptions()
     .send()
     .await;
 ```*/
-    pub fn store_stream_exceptions(&self) -> StoreStreamExceptions<'_> {
+    pub fn store_stream_exceptions(&self) -> StoreStreamExceptions {
         StoreStreamExceptions {
-            client: self,
-            inner: self.generated.store_stream_exceptions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Untag stream exceptions
@@ -4378,11 +4600,14 @@ let response = client.delete_stream_exceptions()
     .send()
     .await;
 ```*/
-    pub fn delete_stream_exceptions(&self) -> DeleteStreamExceptions<'_> {
+    pub fn delete_stream_exceptions(&self) -> DeleteStreamExceptions {
         DeleteStreamExceptions {
-            client: self,
-            inner: self.generated.delete_stream_exceptions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
+            uid: None,
         }
     }
     /**Fetch comments from a stream (legacy)
@@ -4405,11 +4630,14 @@ let response = client.fetch_stream()
     .send()
     .await;
 ```*/
-    pub fn fetch_stream(&self) -> FetchStream<'_> {
+    pub fn fetch_stream(&self) -> FetchStream {
         FetchStream {
-            client: self,
-            inner: self.generated.fetch_stream(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Reset a stream
@@ -4432,11 +4660,14 @@ let response = client.reset_stream()
     .send()
     .await;
 ```*/
-    pub fn reset_stream(&self) -> ResetStream<'_> {
+    pub fn reset_stream(&self) -> ResetStream {
         ResetStream {
-            client: self,
-            inner: self.generated.reset_stream(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get the next stream results
@@ -4461,11 +4692,15 @@ let response = client.get_stream_results()
     .send()
     .await;
 ```*/
-    pub fn get_stream_results(&self) -> GetStreamResults<'_> {
+    pub fn get_stream_results(&self) -> GetStreamResults {
         GetStreamResults {
-            client: self,
-            inner: self.generated.get_stream_results(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            stream_name: None,
+            max_filtered: None,
+            max_results: None,
         }
     }
     /**Upload annotations
@@ -4486,11 +4721,13 @@ let response = client.sync_annotations()
     .send()
     .await;
 ```*/
-    pub fn sync_annotations(&self) -> SyncAnnotations<'_> {
+    pub fn sync_annotations(&self) -> SyncAnnotations {
         SyncAnnotations {
-            client: self,
-            inner: self.generated.sync_annotations(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List triggers (legacy)
@@ -4509,11 +4746,12 @@ let response = client.list_triggers()
     .send()
     .await;
 ```*/
-    pub fn list_triggers(&self) -> ListTriggers<'_> {
+    pub fn list_triggers(&self) -> ListTriggers {
         ListTriggers {
-            client: self,
-            inner: self.generated.list_triggers(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
         }
     }
     /**Create a trigger (legacy)
@@ -4534,11 +4772,13 @@ let response = client.create_trigger()
     .send()
     .await;
 ```*/
-    pub fn create_trigger(&self) -> CreateTrigger<'_> {
+    pub fn create_trigger(&self) -> CreateTrigger {
         CreateTrigger {
-            client: self,
-            inner: self.generated.create_trigger(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get a trigger (legacy)
@@ -4559,11 +4799,13 @@ let response = client.get_trigger()
     .send()
     .await;
 ```*/
-    pub fn get_trigger(&self) -> GetTrigger<'_> {
+    pub fn get_trigger(&self) -> GetTrigger {
         GetTrigger {
-            client: self,
-            inner: self.generated.get_trigger(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            trigger_name: None,
         }
     }
     /**Update a trigger (legacy)
@@ -4586,11 +4828,14 @@ let response = client.update_trigger()
     .send()
     .await;
 ```*/
-    pub fn update_trigger(&self) -> UpdateTrigger<'_> {
+    pub fn update_trigger(&self) -> UpdateTrigger {
         UpdateTrigger {
-            client: self,
-            inner: self.generated.update_trigger(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            trigger_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete a trigger (legacy)
@@ -4611,11 +4856,13 @@ let response = client.delete_trigger()
     .send()
     .await;
 ```*/
-    pub fn delete_trigger(&self) -> DeleteTrigger<'_> {
+    pub fn delete_trigger(&self) -> DeleteTrigger {
         DeleteTrigger {
-            client: self,
-            inner: self.generated.delete_trigger(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            trigger_name: None,
         }
     }
     /**Advance a trigger (legacy)
@@ -4638,11 +4885,14 @@ let response = client.advance_trigger()
     .send()
     .await;
 ```*/
-    pub fn advance_trigger(&self) -> AdvanceTrigger<'_> {
+    pub fn advance_trigger(&self) -> AdvanceTrigger {
         AdvanceTrigger {
-            client: self,
-            inner: self.generated.advance_trigger(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            trigger_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Tag trigger exceptions (legacy)
@@ -4665,11 +4915,14 @@ let response = client.store_trigger_exceptions()
     .send()
     .await;
 ```*/
-    pub fn store_trigger_exceptions(&self) -> StoreTriggerExceptions<'_> {
+    pub fn store_trigger_exceptions(&self) -> StoreTriggerExceptions {
         StoreTriggerExceptions {
-            client: self,
-            inner: self.generated.store_trigger_exceptions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            trigger_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Untag trigger exceptions (legacy)
@@ -4692,11 +4945,14 @@ let response = client.delete_trigger_exceptions()
     .send()
     .await;
 ```*/
-    pub fn delete_trigger_exceptions(&self) -> DeleteTriggerExceptions<'_> {
+    pub fn delete_trigger_exceptions(&self) -> DeleteTriggerExceptions {
         DeleteTriggerExceptions {
-            client: self,
-            inner: self.generated.delete_trigger_exceptions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            trigger_name: None,
+            uid: None,
         }
     }
     /**Fetch comments from a trigger (legacy)
@@ -4719,11 +4975,14 @@ let response = client.fetch_trigger()
     .send()
     .await;
 ```*/
-    pub fn fetch_trigger(&self) -> FetchTrigger<'_> {
+    pub fn fetch_trigger(&self) -> FetchTrigger {
         FetchTrigger {
-            client: self,
-            inner: self.generated.fetch_trigger(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            trigger_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Reset a trigger (legacy)
@@ -4746,11 +5005,14 @@ let response = client.reset_trigger()
     .send()
     .await;
 ```*/
-    pub fn reset_trigger(&self) -> ResetTrigger<'_> {
+    pub fn reset_trigger(&self) -> ResetTrigger {
         ResetTrigger {
-            client: self,
-            inner: self.generated.reset_trigger(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            trigger_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**List projects
@@ -4764,10 +5026,9 @@ let response = client.list_projects()
     .send()
     .await;
 ```*/
-    pub fn list_projects(&self) -> ListProjects<'_> {
+    pub fn list_projects(&self) -> ListProjects {
         ListProjects {
-            client: self,
-            inner: self.generated.list_projects(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -4782,10 +5043,9 @@ let response = client.list_sources()
     .send()
     .await;
 ```*/
-    pub fn list_sources(&self) -> ListSources<'_> {
+    pub fn list_sources(&self) -> ListSources {
         ListSources {
-            client: self,
-            inner: self.generated.list_sources(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -4803,11 +5063,11 @@ let response = client.get_source_by_id()
     .send()
     .await;
 ```*/
-    pub fn get_source_by_id(&self) -> GetSourceById<'_> {
+    pub fn get_source_by_id(&self) -> GetSourceById {
         GetSourceById {
-            client: self,
-            inner: self.generated.get_source_by_id(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            source_id: None,
         }
     }
     /**Delete a source
@@ -4824,11 +5084,11 @@ let response = client.delete_source_by_id()
     .send()
     .await;
 ```*/
-    pub fn delete_source_by_id(&self) -> DeleteSourceById<'_> {
+    pub fn delete_source_by_id(&self) -> DeleteSourceById {
         DeleteSourceById {
-            client: self,
-            inner: self.generated.delete_source_by_id(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            source_id: None,
         }
     }
     /**List the sources of a project
@@ -4845,11 +5105,11 @@ let response = client.list_project_sources()
     .send()
     .await;
 ```*/
-    pub fn list_project_sources(&self) -> ListProjectSources<'_> {
+    pub fn list_project_sources(&self) -> ListProjectSources {
         ListProjectSources {
-            client: self,
-            inner: self.generated.list_project_sources(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
         }
     }
     /**Get a source by name
@@ -4868,11 +5128,12 @@ let response = client.get_source()
     .send()
     .await;
 ```*/
-    pub fn get_source(&self) -> GetSource<'_> {
+    pub fn get_source(&self) -> GetSource {
         GetSource {
-            client: self,
-            inner: self.generated.get_source(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
         }
     }
     /**Create a source
@@ -4893,11 +5154,13 @@ let response = client.create_source()
     .send()
     .await;
 ```*/
-    pub fn create_source(&self) -> CreateSource<'_> {
+    pub fn create_source(&self) -> CreateSource {
         CreateSource {
-            client: self,
-            inner: self.generated.create_source(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Update a source
@@ -4918,11 +5181,13 @@ let response = client.update_source()
     .send()
     .await;
 ```*/
-    pub fn update_source(&self) -> UpdateSource<'_> {
+    pub fn update_source(&self) -> UpdateSource {
         UpdateSource {
-            client: self,
-            inner: self.generated.update_source(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Delete comments
@@ -4945,11 +5210,14 @@ let response = client.delete_comments()
     .send()
     .await;
 ```*/
-    pub fn delete_comments(&self) -> DeleteComments<'_> {
+    pub fn delete_comments(&self) -> DeleteComments {
         DeleteComments {
-            client: self,
-            inner: self.generated.delete_comments(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            id: None,
+            ids: None,
         }
     }
     /**Get a comment
@@ -4972,11 +5240,14 @@ let response = client.get_comment()
     .send()
     .await;
 ```*/
-    pub fn get_comment(&self) -> GetComment<'_> {
+    pub fn get_comment(&self) -> GetComment {
         GetComment {
-            client: self,
-            inner: self.generated.get_comment(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            comment_id: None,
+            include_markup: None,
         }
     }
     /**Get source statistics
@@ -4997,11 +5268,13 @@ let response = client.get_source_statistics()
     .send()
     .await;
 ```*/
-    pub fn get_source_statistics(&self) -> GetSourceStatistics<'_> {
+    pub fn get_source_statistics(&self) -> GetSourceStatistics {
         GetSourceStatistics {
-            client: self,
-            inner: self.generated.get_source_statistics(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Create or update comments
@@ -5024,11 +5297,14 @@ let response = client.sync_comments()
     .send()
     .await;
 ```*/
-    pub fn sync_comments(&self) -> SyncComments<'_> {
+    pub fn sync_comments(&self) -> SyncComments {
         SyncComments {
-            client: self,
-            inner: self.generated.sync_comments(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            no_charge: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Create or update comments from raw emails
@@ -5051,11 +5327,14 @@ let response = client.sync_raw_emails()
     .send()
     .await;
 ```*/
-    pub fn sync_raw_emails(&self) -> SyncRawEmails<'_> {
+    pub fn sync_raw_emails(&self) -> SyncRawEmails {
         SyncRawEmails {
-            client: self,
-            inner: self.generated.sync_raw_emails(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            no_charge: None,
+            body: Ok(::std::default::Default::default()),
         }
     }
     /**Get comment threads
@@ -5076,11 +5355,13 @@ let response = client.get_comment_threads()
     .send()
     .await;
 ```*/
-    pub fn get_comment_threads(&self) -> GetCommentThreads<'_> {
+    pub fn get_comment_threads(&self) -> GetCommentThreads {
         GetCommentThreads {
-            client: self,
-            inner: self.generated.get_comment_threads(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            project: None,
+            source_name: None,
+            thread_id: None,
         }
     }
     /**List users
@@ -5094,10 +5375,9 @@ let response = client.list_users()
     .send()
     .await;
 ```*/
-    pub fn list_users(&self) -> ListUsers<'_> {
+    pub fn list_users(&self) -> ListUsers {
         ListUsers {
-            client: self,
-            inner: self.generated.list_users(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -5113,11 +5393,11 @@ let response = client.refresh_user_permissions()
     .send()
     .await;
 ```*/
-    pub fn refresh_user_permissions(&self) -> RefreshUserPermissions<'_> {
+    pub fn refresh_user_permissions(&self) -> RefreshUserPermissions {
         RefreshUserPermissions {
-            client: self,
-            inner: self.generated.refresh_user_permissions(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
+            body: None,
         }
     }
     /**Get the current user
@@ -5131,10 +5411,9 @@ let response = client.get_current_user()
     .send()
     .await;
 ```*/
-    pub fn get_current_user(&self) -> GetCurrentUser<'_> {
+    pub fn get_current_user(&self) -> GetCurrentUser {
         GetCurrentUser {
-            client: self,
-            inner: self.generated.get_current_user(),
+            client: self.clone(),
             options: crate::CallOptions::new(),
         }
     }
@@ -5142,12 +5421,11 @@ let response = client.get_current_user()
 ///Builder for [`Client::list_alerts`](crate::Client::list_alerts): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListAlerts<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListAlerts<'a>,
+pub struct ListAlerts {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListAlerts<'a> {
+impl ListAlerts {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -5159,10 +5437,21 @@ impl<'a> ListAlerts<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AlertListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_alerts", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_alerts",
+                async move {
+                    let inner = generated.list_alerts();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListAlerts<'_> {
+impl std::fmt::Debug for ListAlerts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListAlerts")
             .field("operation", &"list_alerts")
@@ -5170,7 +5459,7 @@ impl std::fmt::Debug for ListAlerts<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListAlerts<'a> {
+impl crate::Operation for ListAlerts {
     type Output = types::AlertListResponse;
     const OPERATION_ID: &'static str = "list_alerts";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5187,18 +5476,24 @@ impl<'a> crate::Operation for ListAlerts<'a> {
 ///Builder for [`Client::delete_alert_by_id`](crate::Client::delete_alert_by_id): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteAlertById<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteAlertById<'a>,
+pub struct DeleteAlertById {
+    client: crate::Client,
     options: crate::CallOptions,
+    alert_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteAlertById<'a> {
+impl DeleteAlertById {
     ///Id of the alert (written after the literal `id:` prefix).
     pub fn alert_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.alert_id(value);
+        self.alert_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for alert_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5210,12 +5505,25 @@ impl<'a> DeleteAlertById<'a> {
     }
     ///Sends `delete_alert_by_id` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_alert_by_id", self.inner.send())
+        let Self { client, options, alert_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_alert_by_id",
+                async move {
+                    let mut inner = generated.delete_alert_by_id();
+                    if let Some(value) = alert_id {
+                        inner = inner
+                            .alert_id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteAlertById<'_> {
+impl std::fmt::Debug for DeleteAlertById {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteAlertById")
             .field("operation", &"delete_alert_by_id")
@@ -5223,7 +5531,7 @@ impl std::fmt::Debug for DeleteAlertById<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteAlertById<'a> {
+impl crate::Operation for DeleteAlertById {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_alert_by_id";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5240,12 +5548,11 @@ impl<'a> crate::Operation for DeleteAlertById<'a> {
 ///Builder for [`Client::list_alert_subscriptions`](crate::Client::list_alert_subscriptions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListAlertSubscriptions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListAlertSubscriptions<'a>,
+pub struct ListAlertSubscriptions {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListAlertSubscriptions<'a> {
+impl ListAlertSubscriptions {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -5257,12 +5564,21 @@ impl<'a> ListAlertSubscriptions<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AlertSubscriptionListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_alert_subscriptions", self.inner.send())
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_alert_subscriptions",
+                async move {
+                    let inner = generated.list_alert_subscriptions();
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListAlertSubscriptions<'_> {
+impl std::fmt::Debug for ListAlertSubscriptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListAlertSubscriptions")
             .field("operation", &"list_alert_subscriptions")
@@ -5270,7 +5586,7 @@ impl std::fmt::Debug for ListAlertSubscriptions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListAlertSubscriptions<'a> {
+impl crate::Operation for ListAlertSubscriptions {
     type Output = types::AlertSubscriptionListResponse;
     const OPERATION_ID: &'static str = "list_alert_subscriptions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5290,18 +5606,24 @@ impl<'a> crate::Operation for ListAlertSubscriptions<'a> {
 ///Builder for [`Client::delete_alert_subscription`](crate::Client::delete_alert_subscription): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteAlertSubscription<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteAlertSubscription<'a>,
+pub struct DeleteAlertSubscription {
+    client: crate::Client,
     options: crate::CallOptions,
+    alert_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteAlertSubscription<'a> {
+impl DeleteAlertSubscription {
     ///Id of the alert to unsubscribe from.
     pub fn alert_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.alert_id(value);
+        self.alert_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for alert_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5313,12 +5635,25 @@ impl<'a> DeleteAlertSubscription<'a> {
     }
     ///Sends `delete_alert_subscription` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_alert_subscription", self.inner.send())
+        let Self { client, options, alert_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_alert_subscription",
+                async move {
+                    let mut inner = generated.delete_alert_subscription();
+                    if let Some(value) = alert_id {
+                        inner = inner
+                            .alert_id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteAlertSubscription<'_> {
+impl std::fmt::Debug for DeleteAlertSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteAlertSubscription")
             .field("operation", &"delete_alert_subscription")
@@ -5326,7 +5661,7 @@ impl std::fmt::Debug for DeleteAlertSubscription<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteAlertSubscription<'a> {
+impl crate::Operation for DeleteAlertSubscription {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_alert_subscription";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5343,18 +5678,23 @@ impl<'a> crate::Operation for DeleteAlertSubscription<'a> {
 ///Builder for [`Client::get_alert`](crate::Client::get_alert): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetAlert<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetAlert<'a>,
+pub struct GetAlert {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    alert_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetAlert<'a> {
+impl GetAlert {
     ///Name of the project that owns the alert.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the alert inside the project.
@@ -5362,7 +5702,13 @@ impl<'a> GetAlert<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.alert_name(value);
+        self.alert_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for alert_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5376,10 +5722,31 @@ impl<'a> GetAlert<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AlertResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_alert", self.inner.send()).await
+        let Self { client, options, project, alert_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_alert",
+                async move {
+                    let mut inner = generated.get_alert();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = alert_name {
+                        inner = inner
+                            .alert_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetAlert<'_> {
+impl std::fmt::Debug for GetAlert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetAlert")
             .field("operation", &"get_alert")
@@ -5387,7 +5754,7 @@ impl std::fmt::Debug for GetAlert<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetAlert<'a> {
+impl crate::Operation for GetAlert {
     type Output = types::AlertResponse;
     const OPERATION_ID: &'static str = "get_alert";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5404,18 +5771,24 @@ impl<'a> crate::Operation for GetAlert<'a> {
 ///Builder for [`Client::create_alert`](crate::Client::create_alert): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateAlert<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateAlert<'a>,
+pub struct CreateAlert {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    alert_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateAlertRequest, String>,
 }
-impl<'a> CreateAlert<'a> {
+impl CreateAlert {
     ///Name of the project that owns the alert.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the alert inside the project.
@@ -5423,7 +5796,13 @@ impl<'a> CreateAlert<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.alert_name(value);
+        self.alert_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for alert_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -5434,7 +5813,12 @@ impl<'a> CreateAlert<'a> {
             types::CreateAlertRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateAlertRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -5444,7 +5828,7 @@ impl<'a> CreateAlert<'a> {
             types::builder::CreateAlertRequest,
         ) -> types::builder::CreateAlertRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5458,10 +5842,32 @@ impl<'a> CreateAlert<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AlertResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_alert", self.inner.send()).await
+        let Self { client, options, project, alert_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_alert",
+                async move {
+                    let mut inner = generated.create_alert();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = alert_name {
+                        inner = inner
+                            .alert_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateAlert<'_> {
+impl std::fmt::Debug for CreateAlert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateAlert")
             .field("operation", &"create_alert")
@@ -5469,7 +5875,7 @@ impl std::fmt::Debug for CreateAlert<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateAlert<'a> {
+impl crate::Operation for CreateAlert {
     type Output = types::AlertResponse;
     const OPERATION_ID: &'static str = "create_alert";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5486,18 +5892,24 @@ impl<'a> crate::Operation for CreateAlert<'a> {
 ///Builder for [`Client::update_alert`](crate::Client::update_alert): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateAlert<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateAlert<'a>,
+pub struct UpdateAlert {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    alert_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateAlertRequest, String>,
 }
-impl<'a> UpdateAlert<'a> {
+impl UpdateAlert {
     ///Name of the project that owns the alert.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the alert inside the project.
@@ -5505,7 +5917,13 @@ impl<'a> UpdateAlert<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.alert_name(value);
+        self.alert_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for alert_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -5516,7 +5934,12 @@ impl<'a> UpdateAlert<'a> {
             types::UpdateAlertRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateAlertRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -5526,7 +5949,7 @@ impl<'a> UpdateAlert<'a> {
             types::builder::UpdateAlertRequest,
         ) -> types::builder::UpdateAlertRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5540,10 +5963,32 @@ impl<'a> UpdateAlert<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AlertResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_alert", self.inner.send()).await
+        let Self { client, options, project, alert_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_alert",
+                async move {
+                    let mut inner = generated.update_alert();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = alert_name {
+                        inner = inner
+                            .alert_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateAlert<'_> {
+impl std::fmt::Debug for UpdateAlert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateAlert")
             .field("operation", &"update_alert")
@@ -5551,7 +5996,7 @@ impl std::fmt::Debug for UpdateAlert<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateAlert<'a> {
+impl crate::Operation for UpdateAlert {
     type Output = types::AlertResponse;
     const OPERATION_ID: &'static str = "update_alert";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5568,18 +6013,23 @@ impl<'a> crate::Operation for UpdateAlert<'a> {
 ///Builder for [`Client::list_alert_issues`](crate::Client::list_alert_issues): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListAlertIssues<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListAlertIssues<'a>,
+pub struct ListAlertIssues {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    alert_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListAlertIssues<'a> {
+impl ListAlertIssues {
     ///Name of the project that owns the alert.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the alert inside the project.
@@ -5587,7 +6037,13 @@ impl<'a> ListAlertIssues<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.alert_name(value);
+        self.alert_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for alert_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5601,10 +6057,31 @@ impl<'a> ListAlertIssues<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AlertIssueListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_alert_issues", self.inner.send()).await
+        let Self { client, options, project, alert_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_alert_issues",
+                async move {
+                    let mut inner = generated.list_alert_issues();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = alert_name {
+                        inner = inner
+                            .alert_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListAlertIssues<'_> {
+impl std::fmt::Debug for ListAlertIssues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListAlertIssues")
             .field("operation", &"list_alert_issues")
@@ -5612,7 +6089,7 @@ impl std::fmt::Debug for ListAlertIssues<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListAlertIssues<'a> {
+impl crate::Operation for ListAlertIssues {
     type Output = types::AlertIssueListResponse;
     const OPERATION_ID: &'static str = "list_alert_issues";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5629,18 +6106,24 @@ impl<'a> crate::Operation for ListAlertIssues<'a> {
 ///Builder for [`Client::preview_alert`](crate::Client::preview_alert): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct PreviewAlert<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::PreviewAlert<'a>,
+pub struct PreviewAlert {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    alert_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::PreviewAlertRequest, String>,
 }
-impl<'a> PreviewAlert<'a> {
+impl PreviewAlert {
     ///Name of the project the alert would belong to.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the alert being drafted (it need not exist yet).
@@ -5648,7 +6131,13 @@ impl<'a> PreviewAlert<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.alert_name(value);
+        self.alert_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for alert_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -5659,7 +6148,12 @@ impl<'a> PreviewAlert<'a> {
             types::PreviewAlertRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `PreviewAlertRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -5669,7 +6163,7 @@ impl<'a> PreviewAlert<'a> {
             types::builder::PreviewAlertRequest,
         ) -> types::builder::PreviewAlertRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5683,10 +6177,32 @@ impl<'a> PreviewAlert<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::PreviewAlertResponse>, crate::Error> {
-        self.client.call_json(self.options, "preview_alert", self.inner.send()).await
+        let Self { client, options, project, alert_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "preview_alert",
+                async move {
+                    let mut inner = generated.preview_alert();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = alert_name {
+                        inner = inner
+                            .alert_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for PreviewAlert<'_> {
+impl std::fmt::Debug for PreviewAlert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreviewAlert")
             .field("operation", &"preview_alert")
@@ -5694,7 +6210,7 @@ impl std::fmt::Debug for PreviewAlert<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for PreviewAlert<'a> {
+impl crate::Operation for PreviewAlert {
     type Output = types::PreviewAlertResponse;
     const OPERATION_ID: &'static str = "preview_alert";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5711,19 +6227,24 @@ impl<'a> crate::Operation for PreviewAlert<'a> {
 ///Builder for [`Client::record_page_view`](crate::Client::record_page_view): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct RecordPageView<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::RecordPageView<'a>,
+pub struct RecordPageView {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::PageViewRequest, String>,
 }
-impl<'a> RecordPageView<'a> {
+impl RecordPageView {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PageViewRequest>,
         <V as std::convert::TryInto<types::PageViewRequest>>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `PageViewRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -5733,7 +6254,7 @@ impl<'a> RecordPageView<'a> {
             types::builder::PageViewRequest,
         ) -> types::builder::PageViewRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5745,10 +6266,22 @@ impl<'a> RecordPageView<'a> {
     }
     ///Sends `record_page_view` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "record_page_view", self.inner.send()).await
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "record_page_view",
+                async move {
+                    let mut inner = generated.record_page_view();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for RecordPageView<'_> {
+impl std::fmt::Debug for RecordPageView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecordPageView")
             .field("operation", &"record_page_view")
@@ -5756,7 +6289,7 @@ impl std::fmt::Debug for RecordPageView<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for RecordPageView<'a> {
+impl crate::Operation for RecordPageView {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "record_page_view";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5773,18 +6306,23 @@ impl<'a> crate::Operation for RecordPageView<'a> {
 ///Builder for [`Client::get_appliance_config`](crate::Client::get_appliance_config): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetApplianceConfig<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetApplianceConfig<'a>,
+pub struct GetApplianceConfig {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    config_key: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetApplianceConfig<'a> {
+impl GetApplianceConfig {
     ///Name of the project that owns the configuration.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Key of the configuration inside the project.
@@ -5792,7 +6330,13 @@ impl<'a> GetApplianceConfig<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.config_key(value);
+        self.config_key = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for config_key failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5804,12 +6348,31 @@ impl<'a> GetApplianceConfig<'a> {
     }
     ///Sends `get_appliance_config` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the body as a streamed [`Download`](crate::Download), or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<crate::Download>, crate::Error> {
-        self.client
-            .call_download(self.options, "get_appliance_config", self.inner.send())
+        let Self { client, options, project, config_key } = self;
+        let generated = &client.generated;
+        client
+            .call_download(
+                options,
+                "get_appliance_config",
+                async move {
+                    let mut inner = generated.get_appliance_config();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = config_key {
+                        inner = inner
+                            .config_key(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetApplianceConfig<'_> {
+impl std::fmt::Debug for GetApplianceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetApplianceConfig")
             .field("operation", &"get_appliance_config")
@@ -5817,7 +6380,7 @@ impl std::fmt::Debug for GetApplianceConfig<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetApplianceConfig<'a> {
+impl crate::Operation for GetApplianceConfig {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_appliance_config";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5834,18 +6397,25 @@ impl<'a> crate::Operation for GetApplianceConfig<'a> {
 ///Builder for [`Client::get_attachment_page_metadata`](crate::Client::get_attachment_page_metadata): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetAttachmentPageMetadata<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetAttachmentPageMetadata<'a>,
+pub struct GetAttachmentPageMetadata {
+    client: crate::Client,
     options: crate::CallOptions,
+    attachment_reference: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetAttachmentPageMetadata<'a> {
+impl GetAttachmentPageMetadata {
     ///Opaque reference of the attachment, taken from the `attachment_reference` field of a comment attachment.
     pub fn attachment_reference<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.attachment_reference(value);
+        self.attachment_reference = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for attachment_reference failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5859,12 +6429,27 @@ impl<'a> GetAttachmentPageMetadata<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AttachmentPageMetadataResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_attachment_page_metadata", self.inner.send())
+        let Self { client, options, attachment_reference } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_attachment_page_metadata",
+                async move {
+                    let mut inner = generated.get_attachment_page_metadata();
+                    if let Some(value) = attachment_reference {
+                        inner = inner
+                            .attachment_reference(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetAttachmentPageMetadata<'_> {
+impl std::fmt::Debug for GetAttachmentPageMetadata {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetAttachmentPageMetadata")
             .field("operation", &"get_attachment_page_metadata")
@@ -5872,7 +6457,7 @@ impl std::fmt::Debug for GetAttachmentPageMetadata<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetAttachmentPageMetadata<'a> {
+impl crate::Operation for GetAttachmentPageMetadata {
     type Output = types::AttachmentPageMetadataResponse;
     const OPERATION_ID: &'static str = "get_attachment_page_metadata";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5892,18 +6477,26 @@ impl<'a> crate::Operation for GetAttachmentPageMetadata<'a> {
 ///Builder for [`Client::get_attachment_page_image`](crate::Client::get_attachment_page_image): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetAttachmentPageImage<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetAttachmentPageImage<'a>,
+pub struct GetAttachmentPageImage {
+    client: crate::Client,
     options: crate::CallOptions,
+    attachment_reference: Option<Result<types::PathSegment, String>>,
+    page_index: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetAttachmentPageImage<'a> {
+impl GetAttachmentPageImage {
     ///Opaque reference of the attachment, taken from the `attachment_reference` field of a comment attachment.
     pub fn attachment_reference<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.attachment_reference(value);
+        self.attachment_reference = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for attachment_reference failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     ///Index of the page in the document, as in the `page_index` of document spans and search matches.
@@ -5911,7 +6504,13 @@ impl<'a> GetAttachmentPageImage<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.page_index(value);
+        self.page_index = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for page_index failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5923,12 +6522,33 @@ impl<'a> GetAttachmentPageImage<'a> {
     }
     ///Sends `get_attachment_page_image` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the body as a streamed [`Download`](crate::Download), or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<crate::Download>, crate::Error> {
-        self.client
-            .call_download(self.options, "get_attachment_page_image", self.inner.send())
+        let Self { client, options, attachment_reference, page_index } = self;
+        let generated = &client.generated;
+        client
+            .call_download(
+                options,
+                "get_attachment_page_image",
+                async move {
+                    let mut inner = generated.get_attachment_page_image();
+                    if let Some(value) = attachment_reference {
+                        inner = inner
+                            .attachment_reference(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = page_index {
+                        inner = inner
+                            .page_index(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetAttachmentPageImage<'_> {
+impl std::fmt::Debug for GetAttachmentPageImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetAttachmentPageImage")
             .field("operation", &"get_attachment_page_image")
@@ -5936,7 +6556,7 @@ impl std::fmt::Debug for GetAttachmentPageImage<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetAttachmentPageImage<'a> {
+impl crate::Operation for GetAttachmentPageImage {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_attachment_page_image";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -5953,18 +6573,26 @@ impl<'a> crate::Operation for GetAttachmentPageImage<'a> {
 ///Builder for [`Client::get_attachment_page_selections`](crate::Client::get_attachment_page_selections): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetAttachmentPageSelections<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetAttachmentPageSelections<'a>,
+pub struct GetAttachmentPageSelections {
+    client: crate::Client,
     options: crate::CallOptions,
+    attachment_reference: Option<Result<types::PathSegment, String>>,
+    page_index: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetAttachmentPageSelections<'a> {
+impl GetAttachmentPageSelections {
     ///Opaque reference of the attachment, taken from the `attachment_reference` field of a comment attachment.
     pub fn attachment_reference<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.attachment_reference(value);
+        self.attachment_reference = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for attachment_reference failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     ///Index of the page in the document, as in the `page_index` of document spans and search matches.
@@ -5972,7 +6600,13 @@ impl<'a> GetAttachmentPageSelections<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.page_index(value);
+        self.page_index = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for page_index failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -5986,12 +6620,33 @@ impl<'a> GetAttachmentPageSelections<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AttachmentPageSelectionsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_attachment_page_selections", self.inner.send())
+        let Self { client, options, attachment_reference, page_index } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_attachment_page_selections",
+                async move {
+                    let mut inner = generated.get_attachment_page_selections();
+                    if let Some(value) = attachment_reference {
+                        inner = inner
+                            .attachment_reference(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = page_index {
+                        inner = inner
+                            .page_index(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetAttachmentPageSelections<'_> {
+impl std::fmt::Debug for GetAttachmentPageSelections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetAttachmentPageSelections")
             .field("operation", &"get_attachment_page_selections")
@@ -5999,7 +6654,7 @@ impl std::fmt::Debug for GetAttachmentPageSelections<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetAttachmentPageSelections<'a> {
+impl crate::Operation for GetAttachmentPageSelections {
     type Output = types::AttachmentPageSelectionsResponse;
     const OPERATION_ID: &'static str = "get_attachment_page_selections";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6019,18 +6674,26 @@ impl<'a> crate::Operation for GetAttachmentPageSelections<'a> {
 ///Builder for [`Client::search_attachment_text`](crate::Client::search_attachment_text): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct SearchAttachmentText<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::SearchAttachmentText<'a>,
+pub struct SearchAttachmentText {
+    client: crate::Client,
     options: crate::CallOptions,
+    attachment_reference: Option<Result<types::PathSegment, String>>,
+    query: Option<Result<::std::string::String, String>>,
 }
-impl<'a> SearchAttachmentText<'a> {
+impl SearchAttachmentText {
     ///Opaque reference of the attachment, taken from the `attachment_reference` field of a comment attachment.
     pub fn attachment_reference<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.attachment_reference(value);
+        self.attachment_reference = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for attachment_reference failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     ///The text to look for.
@@ -6038,7 +6701,11 @@ impl<'a> SearchAttachmentText<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.query(value);
+        self.query = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for query failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6052,12 +6719,31 @@ impl<'a> SearchAttachmentText<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AttachmentTextSearchResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "search_attachment_text", self.inner.send())
+        let Self { client, options, attachment_reference, query } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "search_attachment_text",
+                async move {
+                    let mut inner = generated.search_attachment_text();
+                    if let Some(value) = attachment_reference {
+                        inner = inner
+                            .attachment_reference(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = query {
+                        inner = inner
+                            .query(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for SearchAttachmentText<'_> {
+impl std::fmt::Debug for SearchAttachmentText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SearchAttachmentText")
             .field("operation", &"search_attachment_text")
@@ -6065,7 +6751,7 @@ impl std::fmt::Debug for SearchAttachmentText<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for SearchAttachmentText<'a> {
+impl crate::Operation for SearchAttachmentText {
     type Output = types::AttachmentTextSearchResponse;
     const OPERATION_ID: &'static str = "search_attachment_text";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6085,18 +6771,26 @@ impl<'a> crate::Operation for SearchAttachmentText<'a> {
 ///Builder for [`Client::get_attachment_page_thumbnail`](crate::Client::get_attachment_page_thumbnail): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetAttachmentPageThumbnail<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetAttachmentPageThumbnail<'a>,
+pub struct GetAttachmentPageThumbnail {
+    client: crate::Client,
     options: crate::CallOptions,
+    attachment_reference: Option<Result<types::PathSegment, String>>,
+    page_index: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetAttachmentPageThumbnail<'a> {
+impl GetAttachmentPageThumbnail {
     ///Opaque reference of the attachment, taken from the `attachment_reference` field of a comment attachment.
     pub fn attachment_reference<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.attachment_reference(value);
+        self.attachment_reference = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for attachment_reference failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     ///Index of the page in the document, as in the `page_index` of document spans and search matches.
@@ -6104,7 +6798,13 @@ impl<'a> GetAttachmentPageThumbnail<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.page_index(value);
+        self.page_index = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for page_index failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6116,16 +6816,33 @@ impl<'a> GetAttachmentPageThumbnail<'a> {
     }
     ///Sends `get_attachment_page_thumbnail` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the body as a streamed [`Download`](crate::Download), or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<crate::Download>, crate::Error> {
-        self.client
+        let Self { client, options, attachment_reference, page_index } = self;
+        let generated = &client.generated;
+        client
             .call_download(
-                self.options,
+                options,
                 "get_attachment_page_thumbnail",
-                self.inner.send(),
+                async move {
+                    let mut inner = generated.get_attachment_page_thumbnail();
+                    if let Some(value) = attachment_reference {
+                        inner = inner
+                            .attachment_reference(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = page_index {
+                        inner = inner
+                            .page_index(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
             )
             .await
     }
 }
-impl std::fmt::Debug for GetAttachmentPageThumbnail<'_> {
+impl std::fmt::Debug for GetAttachmentPageThumbnail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetAttachmentPageThumbnail")
             .field("operation", &"get_attachment_page_thumbnail")
@@ -6133,7 +6850,7 @@ impl std::fmt::Debug for GetAttachmentPageThumbnail<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetAttachmentPageThumbnail<'a> {
+impl crate::Operation for GetAttachmentPageThumbnail {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_attachment_page_thumbnail";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6150,18 +6867,23 @@ impl<'a> crate::Operation for GetAttachmentPageThumbnail<'a> {
 ///Builder for [`Client::get_bucket_sync_state`](crate::Client::get_bucket_sync_state): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetBucketSyncState<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetBucketSyncState<'a>,
+pub struct GetBucketSyncState {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetBucketSyncState<'a> {
+impl GetBucketSyncState {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -6169,7 +6891,13 @@ impl<'a> GetBucketSyncState<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6183,12 +6911,31 @@ impl<'a> GetBucketSyncState<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::BucketSyncStateResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_bucket_sync_state", self.inner.send())
+        let Self { client, options, project, bucket_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_bucket_sync_state",
+                async move {
+                    let mut inner = generated.get_bucket_sync_state();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetBucketSyncState<'_> {
+impl std::fmt::Debug for GetBucketSyncState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetBucketSyncState")
             .field("operation", &"get_bucket_sync_state")
@@ -6196,7 +6943,7 @@ impl std::fmt::Debug for GetBucketSyncState<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetBucketSyncState<'a> {
+impl crate::Operation for GetBucketSyncState {
     type Output = types::BucketSyncStateResponse;
     const OPERATION_ID: &'static str = "get_bucket_sync_state";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6213,18 +6960,24 @@ impl<'a> crate::Operation for GetBucketSyncState<'a> {
 ///Builder for [`Client::store_bucket_sync_state`](crate::Client::store_bucket_sync_state): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct StoreBucketSyncState<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::StoreBucketSyncState<'a>,
+pub struct StoreBucketSyncState {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::StoreBucketSyncStateRequest, String>,
 }
-impl<'a> StoreBucketSyncState<'a> {
+impl StoreBucketSyncState {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -6232,7 +6985,13 @@ impl<'a> StoreBucketSyncState<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -6243,7 +7002,14 @@ impl<'a> StoreBucketSyncState<'a> {
             types::StoreBucketSyncStateRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `StoreBucketSyncStateRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -6253,7 +7019,7 @@ impl<'a> StoreBucketSyncState<'a> {
             types::builder::StoreBucketSyncStateRequest,
         ) -> types::builder::StoreBucketSyncStateRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6265,12 +7031,32 @@ impl<'a> StoreBucketSyncState<'a> {
     }
     ///Sends `store_bucket_sync_state` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "store_bucket_sync_state", self.inner.send())
+        let Self { client, options, project, bucket_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "store_bucket_sync_state",
+                async move {
+                    let mut inner = generated.store_bucket_sync_state();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for StoreBucketSyncState<'_> {
+impl std::fmt::Debug for StoreBucketSyncState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreBucketSyncState")
             .field("operation", &"store_bucket_sync_state")
@@ -6278,7 +7064,7 @@ impl std::fmt::Debug for StoreBucketSyncState<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for StoreBucketSyncState<'a> {
+impl crate::Operation for StoreBucketSyncState {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "store_bucket_sync_state";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6295,12 +7081,11 @@ impl<'a> crate::Operation for StoreBucketSyncState<'a> {
 ///Builder for [`Client::list_buckets`](crate::Client::list_buckets): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListBuckets<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListBuckets<'a>,
+pub struct ListBuckets {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListBuckets<'a> {
+impl ListBuckets {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -6312,10 +7097,21 @@ impl<'a> ListBuckets<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::BucketListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_buckets", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_buckets",
+                async move {
+                    let inner = generated.list_buckets();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListBuckets<'_> {
+impl std::fmt::Debug for ListBuckets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListBuckets")
             .field("operation", &"list_buckets")
@@ -6323,7 +7119,7 @@ impl std::fmt::Debug for ListBuckets<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListBuckets<'a> {
+impl crate::Operation for ListBuckets {
     type Output = types::BucketListResponse;
     const OPERATION_ID: &'static str = "list_buckets";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6340,18 +7136,24 @@ impl<'a> crate::Operation for ListBuckets<'a> {
 ///Builder for [`Client::get_bucket_by_id`](crate::Client::get_bucket_by_id): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetBucketById<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetBucketById<'a>,
+pub struct GetBucketById {
+    client: crate::Client,
     options: crate::CallOptions,
+    bucket_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetBucketById<'a> {
+impl GetBucketById {
     ///Id of the bucket (written after the literal `id:` prefix).
     pub fn bucket_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_id(value);
+        self.bucket_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6365,10 +7167,27 @@ impl<'a> GetBucketById<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::BucketResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_bucket_by_id", self.inner.send()).await
+        let Self { client, options, bucket_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_bucket_by_id",
+                async move {
+                    let mut inner = generated.get_bucket_by_id();
+                    if let Some(value) = bucket_id {
+                        inner = inner
+                            .bucket_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetBucketById<'_> {
+impl std::fmt::Debug for GetBucketById {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetBucketById")
             .field("operation", &"get_bucket_by_id")
@@ -6376,7 +7195,7 @@ impl std::fmt::Debug for GetBucketById<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetBucketById<'a> {
+impl crate::Operation for GetBucketById {
     type Output = types::BucketResponse;
     const OPERATION_ID: &'static str = "get_bucket_by_id";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6393,18 +7212,24 @@ impl<'a> crate::Operation for GetBucketById<'a> {
 ///Builder for [`Client::delete_bucket_by_id`](crate::Client::delete_bucket_by_id): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteBucketById<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteBucketById<'a>,
+pub struct DeleteBucketById {
+    client: crate::Client,
     options: crate::CallOptions,
+    bucket_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteBucketById<'a> {
+impl DeleteBucketById {
     ///Id of the bucket (written after the literal `id:` prefix).
     pub fn bucket_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_id(value);
+        self.bucket_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6416,12 +7241,27 @@ impl<'a> DeleteBucketById<'a> {
     }
     ///Sends `delete_bucket_by_id` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_bucket_by_id", self.inner.send())
+        let Self { client, options, bucket_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_bucket_by_id",
+                async move {
+                    let mut inner = generated.delete_bucket_by_id();
+                    if let Some(value) = bucket_id {
+                        inner = inner
+                            .bucket_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteBucketById<'_> {
+impl std::fmt::Debug for DeleteBucketById {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteBucketById")
             .field("operation", &"delete_bucket_by_id")
@@ -6429,7 +7269,7 @@ impl std::fmt::Debug for DeleteBucketById<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteBucketById<'a> {
+impl crate::Operation for DeleteBucketById {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_bucket_by_id";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6446,18 +7286,25 @@ impl<'a> crate::Operation for DeleteBucketById<'a> {
 ///Builder for [`Client::query_keyed_sync_state_ids`](crate::Client::query_keyed_sync_state_ids): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct QueryKeyedSyncStateIds<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::QueryKeyedSyncStateIds<'a>,
+pub struct QueryKeyedSyncStateIds {
+    client: crate::Client,
     options: crate::CallOptions,
+    bucket_id: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::QueryKeyedSyncStateIdsRequest, String>,
 }
-impl<'a> QueryKeyedSyncStateIds<'a> {
+impl QueryKeyedSyncStateIds {
     ///Id of the bucket (written after the literal `id:` prefix).
     pub fn bucket_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_id(value);
+        self.bucket_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_id failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -6468,7 +7315,15 @@ impl<'a> QueryKeyedSyncStateIds<'a> {
             types::QueryKeyedSyncStateIdsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `QueryKeyedSyncStateIdsRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -6478,7 +7333,7 @@ impl<'a> QueryKeyedSyncStateIds<'a> {
             types::builder::QueryKeyedSyncStateIdsRequest,
         ) -> types::builder::QueryKeyedSyncStateIdsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6492,12 +7347,28 @@ impl<'a> QueryKeyedSyncStateIds<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::QueryKeyedSyncStateIdsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "query_keyed_sync_state_ids", self.inner.send())
+        let Self { client, options, bucket_id, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "query_keyed_sync_state_ids",
+                async move {
+                    let mut inner = generated.query_keyed_sync_state_ids();
+                    if let Some(value) = bucket_id {
+                        inner = inner
+                            .bucket_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for QueryKeyedSyncStateIds<'_> {
+impl std::fmt::Debug for QueryKeyedSyncStateIds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryKeyedSyncStateIds")
             .field("operation", &"query_keyed_sync_state_ids")
@@ -6505,7 +7376,7 @@ impl std::fmt::Debug for QueryKeyedSyncStateIds<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for QueryKeyedSyncStateIds<'a> {
+impl crate::Operation for QueryKeyedSyncStateIds {
     type Output = types::QueryKeyedSyncStateIdsResponse;
     const OPERATION_ID: &'static str = "query_keyed_sync_state_ids";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6525,18 +7396,25 @@ impl<'a> crate::Operation for QueryKeyedSyncStateIds<'a> {
 ///Builder for [`Client::get_keyed_sync_state`](crate::Client::get_keyed_sync_state): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetKeyedSyncState<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetKeyedSyncState<'a>,
+pub struct GetKeyedSyncState {
+    client: crate::Client,
     options: crate::CallOptions,
+    bucket_id: Option<Result<types::PathSegment, String>>,
+    sync_state_key: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetKeyedSyncState<'a> {
+impl GetKeyedSyncState {
     ///Id of the bucket (written after the literal `id:` prefix).
     pub fn bucket_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_id(value);
+        self.bucket_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_id failed".to_owned()
+                }),
+        );
         self
     }
     ///Key of the sync state, as returned by `query_keyed_sync_state_ids`.
@@ -6544,7 +7422,13 @@ impl<'a> GetKeyedSyncState<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.sync_state_key(value);
+        self.sync_state_key = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for sync_state_key failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6558,12 +7442,33 @@ impl<'a> GetKeyedSyncState<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::KeyedSyncStateResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_keyed_sync_state", self.inner.send())
+        let Self { client, options, bucket_id, sync_state_key } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_keyed_sync_state",
+                async move {
+                    let mut inner = generated.get_keyed_sync_state();
+                    if let Some(value) = bucket_id {
+                        inner = inner
+                            .bucket_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = sync_state_key {
+                        inner = inner
+                            .sync_state_key(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetKeyedSyncState<'_> {
+impl std::fmt::Debug for GetKeyedSyncState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetKeyedSyncState")
             .field("operation", &"get_keyed_sync_state")
@@ -6571,7 +7476,7 @@ impl std::fmt::Debug for GetKeyedSyncState<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetKeyedSyncState<'a> {
+impl crate::Operation for GetKeyedSyncState {
     type Output = types::KeyedSyncStateResponse;
     const OPERATION_ID: &'static str = "get_keyed_sync_state";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6588,18 +7493,26 @@ impl<'a> crate::Operation for GetKeyedSyncState<'a> {
 ///Builder for [`Client::store_keyed_sync_state`](crate::Client::store_keyed_sync_state): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct StoreKeyedSyncState<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::StoreKeyedSyncState<'a>,
+pub struct StoreKeyedSyncState {
+    client: crate::Client,
     options: crate::CallOptions,
+    bucket_id: Option<Result<types::PathSegment, String>>,
+    sync_state_key: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::StoreKeyedSyncStateRequest, String>,
 }
-impl<'a> StoreKeyedSyncState<'a> {
+impl StoreKeyedSyncState {
     ///Id of the bucket (written after the literal `id:` prefix).
     pub fn bucket_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_id(value);
+        self.bucket_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_id failed".to_owned()
+                }),
+        );
         self
     }
     ///Key of the sync state, as returned by `query_keyed_sync_state_ids`.
@@ -6607,7 +7520,13 @@ impl<'a> StoreKeyedSyncState<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.sync_state_key(value);
+        self.sync_state_key = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for sync_state_key failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -6618,7 +7537,14 @@ impl<'a> StoreKeyedSyncState<'a> {
             types::StoreKeyedSyncStateRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `StoreKeyedSyncStateRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -6628,7 +7554,7 @@ impl<'a> StoreKeyedSyncState<'a> {
             types::builder::StoreKeyedSyncStateRequest,
         ) -> types::builder::StoreKeyedSyncStateRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6640,12 +7566,34 @@ impl<'a> StoreKeyedSyncState<'a> {
     }
     ///Sends `store_keyed_sync_state` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "store_keyed_sync_state", self.inner.send())
+        let Self { client, options, bucket_id, sync_state_key, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "store_keyed_sync_state",
+                async move {
+                    let mut inner = generated.store_keyed_sync_state();
+                    if let Some(value) = bucket_id {
+                        inner = inner
+                            .bucket_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = sync_state_key {
+                        inner = inner
+                            .sync_state_key(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for StoreKeyedSyncState<'_> {
+impl std::fmt::Debug for StoreKeyedSyncState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreKeyedSyncState")
             .field("operation", &"store_keyed_sync_state")
@@ -6653,7 +7601,7 @@ impl std::fmt::Debug for StoreKeyedSyncState<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for StoreKeyedSyncState<'a> {
+impl crate::Operation for StoreKeyedSyncState {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "store_keyed_sync_state";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6670,18 +7618,25 @@ impl<'a> crate::Operation for StoreKeyedSyncState<'a> {
 ///Builder for [`Client::delete_keyed_sync_state`](crate::Client::delete_keyed_sync_state): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteKeyedSyncState<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteKeyedSyncState<'a>,
+pub struct DeleteKeyedSyncState {
+    client: crate::Client,
     options: crate::CallOptions,
+    bucket_id: Option<Result<types::PathSegment, String>>,
+    sync_state_key: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteKeyedSyncState<'a> {
+impl DeleteKeyedSyncState {
     ///Id of the bucket (written after the literal `id:` prefix).
     pub fn bucket_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_id(value);
+        self.bucket_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_id failed".to_owned()
+                }),
+        );
         self
     }
     ///Key of the sync state, as returned by `query_keyed_sync_state_ids`.
@@ -6689,7 +7644,13 @@ impl<'a> DeleteKeyedSyncState<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.sync_state_key(value);
+        self.sync_state_key = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for sync_state_key failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6701,12 +7662,33 @@ impl<'a> DeleteKeyedSyncState<'a> {
     }
     ///Sends `delete_keyed_sync_state` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_keyed_sync_state", self.inner.send())
+        let Self { client, options, bucket_id, sync_state_key } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_keyed_sync_state",
+                async move {
+                    let mut inner = generated.delete_keyed_sync_state();
+                    if let Some(value) = bucket_id {
+                        inner = inner
+                            .bucket_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = sync_state_key {
+                        inner = inner
+                            .sync_state_key(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteKeyedSyncState<'_> {
+impl std::fmt::Debug for DeleteKeyedSyncState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteKeyedSyncState")
             .field("operation", &"delete_keyed_sync_state")
@@ -6714,7 +7696,7 @@ impl std::fmt::Debug for DeleteKeyedSyncState<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteKeyedSyncState<'a> {
+impl crate::Operation for DeleteKeyedSyncState {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_keyed_sync_state";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6731,18 +7713,24 @@ impl<'a> crate::Operation for DeleteKeyedSyncState<'a> {
 ///Builder for [`Client::list_keyed_sync_states`](crate::Client::list_keyed_sync_states): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListKeyedSyncStates<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListKeyedSyncStates<'a>,
+pub struct ListKeyedSyncStates {
+    client: crate::Client,
     options: crate::CallOptions,
+    bucket_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListKeyedSyncStates<'a> {
+impl ListKeyedSyncStates {
     ///Id of the bucket (written after the literal `id:` prefix).
     pub fn bucket_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_id(value);
+        self.bucket_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6756,12 +7744,27 @@ impl<'a> ListKeyedSyncStates<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::KeyedSyncStateListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_keyed_sync_states", self.inner.send())
+        let Self { client, options, bucket_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_keyed_sync_states",
+                async move {
+                    let mut inner = generated.list_keyed_sync_states();
+                    if let Some(value) = bucket_id {
+                        inner = inner
+                            .bucket_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListKeyedSyncStates<'_> {
+impl std::fmt::Debug for ListKeyedSyncStates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListKeyedSyncStates")
             .field("operation", &"list_keyed_sync_states")
@@ -6769,7 +7772,7 @@ impl std::fmt::Debug for ListKeyedSyncStates<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListKeyedSyncStates<'a> {
+impl crate::Operation for ListKeyedSyncStates {
     type Output = types::KeyedSyncStateListResponse;
     const OPERATION_ID: &'static str = "list_keyed_sync_states";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6786,18 +7789,22 @@ impl<'a> crate::Operation for ListKeyedSyncStates<'a> {
 ///Builder for [`Client::list_project_buckets`](crate::Client::list_project_buckets): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListProjectBuckets<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListProjectBuckets<'a>,
+pub struct ListProjectBuckets {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListProjectBuckets<'a> {
+impl ListProjectBuckets {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6811,12 +7818,25 @@ impl<'a> ListProjectBuckets<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::BucketListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_project_buckets", self.inner.send())
+        let Self { client, options, project } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_project_buckets",
+                async move {
+                    let mut inner = generated.list_project_buckets();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListProjectBuckets<'_> {
+impl std::fmt::Debug for ListProjectBuckets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListProjectBuckets")
             .field("operation", &"list_project_buckets")
@@ -6824,7 +7844,7 @@ impl std::fmt::Debug for ListProjectBuckets<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListProjectBuckets<'a> {
+impl crate::Operation for ListProjectBuckets {
     type Output = types::BucketListResponse;
     const OPERATION_ID: &'static str = "list_project_buckets";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6841,18 +7861,23 @@ impl<'a> crate::Operation for ListProjectBuckets<'a> {
 ///Builder for [`Client::get_bucket`](crate::Client::get_bucket): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetBucket<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetBucket<'a>,
+pub struct GetBucket {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetBucket<'a> {
+impl GetBucket {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -6860,7 +7885,13 @@ impl<'a> GetBucket<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6874,10 +7905,31 @@ impl<'a> GetBucket<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::BucketResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_bucket", self.inner.send()).await
+        let Self { client, options, project, bucket_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_bucket",
+                async move {
+                    let mut inner = generated.get_bucket();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetBucket<'_> {
+impl std::fmt::Debug for GetBucket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetBucket")
             .field("operation", &"get_bucket")
@@ -6885,7 +7937,7 @@ impl std::fmt::Debug for GetBucket<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetBucket<'a> {
+impl crate::Operation for GetBucket {
     type Output = types::BucketResponse;
     const OPERATION_ID: &'static str = "get_bucket";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6902,18 +7954,24 @@ impl<'a> crate::Operation for GetBucket<'a> {
 ///Builder for [`Client::create_bucket`](crate::Client::create_bucket): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateBucket<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateBucket<'a>,
+pub struct CreateBucket {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateBucketRequest, String>,
 }
-impl<'a> CreateBucket<'a> {
+impl CreateBucket {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -6921,7 +7979,13 @@ impl<'a> CreateBucket<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -6932,7 +7996,12 @@ impl<'a> CreateBucket<'a> {
             types::CreateBucketRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateBucketRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -6942,7 +8011,7 @@ impl<'a> CreateBucket<'a> {
             types::builder::CreateBucketRequest,
         ) -> types::builder::CreateBucketRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -6956,10 +8025,32 @@ impl<'a> CreateBucket<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::BucketResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_bucket", self.inner.send()).await
+        let Self { client, options, project, bucket_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_bucket",
+                async move {
+                    let mut inner = generated.create_bucket();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateBucket<'_> {
+impl std::fmt::Debug for CreateBucket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateBucket")
             .field("operation", &"create_bucket")
@@ -6967,7 +8058,7 @@ impl std::fmt::Debug for CreateBucket<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateBucket<'a> {
+impl crate::Operation for CreateBucket {
     type Output = types::BucketResponse;
     const OPERATION_ID: &'static str = "create_bucket";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -6984,18 +8075,24 @@ impl<'a> crate::Operation for CreateBucket<'a> {
 ///Builder for [`Client::update_bucket`](crate::Client::update_bucket): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateBucket<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateBucket<'a>,
+pub struct UpdateBucket {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateBucketRequest, String>,
 }
-impl<'a> UpdateBucket<'a> {
+impl UpdateBucket {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -7003,7 +8100,13 @@ impl<'a> UpdateBucket<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -7014,7 +8117,12 @@ impl<'a> UpdateBucket<'a> {
             types::UpdateBucketRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateBucketRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -7024,7 +8132,7 @@ impl<'a> UpdateBucket<'a> {
             types::builder::UpdateBucketRequest,
         ) -> types::builder::UpdateBucketRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7038,10 +8146,32 @@ impl<'a> UpdateBucket<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::BucketResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_bucket", self.inner.send()).await
+        let Self { client, options, project, bucket_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_bucket",
+                async move {
+                    let mut inner = generated.update_bucket();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateBucket<'_> {
+impl std::fmt::Debug for UpdateBucket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateBucket")
             .field("operation", &"update_bucket")
@@ -7049,7 +8179,7 @@ impl std::fmt::Debug for UpdateBucket<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateBucket<'a> {
+impl crate::Operation for UpdateBucket {
     type Output = types::BucketResponse;
     const OPERATION_ID: &'static str = "update_bucket";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7066,18 +8196,24 @@ impl<'a> crate::Operation for UpdateBucket<'a> {
 ///Builder for [`Client::get_bucket_email`](crate::Client::get_bucket_email): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetBucketEmail<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetBucketEmail<'a>,
+pub struct GetBucketEmail {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
+    id: Option<Result<::std::string::String, String>>,
 }
-impl<'a> GetBucketEmail<'a> {
+impl GetBucketEmail {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -7085,7 +8221,13 @@ impl<'a> GetBucketEmail<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of the email.
@@ -7093,7 +8235,11 @@ impl<'a> GetBucketEmail<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.id(value);
+        self.id = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for id failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7107,10 +8253,35 @@ impl<'a> GetBucketEmail<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::EmailListResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_bucket_email", self.inner.send()).await
+        let Self { client, options, project, bucket_name, id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_bucket_email",
+                async move {
+                    let mut inner = generated.get_bucket_email();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = id {
+                        inner = inner
+                            .id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetBucketEmail<'_> {
+impl std::fmt::Debug for GetBucketEmail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetBucketEmail")
             .field("operation", &"get_bucket_email")
@@ -7118,7 +8289,7 @@ impl std::fmt::Debug for GetBucketEmail<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetBucketEmail<'a> {
+impl crate::Operation for GetBucketEmail {
     type Output = types::EmailListResponse;
     const OPERATION_ID: &'static str = "get_bucket_email";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7135,18 +8306,25 @@ impl<'a> crate::Operation for GetBucketEmail<'a> {
 ///Builder for [`Client::add_bucket_emails`](crate::Client::add_bucket_emails): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct AddBucketEmails<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::AddBucketEmails<'a>,
+pub struct AddBucketEmails {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
+    no_charge: Option<Result<bool, String>>,
+    body: Result<types::builder::AddEmailsRequest, String>,
 }
-impl<'a> AddBucketEmails<'a> {
+impl AddBucketEmails {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -7154,7 +8332,13 @@ impl<'a> AddBucketEmails<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Ask for the upload not to be billed (honoured for support users only).
@@ -7162,7 +8346,11 @@ impl<'a> AddBucketEmails<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.no_charge(value);
+        self.no_charge = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for no_charge failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -7171,7 +8359,12 @@ impl<'a> AddBucketEmails<'a> {
         V: std::convert::TryInto<types::AddEmailsRequest>,
         <V as std::convert::TryInto<types::AddEmailsRequest>>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `AddEmailsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -7181,7 +8374,7 @@ impl<'a> AddBucketEmails<'a> {
             types::builder::AddEmailsRequest,
         ) -> types::builder::AddEmailsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7193,10 +8386,38 @@ impl<'a> AddBucketEmails<'a> {
     }
     ///Sends `add_bucket_emails` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "add_bucket_emails", self.inner.send()).await
+        let Self { client, options, project, bucket_name, no_charge, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "add_bucket_emails",
+                async move {
+                    let mut inner = generated.add_bucket_emails();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = no_charge {
+                        inner = inner
+                            .no_charge(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for AddBucketEmails<'_> {
+impl std::fmt::Debug for AddBucketEmails {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AddBucketEmails")
             .field("operation", &"add_bucket_emails")
@@ -7204,7 +8425,7 @@ impl std::fmt::Debug for AddBucketEmails<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for AddBucketEmails<'a> {
+impl crate::Operation for AddBucketEmails {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "add_bucket_emails";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7221,18 +8442,24 @@ impl<'a> crate::Operation for AddBucketEmails<'a> {
 ///Builder for [`Client::list_bucket_emails`](crate::Client::list_bucket_emails): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListBucketEmails<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListBucketEmails<'a>,
+pub struct ListBucketEmails {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::BucketEmailsPageRequest, String>,
 }
-impl<'a> ListBucketEmails<'a> {
+impl ListBucketEmails {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -7240,7 +8467,13 @@ impl<'a> ListBucketEmails<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -7251,7 +8484,12 @@ impl<'a> ListBucketEmails<'a> {
             types::BucketEmailsPageRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `BucketEmailsPageRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -7261,7 +8499,7 @@ impl<'a> ListBucketEmails<'a> {
             types::builder::BucketEmailsPageRequest,
         ) -> types::builder::BucketEmailsPageRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7275,12 +8513,32 @@ impl<'a> ListBucketEmails<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::EmailListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_bucket_emails", self.inner.send())
+        let Self { client, options, project, bucket_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_bucket_emails",
+                async move {
+                    let mut inner = generated.list_bucket_emails();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListBucketEmails<'_> {
+impl std::fmt::Debug for ListBucketEmails {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListBucketEmails")
             .field("operation", &"list_bucket_emails")
@@ -7288,7 +8546,7 @@ impl std::fmt::Debug for ListBucketEmails<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListBucketEmails<'a> {
+impl crate::Operation for ListBucketEmails {
     type Output = types::EmailListResponse;
     const OPERATION_ID: &'static str = "list_bucket_emails";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7305,18 +8563,24 @@ impl<'a> crate::Operation for ListBucketEmails<'a> {
 ///Builder for [`Client::delete_bucket_emails`](crate::Client::delete_bucket_emails): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteBucketEmails<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteBucketEmails<'a>,
+pub struct DeleteBucketEmails {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
+    id: Option<Result<::std::vec::Vec<::std::string::String>, String>>,
 }
-impl<'a> DeleteBucketEmails<'a> {
+impl DeleteBucketEmails {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -7324,7 +8588,13 @@ impl<'a> DeleteBucketEmails<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of an email to delete; repeat the parameter to delete several emails.
@@ -7332,7 +8602,13 @@ impl<'a> DeleteBucketEmails<'a> {
     where
         V: std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
     {
-        self.inner = self.inner.id(value);
+        self.id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `Vec<::std::string::String>` for id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7344,12 +8620,35 @@ impl<'a> DeleteBucketEmails<'a> {
     }
     ///Sends `delete_bucket_emails` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_bucket_emails", self.inner.send())
+        let Self { client, options, project, bucket_name, id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_bucket_emails",
+                async move {
+                    let mut inner = generated.delete_bucket_emails();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = id {
+                        inner = inner
+                            .id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteBucketEmails<'_> {
+impl std::fmt::Debug for DeleteBucketEmails {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteBucketEmails")
             .field("operation", &"delete_bucket_emails")
@@ -7357,7 +8656,7 @@ impl std::fmt::Debug for DeleteBucketEmails<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteBucketEmails<'a> {
+impl crate::Operation for DeleteBucketEmails {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_bucket_emails";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7374,18 +8673,24 @@ impl<'a> crate::Operation for DeleteBucketEmails<'a> {
 ///Builder for [`Client::query_bucket_emails`](crate::Client::query_bucket_emails): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct QueryBucketEmails<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::QueryBucketEmails<'a>,
+pub struct QueryBucketEmails {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::BucketEmailsPageRequest, String>,
 }
-impl<'a> QueryBucketEmails<'a> {
+impl QueryBucketEmails {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -7393,7 +8698,13 @@ impl<'a> QueryBucketEmails<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -7404,7 +8715,12 @@ impl<'a> QueryBucketEmails<'a> {
             types::BucketEmailsPageRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `BucketEmailsPageRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -7414,7 +8730,7 @@ impl<'a> QueryBucketEmails<'a> {
             types::builder::BucketEmailsPageRequest,
         ) -> types::builder::BucketEmailsPageRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7428,12 +8744,32 @@ impl<'a> QueryBucketEmails<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::EmailListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "query_bucket_emails", self.inner.send())
+        let Self { client, options, project, bucket_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "query_bucket_emails",
+                async move {
+                    let mut inner = generated.query_bucket_emails();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for QueryBucketEmails<'_> {
+impl std::fmt::Debug for QueryBucketEmails {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryBucketEmails")
             .field("operation", &"query_bucket_emails")
@@ -7441,7 +8777,7 @@ impl std::fmt::Debug for QueryBucketEmails<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for QueryBucketEmails<'a> {
+impl crate::Operation for QueryBucketEmails {
     type Output = types::EmailListResponse;
     const OPERATION_ID: &'static str = "query_bucket_emails";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7458,18 +8794,23 @@ impl<'a> crate::Operation for QueryBucketEmails<'a> {
 ///Builder for [`Client::get_bucket_statistics`](crate::Client::get_bucket_statistics): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetBucketStatistics<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetBucketStatistics<'a>,
+pub struct GetBucketStatistics {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    bucket_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetBucketStatistics<'a> {
+impl GetBucketStatistics {
     ///Name of the project that owns the bucket.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the bucket inside the project.
@@ -7477,7 +8818,13 @@ impl<'a> GetBucketStatistics<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.bucket_name(value);
+        self.bucket_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for bucket_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7491,12 +8838,31 @@ impl<'a> GetBucketStatistics<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::BucketStatisticsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_bucket_statistics", self.inner.send())
+        let Self { client, options, project, bucket_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_bucket_statistics",
+                async move {
+                    let mut inner = generated.get_bucket_statistics();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = bucket_name {
+                        inner = inner
+                            .bucket_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetBucketStatistics<'_> {
+impl std::fmt::Debug for GetBucketStatistics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetBucketStatistics")
             .field("operation", &"get_bucket_statistics")
@@ -7504,7 +8870,7 @@ impl std::fmt::Debug for GetBucketStatistics<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetBucketStatistics<'a> {
+impl crate::Operation for GetBucketStatistics {
     type Output = types::BucketStatisticsResponse;
     const OPERATION_ID: &'static str = "get_bucket_statistics";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7521,18 +8887,22 @@ impl<'a> crate::Operation for GetBucketStatistics<'a> {
 ///Builder for [`Client::list_project_dashboards`](crate::Client::list_project_dashboards): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListProjectDashboards<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListProjectDashboards<'a>,
+pub struct ListProjectDashboards {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListProjectDashboards<'a> {
+impl ListProjectDashboards {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7546,12 +8916,25 @@ impl<'a> ListProjectDashboards<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DashboardListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_project_dashboards", self.inner.send())
+        let Self { client, options, project } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_project_dashboards",
+                async move {
+                    let mut inner = generated.list_project_dashboards();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListProjectDashboards<'_> {
+impl std::fmt::Debug for ListProjectDashboards {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListProjectDashboards")
             .field("operation", &"list_project_dashboards")
@@ -7559,7 +8942,7 @@ impl std::fmt::Debug for ListProjectDashboards<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListProjectDashboards<'a> {
+impl crate::Operation for ListProjectDashboards {
     type Output = types::DashboardListResponse;
     const OPERATION_ID: &'static str = "list_project_dashboards";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7576,18 +8959,23 @@ impl<'a> crate::Operation for ListProjectDashboards<'a> {
 ///Builder for [`Client::get_dashboard`](crate::Client::get_dashboard): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDashboard<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDashboard<'a>,
+pub struct GetDashboard {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dashboard_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetDashboard<'a> {
+impl GetDashboard {
     ///Name of the project that owns the dashboard.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dashboard inside the project.
@@ -7595,7 +8983,13 @@ impl<'a> GetDashboard<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dashboard_name(value);
+        self.dashboard_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dashboard_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7609,10 +9003,31 @@ impl<'a> GetDashboard<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DashboardResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_dashboard", self.inner.send()).await
+        let Self { client, options, project, dashboard_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_dashboard",
+                async move {
+                    let mut inner = generated.get_dashboard();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dashboard_name {
+                        inner = inner
+                            .dashboard_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetDashboard<'_> {
+impl std::fmt::Debug for GetDashboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDashboard")
             .field("operation", &"get_dashboard")
@@ -7620,7 +9035,7 @@ impl std::fmt::Debug for GetDashboard<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDashboard<'a> {
+impl crate::Operation for GetDashboard {
     type Output = types::DashboardResponse;
     const OPERATION_ID: &'static str = "get_dashboard";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7637,18 +9052,24 @@ impl<'a> crate::Operation for GetDashboard<'a> {
 ///Builder for [`Client::create_dashboard`](crate::Client::create_dashboard): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateDashboard<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateDashboard<'a>,
+pub struct CreateDashboard {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dashboard_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateDashboardRequest, String>,
 }
-impl<'a> CreateDashboard<'a> {
+impl CreateDashboard {
     ///Name of the project that owns the dashboard.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dashboard inside the project.
@@ -7656,7 +9077,13 @@ impl<'a> CreateDashboard<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dashboard_name(value);
+        self.dashboard_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dashboard_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -7667,7 +9094,12 @@ impl<'a> CreateDashboard<'a> {
             types::CreateDashboardRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateDashboardRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -7677,7 +9109,7 @@ impl<'a> CreateDashboard<'a> {
             types::builder::CreateDashboardRequest,
         ) -> types::builder::CreateDashboardRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7691,10 +9123,32 @@ impl<'a> CreateDashboard<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DashboardResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_dashboard", self.inner.send()).await
+        let Self { client, options, project, dashboard_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_dashboard",
+                async move {
+                    let mut inner = generated.create_dashboard();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dashboard_name {
+                        inner = inner
+                            .dashboard_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateDashboard<'_> {
+impl std::fmt::Debug for CreateDashboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateDashboard")
             .field("operation", &"create_dashboard")
@@ -7702,7 +9156,7 @@ impl std::fmt::Debug for CreateDashboard<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateDashboard<'a> {
+impl crate::Operation for CreateDashboard {
     type Output = types::DashboardResponse;
     const OPERATION_ID: &'static str = "create_dashboard";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7719,18 +9173,24 @@ impl<'a> crate::Operation for CreateDashboard<'a> {
 ///Builder for [`Client::update_dashboard`](crate::Client::update_dashboard): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateDashboard<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateDashboard<'a>,
+pub struct UpdateDashboard {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dashboard_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateDashboardRequest, String>,
 }
-impl<'a> UpdateDashboard<'a> {
+impl UpdateDashboard {
     ///Name of the project that owns the dashboard.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dashboard inside the project.
@@ -7738,7 +9198,13 @@ impl<'a> UpdateDashboard<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dashboard_name(value);
+        self.dashboard_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dashboard_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -7749,7 +9215,12 @@ impl<'a> UpdateDashboard<'a> {
             types::UpdateDashboardRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateDashboardRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -7759,7 +9230,7 @@ impl<'a> UpdateDashboard<'a> {
             types::builder::UpdateDashboardRequest,
         ) -> types::builder::UpdateDashboardRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7773,10 +9244,32 @@ impl<'a> UpdateDashboard<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DashboardResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_dashboard", self.inner.send()).await
+        let Self { client, options, project, dashboard_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_dashboard",
+                async move {
+                    let mut inner = generated.update_dashboard();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dashboard_name {
+                        inner = inner
+                            .dashboard_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateDashboard<'_> {
+impl std::fmt::Debug for UpdateDashboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateDashboard")
             .field("operation", &"update_dashboard")
@@ -7784,7 +9277,7 @@ impl std::fmt::Debug for UpdateDashboard<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateDashboard<'a> {
+impl crate::Operation for UpdateDashboard {
     type Output = types::DashboardResponse;
     const OPERATION_ID: &'static str = "update_dashboard";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7801,18 +9294,23 @@ impl<'a> crate::Operation for UpdateDashboard<'a> {
 ///Builder for [`Client::delete_dashboard`](crate::Client::delete_dashboard): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteDashboard<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteDashboard<'a>,
+pub struct DeleteDashboard {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dashboard_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteDashboard<'a> {
+impl DeleteDashboard {
     ///Name of the project that owns the dashboard.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dashboard inside the project.
@@ -7820,7 +9318,13 @@ impl<'a> DeleteDashboard<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dashboard_name(value);
+        self.dashboard_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dashboard_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7832,10 +9336,31 @@ impl<'a> DeleteDashboard<'a> {
     }
     ///Sends `delete_dashboard` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_dashboard", self.inner.send()).await
+        let Self { client, options, project, dashboard_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_dashboard",
+                async move {
+                    let mut inner = generated.delete_dashboard();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dashboard_name {
+                        inner = inner
+                            .dashboard_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteDashboard<'_> {
+impl std::fmt::Debug for DeleteDashboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteDashboard")
             .field("operation", &"delete_dashboard")
@@ -7843,7 +9368,7 @@ impl std::fmt::Debug for DeleteDashboard<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteDashboard<'a> {
+impl crate::Operation for DeleteDashboard {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_dashboard";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7860,18 +9385,24 @@ impl<'a> crate::Operation for DeleteDashboard<'a> {
 ///Builder for [`Client::get_dataset_comparison`](crate::Client::get_dataset_comparison): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDatasetComparison<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDatasetComparison<'a>,
+pub struct GetDatasetComparison {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::DatasetComparisonRequest, String>,
 }
-impl<'a> GetDatasetComparison<'a> {
+impl GetDatasetComparison {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -7879,7 +9410,13 @@ impl<'a> GetDatasetComparison<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -7890,7 +9427,14 @@ impl<'a> GetDatasetComparison<'a> {
             types::DatasetComparisonRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `DatasetComparisonRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -7900,7 +9444,7 @@ impl<'a> GetDatasetComparison<'a> {
             types::builder::DatasetComparisonRequest,
         ) -> types::builder::DatasetComparisonRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7914,12 +9458,32 @@ impl<'a> GetDatasetComparison<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetComparisonResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_dataset_comparison", self.inner.send())
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_dataset_comparison",
+                async move {
+                    let mut inner = generated.get_dataset_comparison();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetDatasetComparison<'_> {
+impl std::fmt::Debug for GetDatasetComparison {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDatasetComparison")
             .field("operation", &"get_dataset_comparison")
@@ -7927,7 +9491,7 @@ impl std::fmt::Debug for GetDatasetComparison<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDatasetComparison<'a> {
+impl crate::Operation for GetDatasetComparison {
     type Output = types::DatasetComparisonResponse;
     const OPERATION_ID: &'static str = "get_dataset_comparison";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -7944,18 +9508,24 @@ impl<'a> crate::Operation for GetDatasetComparison<'a> {
 ///Builder for [`Client::query_conversational_filter`](crate::Client::query_conversational_filter): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct QueryConversationalFilter<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::QueryConversationalFilter<'a>,
+pub struct QueryConversationalFilter {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::ConversationalFilterRequest, String>,
 }
-impl<'a> QueryConversationalFilter<'a> {
+impl QueryConversationalFilter {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -7963,7 +9533,13 @@ impl<'a> QueryConversationalFilter<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -7974,7 +9550,14 @@ impl<'a> QueryConversationalFilter<'a> {
             types::ConversationalFilterRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `ConversationalFilterRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -7984,7 +9567,7 @@ impl<'a> QueryConversationalFilter<'a> {
             types::builder::ConversationalFilterRequest,
         ) -> types::builder::ConversationalFilterRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -7998,12 +9581,32 @@ impl<'a> QueryConversationalFilter<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ConversationalFilterResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "query_conversational_filter", self.inner.send())
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "query_conversational_filter",
+                async move {
+                    let mut inner = generated.query_conversational_filter();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for QueryConversationalFilter<'_> {
+impl std::fmt::Debug for QueryConversationalFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryConversationalFilter")
             .field("operation", &"query_conversational_filter")
@@ -8011,7 +9614,7 @@ impl std::fmt::Debug for QueryConversationalFilter<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for QueryConversationalFilter<'a> {
+impl crate::Operation for QueryConversationalFilter {
     type Output = types::ConversationalFilterResponse;
     const OPERATION_ID: &'static str = "query_conversational_filter";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8031,18 +9634,23 @@ impl<'a> crate::Operation for QueryConversationalFilter<'a> {
 ///Builder for [`Client::list_dataset_dashboards`](crate::Client::list_dataset_dashboards): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListDatasetDashboards<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListDatasetDashboards<'a>,
+pub struct ListDatasetDashboards {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListDatasetDashboards<'a> {
+impl ListDatasetDashboards {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8050,7 +9658,13 @@ impl<'a> ListDatasetDashboards<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8064,12 +9678,31 @@ impl<'a> ListDatasetDashboards<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetDashboardListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_dataset_dashboards", self.inner.send())
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_dataset_dashboards",
+                async move {
+                    let mut inner = generated.list_dataset_dashboards();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListDatasetDashboards<'_> {
+impl std::fmt::Debug for ListDatasetDashboards {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListDatasetDashboards")
             .field("operation", &"list_dataset_dashboards")
@@ -8077,7 +9710,7 @@ impl std::fmt::Debug for ListDatasetDashboards<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListDatasetDashboards<'a> {
+impl crate::Operation for ListDatasetDashboards {
     type Output = types::DatasetDashboardListResponse;
     const OPERATION_ID: &'static str = "list_dataset_dashboards";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8097,18 +9730,23 @@ impl<'a> crate::Operation for ListDatasetDashboards<'a> {
 ///Builder for [`Client::list_label_groups`](crate::Client::list_label_groups): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListLabelGroups<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListLabelGroups<'a>,
+pub struct ListLabelGroups {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListLabelGroups<'a> {
+impl ListLabelGroups {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8116,7 +9754,13 @@ impl<'a> ListLabelGroups<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8130,10 +9774,31 @@ impl<'a> ListLabelGroups<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::LabelGroupListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_label_groups", self.inner.send()).await
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_label_groups",
+                async move {
+                    let mut inner = generated.list_label_groups();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListLabelGroups<'_> {
+impl std::fmt::Debug for ListLabelGroups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListLabelGroups")
             .field("operation", &"list_label_groups")
@@ -8141,7 +9806,7 @@ impl std::fmt::Debug for ListLabelGroups<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListLabelGroups<'a> {
+impl crate::Operation for ListLabelGroups {
     type Output = types::LabelGroupListResponse;
     const OPERATION_ID: &'static str = "list_label_groups";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8158,18 +9823,24 @@ impl<'a> crate::Operation for ListLabelGroups<'a> {
 ///Builder for [`Client::get_label_group`](crate::Client::get_label_group): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetLabelGroup<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetLabelGroup<'a>,
+pub struct GetLabelGroup {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    label_group_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetLabelGroup<'a> {
+impl GetLabelGroup {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8177,7 +9848,13 @@ impl<'a> GetLabelGroup<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the label group, for example `default`.
@@ -8185,7 +9862,13 @@ impl<'a> GetLabelGroup<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_group_name(value);
+        self.label_group_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_group_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8199,10 +9882,37 @@ impl<'a> GetLabelGroup<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::LabelGroupResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_label_group", self.inner.send()).await
+        let Self { client, options, project, dataset_name, label_group_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_label_group",
+                async move {
+                    let mut inner = generated.get_label_group();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_group_name {
+                        inner = inner
+                            .label_group_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetLabelGroup<'_> {
+impl std::fmt::Debug for GetLabelGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetLabelGroup")
             .field("operation", &"get_label_group")
@@ -8210,7 +9920,7 @@ impl std::fmt::Debug for GetLabelGroup<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetLabelGroup<'a> {
+impl crate::Operation for GetLabelGroup {
     type Output = types::LabelGroupResponse;
     const OPERATION_ID: &'static str = "get_label_group";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8227,18 +9937,25 @@ impl<'a> crate::Operation for GetLabelGroup<'a> {
 ///Builder for [`Client::create_label_group`](crate::Client::create_label_group): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateLabelGroup<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateLabelGroup<'a>,
+pub struct CreateLabelGroup {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    label_group_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateLabelGroupRequest, String>,
 }
-impl<'a> CreateLabelGroup<'a> {
+impl CreateLabelGroup {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8246,7 +9963,13 @@ impl<'a> CreateLabelGroup<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the label group, for example `default`.
@@ -8254,7 +9977,13 @@ impl<'a> CreateLabelGroup<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_group_name(value);
+        self.label_group_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_group_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -8265,7 +9994,12 @@ impl<'a> CreateLabelGroup<'a> {
             types::CreateLabelGroupRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateLabelGroupRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -8275,7 +10009,7 @@ impl<'a> CreateLabelGroup<'a> {
             types::builder::CreateLabelGroupRequest,
         ) -> types::builder::CreateLabelGroupRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8289,12 +10023,38 @@ impl<'a> CreateLabelGroup<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::LabelGroupResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "create_label_group", self.inner.send())
+        let Self { client, options, project, dataset_name, label_group_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_label_group",
+                async move {
+                    let mut inner = generated.create_label_group();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_group_name {
+                        inner = inner
+                            .label_group_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for CreateLabelGroup<'_> {
+impl std::fmt::Debug for CreateLabelGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateLabelGroup")
             .field("operation", &"create_label_group")
@@ -8302,7 +10062,7 @@ impl std::fmt::Debug for CreateLabelGroup<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateLabelGroup<'a> {
+impl crate::Operation for CreateLabelGroup {
     type Output = types::LabelGroupResponse;
     const OPERATION_ID: &'static str = "create_label_group";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8319,18 +10079,24 @@ impl<'a> crate::Operation for CreateLabelGroup<'a> {
 ///Builder for [`Client::delete_label_group`](crate::Client::delete_label_group): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteLabelGroup<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteLabelGroup<'a>,
+pub struct DeleteLabelGroup {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    label_group_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteLabelGroup<'a> {
+impl DeleteLabelGroup {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8338,7 +10104,13 @@ impl<'a> DeleteLabelGroup<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the label group, for example `default`.
@@ -8346,7 +10118,13 @@ impl<'a> DeleteLabelGroup<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_group_name(value);
+        self.label_group_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_group_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8358,12 +10136,37 @@ impl<'a> DeleteLabelGroup<'a> {
     }
     ///Sends `delete_label_group` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_label_group", self.inner.send())
+        let Self { client, options, project, dataset_name, label_group_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_label_group",
+                async move {
+                    let mut inner = generated.delete_label_group();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_group_name {
+                        inner = inner
+                            .label_group_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteLabelGroup<'_> {
+impl std::fmt::Debug for DeleteLabelGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteLabelGroup")
             .field("operation", &"delete_label_group")
@@ -8371,7 +10174,7 @@ impl std::fmt::Debug for DeleteLabelGroup<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteLabelGroup<'a> {
+impl crate::Operation for DeleteLabelGroup {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_label_group";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8388,18 +10191,24 @@ impl<'a> crate::Operation for DeleteLabelGroup<'a> {
 ///Builder for [`Client::list_models`](crate::Client::list_models): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListModels<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListModels<'a>,
+pub struct ListModels {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::ListModelsRequest, String>,
 }
-impl<'a> ListModels<'a> {
+impl ListModels {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8407,7 +10216,13 @@ impl<'a> ListModels<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -8416,7 +10231,12 @@ impl<'a> ListModels<'a> {
         V: std::convert::TryInto<types::ListModelsRequest>,
         <V as std::convert::TryInto<types::ListModelsRequest>>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `ListModelsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -8426,7 +10246,7 @@ impl<'a> ListModels<'a> {
             types::builder::ListModelsRequest,
         ) -> types::builder::ListModelsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8440,10 +10260,32 @@ impl<'a> ListModels<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ModelListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_models", self.inner.send()).await
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_models",
+                async move {
+                    let mut inner = generated.list_models();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListModels<'_> {
+impl std::fmt::Debug for ListModels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListModels")
             .field("operation", &"list_models")
@@ -8451,7 +10293,7 @@ impl std::fmt::Debug for ListModels<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListModels<'a> {
+impl crate::Operation for ListModels {
     type Output = types::ModelListResponse;
     const OPERATION_ID: &'static str = "list_models";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8468,18 +10310,24 @@ impl<'a> crate::Operation for ListModels<'a> {
 ///Builder for [`Client::predict_with_latest_model`](crate::Client::predict_with_latest_model): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct PredictWithLatestModel<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::PredictWithLatestModel<'a>,
+pub struct PredictWithLatestModel {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::PredictRequest, String>,
 }
-impl<'a> PredictWithLatestModel<'a> {
+impl PredictWithLatestModel {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8487,7 +10335,13 @@ impl<'a> PredictWithLatestModel<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -8496,7 +10350,12 @@ impl<'a> PredictWithLatestModel<'a> {
         V: std::convert::TryInto<types::PredictRequest>,
         <V as std::convert::TryInto<types::PredictRequest>>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `PredictRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -8506,7 +10365,7 @@ impl<'a> PredictWithLatestModel<'a> {
             types::builder::PredictRequest,
         ) -> types::builder::PredictRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8520,12 +10379,32 @@ impl<'a> PredictWithLatestModel<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::PredictionsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "predict_with_latest_model", self.inner.send())
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "predict_with_latest_model",
+                async move {
+                    let mut inner = generated.predict_with_latest_model();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for PredictWithLatestModel<'_> {
+impl std::fmt::Debug for PredictWithLatestModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PredictWithLatestModel")
             .field("operation", &"predict_with_latest_model")
@@ -8533,7 +10412,7 @@ impl std::fmt::Debug for PredictWithLatestModel<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for PredictWithLatestModel<'a> {
+impl crate::Operation for PredictWithLatestModel {
     type Output = types::PredictionsResponse;
     const OPERATION_ID: &'static str = "predict_with_latest_model";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8550,18 +10429,23 @@ impl<'a> crate::Operation for PredictWithLatestModel<'a> {
 ///Builder for [`Client::get_dataset_status`](crate::Client::get_dataset_status): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDatasetStatus<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDatasetStatus<'a>,
+pub struct GetDatasetStatus {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetDatasetStatus<'a> {
+impl GetDatasetStatus {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8569,7 +10453,13 @@ impl<'a> GetDatasetStatus<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8583,12 +10473,31 @@ impl<'a> GetDatasetStatus<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetStatusResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_dataset_status", self.inner.send())
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_dataset_status",
+                async move {
+                    let mut inner = generated.get_dataset_status();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetDatasetStatus<'_> {
+impl std::fmt::Debug for GetDatasetStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDatasetStatus")
             .field("operation", &"get_dataset_status")
@@ -8596,7 +10505,7 @@ impl std::fmt::Debug for GetDatasetStatus<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDatasetStatus<'a> {
+impl crate::Operation for GetDatasetStatus {
     type Output = types::DatasetStatusResponse;
     const OPERATION_ID: &'static str = "get_dataset_status";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8613,18 +10522,25 @@ impl<'a> crate::Operation for GetDatasetStatus<'a> {
 ///Builder for [`Client::update_model`](crate::Client::update_model): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateModel<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateModel<'a>,
+pub struct UpdateModel {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateModelRequest, String>,
 }
-impl<'a> UpdateModel<'a> {
+impl UpdateModel {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8632,7 +10548,13 @@ impl<'a> UpdateModel<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version: a version number (as shown on the dataset's Models page) or `latest` for the most recent one.
@@ -8640,7 +10562,13 @@ impl<'a> UpdateModel<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -8651,7 +10579,12 @@ impl<'a> UpdateModel<'a> {
             types::UpdateModelRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateModelRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -8661,7 +10594,7 @@ impl<'a> UpdateModel<'a> {
             types::builder::UpdateModelRequest,
         ) -> types::builder::UpdateModelRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8675,10 +10608,38 @@ impl<'a> UpdateModel<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ModelMetadataResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_model", self.inner.send()).await
+        let Self { client, options, project, dataset_name, model_version, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_model",
+                async move {
+                    let mut inner = generated.update_model();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateModel<'_> {
+impl std::fmt::Debug for UpdateModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateModel")
             .field("operation", &"update_model")
@@ -8686,7 +10647,7 @@ impl std::fmt::Debug for UpdateModel<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateModel<'a> {
+impl crate::Operation for UpdateModel {
     type Output = types::ModelMetadataResponse;
     const OPERATION_ID: &'static str = "update_model";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8703,18 +10664,26 @@ impl<'a> crate::Operation for UpdateModel<'a> {
 ///Builder for [`Client::get_label_validation`](crate::Client::get_label_validation): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetLabelValidation<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetLabelValidation<'a>,
+pub struct GetLabelValidation {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
+    beta: Option<Result<bool, String>>,
+    body: Result<types::builder::LabelValidationRequest, String>,
 }
-impl<'a> GetLabelValidation<'a> {
+impl GetLabelValidation {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8722,7 +10691,13 @@ impl<'a> GetLabelValidation<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version: a version number (as shown on the dataset's Models page) or `latest` for the most recent one.
@@ -8730,7 +10705,13 @@ impl<'a> GetLabelValidation<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     ///Include metrics that are still in beta.
@@ -8738,7 +10719,11 @@ impl<'a> GetLabelValidation<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.beta(value);
+        self.beta = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for beta failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -8749,7 +10734,12 @@ impl<'a> GetLabelValidation<'a> {
             types::LabelValidationRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `LabelValidationRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -8759,7 +10749,7 @@ impl<'a> GetLabelValidation<'a> {
             types::builder::LabelValidationRequest,
         ) -> types::builder::LabelValidationRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8773,12 +10763,42 @@ impl<'a> GetLabelValidation<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::LabelValidationResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_label_validation", self.inner.send())
+        let Self { client, options, project, dataset_name, model_version, beta, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_label_validation",
+                async move {
+                    let mut inner = generated.get_label_validation();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = beta {
+                        inner = inner
+                            .beta(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetLabelValidation<'_> {
+impl std::fmt::Debug for GetLabelValidation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetLabelValidation")
             .field("operation", &"get_label_validation")
@@ -8786,7 +10806,7 @@ impl std::fmt::Debug for GetLabelValidation<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetLabelValidation<'a> {
+impl crate::Operation for GetLabelValidation {
     type Output = types::LabelValidationResponse;
     const OPERATION_ID: &'static str = "get_label_validation";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8803,18 +10823,24 @@ impl<'a> crate::Operation for GetLabelValidation<'a> {
 ///Builder for [`Client::pin_model`](crate::Client::pin_model): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct PinModel<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::PinModel<'a>,
+pub struct PinModel {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> PinModel<'a> {
+impl PinModel {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8822,7 +10848,13 @@ impl<'a> PinModel<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version: a version number (as shown on the dataset's Models page) or `latest` for the most recent one.
@@ -8830,7 +10862,13 @@ impl<'a> PinModel<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8842,10 +10880,37 @@ impl<'a> PinModel<'a> {
     }
     ///Sends `pin_model` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "pin_model", self.inner.send()).await
+        let Self { client, options, project, dataset_name, model_version } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "pin_model",
+                async move {
+                    let mut inner = generated.pin_model();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for PinModel<'_> {
+impl std::fmt::Debug for PinModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PinModel")
             .field("operation", &"pin_model")
@@ -8853,7 +10918,7 @@ impl std::fmt::Debug for PinModel<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for PinModel<'a> {
+impl crate::Operation for PinModel {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "pin_model";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8870,18 +10935,24 @@ impl<'a> crate::Operation for PinModel<'a> {
 ///Builder for [`Client::unpin_model`](crate::Client::unpin_model): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UnpinModel<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UnpinModel<'a>,
+pub struct UnpinModel {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> UnpinModel<'a> {
+impl UnpinModel {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8889,7 +10960,13 @@ impl<'a> UnpinModel<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version: a version number (as shown on the dataset's Models page) or `latest` for the most recent one.
@@ -8897,7 +10974,13 @@ impl<'a> UnpinModel<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8909,10 +10992,37 @@ impl<'a> UnpinModel<'a> {
     }
     ///Sends `unpin_model` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "unpin_model", self.inner.send()).await
+        let Self { client, options, project, dataset_name, model_version } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "unpin_model",
+                async move {
+                    let mut inner = generated.unpin_model();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UnpinModel<'_> {
+impl std::fmt::Debug for UnpinModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnpinModel")
             .field("operation", &"unpin_model")
@@ -8920,7 +11030,7 @@ impl std::fmt::Debug for UnpinModel<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UnpinModel<'a> {
+impl crate::Operation for UnpinModel {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "unpin_model";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -8937,18 +11047,25 @@ impl<'a> crate::Operation for UnpinModel<'a> {
 ///Builder for [`Client::predict_extractions`](crate::Client::predict_extractions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct PredictExtractions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::PredictExtractions<'a>,
+pub struct PredictExtractions {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::PredictExtractionsRequest, String>,
 }
-impl<'a> PredictExtractions<'a> {
+impl PredictExtractions {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -8956,7 +11073,13 @@ impl<'a> PredictExtractions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version: a version number (as shown on the dataset's Models page) or `latest` for the most recent one.
@@ -8964,7 +11087,13 @@ impl<'a> PredictExtractions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -8975,7 +11104,14 @@ impl<'a> PredictExtractions<'a> {
             types::PredictExtractionsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `PredictExtractionsRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -8985,7 +11121,7 @@ impl<'a> PredictExtractions<'a> {
             types::builder::PredictExtractionsRequest,
         ) -> types::builder::PredictExtractionsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -8999,12 +11135,38 @@ impl<'a> PredictExtractions<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::PredictExtractionsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "predict_extractions", self.inner.send())
+        let Self { client, options, project, dataset_name, model_version, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "predict_extractions",
+                async move {
+                    let mut inner = generated.predict_extractions();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for PredictExtractions<'_> {
+impl std::fmt::Debug for PredictExtractions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PredictExtractions")
             .field("operation", &"predict_extractions")
@@ -9012,7 +11174,7 @@ impl std::fmt::Debug for PredictExtractions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for PredictExtractions<'a> {
+impl crate::Operation for PredictExtractions {
     type Output = types::PredictExtractionsResponse;
     const OPERATION_ID: &'static str = "predict_extractions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9029,18 +11191,25 @@ impl<'a> crate::Operation for PredictExtractions<'a> {
 ///Builder for [`Client::get_model_validation_details`](crate::Client::get_model_validation_details): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetModelValidationDetails<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetModelValidationDetails<'a>,
+pub struct GetModelValidationDetails {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
+    beta: Option<Result<bool, String>>,
 }
-impl<'a> GetModelValidationDetails<'a> {
+impl GetModelValidationDetails {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9048,7 +11217,13 @@ impl<'a> GetModelValidationDetails<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version: a version number (as shown on the dataset's Models page) or `latest` for the most recent one.
@@ -9056,7 +11231,13 @@ impl<'a> GetModelValidationDetails<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     ///Include metrics that are still in beta.
@@ -9064,7 +11245,11 @@ impl<'a> GetModelValidationDetails<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.beta(value);
+        self.beta = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for beta failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9078,12 +11263,41 @@ impl<'a> GetModelValidationDetails<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ModelValidationDetailsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_model_validation_details", self.inner.send())
+        let Self { client, options, project, dataset_name, model_version, beta } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_model_validation_details",
+                async move {
+                    let mut inner = generated.get_model_validation_details();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = beta {
+                        inner = inner
+                            .beta(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetModelValidationDetails<'_> {
+impl std::fmt::Debug for GetModelValidationDetails {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetModelValidationDetails")
             .field("operation", &"get_model_validation_details")
@@ -9091,7 +11305,7 @@ impl std::fmt::Debug for GetModelValidationDetails<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetModelValidationDetails<'a> {
+impl crate::Operation for GetModelValidationDetails {
     type Output = types::ModelValidationDetailsResponse;
     const OPERATION_ID: &'static str = "get_model_validation_details";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9111,18 +11325,31 @@ impl<'a> crate::Operation for GetModelValidationDetails<'a> {
 ///Builder for [`Client::get_labellings`](crate::Client::get_labellings): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetLabellings<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetLabellings<'a>,
+pub struct GetLabellings {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    after: Option<Result<::std::string::String, String>>,
+    allow_missing: Option<Result<bool, String>>,
+    compute_moon_predictions: Option<Result<bool, String>>,
+    id: Option<Result<::std::vec::Vec<::std::string::String>, String>>,
+    ids: Option<Result<::std::string::String, String>>,
+    limit: Option<Result<i64, String>>,
+    return_predictions: Option<Result<bool, String>>,
+    source_id: Option<Result<::std::string::String, String>>,
 }
-impl<'a> GetLabellings<'a> {
+impl GetLabellings {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9130,7 +11357,13 @@ impl<'a> GetLabellings<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The `after` value of the previous page.
@@ -9138,7 +11371,11 @@ impl<'a> GetLabellings<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.after(value);
+        self.after = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for after failed".to_owned()),
+        );
         self
     }
     ///Skip unknown uids instead of failing.
@@ -9146,7 +11383,11 @@ impl<'a> GetLabellings<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.allow_missing(value);
+        self.allow_missing = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for allow_missing failed".to_owned()),
+        );
         self
     }
     ///Also compute extraction predictions.
@@ -9154,7 +11395,13 @@ impl<'a> GetLabellings<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.compute_moon_predictions(value);
+        self.compute_moon_predictions = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `bool` for compute_moon_predictions failed".to_owned()
+                }),
+        );
         self
     }
     ///Uid (`<source_id>.<comment_id>`) of a comment; repeat the parameter for several comments.
@@ -9162,7 +11409,13 @@ impl<'a> GetLabellings<'a> {
     where
         V: std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
     {
-        self.inner = self.inner.id(value);
+        self.id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `Vec<::std::string::String>` for id failed".to_owned()
+                }),
+        );
         self
     }
     ///Comment uids joined with commas, as an alternative to repeating `id`.
@@ -9170,7 +11423,11 @@ impl<'a> GetLabellings<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.ids(value);
+        self.ids = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for ids failed".to_owned()),
+        );
         self
     }
     ///Maximum number of comments in the page.
@@ -9178,7 +11435,11 @@ impl<'a> GetLabellings<'a> {
     where
         V: std::convert::TryInto<i64>,
     {
-        self.inner = self.inner.limit(value);
+        self.limit = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `i64` for limit failed".to_owned()),
+        );
         self
     }
     ///Also return the predictions of the latest model.
@@ -9186,7 +11447,13 @@ impl<'a> GetLabellings<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.return_predictions(value);
+        self.return_predictions = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `bool` for return_predictions failed".to_owned()
+                }),
+        );
         self
     }
     ///Page through the reviewed comments of this source.
@@ -9194,7 +11461,11 @@ impl<'a> GetLabellings<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.source_id(value);
+        self.source_id = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for source_id failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9208,10 +11479,84 @@ impl<'a> GetLabellings<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::LabellingsResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_labellings", self.inner.send()).await
+        let Self {
+            client,
+            options,
+            project,
+            dataset_name,
+            after,
+            allow_missing,
+            compute_moon_predictions,
+            id,
+            ids,
+            limit,
+            return_predictions,
+            source_id,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_labellings",
+                async move {
+                    let mut inner = generated.get_labellings();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = after {
+                        inner = inner
+                            .after(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = allow_missing {
+                        inner = inner
+                            .allow_missing(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = compute_moon_predictions {
+                        inner = inner
+                            .compute_moon_predictions(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = id {
+                        inner = inner
+                            .id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = ids {
+                        inner = inner
+                            .ids(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = limit {
+                        inner = inner
+                            .limit(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = return_predictions {
+                        inner = inner
+                            .return_predictions(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = source_id {
+                        inner = inner
+                            .source_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetLabellings<'_> {
+impl std::fmt::Debug for GetLabellings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetLabellings")
             .field("operation", &"get_labellings")
@@ -9219,7 +11564,7 @@ impl std::fmt::Debug for GetLabellings<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetLabellings<'a> {
+impl crate::Operation for GetLabellings {
     type Output = types::LabellingsResponse;
     const OPERATION_ID: &'static str = "get_labellings";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9236,18 +11581,25 @@ impl<'a> crate::Operation for GetLabellings<'a> {
 ///Builder for [`Client::update_labelling`](crate::Client::update_labelling): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateLabelling<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateLabelling<'a>,
+pub struct UpdateLabelling {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    comment_uid: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateLabellingRequest, String>,
 }
-impl<'a> UpdateLabelling<'a> {
+impl UpdateLabelling {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9255,7 +11607,13 @@ impl<'a> UpdateLabelling<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Uid of the comment, `<source_id>.<comment_id>`.
@@ -9263,7 +11621,13 @@ impl<'a> UpdateLabelling<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.comment_uid(value);
+        self.comment_uid = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for comment_uid failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -9274,7 +11638,12 @@ impl<'a> UpdateLabelling<'a> {
             types::UpdateLabellingRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateLabellingRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -9284,7 +11653,7 @@ impl<'a> UpdateLabelling<'a> {
             types::builder::UpdateLabellingRequest,
         ) -> types::builder::UpdateLabellingRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9298,10 +11667,38 @@ impl<'a> UpdateLabelling<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::UpdateLabellingResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_labelling", self.inner.send()).await
+        let Self { client, options, project, dataset_name, comment_uid, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_labelling",
+                async move {
+                    let mut inner = generated.update_labelling();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = comment_uid {
+                        inner = inner
+                            .comment_uid(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateLabelling<'_> {
+impl std::fmt::Debug for UpdateLabelling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateLabelling")
             .field("operation", &"update_labelling")
@@ -9309,7 +11706,7 @@ impl std::fmt::Debug for UpdateLabelling<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateLabelling<'a> {
+impl crate::Operation for UpdateLabelling {
     type Output = types::UpdateLabellingResponse;
     const OPERATION_ID: &'static str = "update_labelling";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9326,18 +11723,25 @@ impl<'a> crate::Operation for UpdateLabelling<'a> {
 ///Builder for [`Client::get_label_def`](crate::Client::get_label_def): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetLabelDef<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetLabelDef<'a>,
+pub struct GetLabelDef {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    label_group_name: Option<Result<types::PathSegment, String>>,
+    label_name: Option<Result<::std::string::String, String>>,
 }
-impl<'a> GetLabelDef<'a> {
+impl GetLabelDef {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9345,7 +11749,13 @@ impl<'a> GetLabelDef<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the label group, usually `default`.
@@ -9353,7 +11763,13 @@ impl<'a> GetLabelDef<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_group_name(value);
+        self.label_group_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_group_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Full name of the label, levels joined by ` > `.
@@ -9361,7 +11777,11 @@ impl<'a> GetLabelDef<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.label_name(value);
+        self.label_name = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for label_name failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9375,10 +11795,50 @@ impl<'a> GetLabelDef<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::LabelDefResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_label_def", self.inner.send()).await
+        let Self {
+            client,
+            options,
+            project,
+            dataset_name,
+            label_group_name,
+            label_name,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_label_def",
+                async move {
+                    let mut inner = generated.get_label_def();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_group_name {
+                        inner = inner
+                            .label_group_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_name {
+                        inner = inner
+                            .label_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetLabelDef<'_> {
+impl std::fmt::Debug for GetLabelDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetLabelDef")
             .field("operation", &"get_label_def")
@@ -9386,7 +11846,7 @@ impl std::fmt::Debug for GetLabelDef<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetLabelDef<'a> {
+impl crate::Operation for GetLabelDef {
     type Output = types::LabelDefResponse;
     const OPERATION_ID: &'static str = "get_label_def";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9403,18 +11863,25 @@ impl<'a> crate::Operation for GetLabelDef<'a> {
 ///Builder for [`Client::create_label_defs`](crate::Client::create_label_defs): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateLabelDefs<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateLabelDefs<'a>,
+pub struct CreateLabelDefs {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    label_group_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateLabelDefsRequest, String>,
 }
-impl<'a> CreateLabelDefs<'a> {
+impl CreateLabelDefs {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9422,7 +11889,13 @@ impl<'a> CreateLabelDefs<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the label group, usually `default`.
@@ -9430,7 +11903,13 @@ impl<'a> CreateLabelDefs<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_group_name(value);
+        self.label_group_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_group_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -9441,7 +11920,12 @@ impl<'a> CreateLabelDefs<'a> {
             types::CreateLabelDefsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateLabelDefsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -9451,7 +11935,7 @@ impl<'a> CreateLabelDefs<'a> {
             types::builder::CreateLabelDefsRequest,
         ) -> types::builder::CreateLabelDefsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9463,10 +11947,38 @@ impl<'a> CreateLabelDefs<'a> {
     }
     ///Sends `create_label_defs` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_label_defs", self.inner.send()).await
+        let Self { client, options, project, dataset_name, label_group_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_label_defs",
+                async move {
+                    let mut inner = generated.create_label_defs();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_group_name {
+                        inner = inner
+                            .label_group_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateLabelDefs<'_> {
+impl std::fmt::Debug for CreateLabelDefs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateLabelDefs")
             .field("operation", &"create_label_defs")
@@ -9474,7 +11986,7 @@ impl std::fmt::Debug for CreateLabelDefs<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateLabelDefs<'a> {
+impl crate::Operation for CreateLabelDefs {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "create_label_defs";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9491,18 +12003,26 @@ impl<'a> crate::Operation for CreateLabelDefs<'a> {
 ///Builder for [`Client::update_label_def`](crate::Client::update_label_def): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateLabelDef<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateLabelDef<'a>,
+pub struct UpdateLabelDef {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    label_group_name: Option<Result<types::PathSegment, String>>,
+    label_name: Option<Result<::std::string::String, String>>,
+    body: Result<types::builder::UpdateLabelDefRequest, String>,
 }
-impl<'a> UpdateLabelDef<'a> {
+impl UpdateLabelDef {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9510,7 +12030,13 @@ impl<'a> UpdateLabelDef<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the label group, usually `default`.
@@ -9518,7 +12044,13 @@ impl<'a> UpdateLabelDef<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_group_name(value);
+        self.label_group_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_group_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Full name of the label to change, levels joined by ` > `.
@@ -9526,7 +12058,11 @@ impl<'a> UpdateLabelDef<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.label_name(value);
+        self.label_name = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for label_name failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -9537,7 +12073,12 @@ impl<'a> UpdateLabelDef<'a> {
             types::UpdateLabelDefRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateLabelDefRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -9547,7 +12088,7 @@ impl<'a> UpdateLabelDef<'a> {
             types::builder::UpdateLabelDefRequest,
         ) -> types::builder::UpdateLabelDefRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9561,10 +12102,52 @@ impl<'a> UpdateLabelDef<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::UpdateLabelDefResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_label_def", self.inner.send()).await
+        let Self {
+            client,
+            options,
+            project,
+            dataset_name,
+            label_group_name,
+            label_name,
+            body,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_label_def",
+                async move {
+                    let mut inner = generated.update_label_def();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_group_name {
+                        inner = inner
+                            .label_group_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_name {
+                        inner = inner
+                            .label_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateLabelDef<'_> {
+impl std::fmt::Debug for UpdateLabelDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateLabelDef")
             .field("operation", &"update_label_def")
@@ -9572,7 +12155,7 @@ impl std::fmt::Debug for UpdateLabelDef<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateLabelDef<'a> {
+impl crate::Operation for UpdateLabelDef {
     type Output = types::UpdateLabelDefResponse;
     const OPERATION_ID: &'static str = "update_label_def";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9589,18 +12172,25 @@ impl<'a> crate::Operation for UpdateLabelDef<'a> {
 ///Builder for [`Client::delete_label_def`](crate::Client::delete_label_def): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteLabelDef<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteLabelDef<'a>,
+pub struct DeleteLabelDef {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    label_group_name: Option<Result<types::PathSegment, String>>,
+    label_name: Option<Result<::std::string::String, String>>,
 }
-impl<'a> DeleteLabelDef<'a> {
+impl DeleteLabelDef {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9608,7 +12198,13 @@ impl<'a> DeleteLabelDef<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the label group, usually `default`.
@@ -9616,7 +12212,13 @@ impl<'a> DeleteLabelDef<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_group_name(value);
+        self.label_group_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_group_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Full name of the label to delete, levels joined by ` > `.
@@ -9624,7 +12226,11 @@ impl<'a> DeleteLabelDef<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.label_name(value);
+        self.label_name = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for label_name failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9638,10 +12244,50 @@ impl<'a> DeleteLabelDef<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DeleteLabelDefResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_label_def", self.inner.send()).await
+        let Self {
+            client,
+            options,
+            project,
+            dataset_name,
+            label_group_name,
+            label_name,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_label_def",
+                async move {
+                    let mut inner = generated.delete_label_def();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_group_name {
+                        inner = inner
+                            .label_group_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_name {
+                        inner = inner
+                            .label_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteLabelDef<'_> {
+impl std::fmt::Debug for DeleteLabelDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteLabelDef")
             .field("operation", &"delete_label_def")
@@ -9649,7 +12295,7 @@ impl std::fmt::Debug for DeleteLabelDef<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteLabelDef<'a> {
+impl crate::Operation for DeleteLabelDef {
     type Output = types::DeleteLabelDefResponse;
     const OPERATION_ID: &'static str = "delete_label_def";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9666,18 +12312,27 @@ impl<'a> crate::Operation for DeleteLabelDef<'a> {
 ///Builder for [`Client::get_extraction_field_history`](crate::Client::get_extraction_field_history): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetExtractionFieldHistory<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetExtractionFieldHistory<'a>,
+pub struct GetExtractionFieldHistory {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    label_group_name: Option<Result<types::PathSegment, String>>,
+    label_name: Option<Result<types::PathSegment, String>>,
+    field_id: Option<Result<types::PathSegment, String>>,
+    older_than_version: Option<Result<i64, String>>,
 }
-impl<'a> GetExtractionFieldHistory<'a> {
+impl GetExtractionFieldHistory {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9685,7 +12340,13 @@ impl<'a> GetExtractionFieldHistory<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the label group, usually `default`.
@@ -9693,7 +12354,13 @@ impl<'a> GetExtractionFieldHistory<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_group_name(value);
+        self.label_group_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_group_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Full name of the label (levels joined by ` > `) that holds the field.
@@ -9701,7 +12368,13 @@ impl<'a> GetExtractionFieldHistory<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_name(value);
+        self.label_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of the extraction field (its `field_id`).
@@ -9709,7 +12382,13 @@ impl<'a> GetExtractionFieldHistory<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.field_id(value);
+        self.field_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for field_id failed".to_owned()
+                }),
+        );
         self
     }
     ///Only return versions older than this model version (the `oldest_version` of the previous page).
@@ -9717,7 +12396,13 @@ impl<'a> GetExtractionFieldHistory<'a> {
     where
         V: std::convert::TryInto<i64>,
     {
-        self.inner = self.inner.older_than_version(value);
+        self.older_than_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `i64` for older_than_version failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9731,12 +12416,62 @@ impl<'a> GetExtractionFieldHistory<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ExtractionFieldHistoryResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_extraction_field_history", self.inner.send())
+        let Self {
+            client,
+            options,
+            project,
+            dataset_name,
+            label_group_name,
+            label_name,
+            field_id,
+            older_than_version,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_extraction_field_history",
+                async move {
+                    let mut inner = generated.get_extraction_field_history();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_group_name {
+                        inner = inner
+                            .label_group_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_name {
+                        inner = inner
+                            .label_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = field_id {
+                        inner = inner
+                            .field_id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = older_than_version {
+                        inner = inner
+                            .older_than_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetExtractionFieldHistory<'_> {
+impl std::fmt::Debug for GetExtractionFieldHistory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetExtractionFieldHistory")
             .field("operation", &"get_extraction_field_history")
@@ -9744,7 +12479,7 @@ impl std::fmt::Debug for GetExtractionFieldHistory<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetExtractionFieldHistory<'a> {
+impl crate::Operation for GetExtractionFieldHistory {
     type Output = types::ExtractionFieldHistoryResponse;
     const OPERATION_ID: &'static str = "get_extraction_field_history";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9764,18 +12499,26 @@ impl<'a> crate::Operation for GetExtractionFieldHistory<'a> {
 ///Builder for [`Client::get_label_def_history`](crate::Client::get_label_def_history): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetLabelDefHistory<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetLabelDefHistory<'a>,
+pub struct GetLabelDefHistory {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    label_group_name: Option<Result<types::PathSegment, String>>,
+    label_name: Option<Result<types::PathSegment, String>>,
+    older_than_version: Option<Result<i64, String>>,
 }
-impl<'a> GetLabelDefHistory<'a> {
+impl GetLabelDefHistory {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9783,7 +12526,13 @@ impl<'a> GetLabelDefHistory<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the label group, usually `default`.
@@ -9791,7 +12540,13 @@ impl<'a> GetLabelDefHistory<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_group_name(value);
+        self.label_group_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_group_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Full name of the label (levels joined by ` > `), which in an extraction taxonomy names a field group.
@@ -9799,7 +12554,13 @@ impl<'a> GetLabelDefHistory<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.label_name(value);
+        self.label_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for label_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Only return versions older than this model version (the `oldest_version` of the previous page).
@@ -9807,7 +12568,13 @@ impl<'a> GetLabelDefHistory<'a> {
     where
         V: std::convert::TryInto<i64>,
     {
-        self.inner = self.inner.older_than_version(value);
+        self.older_than_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `i64` for older_than_version failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9821,12 +12588,57 @@ impl<'a> GetLabelDefHistory<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::LabelDefHistoryResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_label_def_history", self.inner.send())
+        let Self {
+            client,
+            options,
+            project,
+            dataset_name,
+            label_group_name,
+            label_name,
+            older_than_version,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_label_def_history",
+                async move {
+                    let mut inner = generated.get_label_def_history();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_group_name {
+                        inner = inner
+                            .label_group_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = label_name {
+                        inner = inner
+                            .label_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = older_than_version {
+                        inner = inner
+                            .older_than_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetLabelDefHistory<'_> {
+impl std::fmt::Debug for GetLabelDefHistory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetLabelDefHistory")
             .field("operation", &"get_label_def_history")
@@ -9834,7 +12646,7 @@ impl std::fmt::Debug for GetLabelDefHistory<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetLabelDefHistory<'a> {
+impl crate::Operation for GetLabelDefHistory {
     type Output = types::LabelDefHistoryResponse;
     const OPERATION_ID: &'static str = "get_label_def_history";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9851,18 +12663,25 @@ impl<'a> crate::Operation for GetLabelDefHistory<'a> {
 ///Builder for [`Client::update_model_tag`](crate::Client::update_model_tag): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateModelTag<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateModelTag<'a>,
+pub struct UpdateModelTag {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    tag_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateModelTagRequest, String>,
 }
-impl<'a> UpdateModelTag<'a> {
+impl UpdateModelTag {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9870,7 +12689,13 @@ impl<'a> UpdateModelTag<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the model tag, for example `live` or `staging`.
@@ -9878,7 +12703,13 @@ impl<'a> UpdateModelTag<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tag_name(value);
+        self.tag_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tag_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -9889,7 +12720,12 @@ impl<'a> UpdateModelTag<'a> {
             types::UpdateModelTagRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateModelTagRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -9899,7 +12735,7 @@ impl<'a> UpdateModelTag<'a> {
             types::builder::UpdateModelTagRequest,
         ) -> types::builder::UpdateModelTagRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9913,10 +12749,36 @@ impl<'a> UpdateModelTag<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ModelTagResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_model_tag", self.inner.send()).await
+        let Self { client, options, project, dataset_name, tag_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_model_tag",
+                async move {
+                    let mut inner = generated.update_model_tag();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = tag_name {
+                        inner = inner
+                            .tag_name(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateModelTag<'_> {
+impl std::fmt::Debug for UpdateModelTag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateModelTag")
             .field("operation", &"update_model_tag")
@@ -9924,7 +12786,7 @@ impl std::fmt::Debug for UpdateModelTag<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateModelTag<'a> {
+impl crate::Operation for UpdateModelTag {
     type Output = types::ModelTagResponse;
     const OPERATION_ID: &'static str = "update_model_tag";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -9941,18 +12803,24 @@ impl<'a> crate::Operation for UpdateModelTag<'a> {
 ///Builder for [`Client::delete_model_tag`](crate::Client::delete_model_tag): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteModelTag<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteModelTag<'a>,
+pub struct DeleteModelTag {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    tag_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteModelTag<'a> {
+impl DeleteModelTag {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -9960,7 +12828,13 @@ impl<'a> DeleteModelTag<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the model tag, for example `live` or `staging`.
@@ -9968,7 +12842,13 @@ impl<'a> DeleteModelTag<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tag_name(value);
+        self.tag_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tag_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -9980,10 +12860,35 @@ impl<'a> DeleteModelTag<'a> {
     }
     ///Sends `delete_model_tag` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_model_tag", self.inner.send()).await
+        let Self { client, options, project, dataset_name, tag_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_model_tag",
+                async move {
+                    let mut inner = generated.delete_model_tag();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = tag_name {
+                        inner = inner
+                            .tag_name(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteModelTag<'_> {
+impl std::fmt::Debug for DeleteModelTag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteModelTag")
             .field("operation", &"delete_model_tag")
@@ -9991,7 +12896,7 @@ impl std::fmt::Debug for DeleteModelTag<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteModelTag<'a> {
+impl crate::Operation for DeleteModelTag {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_model_tag";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10008,18 +12913,26 @@ impl<'a> crate::Operation for DeleteModelTag<'a> {
 ///Builder for [`Client::query_comments`](crate::Client::query_comments): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct QueryComments<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::QueryComments<'a>,
+pub struct QueryComments {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    continuation: Option<Result<::std::string::String, String>>,
+    limit: Option<Result<i64, String>>,
+    body: Result<types::builder::QueryCommentsRequest, String>,
 }
-impl<'a> QueryComments<'a> {
+impl QueryComments {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10027,7 +12940,13 @@ impl<'a> QueryComments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Value returned by the previous page (same as `continuation` in the body).
@@ -10035,7 +12954,11 @@ impl<'a> QueryComments<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.continuation(value);
+        self.continuation = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for continuation failed".to_owned()),
+        );
         self
     }
     ///Maximum number of results in the page (same as `limit` in the body).
@@ -10043,7 +12966,11 @@ impl<'a> QueryComments<'a> {
     where
         V: std::convert::TryInto<i64>,
     {
-        self.inner = self.inner.limit(value);
+        self.limit = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `i64` for limit failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -10054,7 +12981,12 @@ impl<'a> QueryComments<'a> {
             types::QueryCommentsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `QueryCommentsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -10064,7 +12996,7 @@ impl<'a> QueryComments<'a> {
             types::builder::QueryCommentsRequest,
         ) -> types::builder::QueryCommentsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10078,10 +13010,42 @@ impl<'a> QueryComments<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::QueryCommentsResponse>, crate::Error> {
-        self.client.call_json(self.options, "query_comments", self.inner.send()).await
+        let Self { client, options, project, dataset_name, continuation, limit, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "query_comments",
+                async move {
+                    let mut inner = generated.query_comments();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = continuation {
+                        inner = inner
+                            .continuation(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = limit {
+                        inner = inner
+                            .limit(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for QueryComments<'_> {
+impl std::fmt::Debug for QueryComments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryComments")
             .field("operation", &"query_comments")
@@ -10089,7 +13053,7 @@ impl std::fmt::Debug for QueryComments<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for QueryComments<'a> {
+impl crate::Operation for QueryComments {
     type Output = types::QueryCommentsResponse;
     const OPERATION_ID: &'static str = "query_comments";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10106,18 +13070,24 @@ impl<'a> crate::Operation for QueryComments<'a> {
 ///Builder for [`Client::list_recent_comments`](crate::Client::list_recent_comments): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListRecentComments<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListRecentComments<'a>,
+pub struct ListRecentComments {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::RecentCommentsRequest, String>,
 }
-impl<'a> ListRecentComments<'a> {
+impl ListRecentComments {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10125,7 +13095,13 @@ impl<'a> ListRecentComments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -10136,7 +13112,12 @@ impl<'a> ListRecentComments<'a> {
             types::RecentCommentsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `RecentCommentsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -10146,7 +13127,7 @@ impl<'a> ListRecentComments<'a> {
             types::builder::RecentCommentsRequest,
         ) -> types::builder::RecentCommentsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10160,12 +13141,32 @@ impl<'a> ListRecentComments<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::RecentCommentsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_recent_comments", self.inner.send())
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_recent_comments",
+                async move {
+                    let mut inner = generated.list_recent_comments();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListRecentComments<'_> {
+impl std::fmt::Debug for ListRecentComments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListRecentComments")
             .field("operation", &"list_recent_comments")
@@ -10173,7 +13174,7 @@ impl std::fmt::Debug for ListRecentComments<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListRecentComments<'a> {
+impl crate::Operation for ListRecentComments {
     type Output = types::RecentCommentsResponse;
     const OPERATION_ID: &'static str = "list_recent_comments";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10190,18 +13191,24 @@ impl<'a> crate::Operation for ListRecentComments<'a> {
 ///Builder for [`Client::reset_annotations_to_model_version`](crate::Client::reset_annotations_to_model_version): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ResetAnnotationsToModelVersion<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ResetAnnotationsToModelVersion<'a>,
+pub struct ResetAnnotationsToModelVersion {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::ResetAnnotationsRequest, String>,
 }
-impl<'a> ResetAnnotationsToModelVersion<'a> {
+impl ResetAnnotationsToModelVersion {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10209,7 +13216,13 @@ impl<'a> ResetAnnotationsToModelVersion<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -10220,7 +13233,12 @@ impl<'a> ResetAnnotationsToModelVersion<'a> {
             types::ResetAnnotationsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `ResetAnnotationsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -10230,7 +13248,7 @@ impl<'a> ResetAnnotationsToModelVersion<'a> {
             types::builder::ResetAnnotationsRequest,
         ) -> types::builder::ResetAnnotationsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10242,16 +13260,32 @@ impl<'a> ResetAnnotationsToModelVersion<'a> {
     }
     ///Sends `reset_annotations_to_model_version` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
             .call_json(
-                self.options,
+                options,
                 "reset_annotations_to_model_version",
-                self.inner.send(),
+                async move {
+                    let mut inner = generated.reset_annotations_to_model_version();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
             )
             .await
     }
 }
-impl std::fmt::Debug for ResetAnnotationsToModelVersion<'_> {
+impl std::fmt::Debug for ResetAnnotationsToModelVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResetAnnotationsToModelVersion")
             .field("operation", &"reset_annotations_to_model_version")
@@ -10259,7 +13293,7 @@ impl std::fmt::Debug for ResetAnnotationsToModelVersion<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ResetAnnotationsToModelVersion<'a> {
+impl crate::Operation for ResetAnnotationsToModelVersion {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "reset_annotations_to_model_version";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10276,18 +13310,24 @@ impl<'a> crate::Operation for ResetAnnotationsToModelVersion<'a> {
 ///Builder for [`Client::get_dataset_statistics`](crate::Client::get_dataset_statistics): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDatasetStatistics<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDatasetStatistics<'a>,
+pub struct GetDatasetStatistics {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::DatasetStatisticsRequest, String>,
 }
-impl<'a> GetDatasetStatistics<'a> {
+impl GetDatasetStatistics {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10295,7 +13335,13 @@ impl<'a> GetDatasetStatistics<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -10306,7 +13352,14 @@ impl<'a> GetDatasetStatistics<'a> {
             types::DatasetStatisticsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `DatasetStatisticsRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -10316,7 +13369,7 @@ impl<'a> GetDatasetStatistics<'a> {
             types::builder::DatasetStatisticsRequest,
         ) -> types::builder::DatasetStatisticsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10330,12 +13383,32 @@ impl<'a> GetDatasetStatistics<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetStatisticsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_dataset_statistics", self.inner.send())
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_dataset_statistics",
+                async move {
+                    let mut inner = generated.get_dataset_statistics();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetDatasetStatistics<'_> {
+impl std::fmt::Debug for GetDatasetStatistics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDatasetStatistics")
             .field("operation", &"get_dataset_statistics")
@@ -10343,7 +13416,7 @@ impl std::fmt::Debug for GetDatasetStatistics<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDatasetStatistics<'a> {
+impl crate::Operation for GetDatasetStatistics {
     type Output = types::DatasetStatisticsResponse;
     const OPERATION_ID: &'static str = "get_dataset_statistics";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10360,18 +13433,24 @@ impl<'a> crate::Operation for GetDatasetStatistics<'a> {
 ///Builder for [`Client::get_dataset_summary`](crate::Client::get_dataset_summary): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDatasetSummary<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDatasetSummary<'a>,
+pub struct GetDatasetSummary {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::DatasetSummaryRequest, String>,
 }
-impl<'a> GetDatasetSummary<'a> {
+impl GetDatasetSummary {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10379,7 +13458,13 @@ impl<'a> GetDatasetSummary<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -10390,7 +13475,12 @@ impl<'a> GetDatasetSummary<'a> {
             types::DatasetSummaryRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `DatasetSummaryRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -10400,7 +13490,7 @@ impl<'a> GetDatasetSummary<'a> {
             types::builder::DatasetSummaryRequest,
         ) -> types::builder::DatasetSummaryRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10414,12 +13504,32 @@ impl<'a> GetDatasetSummary<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetSummaryResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_dataset_summary", self.inner.send())
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_dataset_summary",
+                async move {
+                    let mut inner = generated.get_dataset_summary();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetDatasetSummary<'_> {
+impl std::fmt::Debug for GetDatasetSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDatasetSummary")
             .field("operation", &"get_dataset_summary")
@@ -10427,7 +13537,7 @@ impl std::fmt::Debug for GetDatasetSummary<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDatasetSummary<'a> {
+impl crate::Operation for GetDatasetSummary {
     type Output = types::DatasetSummaryResponse;
     const OPERATION_ID: &'static str = "get_dataset_summary";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10444,18 +13554,23 @@ impl<'a> crate::Operation for GetDatasetSummary<'a> {
 ///Builder for [`Client::get_dataset_themes`](crate::Client::get_dataset_themes): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDatasetThemes<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDatasetThemes<'a>,
+pub struct GetDatasetThemes {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetDatasetThemes<'a> {
+impl GetDatasetThemes {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10463,7 +13578,13 @@ impl<'a> GetDatasetThemes<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10477,12 +13598,31 @@ impl<'a> GetDatasetThemes<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetThemesResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_dataset_themes", self.inner.send())
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_dataset_themes",
+                async move {
+                    let mut inner = generated.get_dataset_themes();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetDatasetThemes<'_> {
+impl std::fmt::Debug for GetDatasetThemes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDatasetThemes")
             .field("operation", &"get_dataset_themes")
@@ -10490,7 +13630,7 @@ impl std::fmt::Debug for GetDatasetThemes<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDatasetThemes<'a> {
+impl crate::Operation for GetDatasetThemes {
     type Output = types::DatasetThemesResponse;
     const OPERATION_ID: &'static str = "get_dataset_themes";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10507,18 +13647,23 @@ impl<'a> crate::Operation for GetDatasetThemes<'a> {
 ///Builder for [`Client::get_dataset_user_properties`](crate::Client::get_dataset_user_properties): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDatasetUserProperties<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDatasetUserProperties<'a>,
+pub struct GetDatasetUserProperties {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetDatasetUserProperties<'a> {
+impl GetDatasetUserProperties {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10526,7 +13671,13 @@ impl<'a> GetDatasetUserProperties<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10540,12 +13691,31 @@ impl<'a> GetDatasetUserProperties<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetUserPropertiesResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_dataset_user_properties", self.inner.send())
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_dataset_user_properties",
+                async move {
+                    let mut inner = generated.get_dataset_user_properties();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetDatasetUserProperties<'_> {
+impl std::fmt::Debug for GetDatasetUserProperties {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDatasetUserProperties")
             .field("operation", &"get_dataset_user_properties")
@@ -10553,7 +13723,7 @@ impl std::fmt::Debug for GetDatasetUserProperties<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDatasetUserProperties<'a> {
+impl crate::Operation for GetDatasetUserProperties {
     type Output = types::DatasetUserPropertiesResponse;
     const OPERATION_ID: &'static str = "get_dataset_user_properties";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10573,18 +13743,24 @@ impl<'a> crate::Operation for GetDatasetUserProperties<'a> {
 ///Builder for [`Client::query_user_property_values`](crate::Client::query_user_property_values): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct QueryUserPropertyValues<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::QueryUserPropertyValues<'a>,
+pub struct QueryUserPropertyValues {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UserPropertyValuesRequest, String>,
 }
-impl<'a> QueryUserPropertyValues<'a> {
+impl QueryUserPropertyValues {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10592,7 +13768,13 @@ impl<'a> QueryUserPropertyValues<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -10603,7 +13785,14 @@ impl<'a> QueryUserPropertyValues<'a> {
             types::UserPropertyValuesRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `UserPropertyValuesRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -10613,7 +13802,7 @@ impl<'a> QueryUserPropertyValues<'a> {
             types::builder::UserPropertyValuesRequest,
         ) -> types::builder::UserPropertyValuesRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10627,12 +13816,32 @@ impl<'a> QueryUserPropertyValues<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::UserPropertyValuesResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "query_user_property_values", self.inner.send())
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "query_user_property_values",
+                async move {
+                    let mut inner = generated.query_user_property_values();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for QueryUserPropertyValues<'_> {
+impl std::fmt::Debug for QueryUserPropertyValues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryUserPropertyValues")
             .field("operation", &"query_user_property_values")
@@ -10640,7 +13849,7 @@ impl std::fmt::Debug for QueryUserPropertyValues<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for QueryUserPropertyValues<'a> {
+impl crate::Operation for QueryUserPropertyValues {
     type Output = types::UserPropertyValuesResponse;
     const OPERATION_ID: &'static str = "query_user_property_values";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10657,18 +13866,25 @@ impl<'a> crate::Operation for QueryUserPropertyValues<'a> {
 ///Builder for [`Client::list_label_training_actions`](crate::Client::list_label_training_actions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListLabelTrainingActions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListLabelTrainingActions<'a>,
+pub struct ListLabelTrainingActions {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
+    beta: Option<Result<bool, String>>,
 }
-impl<'a> ListLabelTrainingActions<'a> {
+impl ListLabelTrainingActions {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10676,7 +13892,13 @@ impl<'a> ListLabelTrainingActions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version: a version number (as shown on the dataset's Models page) or `latest` for the most recent one.
@@ -10684,7 +13906,13 @@ impl<'a> ListLabelTrainingActions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     ///Include actions based on metrics that are still in beta.
@@ -10692,7 +13920,11 @@ impl<'a> ListLabelTrainingActions<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.beta(value);
+        self.beta = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for beta failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10706,12 +13938,41 @@ impl<'a> ListLabelTrainingActions<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::LabelTrainingActionsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_label_training_actions", self.inner.send())
+        let Self { client, options, project, dataset_name, model_version, beta } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_label_training_actions",
+                async move {
+                    let mut inner = generated.list_label_training_actions();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = beta {
+                        inner = inner
+                            .beta(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListLabelTrainingActions<'_> {
+impl std::fmt::Debug for ListLabelTrainingActions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListLabelTrainingActions")
             .field("operation", &"list_label_training_actions")
@@ -10719,7 +13980,7 @@ impl std::fmt::Debug for ListLabelTrainingActions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListLabelTrainingActions<'a> {
+impl crate::Operation for ListLabelTrainingActions {
     type Output = types::LabelTrainingActionsResponse;
     const OPERATION_ID: &'static str = "list_label_training_actions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10739,18 +14000,24 @@ impl<'a> crate::Operation for ListLabelTrainingActions<'a> {
 ///Builder for [`Client::list_training_action_comment_uids`](crate::Client::list_training_action_comment_uids): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListTrainingActionCommentUids<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListTrainingActionCommentUids<'a>,
+pub struct ListTrainingActionCommentUids {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    training_action_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListTrainingActionCommentUids<'a> {
+impl ListTrainingActionCommentUids {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10758,7 +14025,13 @@ impl<'a> ListTrainingActionCommentUids<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of a training action, as returned by `list_label_training_actions`.
@@ -10766,7 +14039,14 @@ impl<'a> ListTrainingActionCommentUids<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.training_action_id(value);
+        self.training_action_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for training_action_id failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10783,16 +14063,37 @@ impl<'a> ListTrainingActionCommentUids<'a> {
         crate::Response<types::TrainingActionCommentUidsResponse>,
         crate::Error,
     > {
-        self.client
+        let Self { client, options, project, dataset_name, training_action_id } = self;
+        let generated = &client.generated;
+        client
             .call_json(
-                self.options,
+                options,
                 "list_training_action_comment_uids",
-                self.inner.send(),
+                async move {
+                    let mut inner = generated.list_training_action_comment_uids();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = training_action_id {
+                        inner = inner
+                            .training_action_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
             )
             .await
     }
 }
-impl std::fmt::Debug for ListTrainingActionCommentUids<'_> {
+impl std::fmt::Debug for ListTrainingActionCommentUids {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListTrainingActionCommentUids")
             .field("operation", &"list_training_action_comment_uids")
@@ -10800,7 +14101,7 @@ impl std::fmt::Debug for ListTrainingActionCommentUids<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListTrainingActionCommentUids<'a> {
+impl crate::Operation for ListTrainingActionCommentUids {
     type Output = types::TrainingActionCommentUidsResponse;
     const OPERATION_ID: &'static str = "list_training_action_comment_uids";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10820,18 +14121,26 @@ impl<'a> crate::Operation for ListTrainingActionCommentUids<'a> {
 ///Builder for [`Client::mark_training_comment_seen`](crate::Client::mark_training_comment_seen): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct MarkTrainingCommentSeen<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::MarkTrainingCommentSeen<'a>,
+pub struct MarkTrainingCommentSeen {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    training_action_id: Option<Result<types::PathSegment, String>>,
+    comment_uid: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::MarkTrainingCommentSeenRequest, String>,
 }
-impl<'a> MarkTrainingCommentSeen<'a> {
+impl MarkTrainingCommentSeen {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -10839,7 +14148,13 @@ impl<'a> MarkTrainingCommentSeen<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of a training action, as returned by `list_label_training_actions`.
@@ -10847,7 +14162,14 @@ impl<'a> MarkTrainingCommentSeen<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.training_action_id(value);
+        self.training_action_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for training_action_id failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     ///Uid of the comment, `<source_id>.<comment_id>`.
@@ -10855,7 +14177,13 @@ impl<'a> MarkTrainingCommentSeen<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.comment_uid(value);
+        self.comment_uid = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for comment_uid failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -10866,7 +14194,15 @@ impl<'a> MarkTrainingCommentSeen<'a> {
             types::MarkTrainingCommentSeenRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `MarkTrainingCommentSeenRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -10876,7 +14212,7 @@ impl<'a> MarkTrainingCommentSeen<'a> {
             types::builder::MarkTrainingCommentSeenRequest,
         ) -> types::builder::MarkTrainingCommentSeenRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10890,12 +14226,52 @@ impl<'a> MarkTrainingCommentSeen<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::MarkTrainingCommentSeenResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "mark_training_comment_seen", self.inner.send())
+        let Self {
+            client,
+            options,
+            project,
+            dataset_name,
+            training_action_id,
+            comment_uid,
+            body,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "mark_training_comment_seen",
+                async move {
+                    let mut inner = generated.mark_training_comment_seen();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = training_action_id {
+                        inner = inner
+                            .training_action_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = comment_uid {
+                        inner = inner
+                            .comment_uid(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for MarkTrainingCommentSeen<'_> {
+impl std::fmt::Debug for MarkTrainingCommentSeen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MarkTrainingCommentSeen")
             .field("operation", &"mark_training_comment_seen")
@@ -10903,7 +14279,7 @@ impl std::fmt::Debug for MarkTrainingCommentSeen<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for MarkTrainingCommentSeen<'a> {
+impl crate::Operation for MarkTrainingCommentSeen {
     type Output = types::MarkTrainingCommentSeenResponse;
     const OPERATION_ID: &'static str = "mark_training_comment_seen";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10923,19 +14299,24 @@ impl<'a> crate::Operation for MarkTrainingCommentSeen<'a> {
 ///Builder for [`Client::get_login_url`](crate::Client::get_login_url): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetLoginUrl<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetLoginUrl<'a>,
+pub struct GetLoginUrl {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::LoginUrlRequest, String>,
 }
-impl<'a> GetLoginUrl<'a> {
+impl GetLoginUrl {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::LoginUrlRequest>,
         <V as std::convert::TryInto<types::LoginUrlRequest>>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `LoginUrlRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -10945,7 +14326,7 @@ impl<'a> GetLoginUrl<'a> {
             types::builder::LoginUrlRequest,
         ) -> types::builder::LoginUrlRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -10959,10 +14340,22 @@ impl<'a> GetLoginUrl<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::LoginUrlResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_login_url", self.inner.send()).await
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_login_url",
+                async move {
+                    let mut inner = generated.get_login_url();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetLoginUrl<'_> {
+impl std::fmt::Debug for GetLoginUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetLoginUrl")
             .field("operation", &"get_login_url")
@@ -10970,7 +14363,7 @@ impl std::fmt::Debug for GetLoginUrl<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetLoginUrl<'a> {
+impl crate::Operation for GetLoginUrl {
     type Output = types::LoginUrlResponse;
     const OPERATION_ID: &'static str = "get_login_url";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -10987,12 +14380,11 @@ impl<'a> crate::Operation for GetLoginUrl<'a> {
 ///Builder for [`Client::get_subdomain`](crate::Client::get_subdomain): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetSubdomain<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetSubdomain<'a>,
+pub struct GetSubdomain {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> GetSubdomain<'a> {
+impl GetSubdomain {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -11004,10 +14396,21 @@ impl<'a> GetSubdomain<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SubdomainResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_subdomain", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_subdomain",
+                async move {
+                    let inner = generated.get_subdomain();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetSubdomain<'_> {
+impl std::fmt::Debug for GetSubdomain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetSubdomain")
             .field("operation", &"get_subdomain")
@@ -11015,7 +14418,7 @@ impl std::fmt::Debug for GetSubdomain<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetSubdomain<'a> {
+impl crate::Operation for GetSubdomain {
     type Output = types::SubdomainResponse;
     const OPERATION_ID: &'static str = "get_subdomain";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11032,12 +14435,11 @@ impl<'a> crate::Operation for GetSubdomain<'a> {
 ///Builder for [`Client::list_deprecated_models`](crate::Client::list_deprecated_models): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListDeprecatedModels<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListDeprecatedModels<'a>,
+pub struct ListDeprecatedModels {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListDeprecatedModels<'a> {
+impl ListDeprecatedModels {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -11049,12 +14451,21 @@ impl<'a> ListDeprecatedModels<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DeprecatedModelListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_deprecated_models", self.inner.send())
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_deprecated_models",
+                async move {
+                    let inner = generated.list_deprecated_models();
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListDeprecatedModels<'_> {
+impl std::fmt::Debug for ListDeprecatedModels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListDeprecatedModels")
             .field("operation", &"list_deprecated_models")
@@ -11062,7 +14473,7 @@ impl std::fmt::Debug for ListDeprecatedModels<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListDeprecatedModels<'a> {
+impl crate::Operation for ListDeprecatedModels {
     type Output = types::DeprecatedModelListResponse;
     const OPERATION_ID: &'static str = "list_deprecated_models";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11082,12 +14493,11 @@ impl<'a> crate::Operation for ListDeprecatedModels<'a> {
 ///Builder for [`Client::list_integrations`](crate::Client::list_integrations): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListIntegrations<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListIntegrations<'a>,
+pub struct ListIntegrations {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListIntegrations<'a> {
+impl ListIntegrations {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -11099,10 +14509,21 @@ impl<'a> ListIntegrations<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IntegrationListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_integrations", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_integrations",
+                async move {
+                    let inner = generated.list_integrations();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListIntegrations<'_> {
+impl std::fmt::Debug for ListIntegrations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListIntegrations")
             .field("operation", &"list_integrations")
@@ -11110,7 +14531,7 @@ impl std::fmt::Debug for ListIntegrations<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListIntegrations<'a> {
+impl crate::Operation for ListIntegrations {
     type Output = types::IntegrationListResponse;
     const OPERATION_ID: &'static str = "list_integrations";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11127,18 +14548,24 @@ impl<'a> crate::Operation for ListIntegrations<'a> {
 ///Builder for [`Client::get_integration_by_id`](crate::Client::get_integration_by_id): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetIntegrationById<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetIntegrationById<'a>,
+pub struct GetIntegrationById {
+    client: crate::Client,
     options: crate::CallOptions,
+    integration_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetIntegrationById<'a> {
+impl GetIntegrationById {
     ///Id of the integration (written after the literal `id:` prefix).
     pub fn integration_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.integration_id(value);
+        self.integration_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for integration_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11152,12 +14579,27 @@ impl<'a> GetIntegrationById<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IntegrationResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_integration_by_id", self.inner.send())
+        let Self { client, options, integration_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_integration_by_id",
+                async move {
+                    let mut inner = generated.get_integration_by_id();
+                    if let Some(value) = integration_id {
+                        inner = inner
+                            .integration_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetIntegrationById<'_> {
+impl std::fmt::Debug for GetIntegrationById {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetIntegrationById")
             .field("operation", &"get_integration_by_id")
@@ -11165,7 +14607,7 @@ impl std::fmt::Debug for GetIntegrationById<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetIntegrationById<'a> {
+impl crate::Operation for GetIntegrationById {
     type Output = types::IntegrationResponse;
     const OPERATION_ID: &'static str = "get_integration_by_id";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11182,18 +14624,24 @@ impl<'a> crate::Operation for GetIntegrationById<'a> {
 ///Builder for [`Client::delete_integration_by_id`](crate::Client::delete_integration_by_id): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteIntegrationById<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteIntegrationById<'a>,
+pub struct DeleteIntegrationById {
+    client: crate::Client,
     options: crate::CallOptions,
+    integration_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteIntegrationById<'a> {
+impl DeleteIntegrationById {
     ///Id of the integration (written after the literal `id:` prefix).
     pub fn integration_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.integration_id(value);
+        self.integration_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for integration_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11205,12 +14653,27 @@ impl<'a> DeleteIntegrationById<'a> {
     }
     ///Sends `delete_integration_by_id` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_integration_by_id", self.inner.send())
+        let Self { client, options, integration_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_integration_by_id",
+                async move {
+                    let mut inner = generated.delete_integration_by_id();
+                    if let Some(value) = integration_id {
+                        inner = inner
+                            .integration_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteIntegrationById<'_> {
+impl std::fmt::Debug for DeleteIntegrationById {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteIntegrationById")
             .field("operation", &"delete_integration_by_id")
@@ -11218,7 +14681,7 @@ impl std::fmt::Debug for DeleteIntegrationById<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteIntegrationById<'a> {
+impl crate::Operation for DeleteIntegrationById {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_integration_by_id";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11235,18 +14698,22 @@ impl<'a> crate::Operation for DeleteIntegrationById<'a> {
 ///Builder for [`Client::list_project_integrations`](crate::Client::list_project_integrations): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListProjectIntegrations<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListProjectIntegrations<'a>,
+pub struct ListProjectIntegrations {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListProjectIntegrations<'a> {
+impl ListProjectIntegrations {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11260,12 +14727,25 @@ impl<'a> ListProjectIntegrations<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IntegrationListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_project_integrations", self.inner.send())
+        let Self { client, options, project } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_project_integrations",
+                async move {
+                    let mut inner = generated.list_project_integrations();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListProjectIntegrations<'_> {
+impl std::fmt::Debug for ListProjectIntegrations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListProjectIntegrations")
             .field("operation", &"list_project_integrations")
@@ -11273,7 +14753,7 @@ impl std::fmt::Debug for ListProjectIntegrations<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListProjectIntegrations<'a> {
+impl crate::Operation for ListProjectIntegrations {
     type Output = types::IntegrationListResponse;
     const OPERATION_ID: &'static str = "list_project_integrations";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11290,18 +14770,23 @@ impl<'a> crate::Operation for ListProjectIntegrations<'a> {
 ///Builder for [`Client::get_integration`](crate::Client::get_integration): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetIntegration<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetIntegration<'a>,
+pub struct GetIntegration {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    integration_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetIntegration<'a> {
+impl GetIntegration {
     ///Name of the project that owns the integration.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the integration inside the project.
@@ -11309,7 +14794,13 @@ impl<'a> GetIntegration<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.integration_name(value);
+        self.integration_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for integration_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11323,10 +14814,31 @@ impl<'a> GetIntegration<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IntegrationResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_integration", self.inner.send()).await
+        let Self { client, options, project, integration_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_integration",
+                async move {
+                    let mut inner = generated.get_integration();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = integration_name {
+                        inner = inner
+                            .integration_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetIntegration<'_> {
+impl std::fmt::Debug for GetIntegration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetIntegration")
             .field("operation", &"get_integration")
@@ -11334,7 +14846,7 @@ impl std::fmt::Debug for GetIntegration<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetIntegration<'a> {
+impl crate::Operation for GetIntegration {
     type Output = types::IntegrationResponse;
     const OPERATION_ID: &'static str = "get_integration";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11351,18 +14863,24 @@ impl<'a> crate::Operation for GetIntegration<'a> {
 ///Builder for [`Client::create_integration`](crate::Client::create_integration): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateIntegration<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateIntegration<'a>,
+pub struct CreateIntegration {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    integration_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateIntegrationRequest, String>,
 }
-impl<'a> CreateIntegration<'a> {
+impl CreateIntegration {
     ///Name of the project that owns the integration.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the integration inside the project.
@@ -11370,7 +14888,13 @@ impl<'a> CreateIntegration<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.integration_name(value);
+        self.integration_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for integration_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -11381,7 +14905,14 @@ impl<'a> CreateIntegration<'a> {
             types::CreateIntegrationRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `CreateIntegrationRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -11391,7 +14922,7 @@ impl<'a> CreateIntegration<'a> {
             types::builder::CreateIntegrationRequest,
         ) -> types::builder::CreateIntegrationRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11405,12 +14936,32 @@ impl<'a> CreateIntegration<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IntegrationResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "create_integration", self.inner.send())
+        let Self { client, options, project, integration_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_integration",
+                async move {
+                    let mut inner = generated.create_integration();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = integration_name {
+                        inner = inner
+                            .integration_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for CreateIntegration<'_> {
+impl std::fmt::Debug for CreateIntegration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateIntegration")
             .field("operation", &"create_integration")
@@ -11418,7 +14969,7 @@ impl std::fmt::Debug for CreateIntegration<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateIntegration<'a> {
+impl crate::Operation for CreateIntegration {
     type Output = types::IntegrationResponse;
     const OPERATION_ID: &'static str = "create_integration";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11435,18 +14986,24 @@ impl<'a> crate::Operation for CreateIntegration<'a> {
 ///Builder for [`Client::update_integration`](crate::Client::update_integration): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateIntegration<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateIntegration<'a>,
+pub struct UpdateIntegration {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    integration_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateIntegrationRequest, String>,
 }
-impl<'a> UpdateIntegration<'a> {
+impl UpdateIntegration {
     ///Name of the project that owns the integration.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the integration inside the project.
@@ -11454,7 +15011,13 @@ impl<'a> UpdateIntegration<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.integration_name(value);
+        self.integration_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for integration_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -11465,7 +15028,14 @@ impl<'a> UpdateIntegration<'a> {
             types::UpdateIntegrationRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `UpdateIntegrationRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -11475,7 +15045,7 @@ impl<'a> UpdateIntegration<'a> {
             types::builder::UpdateIntegrationRequest,
         ) -> types::builder::UpdateIntegrationRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11489,12 +15059,32 @@ impl<'a> UpdateIntegration<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IntegrationResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "update_integration", self.inner.send())
+        let Self { client, options, project, integration_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_integration",
+                async move {
+                    let mut inner = generated.update_integration();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = integration_name {
+                        inner = inner
+                            .integration_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for UpdateIntegration<'_> {
+impl std::fmt::Debug for UpdateIntegration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateIntegration")
             .field("operation", &"update_integration")
@@ -11502,7 +15092,7 @@ impl std::fmt::Debug for UpdateIntegration<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateIntegration<'a> {
+impl crate::Operation for UpdateIntegration {
     type Output = types::IntegrationResponse;
     const OPERATION_ID: &'static str = "update_integration";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11519,18 +15109,23 @@ impl<'a> crate::Operation for UpdateIntegration<'a> {
 ///Builder for [`Client::list_integration_errors`](crate::Client::list_integration_errors): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListIntegrationErrors<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListIntegrationErrors<'a>,
+pub struct ListIntegrationErrors {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    integration_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListIntegrationErrors<'a> {
+impl ListIntegrationErrors {
     ///Name of the project that owns the integration.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the integration inside the project.
@@ -11538,7 +15133,13 @@ impl<'a> ListIntegrationErrors<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.integration_name(value);
+        self.integration_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for integration_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11552,12 +15153,31 @@ impl<'a> ListIntegrationErrors<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IntegrationErrorListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_integration_errors", self.inner.send())
+        let Self { client, options, project, integration_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_integration_errors",
+                async move {
+                    let mut inner = generated.list_integration_errors();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = integration_name {
+                        inner = inner
+                            .integration_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListIntegrationErrors<'_> {
+impl std::fmt::Debug for ListIntegrationErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListIntegrationErrors")
             .field("operation", &"list_integration_errors")
@@ -11565,7 +15185,7 @@ impl std::fmt::Debug for ListIntegrationErrors<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListIntegrationErrors<'a> {
+impl crate::Operation for ListIntegrationErrors {
     type Output = types::IntegrationErrorListResponse;
     const OPERATION_ID: &'static str = "list_integration_errors";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11585,18 +15205,23 @@ impl<'a> crate::Operation for ListIntegrationErrors<'a> {
 ///Builder for [`Client::start_integration_oauth2`](crate::Client::start_integration_oauth2): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct StartIntegrationOauth2<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::StartIntegrationOauth2<'a>,
+pub struct StartIntegrationOauth2 {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    integration_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> StartIntegrationOauth2<'a> {
+impl StartIntegrationOauth2 {
     ///Name of the project that owns the integration.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the integration inside the project.
@@ -11604,7 +15229,13 @@ impl<'a> StartIntegrationOauth2<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.integration_name(value);
+        self.integration_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for integration_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11618,12 +15249,31 @@ impl<'a> StartIntegrationOauth2<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IntegrationOAuth2StartResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "start_integration_oauth2", self.inner.send())
+        let Self { client, options, project, integration_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "start_integration_oauth2",
+                async move {
+                    let mut inner = generated.start_integration_oauth2();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = integration_name {
+                        inner = inner
+                            .integration_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for StartIntegrationOauth2<'_> {
+impl std::fmt::Debug for StartIntegrationOauth2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StartIntegrationOauth2")
             .field("operation", &"start_integration_oauth2")
@@ -11631,7 +15281,7 @@ impl std::fmt::Debug for StartIntegrationOauth2<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for StartIntegrationOauth2<'a> {
+impl crate::Operation for StartIntegrationOauth2 {
     type Output = types::IntegrationOAuth2StartResponse;
     const OPERATION_ID: &'static str = "start_integration_oauth2";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11651,12 +15301,12 @@ impl<'a> crate::Operation for StartIntegrationOauth2<'a> {
 ///Builder for [`Client::query_alert_issues`](crate::Client::query_alert_issues): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct QueryAlertIssues<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::QueryAlertIssues<'a>,
+pub struct QueryAlertIssues {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::QueryAlertIssuesRequest, String>,
 }
-impl<'a> QueryAlertIssues<'a> {
+impl QueryAlertIssues {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -11665,7 +15315,12 @@ impl<'a> QueryAlertIssues<'a> {
             types::QueryAlertIssuesRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `QueryAlertIssuesRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -11675,7 +15330,7 @@ impl<'a> QueryAlertIssues<'a> {
             types::builder::QueryAlertIssuesRequest,
         ) -> types::builder::QueryAlertIssuesRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11689,12 +15344,22 @@ impl<'a> QueryAlertIssues<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AlertIssueListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "query_alert_issues", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "query_alert_issues",
+                async move {
+                    let mut inner = generated.query_alert_issues();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for QueryAlertIssues<'_> {
+impl std::fmt::Debug for QueryAlertIssues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryAlertIssues")
             .field("operation", &"query_alert_issues")
@@ -11702,7 +15367,7 @@ impl std::fmt::Debug for QueryAlertIssues<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for QueryAlertIssues<'a> {
+impl crate::Operation for QueryAlertIssues {
     type Output = types::AlertIssueListResponse;
     const OPERATION_ID: &'static str = "query_alert_issues";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11719,18 +15384,24 @@ impl<'a> crate::Operation for QueryAlertIssues<'a> {
 ///Builder for [`Client::get_alert_issue`](crate::Client::get_alert_issue): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetAlertIssue<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetAlertIssue<'a>,
+pub struct GetAlertIssue {
+    client: crate::Client,
     options: crate::CallOptions,
+    issue_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetAlertIssue<'a> {
+impl GetAlertIssue {
     ///Id of the issue (hexadecimal).
     pub fn issue_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.issue_id(value);
+        self.issue_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for issue_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11744,10 +15415,25 @@ impl<'a> GetAlertIssue<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AlertIssueResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_alert_issue", self.inner.send()).await
+        let Self { client, options, issue_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_alert_issue",
+                async move {
+                    let mut inner = generated.get_alert_issue();
+                    if let Some(value) = issue_id {
+                        inner = inner
+                            .issue_id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetAlertIssue<'_> {
+impl std::fmt::Debug for GetAlertIssue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetAlertIssue")
             .field("operation", &"get_alert_issue")
@@ -11755,7 +15441,7 @@ impl std::fmt::Debug for GetAlertIssue<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetAlertIssue<'a> {
+impl crate::Operation for GetAlertIssue {
     type Output = types::AlertIssueResponse;
     const OPERATION_ID: &'static str = "get_alert_issue";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11772,18 +15458,25 @@ impl<'a> crate::Operation for GetAlertIssue<'a> {
 ///Builder for [`Client::update_alert_issue_status`](crate::Client::update_alert_issue_status): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateAlertIssueStatus<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateAlertIssueStatus<'a>,
+pub struct UpdateAlertIssueStatus {
+    client: crate::Client,
     options: crate::CallOptions,
+    issue_id: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateAlertIssueStatusRequest, String>,
 }
-impl<'a> UpdateAlertIssueStatus<'a> {
+impl UpdateAlertIssueStatus {
     ///Id of the issue (hexadecimal).
     pub fn issue_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.issue_id(value);
+        self.issue_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for issue_id failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -11794,7 +15487,15 @@ impl<'a> UpdateAlertIssueStatus<'a> {
             types::UpdateAlertIssueStatusRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `UpdateAlertIssueStatusRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -11804,7 +15505,7 @@ impl<'a> UpdateAlertIssueStatus<'a> {
             types::builder::UpdateAlertIssueStatusRequest,
         ) -> types::builder::UpdateAlertIssueStatusRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11816,12 +15517,26 @@ impl<'a> UpdateAlertIssueStatus<'a> {
     }
     ///Sends `update_alert_issue_status` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "update_alert_issue_status", self.inner.send())
+        let Self { client, options, issue_id, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_alert_issue_status",
+                async move {
+                    let mut inner = generated.update_alert_issue_status();
+                    if let Some(value) = issue_id {
+                        inner = inner
+                            .issue_id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for UpdateAlertIssueStatus<'_> {
+impl std::fmt::Debug for UpdateAlertIssueStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateAlertIssueStatus")
             .field("operation", &"update_alert_issue_status")
@@ -11829,7 +15544,7 @@ impl std::fmt::Debug for UpdateAlertIssueStatus<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateAlertIssueStatus<'a> {
+impl crate::Operation for UpdateAlertIssueStatus {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "update_alert_issue_status";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11846,12 +15561,11 @@ impl<'a> crate::Operation for UpdateAlertIssueStatus<'a> {
 ///Builder for [`Client::get_ixp_consumability`](crate::Client::get_ixp_consumability): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetIxpConsumability<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetIxpConsumability<'a>,
+pub struct GetIxpConsumability {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> GetIxpConsumability<'a> {
+impl GetIxpConsumability {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -11863,12 +15577,21 @@ impl<'a> GetIxpConsumability<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IxpConsumabilityResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_ixp_consumability", self.inner.send())
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_ixp_consumability",
+                async move {
+                    let inner = generated.get_ixp_consumability();
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetIxpConsumability<'_> {
+impl std::fmt::Debug for GetIxpConsumability {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetIxpConsumability")
             .field("operation", &"get_ixp_consumability")
@@ -11876,7 +15599,7 @@ impl std::fmt::Debug for GetIxpConsumability<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetIxpConsumability<'a> {
+impl crate::Operation for GetIxpConsumability {
     type Output = types::IxpConsumabilityResponse;
     const OPERATION_ID: &'static str = "get_ixp_consumability";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11893,12 +15616,12 @@ impl<'a> crate::Operation for GetIxpConsumability<'a> {
 ///Builder for [`Client::create_ixp_dataset`](crate::Client::create_ixp_dataset): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateIxpDataset<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateIxpDataset<'a>,
+pub struct CreateIxpDataset {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::CreateIxpDatasetRequest, String>,
 }
-impl<'a> CreateIxpDataset<'a> {
+impl CreateIxpDataset {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -11907,7 +15630,12 @@ impl<'a> CreateIxpDataset<'a> {
             types::CreateIxpDatasetRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateIxpDatasetRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -11917,7 +15645,7 @@ impl<'a> CreateIxpDataset<'a> {
             types::builder::CreateIxpDatasetRequest,
         ) -> types::builder::CreateIxpDatasetRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11931,12 +15659,22 @@ impl<'a> CreateIxpDataset<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "create_ixp_dataset", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_ixp_dataset",
+                async move {
+                    let mut inner = generated.create_ixp_dataset();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for CreateIxpDataset<'_> {
+impl std::fmt::Debug for CreateIxpDataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateIxpDataset")
             .field("operation", &"create_ixp_dataset")
@@ -11944,7 +15682,7 @@ impl std::fmt::Debug for CreateIxpDataset<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateIxpDataset<'a> {
+impl crate::Operation for CreateIxpDataset {
     type Output = types::DatasetResponse;
     const OPERATION_ID: &'static str = "create_ixp_dataset";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -11961,18 +15699,24 @@ impl<'a> crate::Operation for CreateIxpDataset<'a> {
 ///Builder for [`Client::delete_ixp_dataset`](crate::Client::delete_ixp_dataset): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteIxpDataset<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteIxpDataset<'a>,
+pub struct DeleteIxpDataset {
+    client: crate::Client,
     options: crate::CallOptions,
+    dataset_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteIxpDataset<'a> {
+impl DeleteIxpDataset {
     ///Id of the IXP dataset (no `id:` prefix on this route).
     pub fn dataset_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_id(value);
+        self.dataset_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -11984,12 +15728,27 @@ impl<'a> DeleteIxpDataset<'a> {
     }
     ///Sends `delete_ixp_dataset` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_ixp_dataset", self.inner.send())
+        let Self { client, options, dataset_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_ixp_dataset",
+                async move {
+                    let mut inner = generated.delete_ixp_dataset();
+                    if let Some(value) = dataset_id {
+                        inner = inner
+                            .dataset_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteIxpDataset<'_> {
+impl std::fmt::Debug for DeleteIxpDataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteIxpDataset")
             .field("operation", &"delete_ixp_dataset")
@@ -11997,7 +15756,7 @@ impl std::fmt::Debug for DeleteIxpDataset<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteIxpDataset<'a> {
+impl crate::Operation for DeleteIxpDataset {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_ixp_dataset";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12014,12 +15773,11 @@ impl<'a> crate::Operation for DeleteIxpDataset<'a> {
 ///Builder for [`Client::list_ixp_projects`](crate::Client::list_ixp_projects): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListIxpProjects<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListIxpProjects<'a>,
+pub struct ListIxpProjects {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListIxpProjects<'a> {
+impl ListIxpProjects {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -12031,10 +15789,21 @@ impl<'a> ListIxpProjects<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IxpProjectListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_ixp_projects", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_ixp_projects",
+                async move {
+                    let inner = generated.list_ixp_projects();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListIxpProjects<'_> {
+impl std::fmt::Debug for ListIxpProjects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListIxpProjects")
             .field("operation", &"list_ixp_projects")
@@ -12042,7 +15811,7 @@ impl std::fmt::Debug for ListIxpProjects<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListIxpProjects<'a> {
+impl crate::Operation for ListIxpProjects {
     type Output = types::IxpProjectListResponse;
     const OPERATION_ID: &'static str = "list_ixp_projects";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12059,18 +15828,24 @@ impl<'a> crate::Operation for ListIxpProjects<'a> {
 ///Builder for [`Client::get_ixp_project`](crate::Client::get_ixp_project): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetIxpProject<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetIxpProject<'a>,
+pub struct GetIxpProject {
+    client: crate::Client,
     options: crate::CallOptions,
+    project_uuid: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetIxpProject<'a> {
+impl GetIxpProject {
     ///Id (a UUID) of the IXP project, as listed by `list_ixp_projects`.
     pub fn project_uuid<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project_uuid(value);
+        self.project_uuid = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for project_uuid failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12084,10 +15859,27 @@ impl<'a> GetIxpProject<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IxpProjectResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_ixp_project", self.inner.send()).await
+        let Self { client, options, project_uuid } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_ixp_project",
+                async move {
+                    let mut inner = generated.get_ixp_project();
+                    if let Some(value) = project_uuid {
+                        inner = inner
+                            .project_uuid(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetIxpProject<'_> {
+impl std::fmt::Debug for GetIxpProject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetIxpProject")
             .field("operation", &"get_ixp_project")
@@ -12095,7 +15887,7 @@ impl std::fmt::Debug for GetIxpProject<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetIxpProject<'a> {
+impl crate::Operation for GetIxpProject {
     type Output = types::IxpProjectResponse;
     const OPERATION_ID: &'static str = "get_ixp_project";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12112,18 +15904,24 @@ impl<'a> crate::Operation for GetIxpProject<'a> {
 ///Builder for [`Client::list_ixp_models`](crate::Client::list_ixp_models): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListIxpModels<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListIxpModels<'a>,
+pub struct ListIxpModels {
+    client: crate::Client,
     options: crate::CallOptions,
+    project_uuid: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListIxpModels<'a> {
+impl ListIxpModels {
     ///Id (a UUID) of the IXP project, as listed by `list_ixp_projects`.
     pub fn project_uuid<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project_uuid(value);
+        self.project_uuid = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for project_uuid failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12137,10 +15935,27 @@ impl<'a> ListIxpModels<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IxpModelListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_ixp_models", self.inner.send()).await
+        let Self { client, options, project_uuid } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_ixp_models",
+                async move {
+                    let mut inner = generated.list_ixp_models();
+                    if let Some(value) = project_uuid {
+                        inner = inner
+                            .project_uuid(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListIxpModels<'_> {
+impl std::fmt::Debug for ListIxpModels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListIxpModels")
             .field("operation", &"list_ixp_models")
@@ -12148,7 +15963,7 @@ impl std::fmt::Debug for ListIxpModels<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListIxpModels<'a> {
+impl crate::Operation for ListIxpModels {
     type Output = types::IxpModelListResponse;
     const OPERATION_ID: &'static str = "list_ixp_models";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12165,18 +15980,26 @@ impl<'a> crate::Operation for ListIxpModels<'a> {
 ///Builder for [`Client::get_ixp_document_extractions`](crate::Client::get_ixp_document_extractions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetIxpDocumentExtractions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetIxpDocumentExtractions<'a>,
+pub struct GetIxpDocumentExtractions {
+    client: crate::Client,
     options: crate::CallOptions,
+    project_uuid: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
+    document_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetIxpDocumentExtractions<'a> {
+impl GetIxpDocumentExtractions {
     ///Id (a UUID) of the IXP project, as listed by `list_ixp_projects`.
     pub fn project_uuid<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project_uuid(value);
+        self.project_uuid = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for project_uuid failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version: a version number (as shown on the project's Models page) or `latest` for the most recent one.
@@ -12184,7 +16007,13 @@ impl<'a> GetIxpDocumentExtractions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of the document, as returned by `upload_ixp_document`.
@@ -12192,7 +16021,13 @@ impl<'a> GetIxpDocumentExtractions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.document_id(value);
+        self.document_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for document_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12206,12 +16041,39 @@ impl<'a> GetIxpDocumentExtractions<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::IxpDocumentExtractionsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_ixp_document_extractions", self.inner.send())
+        let Self { client, options, project_uuid, model_version, document_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_ixp_document_extractions",
+                async move {
+                    let mut inner = generated.get_ixp_document_extractions();
+                    if let Some(value) = project_uuid {
+                        inner = inner
+                            .project_uuid(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = document_id {
+                        inner = inner
+                            .document_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetIxpDocumentExtractions<'_> {
+impl std::fmt::Debug for GetIxpDocumentExtractions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetIxpDocumentExtractions")
             .field("operation", &"get_ixp_document_extractions")
@@ -12219,7 +16081,7 @@ impl std::fmt::Debug for GetIxpDocumentExtractions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetIxpDocumentExtractions<'a> {
+impl crate::Operation for GetIxpDocumentExtractions {
     type Output = types::IxpDocumentExtractionsResponse;
     const OPERATION_ID: &'static str = "get_ixp_document_extractions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12239,18 +16101,24 @@ impl<'a> crate::Operation for GetIxpDocumentExtractions<'a> {
 ///Builder for [`Client::import_ixp_taxonomy`](crate::Client::import_ixp_taxonomy): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ImportIxpTaxonomy<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ImportIxpTaxonomy<'a>,
+pub struct ImportIxpTaxonomy {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::ImportTaxonomyRequest, String>,
 }
-impl<'a> ImportIxpTaxonomy<'a> {
+impl ImportIxpTaxonomy {
     ///Name of the project that owns the IXP dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the IXP dataset.
@@ -12258,7 +16126,13 @@ impl<'a> ImportIxpTaxonomy<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -12269,7 +16143,12 @@ impl<'a> ImportIxpTaxonomy<'a> {
             types::ImportTaxonomyRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `ImportTaxonomyRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -12279,7 +16158,7 @@ impl<'a> ImportIxpTaxonomy<'a> {
             types::builder::ImportTaxonomyRequest,
         ) -> types::builder::ImportTaxonomyRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12291,12 +16170,32 @@ impl<'a> ImportIxpTaxonomy<'a> {
     }
     ///Sends `import_ixp_taxonomy` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "import_ixp_taxonomy", self.inner.send())
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "import_ixp_taxonomy",
+                async move {
+                    let mut inner = generated.import_ixp_taxonomy();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ImportIxpTaxonomy<'_> {
+impl std::fmt::Debug for ImportIxpTaxonomy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportIxpTaxonomy")
             .field("operation", &"import_ixp_taxonomy")
@@ -12304,7 +16203,7 @@ impl std::fmt::Debug for ImportIxpTaxonomy<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ImportIxpTaxonomy<'a> {
+impl crate::Operation for ImportIxpTaxonomy {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "import_ixp_taxonomy";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12321,18 +16220,24 @@ impl<'a> crate::Operation for ImportIxpTaxonomy<'a> {
 ///Builder for [`Client::suggest_ixp_taxonomy`](crate::Client::suggest_ixp_taxonomy): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct SuggestIxpTaxonomy<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::SuggestIxpTaxonomy<'a>,
+pub struct SuggestIxpTaxonomy {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::SuggestTaxonomyRequest, String>,
 }
-impl<'a> SuggestIxpTaxonomy<'a> {
+impl SuggestIxpTaxonomy {
     ///Name of the project that owns the IXP dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the IXP dataset.
@@ -12340,7 +16245,13 @@ impl<'a> SuggestIxpTaxonomy<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -12351,7 +16262,12 @@ impl<'a> SuggestIxpTaxonomy<'a> {
             types::SuggestTaxonomyRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SuggestTaxonomyRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -12361,7 +16277,7 @@ impl<'a> SuggestIxpTaxonomy<'a> {
             types::builder::SuggestTaxonomyRequest,
         ) -> types::builder::SuggestTaxonomyRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12375,12 +16291,32 @@ impl<'a> SuggestIxpTaxonomy<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SuggestTaxonomyResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "suggest_ixp_taxonomy", self.inner.send())
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "suggest_ixp_taxonomy",
+                async move {
+                    let mut inner = generated.suggest_ixp_taxonomy();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for SuggestIxpTaxonomy<'_> {
+impl std::fmt::Debug for SuggestIxpTaxonomy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SuggestIxpTaxonomy")
             .field("operation", &"suggest_ixp_taxonomy")
@@ -12388,7 +16324,7 @@ impl std::fmt::Debug for SuggestIxpTaxonomy<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for SuggestIxpTaxonomy<'a> {
+impl crate::Operation for SuggestIxpTaxonomy {
     type Output = types::SuggestTaxonomyResponse;
     const OPERATION_ID: &'static str = "suggest_ixp_taxonomy";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12405,18 +16341,24 @@ impl<'a> crate::Operation for SuggestIxpTaxonomy<'a> {
 ///Builder for [`Client::list_pretrained_labels`](crate::Client::list_pretrained_labels): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListPretrainedLabels<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListPretrainedLabels<'a>,
+pub struct ListPretrainedLabels {
+    client: crate::Client,
     options: crate::CallOptions,
+    model_family: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListPretrainedLabels<'a> {
+impl ListPretrainedLabels {
     ///Model family of a dataset (its `model_family`), for example `english` or `transformer-xlm`.
     pub fn model_family<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_family(value);
+        self.model_family = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_family failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12433,12 +16375,27 @@ impl<'a> ListPretrainedLabels<'a> {
         crate::Response<types::PretrainedLabelCollectionsResponse>,
         crate::Error,
     > {
-        self.client
-            .call_json(self.options, "list_pretrained_labels", self.inner.send())
+        let Self { client, options, model_family } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_pretrained_labels",
+                async move {
+                    let mut inner = generated.list_pretrained_labels();
+                    if let Some(value) = model_family {
+                        inner = inner
+                            .model_family(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListPretrainedLabels<'_> {
+impl std::fmt::Debug for ListPretrainedLabels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListPretrainedLabels")
             .field("operation", &"list_pretrained_labels")
@@ -12446,7 +16403,7 @@ impl std::fmt::Debug for ListPretrainedLabels<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListPretrainedLabels<'a> {
+impl crate::Operation for ListPretrainedLabels {
     type Output = types::PretrainedLabelCollectionsResponse;
     const OPERATION_ID: &'static str = "list_pretrained_labels";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12466,12 +16423,12 @@ impl<'a> crate::Operation for ListPretrainedLabels<'a> {
 ///Builder for [`Client::get_derived_permissions`](crate::Client::get_derived_permissions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDerivedPermissions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDerivedPermissions<'a>,
+pub struct GetDerivedPermissions {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::PermissionSetRequest, String>,
 }
-impl<'a> GetDerivedPermissions<'a> {
+impl GetDerivedPermissions {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -12480,7 +16437,12 @@ impl<'a> GetDerivedPermissions<'a> {
             types::PermissionSetRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `PermissionSetRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -12490,7 +16452,7 @@ impl<'a> GetDerivedPermissions<'a> {
             types::builder::PermissionSetRequest,
         ) -> types::builder::PermissionSetRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12504,12 +16466,22 @@ impl<'a> GetDerivedPermissions<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::PermissionSetResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_derived_permissions", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_derived_permissions",
+                async move {
+                    let mut inner = generated.get_derived_permissions();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetDerivedPermissions<'_> {
+impl std::fmt::Debug for GetDerivedPermissions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDerivedPermissions")
             .field("operation", &"get_derived_permissions")
@@ -12517,7 +16489,7 @@ impl std::fmt::Debug for GetDerivedPermissions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDerivedPermissions<'a> {
+impl crate::Operation for GetDerivedPermissions {
     type Output = types::PermissionSetResponse;
     const OPERATION_ID: &'static str = "get_derived_permissions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12534,12 +16506,12 @@ impl<'a> crate::Operation for GetDerivedPermissions<'a> {
 ///Builder for [`Client::get_reduced_permissions`](crate::Client::get_reduced_permissions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetReducedPermissions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetReducedPermissions<'a>,
+pub struct GetReducedPermissions {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::PermissionSetRequest, String>,
 }
-impl<'a> GetReducedPermissions<'a> {
+impl GetReducedPermissions {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -12548,7 +16520,12 @@ impl<'a> GetReducedPermissions<'a> {
             types::PermissionSetRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `PermissionSetRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -12558,7 +16535,7 @@ impl<'a> GetReducedPermissions<'a> {
             types::builder::PermissionSetRequest,
         ) -> types::builder::PermissionSetRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12572,12 +16549,22 @@ impl<'a> GetReducedPermissions<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::PermissionSetResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_reduced_permissions", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_reduced_permissions",
+                async move {
+                    let mut inner = generated.get_reduced_permissions();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetReducedPermissions<'_> {
+impl std::fmt::Debug for GetReducedPermissions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetReducedPermissions")
             .field("operation", &"get_reduced_permissions")
@@ -12585,7 +16572,7 @@ impl std::fmt::Debug for GetReducedPermissions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetReducedPermissions<'a> {
+impl crate::Operation for GetReducedPermissions {
     type Output = types::PermissionSetResponse;
     const OPERATION_ID: &'static str = "get_reduced_permissions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12602,18 +16589,22 @@ impl<'a> crate::Operation for GetReducedPermissions<'a> {
 ///Builder for [`Client::list_all_projects`](crate::Client::list_all_projects): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListAllProjects<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListAllProjects<'a>,
+pub struct ListAllProjects {
+    client: crate::Client,
     options: crate::CallOptions,
+    cm_only: Option<Result<bool, String>>,
 }
-impl<'a> ListAllProjects<'a> {
+impl ListAllProjects {
     ///Leave out projects that only hold IXP (document understanding) resources.
     pub fn cm_only<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.cm_only(value);
+        self.cm_only = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for cm_only failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12627,10 +16618,25 @@ impl<'a> ListAllProjects<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ProjectListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_all_projects", self.inner.send()).await
+        let Self { client, options, cm_only } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_all_projects",
+                async move {
+                    let mut inner = generated.list_all_projects();
+                    if let Some(value) = cm_only {
+                        inner = inner
+                            .cm_only(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListAllProjects<'_> {
+impl std::fmt::Debug for ListAllProjects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListAllProjects")
             .field("operation", &"list_all_projects")
@@ -12638,7 +16644,7 @@ impl std::fmt::Debug for ListAllProjects<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListAllProjects<'a> {
+impl crate::Operation for ListAllProjects {
     type Output = types::ProjectListResponse;
     const OPERATION_ID: &'static str = "list_all_projects";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12655,18 +16661,22 @@ impl<'a> crate::Operation for ListAllProjects<'a> {
 ///Builder for [`Client::get_project`](crate::Client::get_project): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetProject<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetProject<'a>,
+pub struct GetProject {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetProject<'a> {
+impl GetProject {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12680,10 +16690,25 @@ impl<'a> GetProject<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ProjectResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_project", self.inner.send()).await
+        let Self { client, options, project } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_project",
+                async move {
+                    let mut inner = generated.get_project();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetProject<'_> {
+impl std::fmt::Debug for GetProject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetProject")
             .field("operation", &"get_project")
@@ -12691,7 +16716,7 @@ impl std::fmt::Debug for GetProject<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetProject<'a> {
+impl crate::Operation for GetProject {
     type Output = types::ProjectResponse;
     const OPERATION_ID: &'static str = "get_project";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12708,18 +16733,23 @@ impl<'a> crate::Operation for GetProject<'a> {
 ///Builder for [`Client::create_project`](crate::Client::create_project): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateProject<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateProject<'a>,
+pub struct CreateProject {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateProjectRequest, String>,
 }
-impl<'a> CreateProject<'a> {
+impl CreateProject {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -12730,7 +16760,12 @@ impl<'a> CreateProject<'a> {
             types::CreateProjectRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateProjectRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -12740,7 +16775,7 @@ impl<'a> CreateProject<'a> {
             types::builder::CreateProjectRequest,
         ) -> types::builder::CreateProjectRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12754,10 +16789,26 @@ impl<'a> CreateProject<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ProjectResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_project", self.inner.send()).await
+        let Self { client, options, project, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_project",
+                async move {
+                    let mut inner = generated.create_project();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateProject<'_> {
+impl std::fmt::Debug for CreateProject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateProject")
             .field("operation", &"create_project")
@@ -12765,7 +16816,7 @@ impl std::fmt::Debug for CreateProject<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateProject<'a> {
+impl crate::Operation for CreateProject {
     type Output = types::ProjectResponse;
     const OPERATION_ID: &'static str = "create_project";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12782,18 +16833,23 @@ impl<'a> crate::Operation for CreateProject<'a> {
 ///Builder for [`Client::update_project`](crate::Client::update_project): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateProject<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateProject<'a>,
+pub struct UpdateProject {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateProjectRequest, String>,
 }
-impl<'a> UpdateProject<'a> {
+impl UpdateProject {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -12804,7 +16860,12 @@ impl<'a> UpdateProject<'a> {
             types::UpdateProjectRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateProjectRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -12814,7 +16875,7 @@ impl<'a> UpdateProject<'a> {
             types::builder::UpdateProjectRequest,
         ) -> types::builder::UpdateProjectRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12828,10 +16889,26 @@ impl<'a> UpdateProject<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ProjectResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_project", self.inner.send()).await
+        let Self { client, options, project, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_project",
+                async move {
+                    let mut inner = generated.update_project();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateProject<'_> {
+impl std::fmt::Debug for UpdateProject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateProject")
             .field("operation", &"update_project")
@@ -12839,7 +16916,7 @@ impl std::fmt::Debug for UpdateProject<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateProject<'a> {
+impl crate::Operation for UpdateProject {
     type Output = types::ProjectResponse;
     const OPERATION_ID: &'static str = "update_project";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12856,18 +16933,23 @@ impl<'a> crate::Operation for UpdateProject<'a> {
 ///Builder for [`Client::delete_project`](crate::Client::delete_project): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteProject<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteProject<'a>,
+pub struct DeleteProject {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    force: Option<Result<bool, String>>,
 }
-impl<'a> DeleteProject<'a> {
+impl DeleteProject {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Also delete the sources, datasets, buckets and streams of the project.
@@ -12875,7 +16957,11 @@ impl<'a> DeleteProject<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.force(value);
+        self.force = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for force failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12887,10 +16973,29 @@ impl<'a> DeleteProject<'a> {
     }
     ///Sends `delete_project` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_project", self.inner.send()).await
+        let Self { client, options, project, force } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_project",
+                async move {
+                    let mut inner = generated.delete_project();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = force {
+                        inner = inner
+                            .force(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteProject<'_> {
+impl std::fmt::Debug for DeleteProject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteProject")
             .field("operation", &"delete_project")
@@ -12898,7 +17003,7 @@ impl std::fmt::Debug for DeleteProject<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteProject<'a> {
+impl crate::Operation for DeleteProject {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_project";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12915,18 +17020,22 @@ impl<'a> crate::Operation for DeleteProject<'a> {
 ///Builder for [`Client::get_project_resource_counts`](crate::Client::get_project_resource_counts): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetProjectResourceCounts<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetProjectResourceCounts<'a>,
+pub struct GetProjectResourceCounts {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetProjectResourceCounts<'a> {
+impl GetProjectResourceCounts {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -12940,12 +17049,25 @@ impl<'a> GetProjectResourceCounts<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ProjectResourceCountsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_project_resource_counts", self.inner.send())
+        let Self { client, options, project } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_project_resource_counts",
+                async move {
+                    let mut inner = generated.get_project_resource_counts();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetProjectResourceCounts<'_> {
+impl std::fmt::Debug for GetProjectResourceCounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetProjectResourceCounts")
             .field("operation", &"get_project_resource_counts")
@@ -12953,7 +17075,7 @@ impl std::fmt::Debug for GetProjectResourceCounts<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetProjectResourceCounts<'a> {
+impl crate::Operation for GetProjectResourceCounts {
     type Output = types::ProjectResourceCountsResponse;
     const OPERATION_ID: &'static str = "get_project_resource_counts";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -12973,12 +17095,11 @@ impl<'a> crate::Operation for GetProjectResourceCounts<'a> {
 ///Builder for [`Client::list_quotas`](crate::Client::list_quotas): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListQuotas<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListQuotas<'a>,
+pub struct ListQuotas {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListQuotas<'a> {
+impl ListQuotas {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -12990,10 +17111,21 @@ impl<'a> ListQuotas<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::QuotaListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_quotas", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_quotas",
+                async move {
+                    let inner = generated.list_quotas();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListQuotas<'_> {
+impl std::fmt::Debug for ListQuotas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListQuotas")
             .field("operation", &"list_quotas")
@@ -13001,7 +17133,7 @@ impl std::fmt::Debug for ListQuotas<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListQuotas<'a> {
+impl crate::Operation for ListQuotas {
     type Output = types::QuotaListResponse;
     const OPERATION_ID: &'static str = "list_quotas";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13018,18 +17150,25 @@ impl<'a> crate::Operation for ListQuotas<'a> {
 ///Builder for [`Client::list_tenant_quotas`](crate::Client::list_tenant_quotas): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListTenantQuotas<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListTenantQuotas<'a>,
+pub struct ListTenantQuotas {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_id_or_quota_kind: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListTenantQuotas<'a> {
+impl ListTenantQuotas {
     ///For `list_tenant_quotas`, the id of the target tenant; for `set_quota`, the quota kind (for example `sources`). The platform tells the two routes apart by method.
     pub fn tenant_id_or_quota_kind<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_id_or_quota_kind(value);
+        self.tenant_id_or_quota_kind = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_id_or_quota_kind failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13043,12 +17182,27 @@ impl<'a> ListTenantQuotas<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::QuotaListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_tenant_quotas", self.inner.send())
+        let Self { client, options, tenant_id_or_quota_kind } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_tenant_quotas",
+                async move {
+                    let mut inner = generated.list_tenant_quotas();
+                    if let Some(value) = tenant_id_or_quota_kind {
+                        inner = inner
+                            .tenant_id_or_quota_kind(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListTenantQuotas<'_> {
+impl std::fmt::Debug for ListTenantQuotas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListTenantQuotas")
             .field("operation", &"list_tenant_quotas")
@@ -13056,7 +17210,7 @@ impl std::fmt::Debug for ListTenantQuotas<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListTenantQuotas<'a> {
+impl crate::Operation for ListTenantQuotas {
     type Output = types::QuotaListResponse;
     const OPERATION_ID: &'static str = "list_tenant_quotas";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13073,18 +17227,26 @@ impl<'a> crate::Operation for ListTenantQuotas<'a> {
 ///Builder for [`Client::set_quota`](crate::Client::set_quota): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct SetQuota<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::SetQuota<'a>,
+pub struct SetQuota {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_id_or_quota_kind: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::SetQuotaRequest, String>,
 }
-impl<'a> SetQuota<'a> {
+impl SetQuota {
     ///For `list_tenant_quotas`, the id of the target tenant; for `set_quota`, the quota kind (for example `sources`). The platform tells the two routes apart by method.
     pub fn tenant_id_or_quota_kind<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_id_or_quota_kind(value);
+        self.tenant_id_or_quota_kind = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_id_or_quota_kind failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -13093,7 +17255,12 @@ impl<'a> SetQuota<'a> {
         V: std::convert::TryInto<types::SetQuotaRequest>,
         <V as std::convert::TryInto<types::SetQuotaRequest>>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SetQuotaRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -13103,7 +17270,7 @@ impl<'a> SetQuota<'a> {
             types::builder::SetQuotaRequest,
         ) -> types::builder::SetQuotaRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13117,10 +17284,28 @@ impl<'a> SetQuota<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SetQuotaResponse>, crate::Error> {
-        self.client.call_json(self.options, "set_quota", self.inner.send()).await
+        let Self { client, options, tenant_id_or_quota_kind, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "set_quota",
+                async move {
+                    let mut inner = generated.set_quota();
+                    if let Some(value) = tenant_id_or_quota_kind {
+                        inner = inner
+                            .tenant_id_or_quota_kind(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for SetQuota<'_> {
+impl std::fmt::Debug for SetQuota {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SetQuota")
             .field("operation", &"set_quota")
@@ -13128,7 +17313,7 @@ impl std::fmt::Debug for SetQuota<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for SetQuota<'a> {
+impl crate::Operation for SetQuota {
     type Output = types::SetQuotaResponse;
     const OPERATION_ID: &'static str = "set_quota";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13145,18 +17330,26 @@ impl<'a> crate::Operation for SetQuota<'a> {
 ///Builder for [`Client::set_tenant_quota`](crate::Client::set_tenant_quota): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct SetTenantQuota<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::SetTenantQuota<'a>,
+pub struct SetTenantQuota {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_id: Option<Result<types::PathSegment, String>>,
+    quota_kind: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::SetTenantQuotaRequest, String>,
 }
-impl<'a> SetTenantQuota<'a> {
+impl SetTenantQuota {
     ///Id of the target tenant.
     pub fn tenant_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_id(value);
+        self.tenant_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_id failed".to_owned()
+                }),
+        );
         self
     }
     ///Quota to set, for example `sources` or `comments`.
@@ -13164,7 +17357,13 @@ impl<'a> SetTenantQuota<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.quota_kind(value);
+        self.quota_kind = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for quota_kind failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -13175,7 +17374,12 @@ impl<'a> SetTenantQuota<'a> {
             types::SetTenantQuotaRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SetTenantQuotaRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -13185,7 +17389,7 @@ impl<'a> SetTenantQuota<'a> {
             types::builder::SetTenantQuotaRequest,
         ) -> types::builder::SetTenantQuotaRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13197,10 +17401,34 @@ impl<'a> SetTenantQuota<'a> {
     }
     ///Sends `set_tenant_quota` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "set_tenant_quota", self.inner.send()).await
+        let Self { client, options, tenant_id, quota_kind, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "set_tenant_quota",
+                async move {
+                    let mut inner = generated.set_tenant_quota();
+                    if let Some(value) = tenant_id {
+                        inner = inner
+                            .tenant_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = quota_kind {
+                        inner = inner
+                            .quota_kind(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for SetTenantQuota<'_> {
+impl std::fmt::Debug for SetTenantQuota {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SetTenantQuota")
             .field("operation", &"set_tenant_quota")
@@ -13208,7 +17436,7 @@ impl std::fmt::Debug for SetTenantQuota<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for SetTenantQuota<'a> {
+impl crate::Operation for SetTenantQuota {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "set_tenant_quota";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13225,18 +17453,25 @@ impl<'a> crate::Operation for SetTenantQuota<'a> {
 ///Builder for [`Client::reset_tenant_quota`](crate::Client::reset_tenant_quota): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ResetTenantQuota<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ResetTenantQuota<'a>,
+pub struct ResetTenantQuota {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_id: Option<Result<types::PathSegment, String>>,
+    quota_kind: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ResetTenantQuota<'a> {
+impl ResetTenantQuota {
     ///Id of the target tenant.
     pub fn tenant_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_id(value);
+        self.tenant_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_id failed".to_owned()
+                }),
+        );
         self
     }
     ///Quota to set, for example `sources` or `comments`.
@@ -13244,7 +17479,13 @@ impl<'a> ResetTenantQuota<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.quota_kind(value);
+        self.quota_kind = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for quota_kind failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13256,12 +17497,33 @@ impl<'a> ResetTenantQuota<'a> {
     }
     ///Sends `reset_tenant_quota` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "reset_tenant_quota", self.inner.send())
+        let Self { client, options, tenant_id, quota_kind } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "reset_tenant_quota",
+                async move {
+                    let mut inner = generated.reset_tenant_quota();
+                    if let Some(value) = tenant_id {
+                        inner = inner
+                            .tenant_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = quota_kind {
+                        inner = inner
+                            .quota_kind(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ResetTenantQuota<'_> {
+impl std::fmt::Debug for ResetTenantQuota {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResetTenantQuota")
             .field("operation", &"reset_tenant_quota")
@@ -13269,7 +17531,7 @@ impl std::fmt::Debug for ResetTenantQuota<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ResetTenantQuota<'a> {
+impl crate::Operation for ResetTenantQuota {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "reset_tenant_quota";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13286,12 +17548,12 @@ impl<'a> crate::Operation for ResetTenantQuota<'a> {
 ///Builder for [`Client::complete_salesforce_oauth2`](crate::Client::complete_salesforce_oauth2): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CompleteSalesforceOauth2<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CompleteSalesforceOauth2<'a>,
+pub struct CompleteSalesforceOauth2 {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::SalesforceOAuth2CallbackRequest, String>,
 }
-impl<'a> CompleteSalesforceOauth2<'a> {
+impl CompleteSalesforceOauth2 {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -13300,7 +17562,15 @@ impl<'a> CompleteSalesforceOauth2<'a> {
             types::SalesforceOAuth2CallbackRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `SalesforceOAuth2CallbackRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -13310,7 +17580,7 @@ impl<'a> CompleteSalesforceOauth2<'a> {
             types::builder::SalesforceOAuth2CallbackRequest,
         ) -> types::builder::SalesforceOAuth2CallbackRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13322,12 +17592,22 @@ impl<'a> CompleteSalesforceOauth2<'a> {
     }
     ///Sends `complete_salesforce_oauth2` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "complete_salesforce_oauth2", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "complete_salesforce_oauth2",
+                async move {
+                    let mut inner = generated.complete_salesforce_oauth2();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for CompleteSalesforceOauth2<'_> {
+impl std::fmt::Debug for CompleteSalesforceOauth2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompleteSalesforceOauth2")
             .field("operation", &"complete_salesforce_oauth2")
@@ -13335,7 +17615,7 @@ impl std::fmt::Debug for CompleteSalesforceOauth2<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CompleteSalesforceOauth2<'a> {
+impl crate::Operation for CompleteSalesforceOauth2 {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "complete_salesforce_oauth2";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13352,18 +17632,23 @@ impl<'a> crate::Operation for CompleteSalesforceOauth2<'a> {
 ///Builder for [`Client::provision_project`](crate::Client::provision_project): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ProvisionProject<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ProvisionProject<'a>,
+pub struct ProvisionProject {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::ProvisionProjectRequest, String>,
 }
-impl<'a> ProvisionProject<'a> {
+impl ProvisionProject {
     ///Name of the project to set up.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -13374,7 +17659,12 @@ impl<'a> ProvisionProject<'a> {
             types::ProvisionProjectRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `ProvisionProjectRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -13384,7 +17674,7 @@ impl<'a> ProvisionProject<'a> {
             types::builder::ProvisionProjectRequest,
         ) -> types::builder::ProvisionProjectRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13398,10 +17688,26 @@ impl<'a> ProvisionProject<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ProvisionProjectResponse>, crate::Error> {
-        self.client.call_json(self.options, "provision_project", self.inner.send()).await
+        let Self { client, options, project, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "provision_project",
+                async move {
+                    let mut inner = generated.provision_project();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ProvisionProject<'_> {
+impl std::fmt::Debug for ProvisionProject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProvisionProject")
             .field("operation", &"provision_project")
@@ -13409,7 +17715,7 @@ impl std::fmt::Debug for ProvisionProject<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ProvisionProject<'a> {
+impl crate::Operation for ProvisionProject {
     type Output = types::ProvisionProjectResponse;
     const OPERATION_ID: &'static str = "provision_project";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13426,18 +17732,24 @@ impl<'a> crate::Operation for ProvisionProject<'a> {
 ///Builder for [`Client::get_email_transform_info`](crate::Client::get_email_transform_info): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetEmailTransformInfo<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetEmailTransformInfo<'a>,
+pub struct GetEmailTransformInfo {
+    client: crate::Client,
     options: crate::CallOptions,
+    transform_tag: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetEmailTransformInfo<'a> {
+impl GetEmailTransformInfo {
     ///Email transform tag (written after the literal `tag:` prefix), as in a source's `email_transform_tag`, for example `generic.0.CONVKER5`.
     pub fn transform_tag<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.transform_tag(value);
+        self.transform_tag = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for transform_tag failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13451,12 +17763,27 @@ impl<'a> GetEmailTransformInfo<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::EmailTransformInfoResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_email_transform_info", self.inner.send())
+        let Self { client, options, transform_tag } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_email_transform_info",
+                async move {
+                    let mut inner = generated.get_email_transform_info();
+                    if let Some(value) = transform_tag {
+                        inner = inner
+                            .transform_tag(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetEmailTransformInfo<'_> {
+impl std::fmt::Debug for GetEmailTransformInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetEmailTransformInfo")
             .field("operation", &"get_email_transform_info")
@@ -13464,7 +17791,7 @@ impl std::fmt::Debug for GetEmailTransformInfo<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetEmailTransformInfo<'a> {
+impl crate::Operation for GetEmailTransformInfo {
     type Output = types::EmailTransformInfoResponse;
     const OPERATION_ID: &'static str = "get_email_transform_info";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13481,18 +17808,25 @@ impl<'a> crate::Operation for GetEmailTransformInfo<'a> {
 ///Builder for [`Client::get_comment_audio`](crate::Client::get_comment_audio): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetCommentAudio<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetCommentAudio<'a>,
+pub struct GetCommentAudio {
+    client: crate::Client,
     options: crate::CallOptions,
+    source_id: Option<Result<types::PathSegment, String>>,
+    comment_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetCommentAudio<'a> {
+impl GetCommentAudio {
     ///Id of the source (written after the literal `id:` prefix).
     pub fn source_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_id(value);
+        self.source_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_id failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of the comment (a call transcript).
@@ -13500,7 +17834,13 @@ impl<'a> GetCommentAudio<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.comment_id(value);
+        self.comment_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for comment_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13512,12 +17852,33 @@ impl<'a> GetCommentAudio<'a> {
     }
     ///Sends `get_comment_audio` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the body as a streamed [`Download`](crate::Download), or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<crate::Download>, crate::Error> {
-        self.client
-            .call_download(self.options, "get_comment_audio", self.inner.send())
+        let Self { client, options, source_id, comment_id } = self;
+        let generated = &client.generated;
+        client
+            .call_download(
+                options,
+                "get_comment_audio",
+                async move {
+                    let mut inner = generated.get_comment_audio();
+                    if let Some(value) = source_id {
+                        inner = inner
+                            .source_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = comment_id {
+                        inner = inner
+                            .comment_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetCommentAudio<'_> {
+impl std::fmt::Debug for GetCommentAudio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetCommentAudio")
             .field("operation", &"get_comment_audio")
@@ -13525,7 +17886,7 @@ impl std::fmt::Debug for GetCommentAudio<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetCommentAudio<'a> {
+impl crate::Operation for GetCommentAudio {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_comment_audio";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13542,18 +17903,25 @@ impl<'a> crate::Operation for GetCommentAudio<'a> {
 ///Builder for [`Client::get_document`](crate::Client::get_document): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDocument<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDocument<'a>,
+pub struct GetDocument {
+    client: crate::Client,
     options: crate::CallOptions,
+    source_id: Option<Result<types::PathSegment, String>>,
+    comment_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetDocument<'a> {
+impl GetDocument {
     ///Id of the source (written after the literal `id:` prefix).
     pub fn source_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_id(value);
+        self.source_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_id failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of the comment created for the document.
@@ -13561,7 +17929,13 @@ impl<'a> GetDocument<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.comment_id(value);
+        self.comment_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for comment_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13573,10 +17947,33 @@ impl<'a> GetDocument<'a> {
     }
     ///Sends `get_document` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the body as a streamed [`Download`](crate::Download), or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<crate::Download>, crate::Error> {
-        self.client.call_download(self.options, "get_document", self.inner.send()).await
+        let Self { client, options, source_id, comment_id } = self;
+        let generated = &client.generated;
+        client
+            .call_download(
+                options,
+                "get_document",
+                async move {
+                    let mut inner = generated.get_document();
+                    if let Some(value) = source_id {
+                        inner = inner
+                            .source_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = comment_id {
+                        inner = inner
+                            .comment_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetDocument<'_> {
+impl std::fmt::Debug for GetDocument {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDocument")
             .field("operation", &"get_document")
@@ -13584,7 +17981,7 @@ impl std::fmt::Debug for GetDocument<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDocument<'a> {
+impl crate::Operation for GetDocument {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_document";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13601,18 +17998,30 @@ impl<'a> crate::Operation for GetDocument<'a> {
 ///Builder for [`Client::list_source_comments`](crate::Client::list_source_comments): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListSourceComments<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListSourceComments<'a>,
+pub struct ListSourceComments {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    after: Option<Result<::std::string::String, String>>,
+    direction: Option<Result<::std::string::String, String>>,
+    from_timestamp: Option<Result<::chrono::DateTime<::chrono::offset::Utc>, String>>,
+    include_markup: Option<Result<bool, String>>,
+    include_thread_properties: Option<Result<bool, String>>,
+    limit: Option<Result<i64, String>>,
+    to_timestamp: Option<Result<::chrono::DateTime<::chrono::offset::Utc>, String>>,
 }
-impl<'a> ListSourceComments<'a> {
+impl ListSourceComments {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source.
@@ -13620,7 +18029,13 @@ impl<'a> ListSourceComments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The `continuation` of the previous page.
@@ -13628,7 +18043,11 @@ impl<'a> ListSourceComments<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.after(value);
+        self.after = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for after failed".to_owned()),
+        );
         self
     }
     ///Paging direction; the vendor's client never sets it and its values are not documented.
@@ -13636,7 +18055,11 @@ impl<'a> ListSourceComments<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.direction(value);
+        self.direction = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for direction failed".to_owned()),
+        );
         self
     }
     ///Only comments at or after this time.
@@ -13644,7 +18067,14 @@ impl<'a> ListSourceComments<'a> {
     where
         V: std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
     {
-        self.inner = self.inner.from_timestamp(value);
+        self.from_timestamp = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `DateTime<::chrono::offset::Utc>` for from_timestamp failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     ///Message bodies also carry their rich-text markup.
@@ -13652,7 +18082,11 @@ impl<'a> ListSourceComments<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.include_markup(value);
+        self.include_markup = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for include_markup failed".to_owned()),
+        );
         self
     }
     ///Also return the thread properties of each comment.
@@ -13660,7 +18094,14 @@ impl<'a> ListSourceComments<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.include_thread_properties(value);
+        self.include_thread_properties = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `bool` for include_thread_properties failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     ///Maximum number of comments in the page.
@@ -13668,7 +18109,11 @@ impl<'a> ListSourceComments<'a> {
     where
         V: std::convert::TryInto<i64>,
     {
-        self.inner = self.inner.limit(value);
+        self.limit = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `i64` for limit failed".to_owned()),
+        );
         self
     }
     ///Only comments before this time.
@@ -13676,7 +18121,14 @@ impl<'a> ListSourceComments<'a> {
     where
         V: std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
     {
-        self.inner = self.inner.to_timestamp(value);
+        self.to_timestamp = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `DateTime<::chrono::offset::Utc>` for to_timestamp failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13690,12 +18142,81 @@ impl<'a> ListSourceComments<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SourceCommentsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_source_comments", self.inner.send())
+        let Self {
+            client,
+            options,
+            project,
+            source_name,
+            after,
+            direction,
+            from_timestamp,
+            include_markup,
+            include_thread_properties,
+            limit,
+            to_timestamp,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_source_comments",
+                async move {
+                    let mut inner = generated.list_source_comments();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = after {
+                        inner = inner
+                            .after(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = direction {
+                        inner = inner
+                            .direction(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = from_timestamp {
+                        inner = inner
+                            .from_timestamp(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = include_markup {
+                        inner = inner
+                            .include_markup(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = include_thread_properties {
+                        inner = inner
+                            .include_thread_properties(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = limit {
+                        inner = inner
+                            .limit(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = to_timestamp {
+                        inner = inner
+                            .to_timestamp(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListSourceComments<'_> {
+impl std::fmt::Debug for ListSourceComments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListSourceComments")
             .field("operation", &"list_source_comments")
@@ -13703,7 +18224,7 @@ impl std::fmt::Debug for ListSourceComments<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListSourceComments<'a> {
+impl crate::Operation for ListSourceComments {
     type Output = types::SourceCommentsResponse;
     const OPERATION_ID: &'static str = "list_source_comments";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13720,18 +18241,25 @@ impl<'a> crate::Operation for ListSourceComments<'a> {
 ///Builder for [`Client::add_comments`](crate::Client::add_comments): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct AddComments<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::AddComments<'a>,
+pub struct AddComments {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    no_charge: Option<Result<bool, String>>,
+    body: Result<types::builder::AddCommentsRequest, String>,
 }
-impl<'a> AddComments<'a> {
+impl AddComments {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source.
@@ -13739,7 +18267,13 @@ impl<'a> AddComments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Ask for the upload not to be billed (honoured for support users only).
@@ -13747,7 +18281,11 @@ impl<'a> AddComments<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.no_charge(value);
+        self.no_charge = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for no_charge failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -13758,7 +18296,12 @@ impl<'a> AddComments<'a> {
             types::AddCommentsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `AddCommentsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -13768,7 +18311,7 @@ impl<'a> AddComments<'a> {
             types::builder::AddCommentsRequest,
         ) -> types::builder::AddCommentsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13780,10 +18323,38 @@ impl<'a> AddComments<'a> {
     }
     ///Sends `add_comments` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "add_comments", self.inner.send()).await
+        let Self { client, options, project, source_name, no_charge, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "add_comments",
+                async move {
+                    let mut inner = generated.add_comments();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = no_charge {
+                        inner = inner
+                            .no_charge(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for AddComments<'_> {
+impl std::fmt::Debug for AddComments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AddComments")
             .field("operation", &"add_comments")
@@ -13791,7 +18362,7 @@ impl std::fmt::Debug for AddComments<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for AddComments<'a> {
+impl crate::Operation for AddComments {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "add_comments";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13808,12 +18379,11 @@ impl<'a> crate::Operation for AddComments<'a> {
 ///Builder for [`Client::list_tenants`](crate::Client::list_tenants): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListTenants<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListTenants<'a>,
+pub struct ListTenants {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListTenants<'a> {
+impl ListTenants {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -13825,10 +18395,21 @@ impl<'a> ListTenants<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_tenants", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_tenants",
+                async move {
+                    let inner = generated.list_tenants();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListTenants<'_> {
+impl std::fmt::Debug for ListTenants {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListTenants")
             .field("operation", &"list_tenants")
@@ -13836,7 +18417,7 @@ impl std::fmt::Debug for ListTenants<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListTenants<'a> {
+impl crate::Operation for ListTenants {
     type Output = types::TenantListResponse;
     const OPERATION_ID: &'static str = "list_tenants";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13853,18 +18434,24 @@ impl<'a> crate::Operation for ListTenants<'a> {
 ///Builder for [`Client::get_tenant`](crate::Client::get_tenant): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetTenant<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetTenant<'a>,
+pub struct GetTenant {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetTenant<'a> {
+impl GetTenant {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13878,10 +18465,27 @@ impl<'a> GetTenant<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_tenant", self.inner.send()).await
+        let Self { client, options, tenant_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_tenant",
+                async move {
+                    let mut inner = generated.get_tenant();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetTenant<'_> {
+impl std::fmt::Debug for GetTenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetTenant")
             .field("operation", &"get_tenant")
@@ -13889,7 +18493,7 @@ impl std::fmt::Debug for GetTenant<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetTenant<'a> {
+impl crate::Operation for GetTenant {
     type Output = types::TenantResponse;
     const OPERATION_ID: &'static str = "get_tenant";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13906,18 +18510,25 @@ impl<'a> crate::Operation for GetTenant<'a> {
 ///Builder for [`Client::create_tenant`](crate::Client::create_tenant): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateTenant<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateTenant<'a>,
+pub struct CreateTenant {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateTenantRequest, String>,
 }
-impl<'a> CreateTenant<'a> {
+impl CreateTenant {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -13928,7 +18539,12 @@ impl<'a> CreateTenant<'a> {
             types::CreateTenantRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateTenantRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -13938,7 +18554,7 @@ impl<'a> CreateTenant<'a> {
             types::builder::CreateTenantRequest,
         ) -> types::builder::CreateTenantRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -13952,10 +18568,28 @@ impl<'a> CreateTenant<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_tenant", self.inner.send()).await
+        let Self { client, options, tenant_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_tenant",
+                async move {
+                    let mut inner = generated.create_tenant();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateTenant<'_> {
+impl std::fmt::Debug for CreateTenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateTenant")
             .field("operation", &"create_tenant")
@@ -13963,7 +18597,7 @@ impl std::fmt::Debug for CreateTenant<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateTenant<'a> {
+impl crate::Operation for CreateTenant {
     type Output = types::TenantResponse;
     const OPERATION_ID: &'static str = "create_tenant";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -13980,18 +18614,25 @@ impl<'a> crate::Operation for CreateTenant<'a> {
 ///Builder for [`Client::update_tenant`](crate::Client::update_tenant): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateTenant<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateTenant<'a>,
+pub struct UpdateTenant {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateTenantRequest, String>,
 }
-impl<'a> UpdateTenant<'a> {
+impl UpdateTenant {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -14002,7 +18643,12 @@ impl<'a> UpdateTenant<'a> {
             types::UpdateTenantRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateTenantRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -14012,7 +18658,7 @@ impl<'a> UpdateTenant<'a> {
             types::builder::UpdateTenantRequest,
         ) -> types::builder::UpdateTenantRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14026,10 +18672,28 @@ impl<'a> UpdateTenant<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_tenant", self.inner.send()).await
+        let Self { client, options, tenant_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_tenant",
+                async move {
+                    let mut inner = generated.update_tenant();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateTenant<'_> {
+impl std::fmt::Debug for UpdateTenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateTenant")
             .field("operation", &"update_tenant")
@@ -14037,7 +18701,7 @@ impl std::fmt::Debug for UpdateTenant<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateTenant<'a> {
+impl crate::Operation for UpdateTenant {
     type Output = types::TenantResponse;
     const OPERATION_ID: &'static str = "update_tenant";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14054,18 +18718,24 @@ impl<'a> crate::Operation for UpdateTenant<'a> {
 ///Builder for [`Client::delete_tenant`](crate::Client::delete_tenant): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteTenant<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteTenant<'a>,
+pub struct DeleteTenant {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteTenant<'a> {
+impl DeleteTenant {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14077,10 +18747,27 @@ impl<'a> DeleteTenant<'a> {
     }
     ///Sends `delete_tenant` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_tenant", self.inner.send()).await
+        let Self { client, options, tenant_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_tenant",
+                async move {
+                    let mut inner = generated.delete_tenant();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteTenant<'_> {
+impl std::fmt::Debug for DeleteTenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteTenant")
             .field("operation", &"delete_tenant")
@@ -14088,7 +18775,7 @@ impl std::fmt::Debug for DeleteTenant<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteTenant<'a> {
+impl crate::Operation for DeleteTenant {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_tenant";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14105,18 +18792,24 @@ impl<'a> crate::Operation for DeleteTenant<'a> {
 ///Builder for [`Client::get_tenant_client_subnets`](crate::Client::get_tenant_client_subnets): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetTenantClientSubnets<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetTenantClientSubnets<'a>,
+pub struct GetTenantClientSubnets {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetTenantClientSubnets<'a> {
+impl GetTenantClientSubnets {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14130,12 +18823,27 @@ impl<'a> GetTenantClientSubnets<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantClientSubnetsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_tenant_client_subnets", self.inner.send())
+        let Self { client, options, tenant_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_tenant_client_subnets",
+                async move {
+                    let mut inner = generated.get_tenant_client_subnets();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetTenantClientSubnets<'_> {
+impl std::fmt::Debug for GetTenantClientSubnets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetTenantClientSubnets")
             .field("operation", &"get_tenant_client_subnets")
@@ -14143,7 +18851,7 @@ impl std::fmt::Debug for GetTenantClientSubnets<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetTenantClientSubnets<'a> {
+impl crate::Operation for GetTenantClientSubnets {
     type Output = types::TenantClientSubnetsResponse;
     const OPERATION_ID: &'static str = "get_tenant_client_subnets";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14163,18 +18871,25 @@ impl<'a> crate::Operation for GetTenantClientSubnets<'a> {
 ///Builder for [`Client::update_tenant_client_subnets`](crate::Client::update_tenant_client_subnets): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateTenantClientSubnets<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateTenantClientSubnets<'a>,
+pub struct UpdateTenantClientSubnets {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateTenantClientSubnetsRequest, String>,
 }
-impl<'a> UpdateTenantClientSubnets<'a> {
+impl UpdateTenantClientSubnets {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -14185,7 +18900,15 @@ impl<'a> UpdateTenantClientSubnets<'a> {
             types::UpdateTenantClientSubnetsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `UpdateTenantClientSubnetsRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -14195,7 +18918,7 @@ impl<'a> UpdateTenantClientSubnets<'a> {
             types::builder::UpdateTenantClientSubnetsRequest,
         ) -> types::builder::UpdateTenantClientSubnetsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14209,12 +18932,28 @@ impl<'a> UpdateTenantClientSubnets<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantClientSubnetsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "update_tenant_client_subnets", self.inner.send())
+        let Self { client, options, tenant_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_tenant_client_subnets",
+                async move {
+                    let mut inner = generated.update_tenant_client_subnets();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for UpdateTenantClientSubnets<'_> {
+impl std::fmt::Debug for UpdateTenantClientSubnets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateTenantClientSubnets")
             .field("operation", &"update_tenant_client_subnets")
@@ -14222,7 +18961,7 @@ impl std::fmt::Debug for UpdateTenantClientSubnets<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateTenantClientSubnets<'a> {
+impl crate::Operation for UpdateTenantClientSubnets {
     type Output = types::TenantClientSubnetsResponse;
     const OPERATION_ID: &'static str = "update_tenant_client_subnets";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14242,18 +18981,24 @@ impl<'a> crate::Operation for UpdateTenantClientSubnets<'a> {
 ///Builder for [`Client::get_tenant_default_project_permissions`](crate::Client::get_tenant_default_project_permissions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetTenantDefaultProjectPermissions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetTenantDefaultProjectPermissions<'a>,
+pub struct GetTenantDefaultProjectPermissions {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetTenantDefaultProjectPermissions<'a> {
+impl GetTenantDefaultProjectPermissions {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14270,16 +19015,27 @@ impl<'a> GetTenantDefaultProjectPermissions<'a> {
         crate::Response<types::TenantDefaultProjectPermissionsResponse>,
         crate::Error,
     > {
-        self.client
+        let Self { client, options, tenant_name } = self;
+        let generated = &client.generated;
+        client
             .call_json(
-                self.options,
+                options,
                 "get_tenant_default_project_permissions",
-                self.inner.send(),
+                async move {
+                    let mut inner = generated.get_tenant_default_project_permissions();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
             )
             .await
     }
 }
-impl std::fmt::Debug for GetTenantDefaultProjectPermissions<'_> {
+impl std::fmt::Debug for GetTenantDefaultProjectPermissions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetTenantDefaultProjectPermissions")
             .field("operation", &"get_tenant_default_project_permissions")
@@ -14287,7 +19043,7 @@ impl std::fmt::Debug for GetTenantDefaultProjectPermissions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetTenantDefaultProjectPermissions<'a> {
+impl crate::Operation for GetTenantDefaultProjectPermissions {
     type Output = types::TenantDefaultProjectPermissionsResponse;
     const OPERATION_ID: &'static str = "get_tenant_default_project_permissions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14307,18 +19063,25 @@ impl<'a> crate::Operation for GetTenantDefaultProjectPermissions<'a> {
 ///Builder for [`Client::update_tenant_default_project_permissions`](crate::Client::update_tenant_default_project_permissions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateTenantDefaultProjectPermissions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateTenantDefaultProjectPermissions<'a>,
+pub struct UpdateTenantDefaultProjectPermissions {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateTenantDefaultProjectPermissionsRequest, String>,
 }
-impl<'a> UpdateTenantDefaultProjectPermissions<'a> {
+impl UpdateTenantDefaultProjectPermissions {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -14329,7 +19092,15 @@ impl<'a> UpdateTenantDefaultProjectPermissions<'a> {
             types::UpdateTenantDefaultProjectPermissionsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `UpdateTenantDefaultProjectPermissionsRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -14339,7 +19110,7 @@ impl<'a> UpdateTenantDefaultProjectPermissions<'a> {
             types::builder::UpdateTenantDefaultProjectPermissionsRequest,
         ) -> types::builder::UpdateTenantDefaultProjectPermissionsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14356,16 +19127,29 @@ impl<'a> UpdateTenantDefaultProjectPermissions<'a> {
         crate::Response<types::TenantDefaultProjectPermissionsResponse>,
         crate::Error,
     > {
-        self.client
+        let Self { client, options, tenant_name, body } = self;
+        let generated = &client.generated;
+        client
             .call_json(
-                self.options,
+                options,
                 "update_tenant_default_project_permissions",
-                self.inner.send(),
+                async move {
+                    let mut inner = generated
+                        .update_tenant_default_project_permissions();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
             )
             .await
     }
 }
-impl std::fmt::Debug for UpdateTenantDefaultProjectPermissions<'_> {
+impl std::fmt::Debug for UpdateTenantDefaultProjectPermissions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateTenantDefaultProjectPermissions")
             .field("operation", &"update_tenant_default_project_permissions")
@@ -14373,7 +19157,7 @@ impl std::fmt::Debug for UpdateTenantDefaultProjectPermissions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateTenantDefaultProjectPermissions<'a> {
+impl crate::Operation for UpdateTenantDefaultProjectPermissions {
     type Output = types::TenantDefaultProjectPermissionsResponse;
     const OPERATION_ID: &'static str = "update_tenant_default_project_permissions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14393,18 +19177,24 @@ impl<'a> crate::Operation for UpdateTenantDefaultProjectPermissions<'a> {
 ///Builder for [`Client::clear_tenant_default_project_permissions`](crate::Client::clear_tenant_default_project_permissions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ClearTenantDefaultProjectPermissions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ClearTenantDefaultProjectPermissions<'a>,
+pub struct ClearTenantDefaultProjectPermissions {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ClearTenantDefaultProjectPermissions<'a> {
+impl ClearTenantDefaultProjectPermissions {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14421,16 +19211,27 @@ impl<'a> ClearTenantDefaultProjectPermissions<'a> {
         crate::Response<types::TenantDefaultProjectPermissionsResponse>,
         crate::Error,
     > {
-        self.client
+        let Self { client, options, tenant_name } = self;
+        let generated = &client.generated;
+        client
             .call_json(
-                self.options,
+                options,
                 "clear_tenant_default_project_permissions",
-                self.inner.send(),
+                async move {
+                    let mut inner = generated.clear_tenant_default_project_permissions();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
             )
             .await
     }
 }
-impl std::fmt::Debug for ClearTenantDefaultProjectPermissions<'_> {
+impl std::fmt::Debug for ClearTenantDefaultProjectPermissions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClearTenantDefaultProjectPermissions")
             .field("operation", &"clear_tenant_default_project_permissions")
@@ -14438,7 +19239,7 @@ impl std::fmt::Debug for ClearTenantDefaultProjectPermissions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ClearTenantDefaultProjectPermissions<'a> {
+impl crate::Operation for ClearTenantDefaultProjectPermissions {
     type Output = types::TenantDefaultProjectPermissionsResponse;
     const OPERATION_ID: &'static str = "clear_tenant_default_project_permissions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14458,18 +19259,24 @@ impl<'a> crate::Operation for ClearTenantDefaultProjectPermissions<'a> {
 ///Builder for [`Client::get_tenant_domains`](crate::Client::get_tenant_domains): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetTenantDomains<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetTenantDomains<'a>,
+pub struct GetTenantDomains {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetTenantDomains<'a> {
+impl GetTenantDomains {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14483,12 +19290,27 @@ impl<'a> GetTenantDomains<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantDomainsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_tenant_domains", self.inner.send())
+        let Self { client, options, tenant_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_tenant_domains",
+                async move {
+                    let mut inner = generated.get_tenant_domains();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetTenantDomains<'_> {
+impl std::fmt::Debug for GetTenantDomains {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetTenantDomains")
             .field("operation", &"get_tenant_domains")
@@ -14496,7 +19318,7 @@ impl std::fmt::Debug for GetTenantDomains<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetTenantDomains<'a> {
+impl crate::Operation for GetTenantDomains {
     type Output = types::TenantDomainsResponse;
     const OPERATION_ID: &'static str = "get_tenant_domains";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14513,18 +19335,25 @@ impl<'a> crate::Operation for GetTenantDomains<'a> {
 ///Builder for [`Client::update_tenant_domains`](crate::Client::update_tenant_domains): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateTenantDomains<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateTenantDomains<'a>,
+pub struct UpdateTenantDomains {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateTenantDomainsRequest, String>,
 }
-impl<'a> UpdateTenantDomains<'a> {
+impl UpdateTenantDomains {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -14535,7 +19364,14 @@ impl<'a> UpdateTenantDomains<'a> {
             types::UpdateTenantDomainsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `UpdateTenantDomainsRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -14545,7 +19381,7 @@ impl<'a> UpdateTenantDomains<'a> {
             types::builder::UpdateTenantDomainsRequest,
         ) -> types::builder::UpdateTenantDomainsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14559,12 +19395,28 @@ impl<'a> UpdateTenantDomains<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantDomainsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "update_tenant_domains", self.inner.send())
+        let Self { client, options, tenant_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_tenant_domains",
+                async move {
+                    let mut inner = generated.update_tenant_domains();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for UpdateTenantDomains<'_> {
+impl std::fmt::Debug for UpdateTenantDomains {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateTenantDomains")
             .field("operation", &"update_tenant_domains")
@@ -14572,7 +19424,7 @@ impl std::fmt::Debug for UpdateTenantDomains<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateTenantDomains<'a> {
+impl crate::Operation for UpdateTenantDomains {
     type Output = types::TenantDomainsResponse;
     const OPERATION_ID: &'static str = "update_tenant_domains";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14589,18 +19441,24 @@ impl<'a> crate::Operation for UpdateTenantDomains<'a> {
 ///Builder for [`Client::get_tenant_entity_def_ids`](crate::Client::get_tenant_entity_def_ids): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetTenantEntityDefIds<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetTenantEntityDefIds<'a>,
+pub struct GetTenantEntityDefIds {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetTenantEntityDefIds<'a> {
+impl GetTenantEntityDefIds {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14614,12 +19472,27 @@ impl<'a> GetTenantEntityDefIds<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantEntityDefIdsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_tenant_entity_def_ids", self.inner.send())
+        let Self { client, options, tenant_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_tenant_entity_def_ids",
+                async move {
+                    let mut inner = generated.get_tenant_entity_def_ids();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetTenantEntityDefIds<'_> {
+impl std::fmt::Debug for GetTenantEntityDefIds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetTenantEntityDefIds")
             .field("operation", &"get_tenant_entity_def_ids")
@@ -14627,7 +19500,7 @@ impl std::fmt::Debug for GetTenantEntityDefIds<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetTenantEntityDefIds<'a> {
+impl crate::Operation for GetTenantEntityDefIds {
     type Output = types::TenantEntityDefIdsResponse;
     const OPERATION_ID: &'static str = "get_tenant_entity_def_ids";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14644,18 +19517,25 @@ impl<'a> crate::Operation for GetTenantEntityDefIds<'a> {
 ///Builder for [`Client::update_tenant_entity_def_ids`](crate::Client::update_tenant_entity_def_ids): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateTenantEntityDefIds<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateTenantEntityDefIds<'a>,
+pub struct UpdateTenantEntityDefIds {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateTenantEntityDefIdsRequest, String>,
 }
-impl<'a> UpdateTenantEntityDefIds<'a> {
+impl UpdateTenantEntityDefIds {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -14666,7 +19546,15 @@ impl<'a> UpdateTenantEntityDefIds<'a> {
             types::UpdateTenantEntityDefIdsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `UpdateTenantEntityDefIdsRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -14676,7 +19564,7 @@ impl<'a> UpdateTenantEntityDefIds<'a> {
             types::builder::UpdateTenantEntityDefIdsRequest,
         ) -> types::builder::UpdateTenantEntityDefIdsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14690,12 +19578,28 @@ impl<'a> UpdateTenantEntityDefIds<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantEntityDefIdsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "update_tenant_entity_def_ids", self.inner.send())
+        let Self { client, options, tenant_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_tenant_entity_def_ids",
+                async move {
+                    let mut inner = generated.update_tenant_entity_def_ids();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for UpdateTenantEntityDefIds<'_> {
+impl std::fmt::Debug for UpdateTenantEntityDefIds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateTenantEntityDefIds")
             .field("operation", &"update_tenant_entity_def_ids")
@@ -14703,7 +19607,7 @@ impl std::fmt::Debug for UpdateTenantEntityDefIds<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateTenantEntityDefIds<'a> {
+impl crate::Operation for UpdateTenantEntityDefIds {
     type Output = types::TenantEntityDefIdsResponse;
     const OPERATION_ID: &'static str = "update_tenant_entity_def_ids";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14720,18 +19624,25 @@ impl<'a> crate::Operation for UpdateTenantEntityDefIds<'a> {
 ///Builder for [`Client::set_tenant_state`](crate::Client::set_tenant_state): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct SetTenantState<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::SetTenantState<'a>,
+pub struct SetTenantState {
+    client: crate::Client,
     options: crate::CallOptions,
+    tenant_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::SetTenantStateRequest, String>,
 }
-impl<'a> SetTenantState<'a> {
+impl SetTenantState {
     ///Name of the tenant.
     pub fn tenant_name<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_name(value);
+        self.tenant_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -14742,7 +19653,12 @@ impl<'a> SetTenantState<'a> {
             types::SetTenantStateRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SetTenantStateRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -14752,7 +19668,7 @@ impl<'a> SetTenantState<'a> {
             types::builder::SetTenantStateRequest,
         ) -> types::builder::SetTenantStateRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14764,10 +19680,28 @@ impl<'a> SetTenantState<'a> {
     }
     ///Sends `set_tenant_state` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "set_tenant_state", self.inner.send()).await
+        let Self { client, options, tenant_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "set_tenant_state",
+                async move {
+                    let mut inner = generated.set_tenant_state();
+                    if let Some(value) = tenant_name {
+                        inner = inner
+                            .tenant_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for SetTenantState<'_> {
+impl std::fmt::Debug for SetTenantState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SetTenantState")
             .field("operation", &"set_tenant_state")
@@ -14775,7 +19709,7 @@ impl std::fmt::Debug for SetTenantState<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for SetTenantState<'a> {
+impl crate::Operation for SetTenantState {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "set_tenant_state";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14792,12 +19726,11 @@ impl<'a> crate::Operation for SetTenantState<'a> {
 ///Builder for [`Client::list_all_users`](crate::Client::list_all_users): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListAllUsers<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListAllUsers<'a>,
+pub struct ListAllUsers {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListAllUsers<'a> {
+impl ListAllUsers {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -14809,10 +19742,21 @@ impl<'a> ListAllUsers<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::UserListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_all_users", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_all_users",
+                async move {
+                    let inner = generated.list_all_users();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListAllUsers<'_> {
+impl std::fmt::Debug for ListAllUsers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListAllUsers")
             .field("operation", &"list_all_users")
@@ -14820,7 +19764,7 @@ impl std::fmt::Debug for ListAllUsers<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListAllUsers<'a> {
+impl crate::Operation for ListAllUsers {
     type Output = types::UserListResponse;
     const OPERATION_ID: &'static str = "list_all_users";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14837,19 +19781,24 @@ impl<'a> crate::Operation for ListAllUsers<'a> {
 ///Builder for [`Client::create_user`](crate::Client::create_user): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateUser<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateUser<'a>,
+pub struct CreateUser {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::CreateUserRequest, String>,
 }
-impl<'a> CreateUser<'a> {
+impl CreateUser {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::CreateUserRequest>,
         <V as std::convert::TryInto<types::CreateUserRequest>>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateUserRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -14859,7 +19808,7 @@ impl<'a> CreateUser<'a> {
             types::builder::CreateUserRequest,
         ) -> types::builder::CreateUserRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14873,10 +19822,22 @@ impl<'a> CreateUser<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::UserResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_user", self.inner.send()).await
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_user",
+                async move {
+                    let mut inner = generated.create_user();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateUser<'_> {
+impl std::fmt::Debug for CreateUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateUser")
             .field("operation", &"create_user")
@@ -14884,7 +19845,7 @@ impl std::fmt::Debug for CreateUser<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateUser<'a> {
+impl crate::Operation for CreateUser {
     type Output = types::UserResponse;
     const OPERATION_ID: &'static str = "create_user";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14901,12 +19862,12 @@ impl<'a> crate::Operation for CreateUser<'a> {
 ///Builder for [`Client::add_support_tenant`](crate::Client::add_support_tenant): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct AddSupportTenant<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::AddSupportTenant<'a>,
+pub struct AddSupportTenant {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::SupportTenantRequest, String>,
 }
-impl<'a> AddSupportTenant<'a> {
+impl AddSupportTenant {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -14915,7 +19876,12 @@ impl<'a> AddSupportTenant<'a> {
             types::SupportTenantRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SupportTenantRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -14925,7 +19891,7 @@ impl<'a> AddSupportTenant<'a> {
             types::builder::SupportTenantRequest,
         ) -> types::builder::SupportTenantRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -14937,12 +19903,22 @@ impl<'a> AddSupportTenant<'a> {
     }
     ///Sends `add_support_tenant` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "add_support_tenant", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "add_support_tenant",
+                async move {
+                    let mut inner = generated.add_support_tenant();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for AddSupportTenant<'_> {
+impl std::fmt::Debug for AddSupportTenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AddSupportTenant")
             .field("operation", &"add_support_tenant")
@@ -14950,7 +19926,7 @@ impl std::fmt::Debug for AddSupportTenant<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for AddSupportTenant<'a> {
+impl crate::Operation for AddSupportTenant {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "add_support_tenant";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -14967,12 +19943,12 @@ impl<'a> crate::Operation for AddSupportTenant<'a> {
 ///Builder for [`Client::remove_support_tenant`](crate::Client::remove_support_tenant): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct RemoveSupportTenant<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::RemoveSupportTenant<'a>,
+pub struct RemoveSupportTenant {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::SupportTenantRequest, String>,
 }
-impl<'a> RemoveSupportTenant<'a> {
+impl RemoveSupportTenant {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -14981,7 +19957,12 @@ impl<'a> RemoveSupportTenant<'a> {
             types::SupportTenantRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SupportTenantRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -14991,7 +19972,7 @@ impl<'a> RemoveSupportTenant<'a> {
             types::builder::SupportTenantRequest,
         ) -> types::builder::SupportTenantRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15003,12 +19984,22 @@ impl<'a> RemoveSupportTenant<'a> {
     }
     ///Sends `remove_support_tenant` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "remove_support_tenant", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "remove_support_tenant",
+                async move {
+                    let mut inner = generated.remove_support_tenant();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for RemoveSupportTenant<'_> {
+impl std::fmt::Debug for RemoveSupportTenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoveSupportTenant")
             .field("operation", &"remove_support_tenant")
@@ -15016,7 +20007,7 @@ impl std::fmt::Debug for RemoveSupportTenant<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for RemoveSupportTenant<'a> {
+impl crate::Operation for RemoveSupportTenant {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "remove_support_tenant";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15033,18 +20024,22 @@ impl<'a> crate::Operation for RemoveSupportTenant<'a> {
 ///Builder for [`Client::get_user`](crate::Client::get_user): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetUser<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetUser<'a>,
+pub struct GetUser {
+    client: crate::Client,
     options: crate::CallOptions,
+    user_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetUser<'a> {
+impl GetUser {
     ///Id of the user.
     pub fn user_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.user_id(value);
+        self.user_id = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for user_id failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15058,10 +20053,25 @@ impl<'a> GetUser<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::UserResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_user", self.inner.send()).await
+        let Self { client, options, user_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_user",
+                async move {
+                    let mut inner = generated.get_user();
+                    if let Some(value) = user_id {
+                        inner = inner
+                            .user_id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetUser<'_> {
+impl std::fmt::Debug for GetUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetUser")
             .field("operation", &"get_user")
@@ -15069,7 +20079,7 @@ impl std::fmt::Debug for GetUser<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetUser<'a> {
+impl crate::Operation for GetUser {
     type Output = types::UserResponse;
     const OPERATION_ID: &'static str = "get_user";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15086,18 +20096,23 @@ impl<'a> crate::Operation for GetUser<'a> {
 ///Builder for [`Client::update_user`](crate::Client::update_user): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateUser<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateUser<'a>,
+pub struct UpdateUser {
+    client: crate::Client,
     options: crate::CallOptions,
+    user_id: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateUserRequest, String>,
 }
-impl<'a> UpdateUser<'a> {
+impl UpdateUser {
     ///Id of the user.
     pub fn user_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.user_id(value);
+        self.user_id = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for user_id failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -15106,7 +20121,12 @@ impl<'a> UpdateUser<'a> {
         V: std::convert::TryInto<types::UpdateUserRequest>,
         <V as std::convert::TryInto<types::UpdateUserRequest>>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateUserRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -15116,7 +20136,7 @@ impl<'a> UpdateUser<'a> {
             types::builder::UpdateUserRequest,
         ) -> types::builder::UpdateUserRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15130,10 +20150,26 @@ impl<'a> UpdateUser<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::UserResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_user", self.inner.send()).await
+        let Self { client, options, user_id, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_user",
+                async move {
+                    let mut inner = generated.update_user();
+                    if let Some(value) = user_id {
+                        inner = inner
+                            .user_id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateUser<'_> {
+impl std::fmt::Debug for UpdateUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateUser")
             .field("operation", &"update_user")
@@ -15141,7 +20177,7 @@ impl std::fmt::Debug for UpdateUser<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateUser<'a> {
+impl crate::Operation for UpdateUser {
     type Output = types::UserResponse;
     const OPERATION_ID: &'static str = "update_user";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15158,18 +20194,22 @@ impl<'a> crate::Operation for UpdateUser<'a> {
 ///Builder for [`Client::delete_user`](crate::Client::delete_user): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteUser<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteUser<'a>,
+pub struct DeleteUser {
+    client: crate::Client,
     options: crate::CallOptions,
+    user_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteUser<'a> {
+impl DeleteUser {
     ///Id of the user.
     pub fn user_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.user_id(value);
+        self.user_id = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for user_id failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15181,10 +20221,25 @@ impl<'a> DeleteUser<'a> {
     }
     ///Sends `delete_user` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_user", self.inner.send()).await
+        let Self { client, options, user_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_user",
+                async move {
+                    let mut inner = generated.delete_user();
+                    if let Some(value) = user_id {
+                        inner = inner
+                            .user_id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteUser<'_> {
+impl std::fmt::Debug for DeleteUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteUser")
             .field("operation", &"delete_user")
@@ -15192,7 +20247,7 @@ impl std::fmt::Debug for DeleteUser<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteUser<'a> {
+impl crate::Operation for DeleteUser {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_user";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15209,18 +20264,23 @@ impl<'a> crate::Operation for DeleteUser<'a> {
 ///Builder for [`Client::send_welcome_email`](crate::Client::send_welcome_email): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct SendWelcomeEmail<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::SendWelcomeEmail<'a>,
+pub struct SendWelcomeEmail {
+    client: crate::Client,
     options: crate::CallOptions,
+    user_id: Option<Result<types::PathSegment, String>>,
+    body: Option<Result<types::EmptyRequest, String>>,
 }
-impl<'a> SendWelcomeEmail<'a> {
+impl SendWelcomeEmail {
     ///Id of the user.
     pub fn user_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.user_id(value);
+        self.user_id = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for user_id failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -15228,7 +20288,11 @@ impl<'a> SendWelcomeEmail<'a> {
     where
         V: std::convert::TryInto<types::EmptyRequest>,
     {
-        self.inner = self.inner.body(value);
+        self.body = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `EmptyRequest` for body failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15240,12 +20304,29 @@ impl<'a> SendWelcomeEmail<'a> {
     }
     ///Sends `send_welcome_email` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "send_welcome_email", self.inner.send())
+        let Self { client, options, user_id, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "send_welcome_email",
+                async move {
+                    let mut inner = generated.send_welcome_email();
+                    if let Some(value) = user_id {
+                        inner = inner
+                            .user_id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = body {
+                        inner = inner
+                            .body(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for SendWelcomeEmail<'_> {
+impl std::fmt::Debug for SendWelcomeEmail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendWelcomeEmail")
             .field("operation", &"send_welcome_email")
@@ -15253,7 +20334,7 @@ impl std::fmt::Debug for SendWelcomeEmail<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for SendWelcomeEmail<'a> {
+impl crate::Operation for SendWelcomeEmail {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "send_welcome_email";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15270,12 +20351,12 @@ impl<'a> crate::Operation for SendWelcomeEmail<'a> {
 ///Builder for [`Client::validate_exchange_credentials`](crate::Client::validate_exchange_credentials): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ValidateExchangeCredentials<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ValidateExchangeCredentials<'a>,
+pub struct ValidateExchangeCredentials {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::ValidateExchangeCredentialsRequest, String>,
 }
-impl<'a> ValidateExchangeCredentials<'a> {
+impl ValidateExchangeCredentials {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -15284,7 +20365,15 @@ impl<'a> ValidateExchangeCredentials<'a> {
             types::ValidateExchangeCredentialsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `ValidateExchangeCredentialsRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -15294,7 +20383,7 @@ impl<'a> ValidateExchangeCredentials<'a> {
             types::builder::ValidateExchangeCredentialsRequest,
         ) -> types::builder::ValidateExchangeCredentialsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15311,12 +20400,22 @@ impl<'a> ValidateExchangeCredentials<'a> {
         crate::Response<types::ValidateExchangeCredentialsResponse>,
         crate::Error,
     > {
-        self.client
-            .call_json(self.options, "validate_exchange_credentials", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "validate_exchange_credentials",
+                async move {
+                    let mut inner = generated.validate_exchange_credentials();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ValidateExchangeCredentials<'_> {
+impl std::fmt::Debug for ValidateExchangeCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ValidateExchangeCredentials")
             .field("operation", &"validate_exchange_credentials")
@@ -15324,7 +20423,7 @@ impl std::fmt::Debug for ValidateExchangeCredentials<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ValidateExchangeCredentials<'a> {
+impl crate::Operation for ValidateExchangeCredentials {
     type Output = types::ValidateExchangeCredentialsResponse;
     const OPERATION_ID: &'static str = "validate_exchange_credentials";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15344,18 +20443,25 @@ impl<'a> crate::Operation for ValidateExchangeCredentials<'a> {
 ///Builder for [`Client::fetch_gx_stream`](crate::Client::fetch_gx_stream): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct FetchGxStream<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::FetchGxStream<'a>,
+pub struct FetchGxStream {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::FetchStreamRequest, String>,
 }
-impl<'a> FetchGxStream<'a> {
+impl FetchGxStream {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -15363,7 +20469,13 @@ impl<'a> FetchGxStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -15371,7 +20483,13 @@ impl<'a> FetchGxStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -15382,7 +20500,12 @@ impl<'a> FetchGxStream<'a> {
             types::FetchStreamRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `FetchStreamRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -15392,7 +20515,7 @@ impl<'a> FetchGxStream<'a> {
             types::builder::FetchStreamRequest,
         ) -> types::builder::FetchStreamRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15406,10 +20529,38 @@ impl<'a> FetchGxStream<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::FetchGxStreamResponse>, crate::Error> {
-        self.client.call_json(self.options, "fetch_gx_stream", self.inner.send()).await
+        let Self { client, options, project, dataset_name, stream_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "fetch_gx_stream",
+                async move {
+                    let mut inner = generated.fetch_gx_stream();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for FetchGxStream<'_> {
+impl std::fmt::Debug for FetchGxStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FetchGxStream")
             .field("operation", &"fetch_gx_stream")
@@ -15417,7 +20568,7 @@ impl std::fmt::Debug for FetchGxStream<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for FetchGxStream<'a> {
+impl crate::Operation for FetchGxStream {
     type Output = types::FetchGxStreamResponse;
     const OPERATION_ID: &'static str = "fetch_gx_stream";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15434,18 +20585,26 @@ impl<'a> crate::Operation for FetchGxStream<'a> {
 ///Builder for [`Client::get_stream_results_preview`](crate::Client::get_stream_results_preview): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetStreamResultsPreview<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetStreamResultsPreview<'a>,
+pub struct GetStreamResultsPreview {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
+    max_filtered: Option<Result<i64, String>>,
+    max_results: Option<Result<i64, String>>,
 }
-impl<'a> GetStreamResultsPreview<'a> {
+impl GetStreamResultsPreview {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -15453,7 +20612,13 @@ impl<'a> GetStreamResultsPreview<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -15461,7 +20626,13 @@ impl<'a> GetStreamResultsPreview<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Maximum number of comments that may be skipped by the stream filter while building the batch.
@@ -15469,7 +20640,11 @@ impl<'a> GetStreamResultsPreview<'a> {
     where
         V: std::convert::TryInto<i64>,
     {
-        self.inner = self.inner.max_filtered(value);
+        self.max_filtered = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `i64` for max_filtered failed".to_owned()),
+        );
         self
     }
     ///Maximum number of results to return in the batch.
@@ -15477,7 +20652,11 @@ impl<'a> GetStreamResultsPreview<'a> {
     where
         V: std::convert::TryInto<i64>,
     {
-        self.inner = self.inner.max_results(value);
+        self.max_results = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `i64` for max_results failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15491,12 +20670,57 @@ impl<'a> GetStreamResultsPreview<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::StreamResultsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_stream_results_preview", self.inner.send())
+        let Self {
+            client,
+            options,
+            project,
+            dataset_name,
+            stream_name,
+            max_filtered,
+            max_results,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_stream_results_preview",
+                async move {
+                    let mut inner = generated.get_stream_results_preview();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = max_filtered {
+                        inner = inner
+                            .max_filtered(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = max_results {
+                        inner = inner
+                            .max_results(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetStreamResultsPreview<'_> {
+impl std::fmt::Debug for GetStreamResultsPreview {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetStreamResultsPreview")
             .field("operation", &"get_stream_results_preview")
@@ -15504,7 +20728,7 @@ impl std::fmt::Debug for GetStreamResultsPreview<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetStreamResultsPreview<'a> {
+impl crate::Operation for GetStreamResultsPreview {
     type Output = types::StreamResultsResponse;
     const OPERATION_ID: &'static str = "get_stream_results_preview";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15521,18 +20745,24 @@ impl<'a> crate::Operation for GetStreamResultsPreview<'a> {
 ///Builder for [`Client::get_thread_themes`](crate::Client::get_thread_themes): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetThreadThemes<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetThreadThemes<'a>,
+pub struct GetThreadThemes {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::ThreadThemesRequest, String>,
 }
-impl<'a> GetThreadThemes<'a> {
+impl GetThreadThemes {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -15540,7 +20770,13 @@ impl<'a> GetThreadThemes<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -15551,7 +20787,12 @@ impl<'a> GetThreadThemes<'a> {
             types::ThreadThemesRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `ThreadThemesRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -15561,7 +20802,7 @@ impl<'a> GetThreadThemes<'a> {
             types::builder::ThreadThemesRequest,
         ) -> types::builder::ThreadThemesRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15575,10 +20816,32 @@ impl<'a> GetThreadThemes<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ThreadThemesResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_thread_themes", self.inner.send()).await
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_thread_themes",
+                async move {
+                    let mut inner = generated.get_thread_themes();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetThreadThemes<'_> {
+impl std::fmt::Debug for GetThreadThemes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetThreadThemes")
             .field("operation", &"get_thread_themes")
@@ -15586,7 +20849,7 @@ impl std::fmt::Debug for GetThreadThemes<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetThreadThemes<'a> {
+impl crate::Operation for GetThreadThemes {
     type Output = types::ThreadThemesResponse;
     const OPERATION_ID: &'static str = "get_thread_themes";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15603,12 +20866,12 @@ impl<'a> crate::Operation for GetThreadThemes<'a> {
 ///Builder for [`Client::create_tenant_service_instance`](crate::Client::create_tenant_service_instance): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateTenantServiceInstance<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateTenantServiceInstance<'a>,
+pub struct CreateTenantServiceInstance {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::CreateTenantServiceInstanceRequest, String>,
 }
-impl<'a> CreateTenantServiceInstance<'a> {
+impl CreateTenantServiceInstance {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -15617,7 +20880,15 @@ impl<'a> CreateTenantServiceInstance<'a> {
             types::CreateTenantServiceInstanceRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `CreateTenantServiceInstanceRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -15627,7 +20898,7 @@ impl<'a> CreateTenantServiceInstance<'a> {
             types::builder::CreateTenantServiceInstanceRequest,
         ) -> types::builder::CreateTenantServiceInstanceRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15641,12 +20912,22 @@ impl<'a> CreateTenantServiceInstance<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantServiceInstanceResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "create_tenant_service_instance", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_tenant_service_instance",
+                async move {
+                    let mut inner = generated.create_tenant_service_instance();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for CreateTenantServiceInstance<'_> {
+impl std::fmt::Debug for CreateTenantServiceInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateTenantServiceInstance")
             .field("operation", &"create_tenant_service_instance")
@@ -15654,7 +20935,7 @@ impl std::fmt::Debug for CreateTenantServiceInstance<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateTenantServiceInstance<'a> {
+impl crate::Operation for CreateTenantServiceInstance {
     type Output = types::TenantServiceInstanceResponse;
     const OPERATION_ID: &'static str = "create_tenant_service_instance";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15674,18 +20955,26 @@ impl<'a> crate::Operation for CreateTenantServiceInstance<'a> {
 ///Builder for [`Client::delete_tenant_service_instance`](crate::Client::delete_tenant_service_instance): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteTenantServiceInstance<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteTenantServiceInstance<'a>,
+pub struct DeleteTenantServiceInstance {
+    client: crate::Client,
     options: crate::CallOptions,
+    service_type: Option<Result<types::PathSegment, String>>,
+    tenant_id: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::DeleteTenantServiceInstanceRequest, String>,
 }
-impl<'a> DeleteTenantServiceInstance<'a> {
+impl DeleteTenantServiceInstance {
     ///UiPath service type of the instance (the `serviceType` it was created with).
     pub fn service_type<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.service_type(value);
+        self.service_type = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for service_type failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of the UiPath tenant (a GUID, the `tenantId` the instance was created with).
@@ -15693,7 +20982,13 @@ impl<'a> DeleteTenantServiceInstance<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_id(value);
+        self.tenant_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_id failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -15704,7 +20999,15 @@ impl<'a> DeleteTenantServiceInstance<'a> {
             types::DeleteTenantServiceInstanceRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `DeleteTenantServiceInstanceRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -15714,7 +21017,7 @@ impl<'a> DeleteTenantServiceInstance<'a> {
             types::builder::DeleteTenantServiceInstanceRequest,
         ) -> types::builder::DeleteTenantServiceInstanceRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15731,12 +21034,34 @@ impl<'a> DeleteTenantServiceInstance<'a> {
         crate::Response<types::DeleteTenantServiceInstanceResponse>,
         crate::Error,
     > {
-        self.client
-            .call_json(self.options, "delete_tenant_service_instance", self.inner.send())
+        let Self { client, options, service_type, tenant_id, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_tenant_service_instance",
+                async move {
+                    let mut inner = generated.delete_tenant_service_instance();
+                    if let Some(value) = service_type {
+                        inner = inner
+                            .service_type(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = tenant_id {
+                        inner = inner
+                            .tenant_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteTenantServiceInstance<'_> {
+impl std::fmt::Debug for DeleteTenantServiceInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteTenantServiceInstance")
             .field("operation", &"delete_tenant_service_instance")
@@ -15744,7 +21069,7 @@ impl std::fmt::Debug for DeleteTenantServiceInstance<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteTenantServiceInstance<'a> {
+impl crate::Operation for DeleteTenantServiceInstance {
     type Output = types::DeleteTenantServiceInstanceResponse;
     const OPERATION_ID: &'static str = "delete_tenant_service_instance";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15764,18 +21089,26 @@ impl<'a> crate::Operation for DeleteTenantServiceInstance<'a> {
 ///Builder for [`Client::update_tenant_service_instance`](crate::Client::update_tenant_service_instance): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateTenantServiceInstance<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateTenantServiceInstance<'a>,
+pub struct UpdateTenantServiceInstance {
+    client: crate::Client,
     options: crate::CallOptions,
+    service_type: Option<Result<types::PathSegment, String>>,
+    tenant_id: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateTenantServiceInstanceRequest, String>,
 }
-impl<'a> UpdateTenantServiceInstance<'a> {
+impl UpdateTenantServiceInstance {
     ///UiPath service type of the instance (the `serviceType` it was created with).
     pub fn service_type<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.service_type(value);
+        self.service_type = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for service_type failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of the UiPath tenant (a GUID, the `tenantId` the instance was created with).
@@ -15783,7 +21116,13 @@ impl<'a> UpdateTenantServiceInstance<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_id(value);
+        self.tenant_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_id failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -15794,7 +21133,15 @@ impl<'a> UpdateTenantServiceInstance<'a> {
             types::UpdateTenantServiceInstanceRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `UpdateTenantServiceInstanceRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -15804,7 +21151,7 @@ impl<'a> UpdateTenantServiceInstance<'a> {
             types::builder::UpdateTenantServiceInstanceRequest,
         ) -> types::builder::UpdateTenantServiceInstanceRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15818,12 +21165,34 @@ impl<'a> UpdateTenantServiceInstance<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantServiceInstanceResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "update_tenant_service_instance", self.inner.send())
+        let Self { client, options, service_type, tenant_id, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_tenant_service_instance",
+                async move {
+                    let mut inner = generated.update_tenant_service_instance();
+                    if let Some(value) = service_type {
+                        inner = inner
+                            .service_type(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = tenant_id {
+                        inner = inner
+                            .tenant_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for UpdateTenantServiceInstance<'_> {
+impl std::fmt::Debug for UpdateTenantServiceInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateTenantServiceInstance")
             .field("operation", &"update_tenant_service_instance")
@@ -15831,7 +21200,7 @@ impl std::fmt::Debug for UpdateTenantServiceInstance<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateTenantServiceInstance<'a> {
+impl crate::Operation for UpdateTenantServiceInstance {
     type Output = types::TenantServiceInstanceResponse;
     const OPERATION_ID: &'static str = "update_tenant_service_instance";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15851,18 +21220,26 @@ impl<'a> crate::Operation for UpdateTenantServiceInstance<'a> {
 ///Builder for [`Client::restore_tenant_service_instance`](crate::Client::restore_tenant_service_instance): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct RestoreTenantServiceInstance<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::RestoreTenantServiceInstance<'a>,
+pub struct RestoreTenantServiceInstance {
+    client: crate::Client,
     options: crate::CallOptions,
+    service_type: Option<Result<types::PathSegment, String>>,
+    tenant_id: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::RestoreTenantServiceInstanceRequest, String>,
 }
-impl<'a> RestoreTenantServiceInstance<'a> {
+impl RestoreTenantServiceInstance {
     ///UiPath service type of the instance (the `serviceType` it was created with).
     pub fn service_type<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.service_type(value);
+        self.service_type = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for service_type failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of the UiPath tenant (a GUID, the `tenantId` the instance was created with).
@@ -15870,7 +21247,13 @@ impl<'a> RestoreTenantServiceInstance<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.tenant_id(value);
+        self.tenant_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for tenant_id failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -15881,7 +21264,15 @@ impl<'a> RestoreTenantServiceInstance<'a> {
             types::RestoreTenantServiceInstanceRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `RestoreTenantServiceInstanceRequest` for body failed: {}",
+                    e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -15891,7 +21282,7 @@ impl<'a> RestoreTenantServiceInstance<'a> {
             types::builder::RestoreTenantServiceInstanceRequest,
         ) -> types::builder::RestoreTenantServiceInstanceRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15905,16 +21296,34 @@ impl<'a> RestoreTenantServiceInstance<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TenantServiceInstanceResponse>, crate::Error> {
-        self.client
+        let Self { client, options, service_type, tenant_id, body } = self;
+        let generated = &client.generated;
+        client
             .call_json(
-                self.options,
+                options,
                 "restore_tenant_service_instance",
-                self.inner.send(),
+                async move {
+                    let mut inner = generated.restore_tenant_service_instance();
+                    if let Some(value) = service_type {
+                        inner = inner
+                            .service_type(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = tenant_id {
+                        inner = inner
+                            .tenant_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
             )
             .await
     }
 }
-impl std::fmt::Debug for RestoreTenantServiceInstance<'_> {
+impl std::fmt::Debug for RestoreTenantServiceInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RestoreTenantServiceInstance")
             .field("operation", &"restore_tenant_service_instance")
@@ -15922,7 +21331,7 @@ impl std::fmt::Debug for RestoreTenantServiceInstance<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for RestoreTenantServiceInstance<'a> {
+impl crate::Operation for RestoreTenantServiceInstance {
     type Output = types::TenantServiceInstanceResponse;
     const OPERATION_ID: &'static str = "restore_tenant_service_instance";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15942,18 +21351,25 @@ impl<'a> crate::Operation for RestoreTenantServiceInstance<'a> {
 ///Builder for [`Client::get_attachment`](crate::Client::get_attachment): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetAttachment<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetAttachment<'a>,
+pub struct GetAttachment {
+    client: crate::Client,
     options: crate::CallOptions,
+    attachment_reference: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetAttachment<'a> {
+impl GetAttachment {
     ///Opaque reference of the attachment, taken from the `attachment_reference` field of a comment attachment.
     pub fn attachment_reference<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.attachment_reference(value);
+        self.attachment_reference = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for attachment_reference failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -15965,12 +21381,27 @@ impl<'a> GetAttachment<'a> {
     }
     ///Sends `get_attachment` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the body as a streamed [`Download`](crate::Download), or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<crate::Download>, crate::Error> {
-        self.client
-            .call_download(self.options, "get_attachment", self.inner.send())
+        let Self { client, options, attachment_reference } = self;
+        let generated = &client.generated;
+        client
+            .call_download(
+                options,
+                "get_attachment",
+                async move {
+                    let mut inner = generated.get_attachment();
+                    if let Some(value) = attachment_reference {
+                        inner = inner
+                            .attachment_reference(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetAttachment<'_> {
+impl std::fmt::Debug for GetAttachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetAttachment")
             .field("operation", &"get_attachment")
@@ -15978,7 +21409,7 @@ impl std::fmt::Debug for GetAttachment<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetAttachment<'a> {
+impl crate::Operation for GetAttachment {
     type Output = crate::Download;
     const OPERATION_ID: &'static str = "get_attachment";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -15995,12 +21426,12 @@ impl<'a> crate::Operation for GetAttachment<'a> {
 ///Builder for [`Client::query_audit_events`](crate::Client::query_audit_events): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct QueryAuditEvents<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::QueryAuditEvents<'a>,
+pub struct QueryAuditEvents {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Result<types::builder::QueryAuditEventsRequest, String>,
 }
-impl<'a> QueryAuditEvents<'a> {
+impl QueryAuditEvents {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
@@ -16009,7 +21440,12 @@ impl<'a> QueryAuditEvents<'a> {
             types::QueryAuditEventsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `QueryAuditEventsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -16019,7 +21455,7 @@ impl<'a> QueryAuditEvents<'a> {
             types::builder::QueryAuditEventsRequest,
         ) -> types::builder::QueryAuditEventsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16033,12 +21469,22 @@ impl<'a> QueryAuditEvents<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::QueryAuditEventsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "query_audit_events", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "query_audit_events",
+                async move {
+                    let mut inner = generated.query_audit_events();
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for QueryAuditEvents<'_> {
+impl std::fmt::Debug for QueryAuditEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryAuditEvents")
             .field("operation", &"query_audit_events")
@@ -16046,7 +21492,7 @@ impl std::fmt::Debug for QueryAuditEvents<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for QueryAuditEvents<'a> {
+impl crate::Operation for QueryAuditEvents {
     type Output = types::QueryAuditEventsResponse;
     const OPERATION_ID: &'static str = "query_audit_events";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16063,12 +21509,11 @@ impl<'a> crate::Operation for QueryAuditEvents<'a> {
 ///Builder for [`Client::list_datasets`](crate::Client::list_datasets): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListDatasets<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListDatasets<'a>,
+pub struct ListDatasets {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListDatasets<'a> {
+impl ListDatasets {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -16080,10 +21525,21 @@ impl<'a> ListDatasets<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_datasets", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_datasets",
+                async move {
+                    let inner = generated.list_datasets();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListDatasets<'_> {
+impl std::fmt::Debug for ListDatasets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListDatasets")
             .field("operation", &"list_datasets")
@@ -16091,7 +21547,7 @@ impl std::fmt::Debug for ListDatasets<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListDatasets<'a> {
+impl crate::Operation for ListDatasets {
     type Output = types::DatasetListResponse;
     const OPERATION_ID: &'static str = "list_datasets";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16108,18 +21564,24 @@ impl<'a> crate::Operation for ListDatasets<'a> {
 ///Builder for [`Client::get_dataset_by_id`](crate::Client::get_dataset_by_id): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDatasetById<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDatasetById<'a>,
+pub struct GetDatasetById {
+    client: crate::Client,
     options: crate::CallOptions,
+    dataset_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetDatasetById<'a> {
+impl GetDatasetById {
     ///Id of the dataset (written after the literal `id:` prefix).
     pub fn dataset_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_id(value);
+        self.dataset_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16133,10 +21595,27 @@ impl<'a> GetDatasetById<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_dataset_by_id", self.inner.send()).await
+        let Self { client, options, dataset_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_dataset_by_id",
+                async move {
+                    let mut inner = generated.get_dataset_by_id();
+                    if let Some(value) = dataset_id {
+                        inner = inner
+                            .dataset_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetDatasetById<'_> {
+impl std::fmt::Debug for GetDatasetById {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDatasetById")
             .field("operation", &"get_dataset_by_id")
@@ -16144,7 +21623,7 @@ impl std::fmt::Debug for GetDatasetById<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDatasetById<'a> {
+impl crate::Operation for GetDatasetById {
     type Output = types::DatasetResponse;
     const OPERATION_ID: &'static str = "get_dataset_by_id";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16161,18 +21640,24 @@ impl<'a> crate::Operation for GetDatasetById<'a> {
 ///Builder for [`Client::delete_dataset_by_id`](crate::Client::delete_dataset_by_id): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteDatasetById<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteDatasetById<'a>,
+pub struct DeleteDatasetById {
+    client: crate::Client,
     options: crate::CallOptions,
+    dataset_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteDatasetById<'a> {
+impl DeleteDatasetById {
     ///Id of the dataset (written after the literal `id:` prefix).
     pub fn dataset_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_id(value);
+        self.dataset_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16184,12 +21669,27 @@ impl<'a> DeleteDatasetById<'a> {
     }
     ///Sends `delete_dataset_by_id` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_dataset_by_id", self.inner.send())
+        let Self { client, options, dataset_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_dataset_by_id",
+                async move {
+                    let mut inner = generated.delete_dataset_by_id();
+                    if let Some(value) = dataset_id {
+                        inner = inner
+                            .dataset_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteDatasetById<'_> {
+impl std::fmt::Debug for DeleteDatasetById {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteDatasetById")
             .field("operation", &"delete_dataset_by_id")
@@ -16197,7 +21697,7 @@ impl std::fmt::Debug for DeleteDatasetById<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteDatasetById<'a> {
+impl crate::Operation for DeleteDatasetById {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_dataset_by_id";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16214,18 +21714,22 @@ impl<'a> crate::Operation for DeleteDatasetById<'a> {
 ///Builder for [`Client::list_project_datasets`](crate::Client::list_project_datasets): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListProjectDatasets<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListProjectDatasets<'a>,
+pub struct ListProjectDatasets {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListProjectDatasets<'a> {
+impl ListProjectDatasets {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16239,12 +21743,25 @@ impl<'a> ListProjectDatasets<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_project_datasets", self.inner.send())
+        let Self { client, options, project } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_project_datasets",
+                async move {
+                    let mut inner = generated.list_project_datasets();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListProjectDatasets<'_> {
+impl std::fmt::Debug for ListProjectDatasets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListProjectDatasets")
             .field("operation", &"list_project_datasets")
@@ -16252,7 +21769,7 @@ impl std::fmt::Debug for ListProjectDatasets<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListProjectDatasets<'a> {
+impl crate::Operation for ListProjectDatasets {
     type Output = types::DatasetListResponse;
     const OPERATION_ID: &'static str = "list_project_datasets";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16269,18 +21786,23 @@ impl<'a> crate::Operation for ListProjectDatasets<'a> {
 ///Builder for [`Client::get_dataset`](crate::Client::get_dataset): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetDataset<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetDataset<'a>,
+pub struct GetDataset {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetDataset<'a> {
+impl GetDataset {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset inside the project.
@@ -16288,7 +21810,13 @@ impl<'a> GetDataset<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16302,10 +21830,31 @@ impl<'a> GetDataset<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_dataset", self.inner.send()).await
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_dataset",
+                async move {
+                    let mut inner = generated.get_dataset();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetDataset<'_> {
+impl std::fmt::Debug for GetDataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetDataset")
             .field("operation", &"get_dataset")
@@ -16313,7 +21862,7 @@ impl std::fmt::Debug for GetDataset<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetDataset<'a> {
+impl crate::Operation for GetDataset {
     type Output = types::DatasetResponse;
     const OPERATION_ID: &'static str = "get_dataset";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16330,18 +21879,24 @@ impl<'a> crate::Operation for GetDataset<'a> {
 ///Builder for [`Client::create_dataset`](crate::Client::create_dataset): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateDataset<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateDataset<'a>,
+pub struct CreateDataset {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateDatasetRequest, String>,
 }
-impl<'a> CreateDataset<'a> {
+impl CreateDataset {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset inside the project.
@@ -16349,7 +21904,13 @@ impl<'a> CreateDataset<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -16360,7 +21921,12 @@ impl<'a> CreateDataset<'a> {
             types::CreateDatasetRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateDatasetRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -16370,7 +21936,7 @@ impl<'a> CreateDataset<'a> {
             types::builder::CreateDatasetRequest,
         ) -> types::builder::CreateDatasetRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16384,10 +21950,32 @@ impl<'a> CreateDataset<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::CreateDatasetResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_dataset", self.inner.send()).await
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_dataset",
+                async move {
+                    let mut inner = generated.create_dataset();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateDataset<'_> {
+impl std::fmt::Debug for CreateDataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateDataset")
             .field("operation", &"create_dataset")
@@ -16395,7 +21983,7 @@ impl std::fmt::Debug for CreateDataset<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateDataset<'a> {
+impl crate::Operation for CreateDataset {
     type Output = types::CreateDatasetResponse;
     const OPERATION_ID: &'static str = "create_dataset";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16412,18 +22000,24 @@ impl<'a> crate::Operation for CreateDataset<'a> {
 ///Builder for [`Client::update_dataset`](crate::Client::update_dataset): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateDataset<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateDataset<'a>,
+pub struct UpdateDataset {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateDatasetRequest, String>,
 }
-impl<'a> UpdateDataset<'a> {
+impl UpdateDataset {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset inside the project.
@@ -16431,7 +22025,13 @@ impl<'a> UpdateDataset<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -16442,7 +22042,12 @@ impl<'a> UpdateDataset<'a> {
             types::UpdateDatasetRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateDatasetRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -16452,7 +22057,7 @@ impl<'a> UpdateDataset<'a> {
             types::builder::UpdateDatasetRequest,
         ) -> types::builder::UpdateDatasetRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16466,10 +22071,32 @@ impl<'a> UpdateDataset<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::DatasetResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_dataset", self.inner.send()).await
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_dataset",
+                async move {
+                    let mut inner = generated.update_dataset();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateDataset<'_> {
+impl std::fmt::Debug for UpdateDataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateDataset")
             .field("operation", &"update_dataset")
@@ -16477,7 +22104,7 @@ impl std::fmt::Debug for UpdateDataset<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateDataset<'a> {
+impl crate::Operation for UpdateDataset {
     type Output = types::DatasetResponse;
     const OPERATION_ID: &'static str = "update_dataset";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16494,18 +22121,23 @@ impl<'a> crate::Operation for UpdateDataset<'a> {
 ///Builder for [`Client::delete_dataset`](crate::Client::delete_dataset): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteDataset<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteDataset<'a>,
+pub struct DeleteDataset {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteDataset<'a> {
+impl DeleteDataset {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset inside the project.
@@ -16513,7 +22145,13 @@ impl<'a> DeleteDataset<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16525,10 +22163,31 @@ impl<'a> DeleteDataset<'a> {
     }
     ///Sends `delete_dataset` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_dataset", self.inner.send()).await
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_dataset",
+                async move {
+                    let mut inner = generated.delete_dataset();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteDataset<'_> {
+impl std::fmt::Debug for DeleteDataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteDataset")
             .field("operation", &"delete_dataset")
@@ -16536,7 +22195,7 @@ impl std::fmt::Debug for DeleteDataset<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteDataset<'a> {
+impl crate::Operation for DeleteDataset {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_dataset";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16553,18 +22212,24 @@ impl<'a> crate::Operation for DeleteDataset<'a> {
 ///Builder for [`Client::export_dataset`](crate::Client::export_dataset): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ExportDataset<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ExportDataset<'a>,
+pub struct ExportDataset {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::ExportDatasetRequest, String>,
 }
-impl<'a> ExportDataset<'a> {
+impl ExportDataset {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset to export.
@@ -16572,7 +22237,13 @@ impl<'a> ExportDataset<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -16583,7 +22254,12 @@ impl<'a> ExportDataset<'a> {
             types::ExportDatasetRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `ExportDatasetRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -16593,7 +22269,7 @@ impl<'a> ExportDataset<'a> {
             types::builder::ExportDatasetRequest,
         ) -> types::builder::ExportDatasetRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16607,10 +22283,32 @@ impl<'a> ExportDataset<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ExportDatasetResponse>, crate::Error> {
-        self.client.call_json(self.options, "export_dataset", self.inner.send()).await
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "export_dataset",
+                async move {
+                    let mut inner = generated.export_dataset();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ExportDataset<'_> {
+impl std::fmt::Debug for ExportDataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExportDataset")
             .field("operation", &"export_dataset")
@@ -16618,7 +22316,7 @@ impl std::fmt::Debug for ExportDataset<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ExportDataset<'a> {
+impl crate::Operation for ExportDataset {
     type Output = types::ExportDatasetResponse;
     const OPERATION_ID: &'static str = "export_dataset";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16635,18 +22333,25 @@ impl<'a> crate::Operation for ExportDataset<'a> {
 ///Builder for [`Client::predict_documents`](crate::Client::predict_documents): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct PredictDocuments<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::PredictDocuments<'a>,
+pub struct PredictDocuments {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::PredictRequest, String>,
 }
-impl<'a> PredictDocuments<'a> {
+impl PredictDocuments {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -16654,7 +22359,13 @@ impl<'a> PredictDocuments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version used for the predictions: a pinned version number, or `latest` for the most recent model.
@@ -16662,7 +22373,13 @@ impl<'a> PredictDocuments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -16671,7 +22388,12 @@ impl<'a> PredictDocuments<'a> {
         V: std::convert::TryInto<types::PredictRequest>,
         <V as std::convert::TryInto<types::PredictRequest>>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `PredictRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -16681,7 +22403,7 @@ impl<'a> PredictDocuments<'a> {
             types::builder::PredictRequest,
         ) -> types::builder::PredictRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16695,10 +22417,38 @@ impl<'a> PredictDocuments<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::PredictionsResponse>, crate::Error> {
-        self.client.call_json(self.options, "predict_documents", self.inner.send()).await
+        let Self { client, options, project, dataset_name, model_version, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "predict_documents",
+                async move {
+                    let mut inner = generated.predict_documents();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for PredictDocuments<'_> {
+impl std::fmt::Debug for PredictDocuments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PredictDocuments")
             .field("operation", &"predict_documents")
@@ -16706,7 +22456,7 @@ impl std::fmt::Debug for PredictDocuments<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for PredictDocuments<'a> {
+impl crate::Operation for PredictDocuments {
     type Output = types::PredictionsResponse;
     const OPERATION_ID: &'static str = "predict_documents";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16723,18 +22473,25 @@ impl<'a> crate::Operation for PredictDocuments<'a> {
 ///Builder for [`Client::predict_comments`](crate::Client::predict_comments): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct PredictComments<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::PredictComments<'a>,
+pub struct PredictComments {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::PredictCommentsRequest, String>,
 }
-impl<'a> PredictComments<'a> {
+impl PredictComments {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -16742,7 +22499,13 @@ impl<'a> PredictComments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version used for the predictions: a pinned version number, or `latest` for the most recent model.
@@ -16750,7 +22513,13 @@ impl<'a> PredictComments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -16761,7 +22530,12 @@ impl<'a> PredictComments<'a> {
             types::PredictCommentsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `PredictCommentsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -16771,7 +22545,7 @@ impl<'a> PredictComments<'a> {
             types::builder::PredictCommentsRequest,
         ) -> types::builder::PredictCommentsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16785,10 +22559,38 @@ impl<'a> PredictComments<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::PredictCommentsResponse>, crate::Error> {
-        self.client.call_json(self.options, "predict_comments", self.inner.send()).await
+        let Self { client, options, project, dataset_name, model_version, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "predict_comments",
+                async move {
+                    let mut inner = generated.predict_comments();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for PredictComments<'_> {
+impl std::fmt::Debug for PredictComments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PredictComments")
             .field("operation", &"predict_comments")
@@ -16796,7 +22598,7 @@ impl std::fmt::Debug for PredictComments<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for PredictComments<'a> {
+impl crate::Operation for PredictComments {
     type Output = types::PredictCommentsResponse;
     const OPERATION_ID: &'static str = "predict_comments";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16813,18 +22615,25 @@ impl<'a> crate::Operation for PredictComments<'a> {
 ///Builder for [`Client::predict_raw_emails`](crate::Client::predict_raw_emails): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct PredictRawEmails<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::PredictRawEmails<'a>,
+pub struct PredictRawEmails {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::PredictRawEmailsRequest, String>,
 }
-impl<'a> PredictRawEmails<'a> {
+impl PredictRawEmails {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -16832,7 +22641,13 @@ impl<'a> PredictRawEmails<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version used for the predictions: a pinned version number, or `latest` for the most recent model.
@@ -16840,7 +22655,13 @@ impl<'a> PredictRawEmails<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -16851,7 +22672,12 @@ impl<'a> PredictRawEmails<'a> {
             types::PredictRawEmailsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `PredictRawEmailsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -16861,7 +22687,7 @@ impl<'a> PredictRawEmails<'a> {
             types::builder::PredictRawEmailsRequest,
         ) -> types::builder::PredictRawEmailsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16875,12 +22701,38 @@ impl<'a> PredictRawEmails<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::PredictionsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "predict_raw_emails", self.inner.send())
+        let Self { client, options, project, dataset_name, model_version, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "predict_raw_emails",
+                async move {
+                    let mut inner = generated.predict_raw_emails();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for PredictRawEmails<'_> {
+impl std::fmt::Debug for PredictRawEmails {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PredictRawEmails")
             .field("operation", &"predict_raw_emails")
@@ -16888,7 +22740,7 @@ impl std::fmt::Debug for PredictRawEmails<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for PredictRawEmails<'a> {
+impl crate::Operation for PredictRawEmails {
     type Output = types::PredictionsResponse;
     const OPERATION_ID: &'static str = "predict_raw_emails";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16905,18 +22757,24 @@ impl<'a> crate::Operation for PredictRawEmails<'a> {
 ///Builder for [`Client::get_model_validation`](crate::Client::get_model_validation): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetModelValidation<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetModelValidation<'a>,
+pub struct GetModelValidation {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    model_version: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetModelValidation<'a> {
+impl GetModelValidation {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -16924,7 +22782,13 @@ impl<'a> GetModelValidation<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Model version: a version number (as shown on the dataset's Models page) or `latest` for the most recent one.
@@ -16932,7 +22796,13 @@ impl<'a> GetModelValidation<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.model_version(value);
+        self.model_version = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for model_version failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -16946,12 +22816,37 @@ impl<'a> GetModelValidation<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ModelValidationResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_model_validation", self.inner.send())
+        let Self { client, options, project, dataset_name, model_version } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_model_validation",
+                async move {
+                    let mut inner = generated.get_model_validation();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = model_version {
+                        inner = inner
+                            .model_version(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetModelValidation<'_> {
+impl std::fmt::Debug for GetModelValidation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetModelValidation")
             .field("operation", &"get_model_validation")
@@ -16959,7 +22854,7 @@ impl std::fmt::Debug for GetModelValidation<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetModelValidation<'a> {
+impl crate::Operation for GetModelValidation {
     type Output = types::ModelValidationResponse;
     const OPERATION_ID: &'static str = "get_model_validation";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -16976,18 +22871,23 @@ impl<'a> crate::Operation for GetModelValidation<'a> {
 ///Builder for [`Client::list_model_tags`](crate::Client::list_model_tags): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListModelTags<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListModelTags<'a>,
+pub struct ListModelTags {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListModelTags<'a> {
+impl ListModelTags {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset.
@@ -16995,7 +22895,13 @@ impl<'a> ListModelTags<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17009,10 +22915,31 @@ impl<'a> ListModelTags<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ModelTagListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_model_tags", self.inner.send()).await
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_model_tags",
+                async move {
+                    let mut inner = generated.list_model_tags();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListModelTags<'_> {
+impl std::fmt::Debug for ListModelTags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListModelTags")
             .field("operation", &"list_model_tags")
@@ -17020,7 +22947,7 @@ impl std::fmt::Debug for ListModelTags<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListModelTags<'a> {
+impl crate::Operation for ListModelTags {
     type Output = types::ModelTagListResponse;
     const OPERATION_ID: &'static str = "list_model_tags";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17037,18 +22964,23 @@ impl<'a> crate::Operation for ListModelTags<'a> {
 ///Builder for [`Client::list_streams`](crate::Client::list_streams): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListStreams<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListStreams<'a>,
+pub struct ListStreams {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListStreams<'a> {
+impl ListStreams {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the streams read from.
@@ -17056,7 +22988,13 @@ impl<'a> ListStreams<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17070,10 +23008,31 @@ impl<'a> ListStreams<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::StreamListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_streams", self.inner.send()).await
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_streams",
+                async move {
+                    let mut inner = generated.list_streams();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListStreams<'_> {
+impl std::fmt::Debug for ListStreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListStreams")
             .field("operation", &"list_streams")
@@ -17081,7 +23040,7 @@ impl std::fmt::Debug for ListStreams<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListStreams<'a> {
+impl crate::Operation for ListStreams {
     type Output = types::StreamListResponse;
     const OPERATION_ID: &'static str = "list_streams";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17098,18 +23057,24 @@ impl<'a> crate::Operation for ListStreams<'a> {
 ///Builder for [`Client::create_stream`](crate::Client::create_stream): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateStream<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateStream<'a>,
+pub struct CreateStream {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateStreamRequest, String>,
 }
-impl<'a> CreateStream<'a> {
+impl CreateStream {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the streams read from.
@@ -17117,7 +23082,13 @@ impl<'a> CreateStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -17128,7 +23099,12 @@ impl<'a> CreateStream<'a> {
             types::CreateStreamRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateStreamRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -17138,7 +23114,7 @@ impl<'a> CreateStream<'a> {
             types::builder::CreateStreamRequest,
         ) -> types::builder::CreateStreamRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17152,10 +23128,32 @@ impl<'a> CreateStream<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::StreamResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_stream", self.inner.send()).await
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_stream",
+                async move {
+                    let mut inner = generated.create_stream();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateStream<'_> {
+impl std::fmt::Debug for CreateStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateStream")
             .field("operation", &"create_stream")
@@ -17163,7 +23161,7 @@ impl std::fmt::Debug for CreateStream<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateStream<'a> {
+impl crate::Operation for CreateStream {
     type Output = types::StreamResponse;
     const OPERATION_ID: &'static str = "create_stream";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17180,18 +23178,24 @@ impl<'a> crate::Operation for CreateStream<'a> {
 ///Builder for [`Client::get_stream`](crate::Client::get_stream): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetStream<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetStream<'a>,
+pub struct GetStream {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetStream<'a> {
+impl GetStream {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -17199,7 +23203,13 @@ impl<'a> GetStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -17207,7 +23217,13 @@ impl<'a> GetStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17221,10 +23237,37 @@ impl<'a> GetStream<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::StreamResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_stream", self.inner.send()).await
+        let Self { client, options, project, dataset_name, stream_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_stream",
+                async move {
+                    let mut inner = generated.get_stream();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetStream<'_> {
+impl std::fmt::Debug for GetStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetStream")
             .field("operation", &"get_stream")
@@ -17232,7 +23275,7 @@ impl std::fmt::Debug for GetStream<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetStream<'a> {
+impl crate::Operation for GetStream {
     type Output = types::StreamResponse;
     const OPERATION_ID: &'static str = "get_stream";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17249,18 +23292,25 @@ impl<'a> crate::Operation for GetStream<'a> {
 ///Builder for [`Client::update_stream`](crate::Client::update_stream): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateStream<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateStream<'a>,
+pub struct UpdateStream {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateStreamRequest, String>,
 }
-impl<'a> UpdateStream<'a> {
+impl UpdateStream {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -17268,7 +23318,13 @@ impl<'a> UpdateStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -17276,7 +23332,13 @@ impl<'a> UpdateStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -17287,7 +23349,12 @@ impl<'a> UpdateStream<'a> {
             types::UpdateStreamRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateStreamRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -17297,7 +23364,7 @@ impl<'a> UpdateStream<'a> {
             types::builder::UpdateStreamRequest,
         ) -> types::builder::UpdateStreamRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17311,10 +23378,38 @@ impl<'a> UpdateStream<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::StreamResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_stream", self.inner.send()).await
+        let Self { client, options, project, dataset_name, stream_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_stream",
+                async move {
+                    let mut inner = generated.update_stream();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateStream<'_> {
+impl std::fmt::Debug for UpdateStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateStream")
             .field("operation", &"update_stream")
@@ -17322,7 +23417,7 @@ impl std::fmt::Debug for UpdateStream<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateStream<'a> {
+impl crate::Operation for UpdateStream {
     type Output = types::StreamResponse;
     const OPERATION_ID: &'static str = "update_stream";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17339,18 +23434,24 @@ impl<'a> crate::Operation for UpdateStream<'a> {
 ///Builder for [`Client::delete_stream`](crate::Client::delete_stream): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteStream<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteStream<'a>,
+pub struct DeleteStream {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteStream<'a> {
+impl DeleteStream {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -17358,7 +23459,13 @@ impl<'a> DeleteStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -17366,7 +23473,13 @@ impl<'a> DeleteStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17378,10 +23491,37 @@ impl<'a> DeleteStream<'a> {
     }
     ///Sends `delete_stream` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_stream", self.inner.send()).await
+        let Self { client, options, project, dataset_name, stream_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_stream",
+                async move {
+                    let mut inner = generated.delete_stream();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteStream<'_> {
+impl std::fmt::Debug for DeleteStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteStream")
             .field("operation", &"delete_stream")
@@ -17389,7 +23529,7 @@ impl std::fmt::Debug for DeleteStream<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteStream<'a> {
+impl crate::Operation for DeleteStream {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_stream";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17406,18 +23546,25 @@ impl<'a> crate::Operation for DeleteStream<'a> {
 ///Builder for [`Client::advance_stream`](crate::Client::advance_stream): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct AdvanceStream<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::AdvanceStream<'a>,
+pub struct AdvanceStream {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::AdvanceStreamRequest, String>,
 }
-impl<'a> AdvanceStream<'a> {
+impl AdvanceStream {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -17425,7 +23572,13 @@ impl<'a> AdvanceStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -17433,7 +23586,13 @@ impl<'a> AdvanceStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -17444,7 +23603,12 @@ impl<'a> AdvanceStream<'a> {
             types::AdvanceStreamRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `AdvanceStreamRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -17454,7 +23618,7 @@ impl<'a> AdvanceStream<'a> {
             types::builder::AdvanceStreamRequest,
         ) -> types::builder::AdvanceStreamRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17468,10 +23632,38 @@ impl<'a> AdvanceStream<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AdvanceStreamResponse>, crate::Error> {
-        self.client.call_json(self.options, "advance_stream", self.inner.send()).await
+        let Self { client, options, project, dataset_name, stream_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "advance_stream",
+                async move {
+                    let mut inner = generated.advance_stream();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for AdvanceStream<'_> {
+impl std::fmt::Debug for AdvanceStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdvanceStream")
             .field("operation", &"advance_stream")
@@ -17479,7 +23671,7 @@ impl std::fmt::Debug for AdvanceStream<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for AdvanceStream<'a> {
+impl crate::Operation for AdvanceStream {
     type Output = types::AdvanceStreamResponse;
     const OPERATION_ID: &'static str = "advance_stream";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17496,18 +23688,25 @@ impl<'a> crate::Operation for AdvanceStream<'a> {
 ///Builder for [`Client::store_stream_exceptions`](crate::Client::store_stream_exceptions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct StoreStreamExceptions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::StoreStreamExceptions<'a>,
+pub struct StoreStreamExceptions {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::StoreStreamExceptionsRequest, String>,
 }
-impl<'a> StoreStreamExceptions<'a> {
+impl StoreStreamExceptions {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -17515,7 +23714,13 @@ impl<'a> StoreStreamExceptions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -17523,7 +23728,13 @@ impl<'a> StoreStreamExceptions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -17534,7 +23745,14 @@ impl<'a> StoreStreamExceptions<'a> {
             types::StoreStreamExceptionsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `StoreStreamExceptionsRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -17544,7 +23762,7 @@ impl<'a> StoreStreamExceptions<'a> {
             types::builder::StoreStreamExceptionsRequest,
         ) -> types::builder::StoreStreamExceptionsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17556,12 +23774,38 @@ impl<'a> StoreStreamExceptions<'a> {
     }
     ///Sends `store_stream_exceptions` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "store_stream_exceptions", self.inner.send())
+        let Self { client, options, project, dataset_name, stream_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "store_stream_exceptions",
+                async move {
+                    let mut inner = generated.store_stream_exceptions();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for StoreStreamExceptions<'_> {
+impl std::fmt::Debug for StoreStreamExceptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreStreamExceptions")
             .field("operation", &"store_stream_exceptions")
@@ -17569,7 +23813,7 @@ impl std::fmt::Debug for StoreStreamExceptions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for StoreStreamExceptions<'a> {
+impl crate::Operation for StoreStreamExceptions {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "store_stream_exceptions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17586,18 +23830,25 @@ impl<'a> crate::Operation for StoreStreamExceptions<'a> {
 ///Builder for [`Client::delete_stream_exceptions`](crate::Client::delete_stream_exceptions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteStreamExceptions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteStreamExceptions<'a>,
+pub struct DeleteStreamExceptions {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
+    uid: Option<Result<::std::vec::Vec<::std::string::String>, String>>,
 }
-impl<'a> DeleteStreamExceptions<'a> {
+impl DeleteStreamExceptions {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -17605,7 +23856,13 @@ impl<'a> DeleteStreamExceptions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -17613,7 +23870,13 @@ impl<'a> DeleteStreamExceptions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Uid (`<source_id>.<comment_id>`) of a comment to untag; repeat the parameter for several comments.
@@ -17621,7 +23884,14 @@ impl<'a> DeleteStreamExceptions<'a> {
     where
         V: std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
     {
-        self.inner = self.inner.uid(value);
+        self.uid = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `Vec<::std::string::String>` for uid failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17633,12 +23903,41 @@ impl<'a> DeleteStreamExceptions<'a> {
     }
     ///Sends `delete_stream_exceptions` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_stream_exceptions", self.inner.send())
+        let Self { client, options, project, dataset_name, stream_name, uid } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_stream_exceptions",
+                async move {
+                    let mut inner = generated.delete_stream_exceptions();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = uid {
+                        inner = inner
+                            .uid(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteStreamExceptions<'_> {
+impl std::fmt::Debug for DeleteStreamExceptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteStreamExceptions")
             .field("operation", &"delete_stream_exceptions")
@@ -17646,7 +23945,7 @@ impl std::fmt::Debug for DeleteStreamExceptions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteStreamExceptions<'a> {
+impl crate::Operation for DeleteStreamExceptions {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_stream_exceptions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17663,18 +23962,25 @@ impl<'a> crate::Operation for DeleteStreamExceptions<'a> {
 ///Builder for [`Client::fetch_stream`](crate::Client::fetch_stream): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct FetchStream<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::FetchStream<'a>,
+pub struct FetchStream {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::FetchStreamRequest, String>,
 }
-impl<'a> FetchStream<'a> {
+impl FetchStream {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -17682,7 +23988,13 @@ impl<'a> FetchStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -17690,7 +24002,13 @@ impl<'a> FetchStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -17701,7 +24019,12 @@ impl<'a> FetchStream<'a> {
             types::FetchStreamRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `FetchStreamRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -17711,7 +24034,7 @@ impl<'a> FetchStream<'a> {
             types::builder::FetchStreamRequest,
         ) -> types::builder::FetchStreamRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17725,10 +24048,38 @@ impl<'a> FetchStream<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::FetchStreamResponse>, crate::Error> {
-        self.client.call_json(self.options, "fetch_stream", self.inner.send()).await
+        let Self { client, options, project, dataset_name, stream_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "fetch_stream",
+                async move {
+                    let mut inner = generated.fetch_stream();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for FetchStream<'_> {
+impl std::fmt::Debug for FetchStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FetchStream")
             .field("operation", &"fetch_stream")
@@ -17736,7 +24087,7 @@ impl std::fmt::Debug for FetchStream<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for FetchStream<'a> {
+impl crate::Operation for FetchStream {
     type Output = types::FetchStreamResponse;
     const OPERATION_ID: &'static str = "fetch_stream";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17753,18 +24104,25 @@ impl<'a> crate::Operation for FetchStream<'a> {
 ///Builder for [`Client::reset_stream`](crate::Client::reset_stream): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ResetStream<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ResetStream<'a>,
+pub struct ResetStream {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::ResetStreamRequest, String>,
 }
-impl<'a> ResetStream<'a> {
+impl ResetStream {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -17772,7 +24130,13 @@ impl<'a> ResetStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -17780,7 +24144,13 @@ impl<'a> ResetStream<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -17791,7 +24161,12 @@ impl<'a> ResetStream<'a> {
             types::ResetStreamRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `ResetStreamRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -17801,7 +24176,7 @@ impl<'a> ResetStream<'a> {
             types::builder::ResetStreamRequest,
         ) -> types::builder::ResetStreamRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17815,10 +24190,38 @@ impl<'a> ResetStream<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ResetStreamResponse>, crate::Error> {
-        self.client.call_json(self.options, "reset_stream", self.inner.send()).await
+        let Self { client, options, project, dataset_name, stream_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "reset_stream",
+                async move {
+                    let mut inner = generated.reset_stream();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ResetStream<'_> {
+impl std::fmt::Debug for ResetStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResetStream")
             .field("operation", &"reset_stream")
@@ -17826,7 +24229,7 @@ impl std::fmt::Debug for ResetStream<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ResetStream<'a> {
+impl crate::Operation for ResetStream {
     type Output = types::ResetStreamResponse;
     const OPERATION_ID: &'static str = "reset_stream";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17843,18 +24246,26 @@ impl<'a> crate::Operation for ResetStream<'a> {
 ///Builder for [`Client::get_stream_results`](crate::Client::get_stream_results): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetStreamResults<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetStreamResults<'a>,
+pub struct GetStreamResults {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    stream_name: Option<Result<types::PathSegment, String>>,
+    max_filtered: Option<Result<i64, String>>,
+    max_results: Option<Result<i64, String>>,
 }
-impl<'a> GetStreamResults<'a> {
+impl GetStreamResults {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the stream reads from.
@@ -17862,7 +24273,13 @@ impl<'a> GetStreamResults<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the stream.
@@ -17870,7 +24287,13 @@ impl<'a> GetStreamResults<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.stream_name(value);
+        self.stream_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for stream_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Maximum number of comments that may be skipped by the stream filter while building the batch.
@@ -17878,7 +24301,11 @@ impl<'a> GetStreamResults<'a> {
     where
         V: std::convert::TryInto<i64>,
     {
-        self.inner = self.inner.max_filtered(value);
+        self.max_filtered = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `i64` for max_filtered failed".to_owned()),
+        );
         self
     }
     ///Maximum number of results to return in the batch.
@@ -17886,7 +24313,11 @@ impl<'a> GetStreamResults<'a> {
     where
         V: std::convert::TryInto<i64>,
     {
-        self.inner = self.inner.max_results(value);
+        self.max_results = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `i64` for max_results failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17900,12 +24331,57 @@ impl<'a> GetStreamResults<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::StreamResultsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_stream_results", self.inner.send())
+        let Self {
+            client,
+            options,
+            project,
+            dataset_name,
+            stream_name,
+            max_filtered,
+            max_results,
+        } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_stream_results",
+                async move {
+                    let mut inner = generated.get_stream_results();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = stream_name {
+                        inner = inner
+                            .stream_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = max_filtered {
+                        inner = inner
+                            .max_filtered(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = max_results {
+                        inner = inner
+                            .max_results(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetStreamResults<'_> {
+impl std::fmt::Debug for GetStreamResults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetStreamResults")
             .field("operation", &"get_stream_results")
@@ -17913,7 +24389,7 @@ impl std::fmt::Debug for GetStreamResults<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetStreamResults<'a> {
+impl crate::Operation for GetStreamResults {
     type Output = types::StreamResultsResponse;
     const OPERATION_ID: &'static str = "get_stream_results";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -17930,18 +24406,24 @@ impl<'a> crate::Operation for GetStreamResults<'a> {
 ///Builder for [`Client::sync_annotations`](crate::Client::sync_annotations): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct SyncAnnotations<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::SyncAnnotations<'a>,
+pub struct SyncAnnotations {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::SyncAnnotationsRequest, String>,
 }
-impl<'a> SyncAnnotations<'a> {
+impl SyncAnnotations {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset to annotate.
@@ -17949,7 +24431,13 @@ impl<'a> SyncAnnotations<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -17960,7 +24448,12 @@ impl<'a> SyncAnnotations<'a> {
             types::SyncAnnotationsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SyncAnnotationsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -17970,7 +24463,7 @@ impl<'a> SyncAnnotations<'a> {
             types::builder::SyncAnnotationsRequest,
         ) -> types::builder::SyncAnnotationsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -17982,10 +24475,32 @@ impl<'a> SyncAnnotations<'a> {
     }
     ///Sends `sync_annotations` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "sync_annotations", self.inner.send()).await
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "sync_annotations",
+                async move {
+                    let mut inner = generated.sync_annotations();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for SyncAnnotations<'_> {
+impl std::fmt::Debug for SyncAnnotations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyncAnnotations")
             .field("operation", &"sync_annotations")
@@ -17993,7 +24508,7 @@ impl std::fmt::Debug for SyncAnnotations<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for SyncAnnotations<'a> {
+impl crate::Operation for SyncAnnotations {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "sync_annotations";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18010,18 +24525,23 @@ impl<'a> crate::Operation for SyncAnnotations<'a> {
 ///Builder for [`Client::list_triggers`](crate::Client::list_triggers): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListTriggers<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListTriggers<'a>,
+pub struct ListTriggers {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListTriggers<'a> {
+impl ListTriggers {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the triggers read from.
@@ -18029,7 +24549,13 @@ impl<'a> ListTriggers<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18043,10 +24569,31 @@ impl<'a> ListTriggers<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TriggerListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_triggers", self.inner.send()).await
+        let Self { client, options, project, dataset_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_triggers",
+                async move {
+                    let mut inner = generated.list_triggers();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListTriggers<'_> {
+impl std::fmt::Debug for ListTriggers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListTriggers")
             .field("operation", &"list_triggers")
@@ -18054,7 +24601,7 @@ impl std::fmt::Debug for ListTriggers<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListTriggers<'a> {
+impl crate::Operation for ListTriggers {
     type Output = types::TriggerListResponse;
     const OPERATION_ID: &'static str = "list_triggers";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18071,18 +24618,24 @@ impl<'a> crate::Operation for ListTriggers<'a> {
 ///Builder for [`Client::create_trigger`](crate::Client::create_trigger): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateTrigger<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateTrigger<'a>,
+pub struct CreateTrigger {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateTriggerRequest, String>,
 }
-impl<'a> CreateTrigger<'a> {
+impl CreateTrigger {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the triggers read from.
@@ -18090,7 +24643,13 @@ impl<'a> CreateTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -18101,7 +24660,12 @@ impl<'a> CreateTrigger<'a> {
             types::CreateTriggerRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateTriggerRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -18111,7 +24675,7 @@ impl<'a> CreateTrigger<'a> {
             types::builder::CreateTriggerRequest,
         ) -> types::builder::CreateTriggerRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18125,10 +24689,32 @@ impl<'a> CreateTrigger<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TriggerResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_trigger", self.inner.send()).await
+        let Self { client, options, project, dataset_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_trigger",
+                async move {
+                    let mut inner = generated.create_trigger();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateTrigger<'_> {
+impl std::fmt::Debug for CreateTrigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateTrigger")
             .field("operation", &"create_trigger")
@@ -18136,7 +24722,7 @@ impl std::fmt::Debug for CreateTrigger<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateTrigger<'a> {
+impl crate::Operation for CreateTrigger {
     type Output = types::TriggerResponse;
     const OPERATION_ID: &'static str = "create_trigger";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18153,18 +24739,24 @@ impl<'a> crate::Operation for CreateTrigger<'a> {
 ///Builder for [`Client::get_trigger`](crate::Client::get_trigger): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetTrigger<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetTrigger<'a>,
+pub struct GetTrigger {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    trigger_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetTrigger<'a> {
+impl GetTrigger {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the trigger reads from.
@@ -18172,7 +24764,13 @@ impl<'a> GetTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the trigger (stream).
@@ -18180,7 +24778,13 @@ impl<'a> GetTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.trigger_name(value);
+        self.trigger_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for trigger_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18194,10 +24798,37 @@ impl<'a> GetTrigger<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TriggerResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_trigger", self.inner.send()).await
+        let Self { client, options, project, dataset_name, trigger_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_trigger",
+                async move {
+                    let mut inner = generated.get_trigger();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = trigger_name {
+                        inner = inner
+                            .trigger_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetTrigger<'_> {
+impl std::fmt::Debug for GetTrigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetTrigger")
             .field("operation", &"get_trigger")
@@ -18205,7 +24836,7 @@ impl std::fmt::Debug for GetTrigger<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetTrigger<'a> {
+impl crate::Operation for GetTrigger {
     type Output = types::TriggerResponse;
     const OPERATION_ID: &'static str = "get_trigger";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18222,18 +24853,25 @@ impl<'a> crate::Operation for GetTrigger<'a> {
 ///Builder for [`Client::update_trigger`](crate::Client::update_trigger): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateTrigger<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateTrigger<'a>,
+pub struct UpdateTrigger {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    trigger_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateTriggerRequest, String>,
 }
-impl<'a> UpdateTrigger<'a> {
+impl UpdateTrigger {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the trigger reads from.
@@ -18241,7 +24879,13 @@ impl<'a> UpdateTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the trigger (stream).
@@ -18249,7 +24893,13 @@ impl<'a> UpdateTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.trigger_name(value);
+        self.trigger_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for trigger_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -18260,7 +24910,12 @@ impl<'a> UpdateTrigger<'a> {
             types::UpdateTriggerRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateTriggerRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -18270,7 +24925,7 @@ impl<'a> UpdateTrigger<'a> {
             types::builder::UpdateTriggerRequest,
         ) -> types::builder::UpdateTriggerRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18284,10 +24939,38 @@ impl<'a> UpdateTrigger<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::TriggerResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_trigger", self.inner.send()).await
+        let Self { client, options, project, dataset_name, trigger_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_trigger",
+                async move {
+                    let mut inner = generated.update_trigger();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = trigger_name {
+                        inner = inner
+                            .trigger_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateTrigger<'_> {
+impl std::fmt::Debug for UpdateTrigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateTrigger")
             .field("operation", &"update_trigger")
@@ -18295,7 +24978,7 @@ impl std::fmt::Debug for UpdateTrigger<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateTrigger<'a> {
+impl crate::Operation for UpdateTrigger {
     type Output = types::TriggerResponse;
     const OPERATION_ID: &'static str = "update_trigger";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18312,18 +24995,24 @@ impl<'a> crate::Operation for UpdateTrigger<'a> {
 ///Builder for [`Client::delete_trigger`](crate::Client::delete_trigger): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteTrigger<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteTrigger<'a>,
+pub struct DeleteTrigger {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    trigger_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteTrigger<'a> {
+impl DeleteTrigger {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the trigger reads from.
@@ -18331,7 +25020,13 @@ impl<'a> DeleteTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the trigger (stream).
@@ -18339,7 +25034,13 @@ impl<'a> DeleteTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.trigger_name(value);
+        self.trigger_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for trigger_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18351,10 +25052,37 @@ impl<'a> DeleteTrigger<'a> {
     }
     ///Sends `delete_trigger` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_trigger", self.inner.send()).await
+        let Self { client, options, project, dataset_name, trigger_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_trigger",
+                async move {
+                    let mut inner = generated.delete_trigger();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = trigger_name {
+                        inner = inner
+                            .trigger_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteTrigger<'_> {
+impl std::fmt::Debug for DeleteTrigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteTrigger")
             .field("operation", &"delete_trigger")
@@ -18362,7 +25090,7 @@ impl std::fmt::Debug for DeleteTrigger<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteTrigger<'a> {
+impl crate::Operation for DeleteTrigger {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_trigger";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18379,18 +25107,25 @@ impl<'a> crate::Operation for DeleteTrigger<'a> {
 ///Builder for [`Client::advance_trigger`](crate::Client::advance_trigger): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct AdvanceTrigger<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::AdvanceTrigger<'a>,
+pub struct AdvanceTrigger {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    trigger_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::AdvanceStreamRequest, String>,
 }
-impl<'a> AdvanceTrigger<'a> {
+impl AdvanceTrigger {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the trigger reads from.
@@ -18398,7 +25133,13 @@ impl<'a> AdvanceTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the trigger (stream).
@@ -18406,7 +25147,13 @@ impl<'a> AdvanceTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.trigger_name(value);
+        self.trigger_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for trigger_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -18417,7 +25164,12 @@ impl<'a> AdvanceTrigger<'a> {
             types::AdvanceStreamRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `AdvanceStreamRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -18427,7 +25179,7 @@ impl<'a> AdvanceTrigger<'a> {
             types::builder::AdvanceStreamRequest,
         ) -> types::builder::AdvanceStreamRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18441,10 +25193,38 @@ impl<'a> AdvanceTrigger<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::AdvanceStreamResponse>, crate::Error> {
-        self.client.call_json(self.options, "advance_trigger", self.inner.send()).await
+        let Self { client, options, project, dataset_name, trigger_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "advance_trigger",
+                async move {
+                    let mut inner = generated.advance_trigger();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = trigger_name {
+                        inner = inner
+                            .trigger_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for AdvanceTrigger<'_> {
+impl std::fmt::Debug for AdvanceTrigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdvanceTrigger")
             .field("operation", &"advance_trigger")
@@ -18452,7 +25232,7 @@ impl std::fmt::Debug for AdvanceTrigger<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for AdvanceTrigger<'a> {
+impl crate::Operation for AdvanceTrigger {
     type Output = types::AdvanceStreamResponse;
     const OPERATION_ID: &'static str = "advance_trigger";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18469,18 +25249,25 @@ impl<'a> crate::Operation for AdvanceTrigger<'a> {
 ///Builder for [`Client::store_trigger_exceptions`](crate::Client::store_trigger_exceptions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct StoreTriggerExceptions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::StoreTriggerExceptions<'a>,
+pub struct StoreTriggerExceptions {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    trigger_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::StoreStreamExceptionsRequest, String>,
 }
-impl<'a> StoreTriggerExceptions<'a> {
+impl StoreTriggerExceptions {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the trigger reads from.
@@ -18488,7 +25275,13 @@ impl<'a> StoreTriggerExceptions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the trigger (stream).
@@ -18496,7 +25289,13 @@ impl<'a> StoreTriggerExceptions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.trigger_name(value);
+        self.trigger_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for trigger_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -18507,7 +25306,14 @@ impl<'a> StoreTriggerExceptions<'a> {
             types::StoreStreamExceptionsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!(
+                    "conversion to `StoreStreamExceptionsRequest` for body failed: {}", e
+                )
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -18517,7 +25323,7 @@ impl<'a> StoreTriggerExceptions<'a> {
             types::builder::StoreStreamExceptionsRequest,
         ) -> types::builder::StoreStreamExceptionsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18529,12 +25335,38 @@ impl<'a> StoreTriggerExceptions<'a> {
     }
     ///Sends `store_trigger_exceptions` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "store_trigger_exceptions", self.inner.send())
+        let Self { client, options, project, dataset_name, trigger_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "store_trigger_exceptions",
+                async move {
+                    let mut inner = generated.store_trigger_exceptions();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = trigger_name {
+                        inner = inner
+                            .trigger_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for StoreTriggerExceptions<'_> {
+impl std::fmt::Debug for StoreTriggerExceptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreTriggerExceptions")
             .field("operation", &"store_trigger_exceptions")
@@ -18542,7 +25374,7 @@ impl std::fmt::Debug for StoreTriggerExceptions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for StoreTriggerExceptions<'a> {
+impl crate::Operation for StoreTriggerExceptions {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "store_trigger_exceptions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18559,18 +25391,25 @@ impl<'a> crate::Operation for StoreTriggerExceptions<'a> {
 ///Builder for [`Client::delete_trigger_exceptions`](crate::Client::delete_trigger_exceptions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteTriggerExceptions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteTriggerExceptions<'a>,
+pub struct DeleteTriggerExceptions {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    trigger_name: Option<Result<types::PathSegment, String>>,
+    uid: Option<Result<::std::vec::Vec<::std::string::String>, String>>,
 }
-impl<'a> DeleteTriggerExceptions<'a> {
+impl DeleteTriggerExceptions {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the trigger reads from.
@@ -18578,7 +25417,13 @@ impl<'a> DeleteTriggerExceptions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the trigger (stream).
@@ -18586,7 +25431,13 @@ impl<'a> DeleteTriggerExceptions<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.trigger_name(value);
+        self.trigger_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for trigger_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Uid (`<source_id>.<comment_id>`) of a comment to untag; repeat the parameter for several comments.
@@ -18594,7 +25445,14 @@ impl<'a> DeleteTriggerExceptions<'a> {
     where
         V: std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
     {
-        self.inner = self.inner.uid(value);
+        self.uid = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `Vec<::std::string::String>` for uid failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18606,12 +25464,41 @@ impl<'a> DeleteTriggerExceptions<'a> {
     }
     ///Sends `delete_trigger_exceptions` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_trigger_exceptions", self.inner.send())
+        let Self { client, options, project, dataset_name, trigger_name, uid } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_trigger_exceptions",
+                async move {
+                    let mut inner = generated.delete_trigger_exceptions();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = trigger_name {
+                        inner = inner
+                            .trigger_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = uid {
+                        inner = inner
+                            .uid(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteTriggerExceptions<'_> {
+impl std::fmt::Debug for DeleteTriggerExceptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteTriggerExceptions")
             .field("operation", &"delete_trigger_exceptions")
@@ -18619,7 +25506,7 @@ impl std::fmt::Debug for DeleteTriggerExceptions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteTriggerExceptions<'a> {
+impl crate::Operation for DeleteTriggerExceptions {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_trigger_exceptions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18636,18 +25523,25 @@ impl<'a> crate::Operation for DeleteTriggerExceptions<'a> {
 ///Builder for [`Client::fetch_trigger`](crate::Client::fetch_trigger): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct FetchTrigger<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::FetchTrigger<'a>,
+pub struct FetchTrigger {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    trigger_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::FetchStreamRequest, String>,
 }
-impl<'a> FetchTrigger<'a> {
+impl FetchTrigger {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the trigger reads from.
@@ -18655,7 +25549,13 @@ impl<'a> FetchTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the trigger (stream).
@@ -18663,7 +25563,13 @@ impl<'a> FetchTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.trigger_name(value);
+        self.trigger_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for trigger_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -18674,7 +25580,12 @@ impl<'a> FetchTrigger<'a> {
             types::FetchStreamRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `FetchStreamRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -18684,7 +25595,7 @@ impl<'a> FetchTrigger<'a> {
             types::builder::FetchStreamRequest,
         ) -> types::builder::FetchStreamRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18698,10 +25609,38 @@ impl<'a> FetchTrigger<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::FetchStreamResponse>, crate::Error> {
-        self.client.call_json(self.options, "fetch_trigger", self.inner.send()).await
+        let Self { client, options, project, dataset_name, trigger_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "fetch_trigger",
+                async move {
+                    let mut inner = generated.fetch_trigger();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = trigger_name {
+                        inner = inner
+                            .trigger_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for FetchTrigger<'_> {
+impl std::fmt::Debug for FetchTrigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FetchTrigger")
             .field("operation", &"fetch_trigger")
@@ -18709,7 +25648,7 @@ impl std::fmt::Debug for FetchTrigger<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for FetchTrigger<'a> {
+impl crate::Operation for FetchTrigger {
     type Output = types::FetchStreamResponse;
     const OPERATION_ID: &'static str = "fetch_trigger";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18726,18 +25665,25 @@ impl<'a> crate::Operation for FetchTrigger<'a> {
 ///Builder for [`Client::reset_trigger`](crate::Client::reset_trigger): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ResetTrigger<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ResetTrigger<'a>,
+pub struct ResetTrigger {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    dataset_name: Option<Result<types::PathSegment, String>>,
+    trigger_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::ResetStreamRequest, String>,
 }
-impl<'a> ResetTrigger<'a> {
+impl ResetTrigger {
     ///Name of the project that owns the dataset.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the dataset the trigger reads from.
@@ -18745,7 +25691,13 @@ impl<'a> ResetTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.dataset_name(value);
+        self.dataset_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for dataset_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Name of the trigger (stream).
@@ -18753,7 +25705,13 @@ impl<'a> ResetTrigger<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.trigger_name(value);
+        self.trigger_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for trigger_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -18764,7 +25722,12 @@ impl<'a> ResetTrigger<'a> {
             types::ResetStreamRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `ResetStreamRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -18774,7 +25737,7 @@ impl<'a> ResetTrigger<'a> {
             types::builder::ResetStreamRequest,
         ) -> types::builder::ResetStreamRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18788,10 +25751,38 @@ impl<'a> ResetTrigger<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ResetTriggerResponse>, crate::Error> {
-        self.client.call_json(self.options, "reset_trigger", self.inner.send()).await
+        let Self { client, options, project, dataset_name, trigger_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "reset_trigger",
+                async move {
+                    let mut inner = generated.reset_trigger();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = dataset_name {
+                        inner = inner
+                            .dataset_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = trigger_name {
+                        inner = inner
+                            .trigger_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ResetTrigger<'_> {
+impl std::fmt::Debug for ResetTrigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResetTrigger")
             .field("operation", &"reset_trigger")
@@ -18799,7 +25790,7 @@ impl std::fmt::Debug for ResetTrigger<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ResetTrigger<'a> {
+impl crate::Operation for ResetTrigger {
     type Output = types::ResetTriggerResponse;
     const OPERATION_ID: &'static str = "reset_trigger";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18816,12 +25807,11 @@ impl<'a> crate::Operation for ResetTrigger<'a> {
 ///Builder for [`Client::list_projects`](crate::Client::list_projects): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListProjects<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListProjects<'a>,
+pub struct ListProjects {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListProjects<'a> {
+impl ListProjects {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -18833,10 +25823,21 @@ impl<'a> ListProjects<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::ProjectListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_projects", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_projects",
+                async move {
+                    let inner = generated.list_projects();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListProjects<'_> {
+impl std::fmt::Debug for ListProjects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListProjects")
             .field("operation", &"list_projects")
@@ -18844,7 +25845,7 @@ impl std::fmt::Debug for ListProjects<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListProjects<'a> {
+impl crate::Operation for ListProjects {
     type Output = types::ProjectListResponse;
     const OPERATION_ID: &'static str = "list_projects";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18861,12 +25862,11 @@ impl<'a> crate::Operation for ListProjects<'a> {
 ///Builder for [`Client::list_sources`](crate::Client::list_sources): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListSources<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListSources<'a>,
+pub struct ListSources {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListSources<'a> {
+impl ListSources {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -18878,10 +25878,21 @@ impl<'a> ListSources<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SourceListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_sources", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_sources",
+                async move {
+                    let inner = generated.list_sources();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListSources<'_> {
+impl std::fmt::Debug for ListSources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListSources")
             .field("operation", &"list_sources")
@@ -18889,7 +25900,7 @@ impl std::fmt::Debug for ListSources<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListSources<'a> {
+impl crate::Operation for ListSources {
     type Output = types::SourceListResponse;
     const OPERATION_ID: &'static str = "list_sources";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18906,18 +25917,24 @@ impl<'a> crate::Operation for ListSources<'a> {
 ///Builder for [`Client::get_source_by_id`](crate::Client::get_source_by_id): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetSourceById<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetSourceById<'a>,
+pub struct GetSourceById {
+    client: crate::Client,
     options: crate::CallOptions,
+    source_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetSourceById<'a> {
+impl GetSourceById {
     ///Id of the source (written after the literal `id:` prefix).
     pub fn source_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_id(value);
+        self.source_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18931,10 +25948,27 @@ impl<'a> GetSourceById<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SourceResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_source_by_id", self.inner.send()).await
+        let Self { client, options, source_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_source_by_id",
+                async move {
+                    let mut inner = generated.get_source_by_id();
+                    if let Some(value) = source_id {
+                        inner = inner
+                            .source_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetSourceById<'_> {
+impl std::fmt::Debug for GetSourceById {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetSourceById")
             .field("operation", &"get_source_by_id")
@@ -18942,7 +25976,7 @@ impl std::fmt::Debug for GetSourceById<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetSourceById<'a> {
+impl crate::Operation for GetSourceById {
     type Output = types::SourceResponse;
     const OPERATION_ID: &'static str = "get_source_by_id";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -18959,18 +25993,24 @@ impl<'a> crate::Operation for GetSourceById<'a> {
 ///Builder for [`Client::delete_source_by_id`](crate::Client::delete_source_by_id): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteSourceById<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteSourceById<'a>,
+pub struct DeleteSourceById {
+    client: crate::Client,
     options: crate::CallOptions,
+    source_id: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> DeleteSourceById<'a> {
+impl DeleteSourceById {
     ///Id of the source (written after the literal `id:` prefix).
     pub fn source_id<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_id(value);
+        self.source_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_id failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -18982,12 +26022,27 @@ impl<'a> DeleteSourceById<'a> {
     }
     ///Sends `delete_source_by_id` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "delete_source_by_id", self.inner.send())
+        let Self { client, options, source_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_source_by_id",
+                async move {
+                    let mut inner = generated.delete_source_by_id();
+                    if let Some(value) = source_id {
+                        inner = inner
+                            .source_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for DeleteSourceById<'_> {
+impl std::fmt::Debug for DeleteSourceById {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteSourceById")
             .field("operation", &"delete_source_by_id")
@@ -18995,7 +26050,7 @@ impl std::fmt::Debug for DeleteSourceById<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteSourceById<'a> {
+impl crate::Operation for DeleteSourceById {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_source_by_id";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19012,18 +26067,22 @@ impl<'a> crate::Operation for DeleteSourceById<'a> {
 ///Builder for [`Client::list_project_sources`](crate::Client::list_project_sources): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListProjectSources<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListProjectSources<'a>,
+pub struct ListProjectSources {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> ListProjectSources<'a> {
+impl ListProjectSources {
     ///Name of the project.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19037,12 +26096,25 @@ impl<'a> ListProjectSources<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SourceListResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "list_project_sources", self.inner.send())
+        let Self { client, options, project } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_project_sources",
+                async move {
+                    let mut inner = generated.list_project_sources();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for ListProjectSources<'_> {
+impl std::fmt::Debug for ListProjectSources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListProjectSources")
             .field("operation", &"list_project_sources")
@@ -19050,7 +26122,7 @@ impl std::fmt::Debug for ListProjectSources<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListProjectSources<'a> {
+impl crate::Operation for ListProjectSources {
     type Output = types::SourceListResponse;
     const OPERATION_ID: &'static str = "list_project_sources";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19067,18 +26139,23 @@ impl<'a> crate::Operation for ListProjectSources<'a> {
 ///Builder for [`Client::get_source`](crate::Client::get_source): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetSource<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetSource<'a>,
+pub struct GetSource {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
 }
-impl<'a> GetSource<'a> {
+impl GetSource {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source inside the project.
@@ -19086,7 +26163,13 @@ impl<'a> GetSource<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19100,10 +26183,31 @@ impl<'a> GetSource<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SourceResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_source", self.inner.send()).await
+        let Self { client, options, project, source_name } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_source",
+                async move {
+                    let mut inner = generated.get_source();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetSource<'_> {
+impl std::fmt::Debug for GetSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetSource")
             .field("operation", &"get_source")
@@ -19111,7 +26215,7 @@ impl std::fmt::Debug for GetSource<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetSource<'a> {
+impl crate::Operation for GetSource {
     type Output = types::SourceResponse;
     const OPERATION_ID: &'static str = "get_source";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19128,18 +26232,24 @@ impl<'a> crate::Operation for GetSource<'a> {
 ///Builder for [`Client::create_source`](crate::Client::create_source): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct CreateSource<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::CreateSource<'a>,
+pub struct CreateSource {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::CreateSourceRequest, String>,
 }
-impl<'a> CreateSource<'a> {
+impl CreateSource {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source inside the project.
@@ -19147,7 +26257,13 @@ impl<'a> CreateSource<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -19158,7 +26274,12 @@ impl<'a> CreateSource<'a> {
             types::CreateSourceRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `CreateSourceRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -19168,7 +26289,7 @@ impl<'a> CreateSource<'a> {
             types::builder::CreateSourceRequest,
         ) -> types::builder::CreateSourceRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19182,10 +26303,32 @@ impl<'a> CreateSource<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SourceResponse>, crate::Error> {
-        self.client.call_json(self.options, "create_source", self.inner.send()).await
+        let Self { client, options, project, source_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "create_source",
+                async move {
+                    let mut inner = generated.create_source();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for CreateSource<'_> {
+impl std::fmt::Debug for CreateSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateSource")
             .field("operation", &"create_source")
@@ -19193,7 +26336,7 @@ impl std::fmt::Debug for CreateSource<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for CreateSource<'a> {
+impl crate::Operation for CreateSource {
     type Output = types::SourceResponse;
     const OPERATION_ID: &'static str = "create_source";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19210,18 +26353,24 @@ impl<'a> crate::Operation for CreateSource<'a> {
 ///Builder for [`Client::update_source`](crate::Client::update_source): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct UpdateSource<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::UpdateSource<'a>,
+pub struct UpdateSource {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::UpdateSourceRequest, String>,
 }
-impl<'a> UpdateSource<'a> {
+impl UpdateSource {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source inside the project.
@@ -19229,7 +26378,13 @@ impl<'a> UpdateSource<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -19240,7 +26395,12 @@ impl<'a> UpdateSource<'a> {
             types::UpdateSourceRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `UpdateSourceRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -19250,7 +26410,7 @@ impl<'a> UpdateSource<'a> {
             types::builder::UpdateSourceRequest,
         ) -> types::builder::UpdateSourceRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19264,10 +26424,32 @@ impl<'a> UpdateSource<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SourceResponse>, crate::Error> {
-        self.client.call_json(self.options, "update_source", self.inner.send()).await
+        let Self { client, options, project, source_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "update_source",
+                async move {
+                    let mut inner = generated.update_source();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for UpdateSource<'_> {
+impl std::fmt::Debug for UpdateSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateSource")
             .field("operation", &"update_source")
@@ -19275,7 +26457,7 @@ impl std::fmt::Debug for UpdateSource<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for UpdateSource<'a> {
+impl crate::Operation for UpdateSource {
     type Output = types::SourceResponse;
     const OPERATION_ID: &'static str = "update_source";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19292,18 +26474,25 @@ impl<'a> crate::Operation for UpdateSource<'a> {
 ///Builder for [`Client::delete_comments`](crate::Client::delete_comments): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct DeleteComments<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::DeleteComments<'a>,
+pub struct DeleteComments {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    id: Option<Result<::std::vec::Vec<::std::string::String>, String>>,
+    ids: Option<Result<::std::string::String, String>>,
 }
-impl<'a> DeleteComments<'a> {
+impl DeleteComments {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source containing the comments.
@@ -19311,7 +26500,13 @@ impl<'a> DeleteComments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of a comment to delete; repeat the parameter to delete several comments.
@@ -19319,7 +26514,13 @@ impl<'a> DeleteComments<'a> {
     where
         V: std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
     {
-        self.inner = self.inner.id(value);
+        self.id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `Vec<::std::string::String>` for id failed".to_owned()
+                }),
+        );
         self
     }
     ///Comma-separated ids of comments to delete, for example `a1,b2`.
@@ -19327,7 +26528,11 @@ impl<'a> DeleteComments<'a> {
     where
         V: std::convert::TryInto<::std::string::String>,
     {
-        self.inner = self.inner.ids(value);
+        self.ids = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `String` for ids failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19339,10 +26544,39 @@ impl<'a> DeleteComments<'a> {
     }
     ///Sends `delete_comments` with the client's authentication, retries and timeouts (or this call's [`with_options`](Self::with_options)), and returns the decoded value with its status, headers and Server-Timing, or a typed [`Error`](crate::Error).
     pub async fn send(self) -> Result<crate::Response<types::OkResponse>, crate::Error> {
-        self.client.call_json(self.options, "delete_comments", self.inner.send()).await
+        let Self { client, options, project, source_name, id, ids } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "delete_comments",
+                async move {
+                    let mut inner = generated.delete_comments();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = id {
+                        inner = inner
+                            .id(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = ids {
+                        inner = inner
+                            .ids(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for DeleteComments<'_> {
+impl std::fmt::Debug for DeleteComments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeleteComments")
             .field("operation", &"delete_comments")
@@ -19350,7 +26584,7 @@ impl std::fmt::Debug for DeleteComments<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for DeleteComments<'a> {
+impl crate::Operation for DeleteComments {
     type Output = types::OkResponse;
     const OPERATION_ID: &'static str = "delete_comments";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19367,18 +26601,25 @@ impl<'a> crate::Operation for DeleteComments<'a> {
 ///Builder for [`Client::get_comment`](crate::Client::get_comment): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetComment<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetComment<'a>,
+pub struct GetComment {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    comment_id: Option<Result<types::PathSegment, String>>,
+    include_markup: Option<Result<bool, String>>,
 }
-impl<'a> GetComment<'a> {
+impl GetComment {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source containing the comment.
@@ -19386,7 +26627,13 @@ impl<'a> GetComment<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of the comment (unique within the source).
@@ -19394,7 +26641,13 @@ impl<'a> GetComment<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.comment_id(value);
+        self.comment_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for comment_id failed".to_owned()
+                }),
+        );
         self
     }
     ///When true, message bodies also carry their rich-text markup.
@@ -19402,7 +26655,11 @@ impl<'a> GetComment<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.include_markup(value);
+        self.include_markup = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for include_markup failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19416,10 +26673,43 @@ impl<'a> GetComment<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::CommentResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_comment", self.inner.send()).await
+        let Self { client, options, project, source_name, comment_id, include_markup } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_comment",
+                async move {
+                    let mut inner = generated.get_comment();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = comment_id {
+                        inner = inner
+                            .comment_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = include_markup {
+                        inner = inner
+                            .include_markup(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetComment<'_> {
+impl std::fmt::Debug for GetComment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetComment")
             .field("operation", &"get_comment")
@@ -19427,7 +26717,7 @@ impl std::fmt::Debug for GetComment<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetComment<'a> {
+impl crate::Operation for GetComment {
     type Output = types::CommentResponse;
     const OPERATION_ID: &'static str = "get_comment";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19444,18 +26734,24 @@ impl<'a> crate::Operation for GetComment<'a> {
 ///Builder for [`Client::get_source_statistics`](crate::Client::get_source_statistics): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetSourceStatistics<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetSourceStatistics<'a>,
+pub struct GetSourceStatistics {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    body: Result<types::builder::SourceStatisticsRequest, String>,
 }
-impl<'a> GetSourceStatistics<'a> {
+impl GetSourceStatistics {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source inside the project.
@@ -19463,7 +26759,13 @@ impl<'a> GetSourceStatistics<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///The request body.
@@ -19474,7 +26776,12 @@ impl<'a> GetSourceStatistics<'a> {
             types::SourceStatisticsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SourceStatisticsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -19484,7 +26791,7 @@ impl<'a> GetSourceStatistics<'a> {
             types::builder::SourceStatisticsRequest,
         ) -> types::builder::SourceStatisticsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19498,12 +26805,32 @@ impl<'a> GetSourceStatistics<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SourceStatisticsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_source_statistics", self.inner.send())
+        let Self { client, options, project, source_name, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_source_statistics",
+                async move {
+                    let mut inner = generated.get_source_statistics();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetSourceStatistics<'_> {
+impl std::fmt::Debug for GetSourceStatistics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetSourceStatistics")
             .field("operation", &"get_source_statistics")
@@ -19511,7 +26838,7 @@ impl std::fmt::Debug for GetSourceStatistics<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetSourceStatistics<'a> {
+impl crate::Operation for GetSourceStatistics {
     type Output = types::SourceStatisticsResponse;
     const OPERATION_ID: &'static str = "get_source_statistics";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19528,18 +26855,25 @@ impl<'a> crate::Operation for GetSourceStatistics<'a> {
 ///Builder for [`Client::sync_comments`](crate::Client::sync_comments): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct SyncComments<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::SyncComments<'a>,
+pub struct SyncComments {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    no_charge: Option<Result<bool, String>>,
+    body: Result<types::builder::SyncCommentsRequest, String>,
 }
-impl<'a> SyncComments<'a> {
+impl SyncComments {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source to write to.
@@ -19547,7 +26881,13 @@ impl<'a> SyncComments<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///When true, re-uploading comments that already exist is not charged again. The vendor's own client sends it on every sync; leave it out to get the platform's default.
@@ -19555,7 +26895,11 @@ impl<'a> SyncComments<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.no_charge(value);
+        self.no_charge = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for no_charge failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -19566,7 +26910,12 @@ impl<'a> SyncComments<'a> {
             types::SyncCommentsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SyncCommentsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -19576,7 +26925,7 @@ impl<'a> SyncComments<'a> {
             types::builder::SyncCommentsRequest,
         ) -> types::builder::SyncCommentsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19590,10 +26939,38 @@ impl<'a> SyncComments<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SyncCommentsResponse>, crate::Error> {
-        self.client.call_json(self.options, "sync_comments", self.inner.send()).await
+        let Self { client, options, project, source_name, no_charge, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "sync_comments",
+                async move {
+                    let mut inner = generated.sync_comments();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = no_charge {
+                        inner = inner
+                            .no_charge(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for SyncComments<'_> {
+impl std::fmt::Debug for SyncComments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyncComments")
             .field("operation", &"sync_comments")
@@ -19601,7 +26978,7 @@ impl std::fmt::Debug for SyncComments<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for SyncComments<'a> {
+impl crate::Operation for SyncComments {
     type Output = types::SyncCommentsResponse;
     const OPERATION_ID: &'static str = "sync_comments";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19618,18 +26995,25 @@ impl<'a> crate::Operation for SyncComments<'a> {
 ///Builder for [`Client::sync_raw_emails`](crate::Client::sync_raw_emails): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct SyncRawEmails<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::SyncRawEmails<'a>,
+pub struct SyncRawEmails {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    no_charge: Option<Result<bool, String>>,
+    body: Result<types::builder::SyncRawEmailsRequest, String>,
 }
-impl<'a> SyncRawEmails<'a> {
+impl SyncRawEmails {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source to write to.
@@ -19637,7 +27021,13 @@ impl<'a> SyncRawEmails<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///When true, re-uploading comments that already exist is not charged again. The vendor's own client sends it on every sync; leave it out to get the platform's default.
@@ -19645,7 +27035,11 @@ impl<'a> SyncRawEmails<'a> {
     where
         V: std::convert::TryInto<bool>,
     {
-        self.inner = self.inner.no_charge(value);
+        self.no_charge = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `bool` for no_charge failed".to_owned()),
+        );
         self
     }
     ///The request body.
@@ -19656,7 +27050,12 @@ impl<'a> SyncRawEmails<'a> {
             types::SyncRawEmailsRequest,
         >>::Error: std::fmt::Display,
     {
-        self.inner = self.inner.body(value);
+        self.body = value
+            .try_into()
+            .map(From::from)
+            .map_err(|e| {
+                format!("conversion to `SyncRawEmailsRequest` for body failed: {}", e)
+            });
         self
     }
     ///Changes the request body with `f`, starting from the body set so far.
@@ -19666,7 +27065,7 @@ impl<'a> SyncRawEmails<'a> {
             types::builder::SyncRawEmailsRequest,
         ) -> types::builder::SyncRawEmailsRequest,
     {
-        self.inner = self.inner.body_map(f);
+        self.body = self.body.map(f);
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19680,10 +27079,38 @@ impl<'a> SyncRawEmails<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::SyncRawEmailsResponse>, crate::Error> {
-        self.client.call_json(self.options, "sync_raw_emails", self.inner.send()).await
+        let Self { client, options, project, source_name, no_charge, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "sync_raw_emails",
+                async move {
+                    let mut inner = generated.sync_raw_emails();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = no_charge {
+                        inner = inner
+                            .no_charge(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner = inner.body(body.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for SyncRawEmails<'_> {
+impl std::fmt::Debug for SyncRawEmails {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyncRawEmails")
             .field("operation", &"sync_raw_emails")
@@ -19691,7 +27118,7 @@ impl std::fmt::Debug for SyncRawEmails<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for SyncRawEmails<'a> {
+impl crate::Operation for SyncRawEmails {
     type Output = types::SyncRawEmailsResponse;
     const OPERATION_ID: &'static str = "sync_raw_emails";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19708,18 +27135,24 @@ impl<'a> crate::Operation for SyncRawEmails<'a> {
 ///Builder for [`Client::get_comment_threads`](crate::Client::get_comment_threads): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetCommentThreads<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetCommentThreads<'a>,
+pub struct GetCommentThreads {
+    client: crate::Client,
     options: crate::CallOptions,
+    project: Option<Result<types::PathSegment, String>>,
+    source_name: Option<Result<types::PathSegment, String>>,
+    thread_id: Option<Result<::std::vec::Vec<::std::string::String>, String>>,
 }
-impl<'a> GetCommentThreads<'a> {
+impl GetCommentThreads {
     ///Name of the project that owns the source.
     pub fn project<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.project(value);
+        self.project = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `PathSegment` for project failed".to_owned()),
+        );
         self
     }
     ///Name of the source containing the threads.
@@ -19727,7 +27160,13 @@ impl<'a> GetCommentThreads<'a> {
     where
         V: std::convert::TryInto<types::PathSegment>,
     {
-        self.inner = self.inner.source_name(value);
+        self.source_name = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PathSegment` for source_name failed".to_owned()
+                }),
+        );
         self
     }
     ///Id of a thread to look up; repeat the parameter for several threads.
@@ -19735,7 +27174,14 @@ impl<'a> GetCommentThreads<'a> {
     where
         V: std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
     {
-        self.inner = self.inner.thread_id(value);
+        self.thread_id = Some(
+            value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `Vec<::std::string::String>` for thread_id failed"
+                        .to_owned()
+                }),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19749,12 +27195,37 @@ impl<'a> GetCommentThreads<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::CommentThreadsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "get_comment_threads", self.inner.send())
+        let Self { client, options, project, source_name, thread_id } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_comment_threads",
+                async move {
+                    let mut inner = generated.get_comment_threads();
+                    if let Some(value) = project {
+                        inner = inner
+                            .project(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    if let Some(value) = source_name {
+                        inner = inner
+                            .source_name(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    if let Some(value) = thread_id {
+                        inner = inner
+                            .thread_id(
+                                value.map_err(cm_api_gen::Error::InvalidRequest)?,
+                            );
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for GetCommentThreads<'_> {
+impl std::fmt::Debug for GetCommentThreads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetCommentThreads")
             .field("operation", &"get_comment_threads")
@@ -19762,7 +27233,7 @@ impl std::fmt::Debug for GetCommentThreads<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetCommentThreads<'a> {
+impl crate::Operation for GetCommentThreads {
     type Output = types::CommentThreadsResponse;
     const OPERATION_ID: &'static str = "get_comment_threads";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19779,12 +27250,11 @@ impl<'a> crate::Operation for GetCommentThreads<'a> {
 ///Builder for [`Client::list_users`](crate::Client::list_users): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct ListUsers<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::ListUsers<'a>,
+pub struct ListUsers {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> ListUsers<'a> {
+impl ListUsers {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -19796,10 +27266,21 @@ impl<'a> ListUsers<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::UserListResponse>, crate::Error> {
-        self.client.call_json(self.options, "list_users", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "list_users",
+                async move {
+                    let inner = generated.list_users();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for ListUsers<'_> {
+impl std::fmt::Debug for ListUsers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListUsers")
             .field("operation", &"list_users")
@@ -19807,7 +27288,7 @@ impl std::fmt::Debug for ListUsers<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for ListUsers<'a> {
+impl crate::Operation for ListUsers {
     type Output = types::UserListResponse;
     const OPERATION_ID: &'static str = "list_users";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19824,18 +27305,22 @@ impl<'a> crate::Operation for ListUsers<'a> {
 ///Builder for [`Client::refresh_user_permissions`](crate::Client::refresh_user_permissions): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct RefreshUserPermissions<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::RefreshUserPermissions<'a>,
+pub struct RefreshUserPermissions {
+    client: crate::Client,
     options: crate::CallOptions,
+    body: Option<Result<types::EmptyRequest, String>>,
 }
-impl<'a> RefreshUserPermissions<'a> {
+impl RefreshUserPermissions {
     ///The request body.
     pub fn body<V>(mut self, value: V) -> Self
     where
         V: std::convert::TryInto<types::EmptyRequest>,
     {
-        self.inner = self.inner.body(value);
+        self.body = Some(
+            value
+                .try_into()
+                .map_err(|_| "conversion to `EmptyRequest` for body failed".to_owned()),
+        );
         self
     }
     /// Per-call overrides of the attempt timeout, the deadline and
@@ -19849,12 +27334,25 @@ impl<'a> RefreshUserPermissions<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::RefreshUserPermissionsResponse>, crate::Error> {
-        self.client
-            .call_json(self.options, "refresh_user_permissions", self.inner.send())
+        let Self { client, options, body } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "refresh_user_permissions",
+                async move {
+                    let mut inner = generated.refresh_user_permissions();
+                    if let Some(value) = body {
+                        inner = inner
+                            .body(value.map_err(cm_api_gen::Error::InvalidRequest)?);
+                    }
+                    inner.send().await
+                },
+            )
             .await
     }
 }
-impl std::fmt::Debug for RefreshUserPermissions<'_> {
+impl std::fmt::Debug for RefreshUserPermissions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefreshUserPermissions")
             .field("operation", &"refresh_user_permissions")
@@ -19862,7 +27360,7 @@ impl std::fmt::Debug for RefreshUserPermissions<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for RefreshUserPermissions<'a> {
+impl crate::Operation for RefreshUserPermissions {
     type Output = types::RefreshUserPermissionsResponse;
     const OPERATION_ID: &'static str = "refresh_user_permissions";
     fn with_options(self, options: crate::CallOptions) -> Self {
@@ -19882,12 +27380,11 @@ impl<'a> crate::Operation for RefreshUserPermissions<'a> {
 ///Builder for [`Client::get_current_user`](crate::Client::get_current_user): set its parameters, then [`send`](Self::send) it.
 #[derive(Clone)]
 #[must_use = "nothing is sent until `send()` is awaited"]
-pub struct GetCurrentUser<'a> {
-    client: &'a crate::Client,
-    inner: cm_api_gen::builder::GetCurrentUser<'a>,
+pub struct GetCurrentUser {
+    client: crate::Client,
     options: crate::CallOptions,
 }
-impl<'a> GetCurrentUser<'a> {
+impl GetCurrentUser {
     /// Per-call overrides of the attempt timeout, the deadline and
     /// the retry policy, on top of any [`CallOptions::scope`](crate::CallOptions::scope)
     /// around the call and the client's settings.
@@ -19899,10 +27396,21 @@ impl<'a> GetCurrentUser<'a> {
     pub async fn send(
         self,
     ) -> Result<crate::Response<types::UserResponse>, crate::Error> {
-        self.client.call_json(self.options, "get_current_user", self.inner.send()).await
+        let Self { client, options } = self;
+        let generated = &client.generated;
+        client
+            .call_json(
+                options,
+                "get_current_user",
+                async move {
+                    let inner = generated.get_current_user();
+                    inner.send().await
+                },
+            )
+            .await
     }
 }
-impl std::fmt::Debug for GetCurrentUser<'_> {
+impl std::fmt::Debug for GetCurrentUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetCurrentUser")
             .field("operation", &"get_current_user")
@@ -19910,7 +27418,7 @@ impl std::fmt::Debug for GetCurrentUser<'_> {
             .finish_non_exhaustive()
     }
 }
-impl<'a> crate::Operation for GetCurrentUser<'a> {
+impl crate::Operation for GetCurrentUser {
     type Output = types::UserResponse;
     const OPERATION_ID: &'static str = "get_current_user";
     fn with_options(self, options: crate::CallOptions) -> Self {

@@ -181,7 +181,7 @@ trait Windowed<T>: Send + Sync + 'static {
 
 impl Windowed<types::ExportedComment> for ExportDataset {
     fn operation(&self) -> &'static str {
-        <operations::ExportDataset<'static> as Operation>::OPERATION_ID
+        <operations::ExportDataset as Operation>::OPERATION_ID
     }
 
     fn page_size(&self) -> Option<i64> {
@@ -230,7 +230,7 @@ impl Windowed<types::ExportedComment> for ExportDataset {
 
 impl Windowed<SourceComment> for SourceComments {
     fn operation(&self) -> &'static str {
-        <operations::ListSourceComments<'static> as Operation>::OPERATION_ID
+        <operations::ListSourceComments as Operation>::OPERATION_ID
     }
 
     fn page_size(&self) -> Option<i64> {
