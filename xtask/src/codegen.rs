@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use progenitor_impl::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle};
-use quote::quote;
+use quote::{ToTokens, quote};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -137,7 +137,6 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
         Ok((tokens, names))
     })?;
     let types = type_names.len();
-    let schemas = component_schemas(&spec.raw, &type_names);
 
     let (mock_spec, mock_exclusions) =
         without_operations(&generated_spec, without_mock_helper(&spec.raw));
@@ -145,6 +144,9 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
     let (mock, _) = run_progenitor(&spec.raw, |generator| {
         Ok((generator.httpmock(&mock_typed, "crate")?, 0))
     })?;
+    let internal = crate::gates::internal_operations(&generated_spec);
+    let roots = crate::gates::hand_written_roots(root);
+    let mut gates = crate::gates::Gates::default();
 
     let header = Header::new(&spec);
     let client_note = hand_written
@@ -156,11 +158,15 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
         .map(|(op, why)| format!("//   {op}: {why}\n"))
         .collect::<String>();
     let client_rs = route_success_arms(
-        &format_tokens("client.rs", client)?,
+        &format_file("client.rs", client, |file| {
+            schemars_behind_feature(file);
+            gates = crate::gates::gate_client(file, &internal, &roots);
+        })?,
         operations(&generated_spec).len(),
     )?;
-    let facade =
-        crate::facade::generate(&client_rs, &generated_spec).map_err(CodegenError::PostProcess)?;
+    let schemas = component_schemas(&spec.raw, &type_names, &gates.types);
+    let facade = crate::facade::generate(&client_rs, &generated_spec, &gates.operations)
+        .map_err(CodegenError::PostProcess)?;
     let files = vec![
         OutputFile {
             dir: OUTPUT_DIR,
@@ -184,7 +190,9 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
                 } else {
                     format!("//\n// Operations without helpers:\n{mock_note}\n")
                 }
-                + &format_tokens("mock.rs", mock)?,
+                + &format_file("mock.rs", mock, |file| {
+                    crate::gates::gate_mock(file, &gates)
+                })?,
         },
         OutputFile {
             dir: OUTPUT_DIR,
@@ -465,7 +473,11 @@ fn has_array_query_parameter(raw: &Value, operation: &crate::spec::Operation<'_>
 
 /// `component_schemas()`: each spec component's name with the JSON Schema
 /// schemars derives for its generated type, so tests can compare the two.
-fn component_schemas(raw: &Value, type_names: &[String]) -> proc_macro2::TokenStream {
+fn component_schemas(
+    raw: &Value,
+    type_names: &[String],
+    gated: &std::collections::BTreeSet<String>,
+) -> proc_macro2::TokenStream {
     let components = raw
         .pointer("/components/schemas")
         .and_then(Value::as_object)
@@ -478,13 +490,18 @@ fn component_schemas(raw: &Value, type_names: &[String]) -> proc_macro2::TokenSt
         .filter(|name| type_names.contains(name))
         .map(|name| {
             let ident = quote::format_ident!("{}", name);
-            quote! { (#name, ::schemars::schema_for!(crate::types::#ident)) }
+            let gate = gated
+                .contains(name.as_str())
+                .then(|| quote!(#[cfg(feature = "unstable")]));
+            quote! { #gate schemas.push((#name, ::schemars::schema_for!(crate::types::#ident))); }
         });
     quote! {
         /// Each component schema's name in `spec/openapi.yaml`, with the JSON
         /// Schema that `schemars` derives for its generated type.
         pub fn component_schemas() -> ::std::vec::Vec<(&'static str, ::schemars::schema::RootSchema)> {
-            ::std::vec![#(#entries),*]
+            let mut schemas = ::std::vec::Vec::new();
+            #(#entries)*
+            schemas
         }
     }
 }
@@ -524,9 +541,76 @@ fn format_tokens(
     file: &'static str,
     tokens: proc_macro2::TokenStream,
 ) -> Result<String, CodegenError> {
-    let parsed: syn::File =
+    format_file(file, tokens, |_| {})
+}
+
+/// Like [`format_tokens`], with `edit` applied to the parsed file first.
+fn format_file(
+    file: &'static str,
+    tokens: proc_macro2::TokenStream,
+    edit: impl FnOnce(&mut syn::File),
+) -> Result<String, CodegenError> {
+    let mut parsed: syn::File =
         syn::parse2(tokens).map_err(|source| CodegenError::Format { file, source })?;
+    edit(&mut parsed);
     Ok(prettyplease::unparse(&parsed))
+}
+
+/// The path of the derive that `settings()` asks typify for, which
+/// `cm-api-gen` keeps behind its `schemars` feature.
+const SCHEMARS_DERIVE: &str = "schemars :: JsonSchema";
+
+/// Moves `schemars::JsonSchema` out of every `#[derive(..)]` in `file` into
+/// `#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]`, so
+/// users who do not ask for the schemas do not compile 500 derives (and
+/// schemars is not part of the types' API unless asked for).
+fn schemars_behind_feature(file: &mut syn::File) {
+    fn attrs(attrs: &mut Vec<syn::Attribute>) {
+        let Some((at, kept)) = attrs.iter().enumerate().find_map(|(at, attr)| {
+            if !attr.path().is_ident("derive") {
+                return None;
+            }
+            let paths = attr
+                .parse_args_with(
+                    syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+                )
+                .ok()?;
+            let before = paths.len();
+            let kept: Vec<syn::Path> = paths
+                .into_iter()
+                .filter(|p| p.to_token_stream().to_string() != SCHEMARS_DERIVE)
+                .collect();
+            (kept.len() != before).then_some((at, kept))
+        }) else {
+            return;
+        };
+        // Right after the derive it came from, before any helper attribute.
+        let derive: syn::Attribute = if kept.is_empty() {
+            syn::parse_quote!(#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))])
+        } else {
+            attrs.insert(
+                at + 1,
+                syn::parse_quote!(#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]),
+            );
+            syn::parse_quote!(#[derive(#(#kept),*)])
+        };
+        attrs[at] = derive;
+    }
+    fn items(list: &mut [syn::Item]) {
+        for item in list {
+            match item {
+                syn::Item::Struct(s) => attrs(&mut s.attrs),
+                syn::Item::Enum(e) => attrs(&mut e.attrs),
+                syn::Item::Mod(m) => {
+                    if let Some((_, content)) = &mut m.content {
+                        items(content);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    items(&mut file.items);
 }
 
 impl Spec {

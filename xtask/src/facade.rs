@@ -19,10 +19,16 @@
 //! builder, which borrows the generated client, only lives inside `send()`,
 //! where every kept value is handed to its setter.
 //!
+//! The kept values are `pub(crate)`, for the hand-written walkers of the
+//! paginated operations (`paginate.rs`), which read the page size and set
+//! the cursor of each page on a clone of the builder.
+//!
 //! A builder's `Debug` is written out, not derived: it shows the operation
 //! id and the call options only, never the parameters (a body may hold
 //! personal data) or the client, and through it the `reqwest::Client`
 //! (proxies, default headers).
+
+use std::collections::BTreeSet;
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, format_ident, quote};
@@ -338,11 +344,29 @@ fn parameter_docs(spec: &Value, operation_id: &str) -> Vec<(String, String)> {
 }
 
 /// The facade's tokens for `operations` (see the module documentation).
-pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStream {
+///
+/// The operations in `unstable` (see [`crate::gates`]) are compiled only
+/// with `cm-api`'s `unstable` feature.
+pub fn facade_tokens(
+    spec: &Value,
+    operations: &[FacadeOperation],
+    unstable: &BTreeSet<String>,
+) -> TokenStream {
     let mut client_methods = Vec::new();
     let mut builders = Vec::new();
     let ids: Vec<&str> = operations.iter().map(|o| o.id.as_str()).collect();
+    let stable_ids: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| !unstable.contains(*id))
+        .collect();
     for op in operations {
+        let gate = unstable.contains(&op.id).then(|| {
+            quote! {
+                #[cfg(feature = "unstable")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "unstable")))]
+            }
+        });
         let method = format_ident!("{}", op.id);
         let builder = &op.builder;
         let docs = &op.docs;
@@ -382,6 +406,7 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
         }
         client_methods.push(quote! {
             #(#docs)*
+            #gate
             pub fn #method(&self) -> #builder {
                 #builder {
                     client: self.clone(),
@@ -471,14 +496,16 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
         };
         builders.push(quote! {
             #[doc = #struct_doc]
+            #gate
             #[derive(Clone)]
             #[must_use = "nothing is sent until `send()` is awaited"]
             pub struct #builder {
                 client: crate::Client,
                 options: crate::CallOptions,
-                #(#fields: #field_types,)*
+                #(pub(crate) #fields: #field_types,)*
             }
 
+            #gate
             impl #builder {
                 #(#setters)*
 
@@ -504,6 +531,7 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
 
             // By hand: the parameters may hold personal data, and the
             // client's HTTP client prints its proxies and default headers.
+            #gate
             impl std::fmt::Debug for #builder {
                 fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                     f.debug_struct(#builder_name)
@@ -513,6 +541,7 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
                 }
             }
 
+            #gate
             impl crate::Operation for #builder {
                 type Output = #output;
                 const OPERATION_ID: &'static str = #id;
@@ -531,8 +560,16 @@ pub fn facade_tokens(spec: &Value, operations: &[FacadeOperation]) -> TokenStrea
         use cm_api_gen::types;
 
         /// The id of every operation with a builder here, in the order of
-        /// the generated client.
+        /// the generated client (with the `unstable` feature: the internal
+        /// tier's too).
+        #[cfg(feature = "unstable")]
         pub const OPERATION_IDS: &[&str] = &[#(#ids),*];
+
+        /// The id of every operation with a builder here, in the order of
+        /// the generated client (with the `unstable` feature: the internal
+        /// tier's too).
+        #[cfg(not(feature = "unstable"))]
+        pub const OPERATION_IDS: &[&str] = &[#(#stable_ids),*];
 
         impl crate::Client {
             #(#client_methods)*
@@ -570,9 +607,13 @@ impl FacadeOperation {
 
 /// The facade's source (no header) for the formatted generated `client.rs`
 /// and the spec it came from.
-pub fn generate(client_rs: &str, spec: &Value) -> Result<String, FacadeError> {
+pub fn generate(
+    client_rs: &str,
+    spec: &Value,
+    unstable: &BTreeSet<String>,
+) -> Result<String, FacadeError> {
     let operations = operations_of(client_rs)?;
-    render(facade_tokens(spec, &operations))
+    render(facade_tokens(spec, &operations, unstable))
 }
 
 #[cfg(test)]
@@ -610,7 +651,7 @@ mod tests {
         assert_eq!(setter_names(&ops[0]), ["name"]);
         assert_eq!(ops[0].success_type().as_deref(), Some("types :: Thing"));
         assert!(ops[1].is_download());
-        let source = render(facade_tokens(&Value::Null, &ops)).unwrap();
+        let source = render(facade_tokens(&Value::Null, &ops, &BTreeSet::new())).unwrap();
         assert!(source.contains("pub fn get_thing(&self) -> GetThing {"));
         // 'static: the builder owns a client clone, never a borrowed one.
         assert!(source.contains("client: crate::Client,"), "{source}");

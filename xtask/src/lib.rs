@@ -6,6 +6,7 @@
 
 pub mod codegen;
 pub mod facade;
+pub mod gates;
 pub mod json_schema;
 pub mod lint;
 pub mod spec;

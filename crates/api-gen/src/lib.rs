@@ -18,8 +18,12 @@ mod client;
 pub use client::*;
 
 /// The JSON Schema of each spec component's generated type, for checking
-/// that the generated types and the spec agree.
+/// that the generated types and the spec agree (feature `schemars`).
+#[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 #[rustfmt::skip]
+// One `push` per schema: an internal-tier type's is behind `unstable`.
+#[allow(clippy::vec_init_then_push)]
 #[path = "generated/schemas.rs"]
 pub mod schemas;
 

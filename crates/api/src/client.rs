@@ -959,21 +959,37 @@ impl ClientBuilder {
             .connect_timeout(connect_timeout.min(cap))
             .user_agent(user_agent)
             .default_headers(headers);
-        let mut roots = Vec::new();
-        for pem in &self.root_certificates {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| invalid("ClientBuilder::add_root_certificate_pem", e.to_string()))?;
-            if certificates.is_empty() {
-                return Err(invalid(
-                    "ClientBuilder::add_root_certificate_pem",
-                    "the PEM holds no certificate".to_owned(),
-                ));
+        #[cfg(feature = "__tls")]
+        {
+            let mut roots = Vec::new();
+            for pem in &self.root_certificates {
+                let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                    invalid("ClientBuilder::add_root_certificate_pem", e.to_string())
+                })?;
+                if certificates.is_empty() {
+                    return Err(invalid(
+                        "ClientBuilder::add_root_certificate_pem",
+                        "the PEM holds no certificate".to_owned(),
+                    ));
+                }
+                roots.extend(certificates);
             }
-            roots.extend(certificates);
+            if !roots.is_empty() {
+                builder = builder.tls_certs_merge(roots);
+            }
         }
-        if !roots.is_empty() {
-            builder = builder.tls_certs_merge(roots);
+        #[cfg(not(feature = "__tls"))]
+        if !self.root_certificates.is_empty() {
+            return Err(invalid(
+                "ClientBuilder::add_root_certificate_pem",
+                "no TLS backend: enable cm-api's `rustls`, `rustls-ring` or `native-tls` feature"
+                    .to_owned(),
+            ));
         }
+        // reqwest's `rustls-no-provider` uses the process default; ring
+        // becomes it unless the application installed one already.
+        #[cfg(feature = "rustls-ring")]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         if let Some(url) = &self.proxy {
             let no_proxy = match &self.no_proxy {
                 Some(hosts) => reqwest::NoProxy::from_string(hosts),

@@ -55,6 +55,10 @@ pub const CONFIG_ENV: &str = "CM_API_CONFIG";
 /// The default configuration file: `<config dir>/cm-api/config.toml`, where
 /// the config dir is `$XDG_CONFIG_HOME` or `~/.config` on Linux,
 /// `~/Library/Application Support` on macOS and `%APPDATA%` on Windows.
+///
+/// Only with the `config-file` feature (on by default); without it no file
+/// is read unless one is named, and naming one is an error.
+#[cfg(feature = "config-file")]
 pub fn default_config_path() -> Option<PathBuf> {
     dirs::config_dir().map(|dir| dir.join("cm-api").join("config.toml"))
 }
@@ -94,12 +98,24 @@ impl ConfigFile {
                 });
             }
         };
-        toml::from_str(&text)
+        Self::parse(&text)
             .map(Some)
-            .map_err(|e| ConfigError::ConfigFile {
+            .map_err(|reason| ConfigError::ConfigFile {
                 path: path.to_owned(),
-                reason: e.message().to_owned(),
+                reason,
             })
+    }
+
+    #[cfg(feature = "config-file")]
+    fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.message().to_owned())
+    }
+
+    /// Without the `config-file` feature, a named file is refused rather
+    /// than ignored: its profiles would silently not apply.
+    #[cfg(not(feature = "config-file"))]
+    fn parse(_text: &str) -> Result<Self, String> {
+        Err("reading a configuration file needs cm-api's `config-file` feature".to_owned())
     }
 }
 
@@ -219,8 +235,9 @@ impl ClientBuilder {
         let config_path = self
             .config_path
             .clone()
-            .or_else(|| self.env_var(CONFIG_ENV).map(PathBuf::from))
-            .or_else(default_config_path);
+            .or_else(|| self.env_var(CONFIG_ENV).map(PathBuf::from));
+        #[cfg(feature = "config-file")]
+        let config_path = config_path.or_else(default_config_path);
         let file = match &config_path {
             Some(path) => ConfigFile::load(path)?,
             None => None,

@@ -51,6 +51,17 @@
 //!   documents ([`Client::uploads`]);
 //! * [`download`]: attachments, documents and CSV query results as a
 //!   streamed [`Download`] ([`Client::downloads`]).
+//!
+//! # Cargo features
+//!
+//! * `rustls` (default): TLS through rustls with aws-lc-rs;
+//!   `rustls-ring`: rustls with ring instead (no aws-lc-rs build);
+//!   `native-tls`: the platform's TLS library. With none, only `http://`.
+//! * `config-file` (default): profiles from the configuration file ([`config`]).
+//! * `schemars`: `schemars::JsonSchema` on every type of [`types`].
+//! * `test-util`: `test_util`, typed httpmock helpers for every operation.
+//! * `unstable`: the internal tier, operations the vendor's own client never
+//!   calls (their documentation says so), and the types only they use.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -136,6 +147,45 @@ pub use upload::{Upload, Uploads};
 
 /// The generated request and response types, e.g. [`types::Dataset`].
 pub use cm_api_gen::types;
+
+/// Typed httpmock helpers for every operation (feature `test-util`), so a
+/// test can mock the API without naming `cm-api-gen`: `MockServerExt` adds
+/// one method per operation to `httpmock::MockServer`, whose `when` and
+/// `then` take the operation's typed parameters and body.
+///
+/// ```
+/// use cm_api::test_util::MockServerExt;
+/// use cm_api::types;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = httpmock::MockServer::start_async().await;
+/// let mock = server.list_projects(|when, then| {
+///     when.into_inner().any_request();
+///     then.ok(&types::ProjectListResponse::builder()
+///         .projects(vec![])
+///         .status("ok".to_owned())
+///         .try_into()
+///         .unwrap());
+/// });
+/// let client = cm_api::Client::builder()
+///     .env_lookup(|_| None)
+///     .endpoint(cm_api::Endpoint::parse(&server.base_url()).unwrap())
+///     .token("test-token")
+///     .build()
+///     .unwrap();
+/// let projects = client.list_projects().send().await.unwrap();
+/// assert!(projects.projects.is_empty());
+/// mock.assert();
+/// # }
+/// ```
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util {
+    pub use cm_api_gen::mock::*;
+    /// The httpmock version the helpers are built on.
+    pub use httpmock;
+}
 
 /// The `http` crate, for [`Response::headers`] and
 /// [`ClientBuilder::default_header`].
