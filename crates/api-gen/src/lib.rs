@@ -17,6 +17,16 @@ mod client;
 
 pub use client::*;
 
+/// `&String` converts like `&str` (typify generates only `&str` and
+/// `String`), so a path setter takes `&job.project` as well as `"acme"`.
+impl TryFrom<&String> for types::PathSegment {
+    type Error = types::error::ConversionError;
+
+    fn try_from(value: &String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
 /// The JSON Schema of each spec component's generated type, for checking
 /// that the generated types and the spec agree (feature `schemars`).
 #[cfg(feature = "schemars")]

@@ -14,7 +14,7 @@
 //! 3. Peak heap during the 100,000-comment upload from a lazily generated
 //!    input, against the size of the same input held in memory (a counting
 //!    global allocator; the in-process server's buffers are included).
-//! 4. Walking 100 pages of 256 comments with `Client::paginate` vs raw
+//! 4. Walking 100 pages of 256 comments with `ExportDataset::into_stream` vs raw
 //!    reqwest + serde_json on the same bodies (target: within 10%).
 //! 5. 100,000 comments to a source that rejects every request with the same
 //!    422 (a locked source): requests per batch sent (target: at most 4:
@@ -22,7 +22,7 @@
 //!    down to single items), and how much of the input the job read before
 //!    it stopped (3 request-level rejections in a row).
 //! 6. Exporting the same 100 pages of 256 comments, spread over a time
-//!    range, with `export_dataset_parallel` (8 windows) vs one sequential
+//!    range, with `ExportDataset::into_parallel` (8 windows) vs one sequential
 //!    walk, every comment checked to come exactly once (target: at least
 //!    4x faster). The server honours each window's `from` / `to`.
 //! 7. The upload path's own cost: a sequential `sync_comments` of 100,000
@@ -681,8 +681,11 @@ async fn run() {
         };
         let started = Instant::now();
         let items: Vec<_> = client
-            .paginate()
-            .export_dataset("bench", "ds", request)
+            .export_dataset()
+            .project("bench")
+            .dataset_name("ds")
+            .body(request)
+            .into_stream()
             .try_collect()
             .await
             .expect("walk");
@@ -728,7 +731,7 @@ async fn run() {
     let per_page = |d: Duration| ms(d / PAGES as u32);
     println!("4. {PAGES} pages of {PAGE_SIZE} comments (best of 3)");
     println!(
-        "   Client::paginate:        {:>10} per page",
+        "   into_stream:             {:>10} per page",
         per_page(helper)
     );
     println!(
@@ -1263,8 +1266,11 @@ async fn compressed_pages(client: &Client, server: &Server) {
             ..Default::default()
         };
         let items: Vec<_> = client
-            .paginate()
-            .export_dataset("bench", "ds", request)
+            .export_dataset()
+            .project("bench")
+            .dataset_name("ds")
+            .body(request)
+            .into_stream()
             .try_collect()
             .await
             .expect("walk");
@@ -1316,21 +1322,16 @@ async fn export_once(client: &Client, server: &Server, walk: ExportWalk) -> (Dur
         limit: Some(PAGE_SIZE as i64),
         ..Default::default()
     };
-    let paginate = client.paginate();
-    let parallel = || {
-        paginate
-            .export_dataset_parallel("bench", "windowed", request.clone())
-            .windows(WINDOWS)
-    };
+    let export = client
+        .export_dataset()
+        .project("bench")
+        .dataset_name("windowed")
+        .body(request);
+    let parallel = || export.clone().into_parallel().windows(WINDOWS);
     let before = server.windowed_requests.load(Ordering::Relaxed);
     let started = Instant::now();
     let items: Vec<types::ExportedComment> = match walk {
-        ExportWalk::Sequential => {
-            paginate
-                .export_dataset("bench", "windowed", request.clone())
-                .try_collect()
-                .await
-        }
+        ExportWalk::Sequential => export.clone().into_stream().try_collect().await,
         ExportWalk::Unordered => parallel().start().expect("walk").try_collect().await,
         ExportWalk::Ordered => {
             parallel()

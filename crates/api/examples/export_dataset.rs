@@ -85,7 +85,12 @@ pub async fn export(
         continuation,
         ..Default::default()
     };
-    let mut comments = client.paginate().export_dataset(project, dataset, request);
+    let mut comments = client
+        .export_dataset()
+        .project(project)
+        .dataset_name(dataset)
+        .body(request)
+        .into_stream();
     let mut count = 0u64;
     while let Some(item) = comments.next().await {
         let written = item

@@ -49,7 +49,12 @@ pub async fn run(
 ) -> Result<String, Box<dyn std::error::Error>> {
     let upload = Upload::from_path(file, content_type).await?;
     println!("uploading {} ({} bytes)", upload.file_name(), upload.len());
-    let stored = client.uploads().document(source_id, upload).await?;
+    let stored = client
+        .upload_document()
+        .source_id(source_id)
+        .file(upload)
+        .send()
+        .await?;
     println!(
         "stored as comment {} (attachment {:?}), {} attempt(s)",
         stored.comment_id,
@@ -58,8 +63,10 @@ pub async fn run(
     );
 
     let download = client
-        .downloads()
-        .document(source_id, &stored.comment_id)
+        .get_document()
+        .source_id(source_id)
+        .comment_id(&stored.comment_id)
+        .send()
         .await?;
     println!(
         "downloading: {}, {} bytes announced",

@@ -34,7 +34,7 @@ pub(crate) type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// ```no_run
 /// # async fn run() -> Result<(), cm_api::Error> {
 /// let client = cm_api::Client::from_env()?;
-/// for dataset in client.datasets().list().await?.iter() {
+/// for dataset in &client.list_datasets().send().await?.datasets {
 ///     println!("{}", dataset.name);
 /// }
 /// # Ok(()) }
@@ -88,7 +88,22 @@ impl Client {
         T: DeserializeOwned,
         E: ErrorBody,
     {
-        self.run(CallOptions::new(), call(&self.generated), decode_path::<T>)
+        self.send_with(CallOptions::new(), call).await
+    }
+
+    /// [`send`](Self::send) with a call's own options.
+    pub(crate) async fn send_with<'a, F, Fut, T, E>(
+        &'a self,
+        options: CallOptions,
+        call: F,
+    ) -> Result<Response<T>, Error>
+    where
+        F: FnOnce(&'a cm_api_gen::Client) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, cm_api_gen::Error<E>>>,
+        T: DeserializeOwned,
+        E: ErrorBody,
+    {
+        self.run(options, call(&self.generated), decode_path::<T>)
             .await
     }
 
@@ -156,11 +171,6 @@ impl Client {
             }),
             Err(error) => Err(map_error(error, state, path_of).await),
         }
-    }
-
-    /// Dataset operations.
-    pub fn datasets(&self) -> Datasets<'_> {
-        Datasets { client: self }
     }
 }
 
@@ -484,50 +494,6 @@ impl<T> std::ops::Deref for Response<T> {
 
     fn deref(&self) -> &T {
         &self.value
-    }
-}
-
-/// Dataset operations, from [`Client::datasets`].
-#[derive(Clone, Copy, Debug)]
-pub struct Datasets<'a> {
-    client: &'a Client,
-}
-
-impl Datasets<'_> {
-    /// Every dataset the caller can see, across projects.
-    pub async fn list(&self) -> Result<Response<Vec<cm_api_gen::types::Dataset>>, Error> {
-        let response = self.client.list_datasets().send().await?;
-        Ok(response.map(|list| list.datasets))
-    }
-
-    /// The datasets of one project.
-    pub async fn list_in(
-        &self,
-        project: &str,
-    ) -> Result<Response<Vec<cm_api_gen::types::Dataset>>, Error> {
-        let response = self
-            .client
-            .list_project_datasets()
-            .project(project)
-            .send()
-            .await?;
-        Ok(response.map(|list| list.datasets))
-    }
-
-    /// One dataset, with its taxonomy.
-    pub async fn get(
-        &self,
-        project: &str,
-        name: &str,
-    ) -> Result<Response<cm_api_gen::types::Dataset>, Error> {
-        let response = self
-            .client
-            .get_dataset()
-            .project(project)
-            .dataset_name(name)
-            .send()
-            .await?;
-        Ok(response.map(|found| found.dataset))
     }
 }
 

@@ -11,8 +11,10 @@
 //! ```no_run
 //! # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! let written = client
-//!     .downloads()
-//!     .document("18ba5ce699f8da1f", "msg-42")
+//!     .get_document()
+//!     .source_id("18ba5ce699f8da1f")
+//!     .comment_id("msg-42")
+//!     .send()
 //!     .await?
 //!     .save("invoice.pdf")
 //!     .await?;
@@ -37,8 +39,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use cm_api_gen::ResponseValue;
 use cm_api_gen::types::QueryCommentsRequest;
-use cm_api_gen::{ByteStream, ResponseValue};
 use futures::{Stream, StreamExt};
 use progenitor_client::ClientInfo;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
@@ -61,7 +63,8 @@ type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
 /// use futures::StreamExt;
 ///
 /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
-/// let mut body = client.downloads().attachment("0f3a9c1e2b7d4a6f.0.1").await?.into_inner();
+/// let response = client.get_attachment().attachment_reference("0f3a9c1e2b7d4a6f.0.1").send().await?;
+/// let mut body = response.into_inner();
 /// println!("{:?}, {:?} bytes", body.content_type(), body.content_length());
 /// let mut total = 0;
 /// while let Some(chunk) = body.next().await {
@@ -149,7 +152,8 @@ impl Download {
     ///     .open("attachments.bin")
     ///     .await?;
     /// for reference in ["0f3a9c1e2b7d4a6f.0.0", "0f3a9c1e2b7d4a6f.0.1"] {
-    ///     let download = client.downloads().attachment(reference).await?.into_inner();
+    ///     let response = client.get_attachment().attachment_reference(reference).send().await?;
+    ///     let download = response.into_inner();
     ///     download.write_to(&mut archive).await?;
     /// }
     /// # Ok(()) }
@@ -274,7 +278,8 @@ impl Response<Download> {
     ///
     /// ```no_run
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// client.downloads().attachment("0f3a9c1e2b7d4a6f.0.1").await?.save("report.pdf").await?;
+    /// let response = client.get_attachment().attachment_reference("0f3a9c1e2b7d4a6f.0.1").send().await?;
+    /// response.save("report.pdf").await?;
     /// # Ok(()) }
     /// ```
     pub async fn save(self, path: impl AsRef<Path>) -> Result<u64, Error> {
@@ -304,138 +309,132 @@ fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// The downloads, from [`Client::downloads`].
-#[derive(Clone, Copy, Debug)]
-pub struct Downloads<'a> {
-    client: &'a Client,
+/// `query_comments` answered as CSV (`Accept: text/csv`), a form the spec
+/// does not describe: from [`Client::query_comments_csv`]. The body is the
+/// JSON form's: its filter, order, `limit` and `continuation` apply. Not a
+/// paginated walk: one call, one CSV body. A server that ignores the
+/// `Accept` header answers JSON instead; check [`Download::content_type`]
+/// when that matters.
+///
+/// ```no_run
+/// use cm_api::types::{CommentQueryOrder, QueryCommentsRequest};
+///
+/// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// let request: QueryCommentsRequest = QueryCommentsRequest::builder()
+///     .order(CommentQueryOrder::builder().kind("recent"))
+///     .limit(1000_i64)
+///     .try_into()?;
+/// client
+///     .query_comments_csv()
+///     .project("acme")
+///     .dataset_name("support")
+///     .body(request)
+///     .send()
+///     .await?
+///     .save("support.csv")
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "an operation sends nothing until `send()` is awaited"]
+pub struct QueryCommentsCsv {
+    client: Client,
+    options: crate::CallOptions,
+    project: Option<String>,
+    dataset_name: Option<String>,
+    body: Option<QueryCommentsRequest>,
 }
 
 impl Client {
-    /// Calls whose answer is a file rather than JSON (attachments,
-    /// documents, CSV), returned as a streamed [`Download`]. See [`Downloads`].
-    pub fn downloads(&self) -> Downloads<'_> {
-        Downloads { client: self }
+    /// `query_comments` answered as CSV: see [`QueryCommentsCsv`].
+    pub fn query_comments_csv(&self) -> QueryCommentsCsv {
+        QueryCommentsCsv {
+            client: self.clone(),
+            options: crate::CallOptions::new(),
+            project: None,
+            dataset_name: None,
+            body: None,
+        }
     }
 }
 
-impl<'c> Downloads<'c> {
-    /// The content of an email attachment, by the `attachment_reference` of
-    /// a comment's attachment (`get_attachment`).
-    ///
-    /// ```no_run
-    /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// client.downloads().attachment("0f3a9c1e2b7d4a6f.0.1").await?.save("report.pdf").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn attachment(
-        &self,
-        attachment_reference: &str,
-    ) -> Result<Response<Download>, Error> {
-        self.client
-            .get_attachment()
-            .attachment_reference(attachment_reference)
-            .send()
-            .await
+impl QueryCommentsCsv {
+    /// Name of the project that owns the dataset (required).
+    pub fn project(mut self, value: impl Into<String>) -> Self {
+        self.project = Some(value.into());
+        self
     }
 
-    /// The original file of a document stored with
-    /// [`Uploads::document`](crate::upload::Uploads::document)
-    /// (`get_document`); [`Download::content_type`] is the document's type.
-    ///
-    /// ```no_run
-    /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// let written = client
-    ///     .downloads()
-    ///     .document("18ba5ce699f8da1f", "msg-42")
-    ///     .await?
-    ///     .save("invoice.pdf")
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn document(
-        &self,
-        source_id: &str,
-        comment_id: &str,
-    ) -> Result<Response<Download>, Error> {
-        self.client
-            .get_document()
-            .source_id(source_id)
-            .comment_id(comment_id)
-            .send()
-            .await
+    /// Name of the dataset (required).
+    pub fn dataset_name(mut self, value: impl Into<String>) -> Self {
+        self.dataset_name = Some(value.into());
+        self
     }
 
-    /// The dataset query (`query_comments`) answered as CSV
-    /// (`Accept: text/csv`), a form the spec does not describe. The request
-    /// is the JSON form's: its filter, order, `limit` and `continuation`
-    /// apply. Not a paginated walk: one call, one CSV body. A server that
-    /// ignores the `Accept` header answers JSON instead; check
-    /// [`Download::content_type`] when that matters.
-    ///
-    /// ```no_run
-    /// use cm_api::types::{CommentQueryOrder, QueryCommentsRequest};
-    ///
-    /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// let request: QueryCommentsRequest = QueryCommentsRequest::builder()
-    ///     .order(CommentQueryOrder::builder().kind("recent"))
-    ///     .limit(1000_i64)
-    ///     .try_into()?;
-    /// client
-    ///     .downloads()
-    ///     .query_comments_csv("acme", "support", &request)
-    ///     .await?
-    ///     .save("support.csv")
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn query_comments_csv(
-        &self,
-        project: &str,
-        dataset_name: &str,
-        request: &QueryCommentsRequest,
-    ) -> Result<Response<Download>, Error> {
+    /// The query (required): filter, order, `limit` and `continuation`.
+    pub fn body(mut self, value: QueryCommentsRequest) -> Self {
+        self.body = Some(value);
+        self
+    }
+
+    /// Per-call overrides of the attempt timeout, the deadline and the
+    /// retry policy, as on every operation.
+    pub fn with_options(mut self, options: crate::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sends the query and returns the CSV body as a [`Download`].
+    pub async fn send(self) -> Result<Response<Download>, Error> {
         const OPERATION: &str = "query_comments";
+        let required = |value: Option<String>, name: &str| {
+            value.ok_or_else(|| Error::InvalidRequest {
+                operation: Some(OPERATION),
+                message: format!("`{name}` is required and was not set"),
+            })
+        };
+        let project = required(self.project, "project")?;
+        let dataset_name = required(self.dataset_name, "dataset_name")?;
+        let request = self.body.ok_or_else(|| Error::InvalidRequest {
+            operation: Some(OPERATION),
+            message: "`body` is required and was not set".to_owned(),
+        })?;
         let path = format!(
             "/api/_private/datasets/{}/{}/query",
-            segment(OPERATION, "project", project)?,
-            segment(OPERATION, "dataset_name", dataset_name)?,
+            segment(OPERATION, "project", &project)?,
+            segment(OPERATION, "dataset_name", &dataset_name)?,
         );
-        self.stream(OPERATION, |c| async move {
+        let client = self.client;
+        let call = async {
+            let c = &client.generated;
             let request = c
                 .client()
                 .post(format!("{}{path}", c.baseurl()))
                 .header(ACCEPT, HeaderValue::from_static("text/csv"))
-                .json(request)
+                .json(&request)
                 .build()?;
             let response = execute(c, request, OPERATION).await?;
             match response.status().as_u16() {
                 200..=299 => Ok(ResponseValue::stream(response)),
-                400..=599 => Err(cm_api_gen::Error::ErrorResponse(
+                400..=599 => Err(GeneratedError::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
-                _ => Err(cm_api_gen::Error::UnexpectedResponse(response)),
+                _ => Err(GeneratedError::UnexpectedResponse(response)),
             }
-        })
-        .await
+        };
+        client.call_download(self.options, OPERATION, call).await
+    }
+}
+
+impl crate::Operation for QueryCommentsCsv {
+    type Output = Download;
+    const OPERATION_ID: &'static str = "query_comments";
+
+    fn with_options(self, options: crate::CallOptions) -> Self {
+        QueryCommentsCsv::with_options(self, options)
     }
 
-    /// Runs a streaming call through the same adapter as every generated
-    /// raw-body operation, and wraps its body.
-    async fn stream<F, Fut>(
-        &self,
-        operation: &'static str,
-        call: F,
-    ) -> Result<Response<Download>, Error>
-    where
-        F: FnOnce(&'c cm_api_gen::Client) -> Fut,
-        Fut: Future<Output = Result<ResponseValue<ByteStream>, GeneratedError>>,
-    {
-        self.client
-            .call_download(
-                crate::CallOptions::new(),
-                operation,
-                call(&self.client.generated),
-            )
-            .await
+    fn send(self) -> impl std::future::Future<Output = Result<Response<Download>, Error>> + Send {
+        QueryCommentsCsv::send(self)
     }
 }

@@ -56,8 +56,8 @@ pub(crate) fn one_line(message: &str) -> String {
 ///
 /// ```
 /// # async fn run(client: cm_api::Client) {
-/// match client.datasets().list().await {
-///     Ok(datasets) => println!("{} datasets", datasets.len()),
+/// match client.list_datasets().send().await {
+///     Ok(found) => println!("{} datasets", found.datasets.len()),
 ///     Err(err) if err.status() == Some(404) => println!("not found: {}", err.message().unwrap_or("")),
 ///     Err(err) if err.is_retryable() => println!("try again later: {err}"),
 ///     Err(err) => println!("failed: {err}"),
@@ -323,7 +323,7 @@ impl Error {
     /// ```no_run
     /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
     /// loop {
-    ///     match client.datasets().list().await {
+    ///     match client.list_datasets().send().await {
     ///         Err(err) if err.retry_after().is_some() => {
     ///             tokio::time::sleep(err.retry_after().unwrap()).await;
     ///         }

@@ -5,11 +5,10 @@
 //! // Endpoint and credentials from REINFER_ENDPOINT / REINFER_TOKEN or a profile.
 //! let client = cm_api::Client::from_env()?;
 //!
-//! // A convenience wrapper...
-//! let datasets = client.datasets().list().await?;
-//! println!("{} datasets, server time {:?}", datasets.len(), datasets.server_timing().total());
+//! // Every operation of the spec is a method of the client.
+//! let datasets = client.list_datasets().send().await?;
+//! println!("{} datasets, server time {:?}", datasets.datasets.len(), datasets.server_timing().total());
 //!
-//! // ...or any operation of the spec, as a method of the client.
 //! let source = client.get_source().project("acme").source_name("inbox").send().await?;
 //! println!("{} (request {:?})", source.source.name, source.request_id());
 //! # Ok(()) }
@@ -37,9 +36,10 @@
 //!
 //! For moving data in volume:
 //!
-//! * [`paginate`]: every paginated operation as a `Stream` of items
-//!   ([`Client::paginate`]), and [`paginate::parallel`]: an export cut
-//!   into time windows walked concurrently, resumable;
+//! * [`paginate`]: the builder of every paginated operation walks its
+//!   pages as a `Stream` of items (`.into_stream()`) or of pages
+//!   (`.into_pages()`), and [`paginate::parallel`]: an export cut into time
+//!   windows walked concurrently (`.into_parallel()`), resumable;
 //! * [`stream_consumer`]: at-least-once consumption of a stream
 //!   ([`StreamConsumer`]);
 //! * [`bulk`]: concurrent, bisecting `sync_comments` / `sync_raw_emails`
@@ -48,9 +48,12 @@
 //! For files:
 //!
 //! * [`upload`]: the multipart uploads of attachments, call audio and
-//!   documents ([`Client::uploads`]);
-//! * [`download`]: attachments, documents and CSV query results as a
-//!   streamed [`Download`] ([`Client::downloads`]).
+//!   documents and the raw-body ones (CSV files, configurations), written
+//!   by hand but builders like every operation
+//!   ([`Client::upload_document`] and its siblings);
+//! * [`download`]: attachments, documents ([`Client::get_attachment`],
+//!   [`Client::get_document`]) and CSV query results
+//!   ([`Client::query_comments_csv`]) as a streamed [`Download`].
 //!
 //! # Cargo features
 //!
@@ -132,10 +135,10 @@ pub mod operations;
 
 pub use auth::{AccessToken, AuthError, ClientCredentials, StaticToken, TokenProvider};
 pub use client::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Datasets, Response,
+    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Response,
 };
 pub use config::ConfigError;
-pub use download::{Download, Downloads};
+pub use download::{Download, QueryCommentsCsv};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{Error, TransportKind};
 pub use operation::Operation;
@@ -143,7 +146,7 @@ pub use retry::{CallOptions, RateGate, RetryPolicy};
 pub use secret::Secret;
 pub use server_timing::{Metric, ServerTiming};
 pub use stream_consumer::StreamConsumer;
-pub use upload::{Upload, Uploads};
+pub use upload::{RawBody, Upload};
 
 /// The generated request and response types, e.g. [`types::Dataset`].
 pub use cm_api_gen::types;

@@ -1,13 +1,13 @@
 //! Paginated operations as async streams of items.
 //!
-//! One generic walker, [`paginate`], turns "cursor in, page out" into a
-//! [`Stream`] of items; [`Client::paginate`] puts a thin helper per paginated
-//! operation on top. The helpers share one adapter: each only says how to
-//! set its cursor on the operation's request and how to split a response
-//! into items and the next cursor. Every helper:
+//! The builder of every paginated operation has `.into_stream()` (its
+//! items) and `.into_pages()` (its pages, whole): the one way to walk pages,
+//! see [`builders`] for the list. Both run on one generic walker,
+//! [`paginate`], which turns "cursor in, page out" into a [`Stream`]. Every
+//! walk:
 //!
-//! * keeps the request's filters and parameters on every page (only the
-//!   cursor changes);
+//! * keeps every parameter and body field set on the builder on every page
+//!   (only the cursor changes);
 //! * stops exactly when a page comes back without a cursor;
 //! * fails with [`Error::CursorNotAdvancing`] instead of looping when the
 //!   server hands back a cursor it already gave;
@@ -23,47 +23,39 @@
 //!
 //! # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
 //! let request = ExportDatasetRequest { limit: Some(256), ..Default::default() };
-//! let mut comments = client.paginate().export_dataset("acme", "triage", request);
+//! let mut comments = client
+//!     .export_dataset()
+//!     .project("acme")
+//!     .dataset_name("triage")
+//!     .body(request)
+//!     .into_stream();
 //! while let Some(exported) = comments.try_next().await? {
 //!     println!("{}", exported.comment.id);
 //! }
 //! # Ok(()) }
 //! ```
 //!
-//! | helper | operation | cursor |
-//! | --- | --- | --- |
-//! | [`Paginators::export_dataset`] | `export_dataset` | body `continuation` |
-//! | [`Paginators::audit_events`], [`Paginators::audit_event_pages`] | `query_audit_events` | body `continuation` |
-//! | [`Paginators::source_comments`] | `list_source_comments` | query `after` (first page: `from_timestamp`) |
-//! | [`Paginators::query_comments`] | `query_comments` | body `continuation` |
-//! | [`Paginators::recent_comments`] | `list_recent_comments` | body `continuation` |
-//! | [`Paginators::bucket_emails`] | `list_bucket_emails` | body `continuation` |
-//! | [`Paginators::labellings`] | `get_labellings` | query `after` |
-//!
 //! The two operations with a timestamp range, `export_dataset` and
 //! `list_source_comments`, can also be walked as several time windows at
-//! once: [`Paginators::export_dataset_parallel`] and
-//! [`Paginators::source_comments_parallel`], see [`parallel`].
+//! once with `.into_parallel()`: see [`parallel`].
 
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::{FusedStream, Stream};
 
-use crate::client::Client;
 use crate::error::Error;
-use crate::{Operation, operations, types};
+use crate::types;
 
+pub mod builders;
 pub mod parallel;
 
-/// The largest page size (`limit`) the helpers accept. The specification
+/// The largest page size (`limit`) a walk accepts. The specification
 /// states no maximum; this is a conservative cap chosen by this crate, and a
 /// larger value is rejected with [`Error::InvalidRequest`] before anything
 /// is sent.
@@ -136,7 +128,7 @@ where
     Paginated::new(start, Box::new(move |cursor| Box::pin(fetch(cursor))))
 }
 
-/// The stream returned by [`paginate`] and the [`Paginators`] helpers: the
+/// The stream returned by [`paginate`] and every builder's `into_stream`: the
 /// items of every page, in order, then the end, or one error and the end.
 ///
 /// Besides being a [`Stream`], it tells where it stands:
@@ -311,76 +303,9 @@ fn invalid<T: Send + 'static>(error: Error) -> Paginated<'static, T> {
     })
 }
 
-/// Query parameters of [`Paginators::source_comments`]: a timestamp window
-/// and the page size. Every page is asked with the same window.
-///
-/// ```
-/// use chrono::{TimeZone, Utc};
-///
-/// let query = cm_api::paginate::SourceCommentsQuery::default()
-///     .from(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap())
-///     .to(Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap())
-///     .page_size(256);
-/// # let _ = query;
-/// ```
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SourceCommentsQuery {
-    /// Only comments at or after this time (`from_timestamp`).
-    pub from: Option<DateTime<Utc>>,
-    /// Only comments before this time (`to_timestamp`).
-    pub to: Option<DateTime<Utc>>,
-    /// Comments per page (`limit`), at most [`MAX_PAGE_SIZE`].
-    pub page_size: Option<i64>,
-    /// Also return each comment's thread properties.
-    pub include_thread_properties: bool,
-    /// Message bodies also carry their rich-text markup.
-    pub include_markup: bool,
-    /// Resume after this cursor (a previous walk's
-    /// [`resume_cursor`](Paginated::resume_cursor)) instead of starting at `from`.
-    pub after: Option<String>,
-}
-
-impl SourceCommentsQuery {
-    /// Only comments at or after `from`.
-    pub fn from(mut self, from: DateTime<Utc>) -> Self {
-        self.from = Some(from);
-        self
-    }
-
-    /// Only comments before `to`.
-    pub fn to(mut self, to: DateTime<Utc>) -> Self {
-        self.to = Some(to);
-        self
-    }
-
-    /// Comments per page, at most [`MAX_PAGE_SIZE`].
-    pub fn page_size(mut self, size: i64) -> Self {
-        self.page_size = Some(size);
-        self
-    }
-
-    /// Also return each comment's thread properties.
-    pub fn include_thread_properties(mut self, yes: bool) -> Self {
-        self.include_thread_properties = yes;
-        self
-    }
-
-    /// Message bodies also carry their rich-text markup.
-    pub fn include_markup(mut self, yes: bool) -> Self {
-        self.include_markup = yes;
-        self
-    }
-
-    /// Resume after `cursor`, a previous walk's [`Paginated::resume_cursor`].
-    pub fn after(mut self, cursor: impl Into<String>) -> Self {
-        self.after = Some(cursor.into());
-        self
-    }
-}
-
-/// A comment of [`Paginators::source_comments`], with its thread properties
-/// when they were asked for.
+/// A comment of `list_source_comments`, with its thread properties when
+/// they were asked for (`include_thread_properties`): the item of
+/// [`ListSourceComments::into_stream`](crate::operations::ListSourceComments::into_stream).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct SourceComment {
@@ -388,336 +313,6 @@ pub struct SourceComment {
     pub comment: types::Comment,
     /// Its thread properties, with `include_thread_properties`.
     pub thread_properties: Option<types::ThreadProperties>,
-}
-
-/// Query parameters of [`Paginators::labellings`]: the reviewed comments of
-/// one source, page by page.
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LabellingsQuery {
-    /// The source whose reviewed comments to walk (`source_id`).
-    pub source_id: String,
-    /// Comments per page (`limit`), at most [`MAX_PAGE_SIZE`].
-    pub page_size: Option<i64>,
-    /// Also return the latest model's predictions.
-    pub return_predictions: bool,
-    /// Resume after this cursor.
-    pub after: Option<String>,
-}
-
-impl LabellingsQuery {
-    /// The reviewed comments of the source with id `source_id`.
-    pub fn new(source_id: impl Into<String>) -> Self {
-        Self {
-            source_id: source_id.into(),
-            ..Self::default()
-        }
-    }
-
-    /// Comments per page, at most [`MAX_PAGE_SIZE`].
-    pub fn page_size(mut self, size: i64) -> Self {
-        self.page_size = Some(size);
-        self
-    }
-
-    /// Also return the latest model's predictions.
-    pub fn return_predictions(mut self, yes: bool) -> Self {
-        self.return_predictions = yes;
-        self
-    }
-
-    /// Resume after `cursor`, a previous walk's [`Paginated::resume_cursor`].
-    pub fn after(mut self, cursor: impl Into<String>) -> Self {
-        self.after = Some(cursor.into());
-        self
-    }
-}
-
-impl Client {
-    /// The paginated operations as streams of items; see [`crate::paginate`].
-    pub fn paginate(&self) -> Paginators<'_> {
-        Paginators { client: self }
-    }
-}
-
-/// One helper per paginated operation, from [`Client::paginate`].
-///
-/// The streams own a clone of the client, so they are `'static` and can be
-/// moved to another task. Each takes the operation's request (or query) as
-/// a template: its filters are sent with every page, its `limit` is the
-/// page size and its cursor, if set, is where the walk starts.
-#[derive(Clone, Copy, Debug)]
-pub struct Paginators<'c> {
-    client: &'c Client,
-}
-
-/// One paginated operation, as the shared adapter ([`Paginators::walk`])
-/// sees it: the request template (path parameters plus the request or
-/// query) and how to build the operation's call for the page at a cursor.
-/// How to split a response into a [`Page`] is given next to it, per helper,
-/// so one call can back several helpers (the audit events).
-trait PagedCall: Send + Sync + 'static {
-    /// The decoded body of one page.
-    type Response;
-    /// The operation's builder; its [`Operation::OPERATION_ID`] names the
-    /// walk in errors.
-    type Call: Operation<Output = Self::Response>;
-
-    /// The page size (`limit`) asked for, checked against [`MAX_PAGE_SIZE`].
-    fn page_size(&self) -> Option<i64>;
-
-    /// The cursor the walk starts from; `None` for the first page.
-    fn start(&self) -> Option<String>;
-
-    /// The call for the page at `cursor` (`None`: the first page), with
-    /// every other parameter of the template unchanged.
-    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call;
-}
-
-/// `export_dataset`: cursor in the body's `continuation`.
-struct ExportDataset {
-    project: String,
-    dataset: String,
-    request: types::ExportDatasetRequest,
-}
-
-impl PagedCall for ExportDataset {
-    type Response = types::ExportDatasetResponse;
-    type Call = operations::ExportDataset;
-
-    fn page_size(&self) -> Option<i64> {
-        self.request.limit
-    }
-
-    fn start(&self) -> Option<String> {
-        self.request.continuation.clone()
-    }
-
-    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
-        let body = types::ExportDatasetRequest {
-            continuation: cursor,
-            ..self.request.clone()
-        };
-        client
-            .export_dataset()
-            .project(self.project.as_str())
-            .dataset_name(self.dataset.as_str())
-            .body(body)
-    }
-}
-
-/// `query_audit_events`: cursor in the body's `continuation`.
-struct AuditEvents(types::QueryAuditEventsRequest);
-
-impl PagedCall for AuditEvents {
-    type Response = types::QueryAuditEventsResponse;
-    type Call = operations::QueryAuditEvents;
-
-    fn page_size(&self) -> Option<i64> {
-        self.0.limit
-    }
-
-    fn start(&self) -> Option<String> {
-        self.0.continuation.clone()
-    }
-
-    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
-        let body = types::QueryAuditEventsRequest {
-            continuation: cursor,
-            ..self.0.clone()
-        };
-        client.query_audit_events().body(body)
-    }
-}
-
-/// `list_source_comments`: cursor in the query's `after`; the first page
-/// is asked with `from_timestamp` instead.
-struct SourceComments {
-    project: String,
-    source: String,
-    query: SourceCommentsQuery,
-}
-
-impl PagedCall for SourceComments {
-    type Response = types::SourceCommentsResponse;
-    type Call = operations::ListSourceComments;
-
-    fn page_size(&self) -> Option<i64> {
-        self.query.page_size
-    }
-
-    fn start(&self) -> Option<String> {
-        self.query.after.clone()
-    }
-
-    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
-        let query = &self.query;
-        let mut call = client
-            .list_source_comments()
-            .project(self.project.as_str())
-            .source_name(self.source.as_str());
-        match cursor {
-            Some(after) => call = call.after(after),
-            None => {
-                if let Some(from) = query.from {
-                    call = call.from_timestamp(from);
-                }
-            }
-        }
-        if let Some(to) = query.to {
-            call = call.to_timestamp(to);
-        }
-        if let Some(limit) = query.page_size {
-            call = call.limit(limit);
-        }
-        if query.include_thread_properties {
-            call = call.include_thread_properties(true);
-        }
-        if query.include_markup {
-            call = call.include_markup(true);
-        }
-        call
-    }
-}
-
-/// `query_comments`: cursor in the body's `continuation`.
-struct QueryComments {
-    project: String,
-    dataset: String,
-    request: types::QueryCommentsRequest,
-}
-
-impl PagedCall for QueryComments {
-    type Response = types::QueryCommentsResponse;
-    type Call = operations::QueryComments;
-
-    fn page_size(&self) -> Option<i64> {
-        self.request.limit
-    }
-
-    fn start(&self) -> Option<String> {
-        self.request.continuation.clone()
-    }
-
-    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
-        let body = types::QueryCommentsRequest {
-            continuation: cursor,
-            ..self.request.clone()
-        };
-        client
-            .query_comments()
-            .project(self.project.as_str())
-            .dataset_name(self.dataset.as_str())
-            .body(body)
-    }
-}
-
-/// `list_recent_comments`: cursor in the body's `continuation`.
-struct RecentComments {
-    project: String,
-    dataset: String,
-    request: types::RecentCommentsRequest,
-}
-
-impl PagedCall for RecentComments {
-    type Response = types::RecentCommentsResponse;
-    type Call = operations::ListRecentComments;
-
-    fn page_size(&self) -> Option<i64> {
-        Some(self.request.limit)
-    }
-
-    fn start(&self) -> Option<String> {
-        self.request.continuation.clone()
-    }
-
-    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
-        let body = types::RecentCommentsRequest {
-            continuation: cursor,
-            ..self.request.clone()
-        };
-        client
-            .list_recent_comments()
-            .project(self.project.as_str())
-            .dataset_name(self.dataset.as_str())
-            .body(body)
-    }
-}
-
-/// `list_bucket_emails`: cursor in the body's `continuation`.
-struct BucketEmails {
-    project: String,
-    bucket: String,
-    request: types::BucketEmailsPageRequest,
-}
-
-impl PagedCall for BucketEmails {
-    type Response = types::EmailListResponse;
-    type Call = operations::ListBucketEmails;
-
-    fn page_size(&self) -> Option<i64> {
-        self.request.limit
-    }
-
-    fn start(&self) -> Option<String> {
-        self.request.continuation.clone()
-    }
-
-    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
-        let body = types::BucketEmailsPageRequest {
-            continuation: cursor,
-            ..self.request.clone()
-        };
-        client
-            .list_bucket_emails()
-            .project(self.project.as_str())
-            .bucket_name(self.bucket.as_str())
-            .body(body)
-    }
-}
-
-/// `get_labellings`: cursor in the query's `after`.
-struct Labellings {
-    project: String,
-    dataset: String,
-    query: LabellingsQuery,
-}
-
-impl PagedCall for Labellings {
-    type Response = types::LabellingsResponse;
-    type Call = operations::GetLabellings;
-
-    fn page_size(&self) -> Option<i64> {
-        self.query.page_size
-    }
-
-    fn start(&self) -> Option<String> {
-        self.query.after.clone()
-    }
-
-    fn call(&self, client: &Client, cursor: Option<String>) -> Self::Call {
-        let query = &self.query;
-        let mut call = client
-            .get_labellings()
-            .project(self.project.as_str())
-            .dataset_name(self.dataset.as_str())
-            .source_id(query.source_id.as_str());
-        if let Some(after) = cursor {
-            call = call.after(after);
-        }
-        if let Some(limit) = query.page_size {
-            call = call.limit(limit);
-        }
-        if query.return_predictions {
-            call = call.return_predictions(true);
-        }
-        call
-    }
-}
-
-/// One page of `export_dataset`.
-fn export_page(page: types::ExportDatasetResponse) -> Page<types::ExportedComment> {
-    Page::new(page.comments, page.continuation)
 }
 
 /// One page of `list_source_comments`: each comment with its thread
@@ -733,192 +328,4 @@ fn source_comments_page(page: types::SourceCommentsResponse) -> Page<SourceComme
         })
         .collect();
     Page::new(items, page.continuation)
-}
-
-impl Paginators<'_> {
-    /// The shared adapter: checks the page size, then walks the pages of
-    /// `paged` on a clone of the client, sending each page's call and
-    /// splitting its response with `split`.
-    fn walk<P: PagedCall, T: Send + 'static>(
-        &self,
-        paged: P,
-        split: fn(P::Response) -> Page<T>,
-    ) -> Paginated<'static, T> {
-        let operation = <P::Call as Operation>::OPERATION_ID;
-        if let Err(error) = check_page_size(operation, paged.page_size()) {
-            return invalid(error);
-        }
-        let client = self.client.clone();
-        let paged = Arc::new(paged);
-        paginate(paged.start(), move |cursor| {
-            let (client, paged) = (client.clone(), Arc::clone(&paged));
-            async move {
-                let response = paged.call(&client, cursor).send().await?.into_inner();
-                Ok(split(response))
-            }
-        })
-        .operation(operation)
-    }
-
-    /// `export_dataset`: the dataset's comments with annotations and
-    /// predictions.
-    ///
-    /// ```no_run
-    /// use futures::TryStreamExt;
-    /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
-    /// let request = cm_api::types::ExportDatasetRequest {
-    ///     source_ids: vec!["18ba5ce699f8da1f".into()],
-    ///     limit: Some(512),
-    ///     ..Default::default()
-    /// };
-    /// let all: Vec<_> = client.paginate().export_dataset("acme", "triage", request).try_collect().await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn export_dataset(
-        &self,
-        project: &str,
-        dataset: &str,
-        request: types::ExportDatasetRequest,
-    ) -> Paginated<'static, types::ExportedComment> {
-        let (project, dataset) = (project.to_owned(), dataset.to_owned());
-        self.walk(
-            ExportDataset {
-                project,
-                dataset,
-                request,
-            },
-            export_page,
-        )
-    }
-
-    /// `query_audit_events`: the tenant's audit events, newest first.
-    /// The users, projects, ... the events refer to are on each page; use
-    /// [`audit_event_pages`](Self::audit_event_pages) to keep them.
-    pub fn audit_events(
-        &self,
-        request: types::QueryAuditEventsRequest,
-    ) -> Paginated<'static, types::AuditEvent> {
-        self.walk(AuditEvents(request), |page| {
-            Page::new(page.audit_events, page.continuation)
-        })
-    }
-
-    /// `query_audit_events`, one whole page (events plus the users,
-    /// projects, ... they refer to) per item. Empty pages are yielded too.
-    pub fn audit_event_pages(
-        &self,
-        request: types::QueryAuditEventsRequest,
-    ) -> Paginated<'static, types::QueryAuditEventsResponse> {
-        self.walk(AuditEvents(request), |mut page| {
-            let next = page.continuation.take();
-            Page::new(vec![page], next)
-        })
-    }
-
-    /// `list_source_comments` (unstable private route): a source's comments
-    /// in increasing timestamp order, within the query's time window.
-    ///
-    /// The first page is asked with `from_timestamp`, later ones with
-    /// `after` set to the previous page's `continuation`; `to_timestamp`,
-    /// `limit` and the `include_*` flags go with every page.
-    pub fn source_comments(
-        &self,
-        project: &str,
-        source: &str,
-        query: SourceCommentsQuery,
-    ) -> Paginated<'static, SourceComment> {
-        let (project, source) = (project.to_owned(), source.to_owned());
-        self.walk(
-            SourceComments {
-                project,
-                source,
-                query,
-            },
-            source_comments_page,
-        )
-    }
-
-    /// `query_comments` (unstable private route): the dataset's comments
-    /// matching the request's filter, in its order, with annotations. The
-    /// cursor travels in the body's `continuation`.
-    pub fn query_comments(
-        &self,
-        project: &str,
-        dataset: &str,
-        request: types::QueryCommentsRequest,
-    ) -> Paginated<'static, types::AnnotatedComment> {
-        let (project, dataset) = (project.to_owned(), dataset.to_owned());
-        self.walk(
-            QueryComments {
-                project,
-                dataset,
-                request,
-            },
-            |page| Page::new(page.results, page.continuation),
-        )
-    }
-
-    /// `list_recent_comments` (unstable private route): the dataset's
-    /// comments matching a filter, newest first, with annotations.
-    pub fn recent_comments(
-        &self,
-        project: &str,
-        dataset: &str,
-        request: types::RecentCommentsRequest,
-    ) -> Paginated<'static, types::AnnotatedComment> {
-        let (project, dataset) = (project.to_owned(), dataset.to_owned());
-        self.walk(
-            RecentComments {
-                project,
-                dataset,
-                request,
-            },
-            |page| Page::new(page.results, page.continuation),
-        )
-    }
-
-    /// `list_bucket_emails` (unstable private route, the one the vendor's
-    /// own client pages with): the raw emails stored in a bucket.
-    pub fn bucket_emails(
-        &self,
-        project: &str,
-        bucket: &str,
-        request: types::BucketEmailsPageRequest,
-    ) -> Paginated<'static, types::Email> {
-        let (project, bucket) = (project.to_owned(), bucket.to_owned());
-        self.walk(
-            BucketEmails {
-                project,
-                bucket,
-                request,
-            },
-            |page| Page::new(page.emails, page.continuation),
-        )
-    }
-
-    /// `get_labellings` (unstable private route): the reviewed comments of
-    /// one source with their annotations.
-    ///
-    /// Unlike the other routes, this one may keep sending an `after` on its
-    /// last page, so the walk also ends at the first *empty* page (as the
-    /// vendor's own client does).
-    pub fn labellings(
-        &self,
-        project: &str,
-        dataset: &str,
-        query: LabellingsQuery,
-    ) -> Paginated<'static, types::AnnotatedComment> {
-        let (project, dataset) = (project.to_owned(), dataset.to_owned());
-        self.walk(
-            Labellings {
-                project,
-                dataset,
-                query,
-            },
-            |page| {
-                let next = page.after.filter(|_| !page.results.is_empty());
-                Page::new(page.results, next)
-            },
-        )
-    }
 }

@@ -838,7 +838,7 @@ pub(crate) fn current_gate() -> Option<Arc<RateGate>> {
 /// let datasets = CallOptions::new()
 ///     .attempt_timeout(Duration::from_secs(300))
 ///     .deadline(Duration::from_secs(600))
-///     .scope(client.datasets().list())
+///     .scope(client.list_datasets().send())
 ///     .await?;
 /// # Ok(()) }
 /// ```

@@ -25,8 +25,10 @@
 //! # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! let pdf = std::fs::read("invoice.pdf")?;
 //! let stored = client
-//!     .uploads()
-//!     .document("18ba5ce699f8da1f", Upload::new("invoice.pdf", "application/pdf", pdf))
+//!     .upload_document()
+//!     .source_id("18ba5ce699f8da1f")
+//!     .file(Upload::new("invoice.pdf", "application/pdf", pdf))
+//!     .send()
 //!     .await?;
 //! println!("comment {} holds the document", stored.comment_id);
 //! # Ok(()) }
@@ -284,7 +286,13 @@ impl RawBody {
     /// use cm_api::upload::RawBody;
     ///
     /// let csv = RawBody::from_path("exports/tickets.csv", "text/csv").await?;
-    /// let synced = client.uploads().sync_comments_from_csv("acme", "tickets", csv).await?;
+    /// let synced = client
+    ///     .sync_comments_from_csv()
+    ///     .project("acme")
+    ///     .source_name("tickets")
+    ///     .csv(csv)
+    ///     .send()
+    ///     .await?;
     /// println!("{} new comments", synced.new);
     /// # Ok(()) }
     /// ```
@@ -379,115 +387,233 @@ fn is_media_type(value: &str) -> bool {
     matches!(essence.split_once('/'), Some((kind, sub)) if token(kind) && token(sub))
 }
 
-/// The hand-written uploads, from [`Client::uploads`].
-#[derive(Clone, Copy, Debug)]
-pub struct Uploads<'a> {
-    client: &'a Client,
+/// A request body of an upload: encoded into its `Content-Type`, its
+/// length when known, and the body itself.
+trait IntoBody {
+    async fn into_parts(self) -> Result<(HeaderValue, Option<u64>, reqwest::Body), String>;
 }
 
-impl Client {
-    /// The uploads the generated client cannot make: multipart files
-    /// (attachment content, call audio, documents) and raw bodies (CSV
-    /// files, appliance configurations). See [`Uploads`].
-    pub fn uploads(&self) -> Uploads<'_> {
-        Uploads { client: self }
+impl IntoBody for Upload {
+    async fn into_parts(self) -> Result<(HeaderValue, Option<u64>, reqwest::Body), String> {
+        let (content_type, body) = self.encode().await?;
+        Ok((content_type, None, body.into()))
     }
 }
 
-impl Uploads<'_> {
-    /// Stores the content of attachment number `attachment_index` (from 0,
-    /// its position in the comment's `attachments`) of a comment already
-    /// synced with that attachment's metadata (`upload_comment_attachment`).
-    /// The answer's `content_hash` matches the attachment's.
+impl IntoBody for RawBody {
+    async fn into_parts(self) -> Result<(HeaderValue, Option<u64>, reqwest::Body), String> {
+        self.into_body()
+    }
+}
+
+/// A path parameter of an upload, checked and percent-encoded.
+trait PathValue {
+    fn segment(&self, operation: &'static str, name: &'static str) -> Result<String, Error>;
+}
+
+impl PathValue for String {
+    fn segment(&self, operation: &'static str, name: &'static str) -> Result<String, Error> {
+        segment(operation, name, self)
+    }
+}
+
+impl PathValue for usize {
+    fn segment(&self, _: &'static str, _: &'static str) -> Result<String, Error> {
+        Ok(self.to_string())
+    }
+}
+
+/// The setter's argument for a path parameter of type `$ty`.
+macro_rules! setter_arg {
+    (String) => { impl Into<String> };
+    (usize) => { usize };
+}
+
+/// One hand-written upload operation: its builder (path parameters, the
+/// body, [`with_options`](crate::CallOptions)), its method on [`Client`]
+/// and its [`Operation`](crate::Operation) impl. A parameter or body left
+/// unset is an [`Error::InvalidRequest`] from `send()`, and nothing is sent.
+macro_rules! upload {
+    (
+        $(#[$doc:meta])*
+        $builder:ident, $op:ident, $method:ident $path:literal -> $output:ty,
+        [$($param:ident: $pty:ident),*], $body:ident: $body_ty:ident
+    ) => {
+        $(#[$doc])*
+        #[must_use = "an operation sends nothing until `send()` is awaited"]
+        pub struct $builder {
+            client: Client,
+            options: crate::CallOptions,
+            $($param: Option<$pty>,)*
+            $body: Option<$body_ty>,
+        }
+
+        impl Client {
+            #[doc = concat!("`", stringify!($op), "`: see [`", stringify!($builder), "`].")]
+            pub fn $op(&self) -> $builder {
+                $builder {
+                    client: self.clone(),
+                    options: crate::CallOptions::new(),
+                    $($param: None,)*
+                    $body: None,
+                }
+            }
+        }
+
+        impl $builder {
+            $(
+                #[doc = concat!("The `", stringify!($param), "` path parameter (required).")]
+                pub fn $param(mut self, value: setter_arg!($pty)) -> Self {
+                    self.$param = Some(value.into());
+                    self
+                }
+            )*
+
+            #[doc = concat!("The body (required): a [`", stringify!($body_ty), "`].")]
+            pub fn $body(mut self, value: $body_ty) -> Self {
+                self.$body = Some(value);
+                self
+            }
+
+            /// Per-call overrides of the attempt timeout, the deadline and
+            /// the retry policy, as on every operation.
+            pub fn with_options(mut self, options: crate::CallOptions) -> Self {
+                self.options = options;
+                self
+            }
+
+            /// Sends the request through the client's authentication,
+            /// retries and timeouts (or this call's options).
+            pub async fn send(self) -> Result<Response<$output>, Error> {
+                const OPERATION: &str = stringify!($op);
+                let Self { client, options, $($param,)* $body } = self;
+                $(
+                    let $param = $param
+                        .ok_or_else(|| missing(OPERATION, stringify!($param)))?
+                        .segment(OPERATION, stringify!($param))?;
+                )*
+                let path = format!($path);
+                let $body = $body.ok_or_else(|| missing(OPERATION, stringify!($body)))?;
+                let (content_type, len, body) = $body
+                    .into_parts()
+                    .await
+                    .map_err(|message| invalid(OPERATION, message))?;
+                send_body(
+                    &client,
+                    options,
+                    OPERATION,
+                    reqwest::Method::$method,
+                    path,
+                    content_type,
+                    len,
+                    body,
+                )
+                .await
+            }
+        }
+
+        impl fmt::Debug for $builder {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($builder))
+                    $(.field(stringify!($param), &self.$param))*
+                    .field(stringify!($body), &self.$body)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl crate::Operation for $builder {
+            type Output = $output;
+            const OPERATION_ID: &'static str = stringify!($op);
+
+            fn with_options(self, options: crate::CallOptions) -> Self {
+                $builder::with_options(self, options)
+            }
+
+            fn send(self) -> impl std::future::Future<Output = Result<Response<$output>, Error>> + Send {
+                $builder::send(self)
+            }
+        }
+    };
+}
+
+upload! {
+    /// `upload_comment_attachment`: stores the content of attachment number
+    /// `attachment_index` (from 0, its position in the comment's
+    /// `attachments`) of a comment already synced with that attachment's
+    /// metadata. The answer's `content_hash` matches the attachment's.
     ///
     /// ```no_run
     /// use cm_api::upload::Upload;
     ///
     /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
     /// let stored = client
-    ///     .uploads()
-    ///     .comment_attachment(
-    ///         "18ba5ce699f8da1f",
-    ///         "msg-42",
-    ///         0,
-    ///         Upload::new("report.pdf", "application/pdf", b"%PDF-1.7 ...".as_slice()),
-    ///     )
+    ///     .upload_comment_attachment()
+    ///     .source_id("18ba5ce699f8da1f")
+    ///     .comment_id("msg-42")
+    ///     .attachment_index(0)
+    ///     .file(Upload::new("report.pdf", "application/pdf", b"%PDF-1.7 ...".as_slice()))
+    ///     .send()
     ///     .await?;
     /// println!("stored, hash {}", stored.content_hash);
     /// # Ok(()) }
     /// ```
-    pub async fn comment_attachment(
-        &self,
-        source_id: &str,
-        comment_id: &str,
-        attachment_index: usize,
-        file: Upload,
-    ) -> Result<Response<UploadAttachmentResponse>, Error> {
-        const OPERATION: &str = "upload_comment_attachment";
-        let path = format!(
-            "/api/_private/sources/id:{}/comments/{}/attachments/{attachment_index}",
-            segment(OPERATION, "source_id", source_id)?,
-            segment(OPERATION, "comment_id", comment_id)?,
-        );
-        self.put(OPERATION, path, file).await
-    }
+    UploadCommentAttachment, upload_comment_attachment,
+    PUT "/api/_private/sources/id:{source_id}/comments/{comment_id}/attachments/{attachment_index}"
+        -> UploadAttachmentResponse,
+    [source_id: String, comment_id: String, attachment_index: usize], file: Upload
+}
 
-    /// Attaches the audio recording of a call to its comment
-    /// (`upload_comment_audio`).
+upload! {
+    /// `upload_comment_audio`: attaches the audio recording of a call to
+    /// its comment.
     ///
     /// ```no_run
     /// use cm_api::upload::Upload;
     ///
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let audio = Upload::from_path("calls/0042.mp3", "audio/mpeg").await?;
-    /// client.uploads().comment_audio("18ba5ce699f8da1f", "call-0042", audio).await?;
+    /// client
+    ///     .upload_comment_audio()
+    ///     .source_id("18ba5ce699f8da1f")
+    ///     .comment_id("call-0042")
+    ///     .file(audio)
+    ///     .send()
+    ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn comment_audio(
-        &self,
-        source_id: &str,
-        comment_id: &str,
-        file: Upload,
-    ) -> Result<Response<OkResponse>, Error> {
-        const OPERATION: &str = "upload_comment_audio";
-        let path = format!(
-            "/api/_private/sources/id:{}/comments/{}/audio",
-            segment(OPERATION, "source_id", source_id)?,
-            segment(OPERATION, "comment_id", comment_id)?,
-        );
-        self.put(OPERATION, path, file).await
-    }
+    UploadCommentAudio, upload_comment_audio,
+    PUT "/api/_private/sources/id:{source_id}/comments/{comment_id}/audio" -> OkResponse,
+    [source_id: String, comment_id: String], file: Upload
+}
 
-    /// Stores a document (e.g. a PDF) in an IXP source, which creates a
-    /// comment for it (`upload_document`). The answer names the comment and
-    /// the document's attachment reference; see the module documentation
-    /// on retries.
+upload! {
+    /// `upload_document`: stores a document (e.g. a PDF) in an IXP source,
+    /// which creates a comment for it. The answer names the comment and the
+    /// document's attachment reference; see the [module](self) on retries.
     ///
     /// ```no_run
     /// use cm_api::upload::Upload;
     ///
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let document = Upload::from_path("invoice.pdf", "application/pdf").await?;
-    /// let stored = client.uploads().document("18ba5ce699f8da1f", document).await?;
+    /// let stored = client
+    ///     .upload_document()
+    ///     .source_id("18ba5ce699f8da1f")
+    ///     .file(document)
+    ///     .send()
+    ///     .await?;
     /// println!("comment {}, attachment {:?}", stored.comment_id, stored.attachment_ref);
     /// # Ok(()) }
     /// ```
-    pub async fn document(
-        &self,
-        source_id: &str,
-        file: Upload,
-    ) -> Result<Response<UploadDocumentResponse>, Error> {
-        const OPERATION: &str = "upload_document";
-        let path = format!(
-            "/api/_private/sources/id:{}/documents",
-            segment(OPERATION, "source_id", source_id)?,
-        );
-        self.put(OPERATION, path, file).await
-    }
+    UploadDocument, upload_document,
+    PUT "/api/_private/sources/id:{source_id}/documents" -> UploadDocumentResponse,
+    [source_id: String], file: Upload
+}
 
-    /// Stores the content of attachment number `attachment_index` (from 0)
-    /// of a raw email already added to a bucket with that attachment's
-    /// metadata (`upload_email_attachment`).
+upload! {
+    /// `upload_email_attachment`: stores the content of attachment number
+    /// `attachment_index` (from 0) of a raw email already added to a bucket
+    /// with that attachment's metadata.
     ///
     /// ```no_run
     /// use cm_api::upload::Upload;
@@ -495,32 +621,27 @@ impl Uploads<'_> {
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let file = Upload::from_path("mail/statement.pdf", "application/pdf").await?;
     /// let stored = client
-    ///     .uploads()
-    ///     .email_attachment("5c1d9e0a7f3b2e48", "AAMkADg3", 0, file)
+    ///     .upload_email_attachment()
+    ///     .bucket_id("5c1d9e0a7f3b2e48")
+    ///     .email_id("AAMkADg3")
+    ///     .attachment_index(0)
+    ///     .file(file)
+    ///     .send()
     ///     .await?;
     /// println!("stored, hash {}", stored.content_hash);
     /// # Ok(()) }
     /// ```
-    pub async fn email_attachment(
-        &self,
-        bucket_id: &str,
-        email_id: &str,
-        attachment_index: usize,
-        file: Upload,
-    ) -> Result<Response<UploadAttachmentResponse>, Error> {
-        const OPERATION: &str = "upload_email_attachment";
-        let path = format!(
-            "/api/_private/buckets/id:{}/emails/{}/attachments/{attachment_index}",
-            segment(OPERATION, "bucket_id", bucket_id)?,
-            segment(OPERATION, "email_id", email_id)?,
-        );
-        self.put(OPERATION, path, file).await
-    }
+    UploadEmailAttachment, upload_email_attachment,
+    PUT "/api/_private/buckets/id:{bucket_id}/emails/{email_id}/attachments/{attachment_index}"
+        -> UploadAttachmentResponse,
+    [bucket_id: String, email_id: String, attachment_index: usize], file: Upload
+}
 
-    /// Sends a document to a model version (a number, or `latest`) of an
-    /// IXP project for extraction (`upload_ixp_document`). Each upload is a
-    /// new document, so, like [`document`](Self::document), it is never
-    /// retried blindly.
+upload! {
+    /// `upload_ixp_document`: sends a document to a model version (a
+    /// number, or `latest`) of an IXP project for extraction. Each upload
+    /// is a new document, so, like [`UploadDocument`], it is never retried
+    /// blindly.
     ///
     /// ```no_run
     /// use cm_api::upload::Upload;
@@ -528,30 +649,25 @@ impl Uploads<'_> {
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let invoice = Upload::from_path("invoice.pdf", "application/pdf").await?;
     /// let uploaded = client
-    ///     .uploads()
-    ///     .ixp_document("3f2a9c1e-7b4d-4e8a-9c2f-1d5e6a7b8c9d", "latest", invoice)
+    ///     .upload_ixp_document()
+    ///     .project_uuid("3f2a9c1e-7b4d-4e8a-9c2f-1d5e6a7b8c9d")
+    ///     .model_version("latest")
+    ///     .file(invoice)
+    ///     .send()
     ///     .await?;
     /// println!("document {:?}", uploaded.document);
     /// # Ok(()) }
     /// ```
-    pub async fn ixp_document(
-        &self,
-        project_uuid: &str,
-        model_version: &str,
-        file: Upload,
-    ) -> Result<Response<IxpDocumentUploadResponse>, Error> {
-        const OPERATION: &str = "upload_ixp_document";
-        let path = format!(
-            "/api/_private/ixp/projects/{}/models/{}/documents",
-            segment(OPERATION, "project_uuid", project_uuid)?,
-            segment(OPERATION, "model_version", model_version)?,
-        );
-        self.put(OPERATION, path, file).await
-    }
+    UploadIxpDocument, upload_ixp_document,
+    PUT "/api/_private/ixp/projects/{project_uuid}/models/{model_version}/documents"
+        -> IxpDocumentUploadResponse,
+    [project_uuid: String, model_version: String], file: Upload
+}
 
-    /// Replaces the appliance configuration stored under `config_key` in
-    /// `project` with `document`, the raw configuration text
-    /// (`update_appliance_config`). `get_appliance_config` downloads it.
+upload! {
+    /// `update_appliance_config`: replaces the appliance configuration
+    /// stored under `config_key` in `project` with the raw configuration
+    /// text. `get_appliance_config` downloads it.
     ///
     /// ```no_run
     /// use cm_api::upload::RawBody;
@@ -559,75 +675,57 @@ impl Uploads<'_> {
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let config = RawBody::from_path("exchange-support.json", "application/json").await?;
     /// client
-    ///     .uploads()
-    ///     .appliance_config("acme", "exchange-support", config)
+    ///     .update_appliance_config()
+    ///     .project("acme")
+    ///     .config_key("exchange-support")
+    ///     .document(config)
+    ///     .send()
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn appliance_config(
-        &self,
-        project: &str,
-        config_key: &str,
-        document: RawBody,
-    ) -> Result<Response<ApplianceConfigUpdateResponse>, Error> {
-        const OPERATION: &str = "update_appliance_config";
-        let path = format!(
-            "/api/_private/appliance-configs/{}/{}",
-            segment(OPERATION, "project", project)?,
-            segment(OPERATION, "config_key", config_key)?,
-        );
-        self.raw(OPERATION, reqwest::Method::PUT, path, document)
-            .await
-    }
+    UpdateApplianceConfig, update_appliance_config,
+    PUT "/api/_private/appliance-configs/{project}/{config_key}" -> ApplianceConfigUpdateResponse,
+    [project: String, config_key: String], document: RawBody
+}
 
-    /// Sends a file to the platform (`upload_files`).
+upload! {
+    /// `upload_files`: sends a file to the platform.
     ///
     /// ```no_run
     /// use cm_api::upload::RawBody;
     ///
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let file = RawBody::from_path("taxonomy.xlsx", "application/octet-stream").await?;
-    /// client.uploads().file(file).await?;
+    /// client.upload_files().file(file).send().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn file(&self, file: RawBody) -> Result<Response<OkResponse>, Error> {
-        self.raw(
-            "upload_files",
-            reqwest::Method::POST,
-            "/api/_private/files/upload".to_owned(),
-            file,
-        )
-        .await
-    }
+    UploadFiles, upload_files,
+    POST "/api/_private/files/upload" -> OkResponse,
+    [], file: RawBody
+}
 
-    /// Reads a CSV file and reports its columns, encoding and delimiter,
-    /// storing nothing (`detect_csv_format`), e.g. to map the columns
-    /// before [`sync_comments_from_csv`](Self::sync_comments_from_csv).
+upload! {
+    /// `detect_csv_format`: reads a CSV file and reports its columns,
+    /// encoding and delimiter, storing nothing, e.g. to map the columns
+    /// before [`SyncCommentsFromCsv`].
     ///
     /// ```no_run
     /// use cm_api::upload::RawBody;
     ///
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let csv = RawBody::from_path("exports/tickets.csv", "text/csv").await?;
-    /// let format = client.uploads().detect_csv_format(csv).await?;
+    /// let format = client.detect_csv_format().csv(csv).send().await?;
     /// println!("{:?}", format.into_inner());
     /// # Ok(()) }
     /// ```
-    pub async fn detect_csv_format(
-        &self,
-        csv: RawBody,
-    ) -> Result<Response<CsvFormatResponse>, Error> {
-        self.raw(
-            "detect_csv_format",
-            reqwest::Method::PUT,
-            "/api/_private/sources/sniff-csv".to_owned(),
-            csv,
-        )
-        .await
-    }
+    DetectCsvFormat, detect_csv_format,
+    PUT "/api/_private/sources/sniff-csv" -> CsvFormatResponse,
+    [], csv: RawBody
+}
 
-    /// Creates or replaces comments of a source from the rows of a CSV file
-    /// (`sync_comments_from_csv`), like `sync_comments` does from JSON; the
+upload! {
+    /// `sync_comments_from_csv`: creates or replaces comments of a source
+    /// from the rows of a CSV file, like `sync_comments` does from JSON; the
     /// answer counts the comments by outcome.
     ///
     /// ```no_run
@@ -635,90 +733,67 @@ impl Uploads<'_> {
     ///
     /// # async fn run(client: cm_api::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let csv = RawBody::from_path("exports/tickets.csv", "text/csv").await?;
-    /// let synced = client.uploads().sync_comments_from_csv("acme", "tickets", csv).await?;
+    /// let synced = client
+    ///     .sync_comments_from_csv()
+    ///     .project("acme")
+    ///     .source_name("tickets")
+    ///     .csv(csv)
+    ///     .send()
+    ///     .await?;
     /// println!("{} new, {} updated", synced.new, synced.updated);
     /// # Ok(()) }
     /// ```
-    pub async fn sync_comments_from_csv(
-        &self,
-        project: &str,
-        source_name: &str,
-        csv: RawBody,
-    ) -> Result<Response<SyncCommentsResponse>, Error> {
-        const OPERATION: &str = "sync_comments_from_csv";
-        let path = format!(
-            "/api/_private/sources/{}/{}/sync-csv",
-            segment(OPERATION, "project", project)?,
-            segment(OPERATION, "source_name", source_name)?,
-        );
-        self.raw(OPERATION, reqwest::Method::PUT, path, csv).await
-    }
+    SyncCommentsFromCsv, sync_comments_from_csv,
+    PUT "/api/_private/sources/{project}/{source_name}/sync-csv" -> SyncCommentsResponse,
+    [project: String, source_name: String], csv: RawBody
+}
 
-    /// Sends a raw body: the file itself, with its media type and, when
-    /// known, its length.
-    async fn raw<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        method: reqwest::Method,
-        path: String,
-        body: RawBody,
-    ) -> Result<Response<T>, Error> {
-        let (content_type, len, body) = body
-            .into_body()
-            .map_err(|message| invalid(operation, message))?;
-        self.send_body(operation, method, path, content_type, len, body)
-            .await
-    }
+/// The ids of the operations written here by hand rather than generated.
+pub const OPERATION_IDS: &[&str] = &[
+    "upload_comment_attachment",
+    "upload_comment_audio",
+    "upload_document",
+    "upload_email_attachment",
+    "upload_ixp_document",
+    "update_appliance_config",
+    "upload_files",
+    "detect_csv_format",
+    "sync_comments_from_csv",
+];
 
-    /// Sends `file` as a one-part multipart body.
-    async fn put<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        path: String,
-        file: Upload,
-    ) -> Result<Response<T>, Error> {
-        let (content_type, body) = file
-            .encode()
-            .await
-            .map_err(|message| invalid(operation, message))?;
-        self.send_body(
-            operation,
-            reqwest::Method::PUT,
-            path,
-            content_type,
-            None,
-            body.into(),
-        )
+/// The one request every upload makes: `body` with its `Content-Type`
+/// (and `Content-Length` when given; reqwest sets it for a body in memory),
+/// through the generated client's hooks, answered in JSON.
+#[allow(clippy::too_many_arguments)]
+async fn send_body<T: DeserializeOwned>(
+    client: &Client,
+    options: crate::CallOptions,
+    operation: &'static str,
+    method: reqwest::Method,
+    path: String,
+    content_type: HeaderValue,
+    len: Option<u64>,
+    body: reqwest::Body,
+) -> Result<Response<T>, Error> {
+    client
+        .send_with(options, |c| async move {
+            let mut request = c
+                .client()
+                .request(method, format!("{}{path}", c.baseurl()))
+                .header(ACCEPT, HeaderValue::from_static("application/json"))
+                .header(CONTENT_TYPE, content_type);
+            if let Some(len) = len {
+                request = request.header(CONTENT_LENGTH, len);
+            }
+            let request = request.body(body).build()?;
+            json_response(execute(c, request, operation).await?).await
+        })
         .await
-    }
+}
 
-    /// The one request every upload makes: `body` with its `Content-Type`
-    /// (and `Content-Length` when given; reqwest sets it for a body in
-    /// memory), through the generated client's hooks, answered in JSON.
-    async fn send_body<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        method: reqwest::Method,
-        path: String,
-        content_type: HeaderValue,
-        len: Option<u64>,
-        body: reqwest::Body,
-    ) -> Result<Response<T>, Error> {
-        self.client
-            .send(|c| async move {
-                let mut request = c
-                    .client()
-                    .request(method, format!("{}{path}", c.baseurl()))
-                    .header(ACCEPT, HeaderValue::from_static("application/json"))
-                    .header(CONTENT_TYPE, content_type);
-                if let Some(len) = len {
-                    request = request.header(CONTENT_LENGTH, len);
-                }
-                let request = request.body(body).build()?;
-                json_response(execute(c, request, operation).await?).await
-            })
-            .await
-    }
+/// A required parameter or body left unset: nothing was sent.
+fn missing(operation: &'static str, name: &'static str) -> Error {
+    invalid(operation, format!("`{name}` is required and was not set"))
 }
 
 /// A body that cannot be sent: nothing was.

@@ -75,8 +75,8 @@ async fn exchanges_client_credentials_and_caches_the_token() {
     let api = datasets_for(&server, "access-1").await;
     let client = cc_client(&server, ClientCredentials::new("app-id", SECRET));
 
-    client.datasets().list().await.unwrap();
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
+    client.list_datasets().send().await.unwrap();
 
     token.assert_calls_async(1).await;
     api.assert_calls_async(2).await;
@@ -94,8 +94,8 @@ async fn a_token_shorter_lived_than_the_buffer_is_still_used() {
         ClientCredentials::new("app-id", SECRET).refresh_buffer(Duration::from_secs(60)),
     );
 
-    client.datasets().list().await.unwrap();
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
+    client.list_datasets().send().await.unwrap();
 
     token.assert_calls_async(1).await;
     first.assert_calls_async(2).await;
@@ -110,7 +110,7 @@ async fn concurrent_requests_share_one_exchange() {
 
     let calls = (0..20).map(|_| {
         let client = client.clone();
-        tokio::spawn(async move { client.datasets().list().await })
+        tokio::spawn(async move { client.list_datasets().send().await })
     });
     for result in futures::future::join_all(calls).await {
         result.unwrap().unwrap();
@@ -136,7 +136,7 @@ async fn a_401_triggers_one_refresh_and_retry() {
     let accepted = datasets_for(&server, "access-2").await;
     let client = cc_client(&server, ClientCredentials::new("app-id", SECRET));
 
-    let response = client.datasets().list().await.unwrap();
+    let response = client.list_datasets().send().await.unwrap();
 
     assert_eq!(response.attempts(), 2);
     token.assert_calls_async(2).await;
@@ -157,7 +157,7 @@ async fn a_second_401_is_returned() {
         })
         .await;
     let client = cc_client(&server, ClientCredentials::new("app-id", SECRET));
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
     assert!(
         matches!(&err, Error::Api { status: 401, attempts: 2, message, .. } if message == "missing scope"),
         "{err:?}"
@@ -178,8 +178,8 @@ async fn a_static_token_is_not_retried_on_401() {
         })
         .await;
     let err = common::token_client(&server, RetryPolicy::none())
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap_err();
     assert!(
@@ -215,7 +215,7 @@ async fn a_bad_secret_is_a_typed_auth_error_and_the_api_is_not_called() {
         .await;
     let client = cc_client(&server, ClientCredentials::new("app-id", SECRET));
 
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
 
     api.assert_calls_async(0).await;
     assert!(
@@ -242,8 +242,8 @@ async fn a_non_json_token_answer_is_an_auth_error() {
         })
         .await;
     let err = cc_client(&server, ClientCredentials::new("app-id", SECRET))
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap_err();
     assert!(
@@ -283,7 +283,7 @@ async fn profile_scope_and_token_url_are_used() {
         .config_path(path)
         .build()
         .unwrap();
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
     token.assert_calls_async(1).await;
     api.assert_calls_async(1).await;
 }
@@ -331,7 +331,7 @@ async fn secrets_never_appear_in_debug_display_errors_or_traces() {
         .client_credentials(credentials.clone().token_url(server.url(TOKEN_PATH)));
     let builder_debug = format!("{builder:?}");
     let client = builder.build().unwrap();
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
 
     // A static token, over a 401 as well.
     let token = "tok-static-123";
@@ -340,7 +340,7 @@ async fn secrets_never_appear_in_debug_display_errors_or_traces() {
         .token(token);
     let token_builder_debug = format!("{token_builder:?}");
     let token_client = token_builder.build().unwrap();
-    let token_err = token_client.datasets().list().await.unwrap_err();
+    let token_err = token_client.list_datasets().send().await.unwrap_err();
 
     let access = cm_api::AccessToken::new("access-1", None);
     let texts = [
@@ -391,13 +391,13 @@ async fn an_abandoned_token_wait_still_caches_the_token_for_the_next_call() {
         .unwrap();
 
     let abandoned =
-        tokio::time::timeout(Duration::from_millis(100), client.datasets().list()).await;
+        tokio::time::timeout(Duration::from_millis(100), client.list_datasets().send()).await;
     assert!(abandoned.is_err(), "the call was expected to be dropped");
     api.assert_calls_async(0).await;
 
     // Past the exchange's answer (0.5 s) and its attempt timeout (2 s).
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
 
     token.assert_calls_async(1).await;
     api.assert_calls_async(1).await;
@@ -433,7 +433,7 @@ fn an_exchange_cancelled_with_its_runtime_is_a_typed_error_and_the_next_call_exc
         .build()
         .unwrap();
     let in_a = client.clone();
-    first.spawn(async move { in_a.datasets().list().await });
+    first.spawn(async move { in_a.list_datasets().send().await });
     for _ in 0..200 {
         if token.calls() == 1 {
             break;
@@ -452,7 +452,7 @@ fn an_exchange_cancelled_with_its_runtime_is_a_typed_error_and_the_next_call_exc
         std::thread::sleep(Duration::from_millis(200));
         first.shutdown_background();
     });
-    let err = second.block_on(client.datasets().list()).unwrap_err();
+    let err = second.block_on(client.list_datasets().send()).unwrap_err();
     shutdown.join().unwrap();
     assert!(
         matches!(&err, Error::Auth(AuthError::Provider(_))),
@@ -464,7 +464,7 @@ fn an_exchange_cancelled_with_its_runtime_is_a_typed_error_and_the_next_call_exc
         Some("the token exchange was cancelled: its tokio runtime shut down")
     );
 
-    second.block_on(client.datasets().list()).unwrap();
+    second.block_on(client.list_datasets().send()).unwrap();
     assert_eq!(token.calls(), 2);
     api.assert_calls(1);
 }

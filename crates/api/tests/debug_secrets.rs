@@ -6,7 +6,6 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use cm_api::bulk::{CommentsTarget, RawEmailsTarget};
-use cm_api::paginate::SourceCommentsQuery;
 use cm_api::stream_consumer::StreamConsumer;
 use cm_api::{CallOptions, Client, ClientBuilder, Endpoint};
 use common::isolated;
@@ -116,20 +115,23 @@ async fn no_debug_output_prints_a_token_a_proxy_password_a_header_value_or_a_coo
     assert_no_secret("GetDocument", &format!("{:?}", client.get_document()));
 
     // The hand-written helpers and long-running walkers.
-    assert_no_secret("Uploads", &format!("{:?}", client.uploads()));
-    assert_no_secret("Downloads", &format!("{:?}", client.downloads()));
-    assert_no_secret("Datasets", &format!("{:?}", client.datasets()));
-    assert_no_secret("Paginators", &format!("{:?}", client.paginate()));
-    let query = SourceCommentsQuery::default()
-        .from(at("2026-01-01T00:00:00Z"))
-        .to(at("2026-01-02T00:00:00Z"));
-    let paginated = client
-        .paginate()
-        .source_comments("acme", "inbox", query.clone());
+    assert_no_secret(
+        "UploadDocument",
+        &format!("{:?}", client.upload_document().source_id("src")),
+    );
+    assert_no_secret(
+        "QueryCommentsCsv",
+        &format!("{:?}", client.query_comments_csv().project("acme")),
+    );
+    let listing = client
+        .list_source_comments()
+        .project("acme")
+        .source_name("inbox")
+        .from_timestamp(at("2026-01-01T00:00:00Z"))
+        .to_timestamp(at("2026-01-02T00:00:00Z"));
+    let paginated = listing.clone().into_stream();
     assert_no_secret("Paginated", &format!("{paginated:?}"));
-    let walk = client
-        .paginate()
-        .source_comments_parallel("acme", "inbox", query);
+    let walk = listing.into_parallel();
     assert_no_secret("ParallelWalk", &format!("{walk:?}"));
     assert_no_secret("ParallelPaginated", &format!("{:?}", walk.start().unwrap()));
     let consumer = StreamConsumer::new(client.clone(), "acme", "triage", "urgent");
@@ -150,7 +152,12 @@ async fn no_debug_output_prints_a_token_a_proxy_password_a_header_value_or_a_coo
     assert_no_secret("Response", &debug);
     assert!(debug.contains("set-cookie"), "{debug}");
     assert_eq!(response.request_id(), Some("req-1"));
-    let download = client.downloads().attachment("a.0.1").await.unwrap();
+    let download = client
+        .get_attachment()
+        .attachment_reference("a.0.1")
+        .send()
+        .await
+        .unwrap();
     attachment.assert_async().await;
     assert_no_secret("Response<Download>", &format!("{download:?}"));
     // The headers themselves are still there for the caller.

@@ -47,8 +47,9 @@ async fn an_attachment_is_saved_to_a_file() {
     let path = dir.join("report.pdf");
 
     let response = client
-        .downloads()
-        .attachment("0f3a9c1e2b7d4a6f.0.1")
+        .get_attachment()
+        .attachment_reference("0f3a9c1e2b7d4a6f.0.1")
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -80,8 +81,10 @@ async fn a_document_is_fetched_from_its_encoded_path_as_a_stream() {
     let client = token_client(&server, RetryPolicy::none());
 
     let mut body = client
-        .downloads()
-        .document("18ba5ce699f8da1f", "msg 42/7")
+        .get_document()
+        .source_id("18ba5ce699f8da1f")
+        .comment_id("msg 42/7")
+        .send()
         .await
         .unwrap()
         .into_inner();
@@ -118,8 +121,11 @@ async fn the_csv_query_asks_for_csv_and_sends_the_json_request() {
         .unwrap();
 
     let download = client
-        .downloads()
-        .query_comments_csv("acme", "support EU", &request)
+        .query_comments_csv()
+        .project("acme")
+        .dataset_name("support EU")
+        .body(request)
+        .send()
         .await
         .unwrap();
 
@@ -143,8 +149,10 @@ async fn an_error_envelope_is_an_api_error() {
     let client = token_client(&server, RetryPolicy::none());
 
     let error = client
-        .downloads()
-        .document("18ba5ce699f8da1f", "gone")
+        .get_document()
+        .source_id("18ba5ce699f8da1f")
+        .comment_id("gone")
+        .send()
         .await
         .unwrap_err();
 
@@ -182,8 +190,11 @@ async fn the_csv_query_maps_a_gateway_page_and_refuses_bad_names() {
         .unwrap();
 
     let error = client
-        .downloads()
-        .query_comments_csv("acme", "support", &request)
+        .query_comments_csv()
+        .project("acme")
+        .dataset_name("support")
+        .body(request.clone())
+        .send()
         .await
         .unwrap_err();
     assert!(
@@ -193,8 +204,11 @@ async fn the_csv_query_maps_a_gateway_page_and_refuses_bad_names() {
     );
 
     let error = client
-        .downloads()
-        .query_comments_csv("acme", "..", &request)
+        .query_comments_csv()
+        .project("acme")
+        .dataset_name("..")
+        .body(request)
+        .send()
         .await
         .unwrap_err();
     assert!(
@@ -332,7 +346,12 @@ async fn a_body_over_64_mib_streams_through_a_bounded_buffer() {
         ..Default::default()
     };
 
-    let download = client.downloads().attachment("big.bin").await.unwrap();
+    let download = client
+        .get_attachment()
+        .attachment_reference("big.bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(download.content_length(), None, "chunked");
     let written = download.write_to(&mut sink).await.unwrap();
 
@@ -363,7 +382,12 @@ async fn a_body_cut_short_is_a_transport_error_and_leaves_no_file() {
     let dir = temp_dir("cut");
     let path = dir.join("big.bin");
 
-    let download = client.downloads().attachment("big.bin").await.unwrap();
+    let download = client
+        .get_attachment()
+        .attachment_reference("big.bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(download.content_length(), Some(4 * MIB));
     let error = download.save(&path).await.unwrap_err();
 
@@ -412,8 +436,9 @@ async fn a_failing_writer_is_a_write_error_not_an_api_error() {
     let client = token_client(&server, RetryPolicy::none());
 
     let error = client
-        .downloads()
-        .attachment("ref")
+        .get_attachment()
+        .attachment_reference("ref")
+        .send()
         .await
         .unwrap()
         .write_to(&mut FullDisk)

@@ -184,8 +184,10 @@ async fn the_bulk_upload_example_uploads_every_good_line_of_its_file() {
         (300, 300, 300)
     );
     let stored: Vec<_> = client
-        .paginate()
-        .source_comments("acme", "inbox", Default::default())
+        .list_source_comments()
+        .project("acme")
+        .source_name("inbox")
+        .into_stream()
         .try_collect()
         .await
         .unwrap();

@@ -72,8 +72,8 @@ async fn retry_after_in_seconds_longer_than_max_backoff_reaches_the_caller() {
     .await;
     // max_backoff is 2 s: a 120 s wait is returned, not shortened.
     let err = client(&server, fast_retries(4))
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap_err();
 
@@ -98,7 +98,7 @@ async fn retry_after_in_seconds_within_max_backoff_is_waited_once() {
     let gate = Arc::new(RateGate::new());
     let client = client(&server, fast_retries(4));
 
-    let response = gate.scope(client.datasets().list()).await.unwrap();
+    let response = gate.scope(client.list_datasets().send()).await.unwrap();
 
     assert_eq!(response.attempts(), 2);
     assert_eq!(gate.pauses(), 1);
@@ -118,7 +118,7 @@ async fn retry_after_as_an_http_date_reaches_the_caller_and_the_gate_pause_is_ca
     let gate = Arc::new(RateGate::new());
 
     let err = gate
-        .scope(client(&server, fast_retries(4)).datasets().list())
+        .scope(client(&server, fast_retries(4)).list_datasets().send())
         .await
         .unwrap_err();
 
@@ -143,7 +143,7 @@ async fn a_503_then_success_is_retried_but_not_for_a_state_changing_post() {
     .await;
     let client = client(&server, fast_retries(3));
 
-    assert_eq!(client.datasets().list().await.unwrap().attempts(), 2);
+    assert_eq!(client.list_datasets().send().await.unwrap().attempts(), 2);
     let err = advance(&client).await.unwrap_err();
     assert_eq!((err.status(), attempts(&err)), (Some(503), Some(1)));
 }
@@ -157,8 +157,8 @@ async fn a_502_html_page_is_an_unexpected_response_after_every_attempt() {
     let server = FaultServer::start(move |_, _| Reply::raw(502, "text/html", &page)).await;
 
     let err = client(&server, fast_retries(3))
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap_err();
 
@@ -202,7 +202,7 @@ async fn a_truncated_body_is_retried_for_a_get_but_not_for_a_state_changing_post
     .await;
     let client = client(&server, fast_retries(3));
 
-    assert_eq!(client.datasets().list().await.unwrap().attempts(), 2);
+    assert_eq!(client.list_datasets().send().await.unwrap().attempts(), 2);
     // The advance reached the server: a repeat could move the stream twice.
     let err = advance(&client).await.unwrap_err();
     assert!(
@@ -216,8 +216,8 @@ async fn a_truncated_body_is_retried_for_a_get_but_not_for_a_state_changing_post
 async fn a_reset_before_the_response_is_retried() {
     let server = FaultServer::script(vec![Reply::Reset, ok_datasets()]).await;
     let response = client(&server, fast_retries(3))
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap();
     assert_eq!(response.attempts(), 2);
@@ -236,8 +236,8 @@ async fn a_reset_in_the_middle_of_the_body_is_retried() {
     ])
     .await;
     let response = client(&server, fast_retries(3))
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap();
     assert_eq!(response.attempts(), 2);
@@ -265,7 +265,7 @@ async fn a_body_stalling_past_the_attempt_timeout_is_retried() {
         .build()
         .unwrap();
 
-    let response = client.datasets().list().await.unwrap();
+    let response = client.list_datasets().send().await.unwrap();
     assert_eq!(response.attempts(), 2);
 }
 
@@ -280,7 +280,7 @@ async fn a_server_slower_than_the_1s_attempt_timeout_is_a_timeout_after_every_at
         .build()
         .unwrap();
 
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -308,8 +308,8 @@ async fn a_200_whose_body_says_error_is_an_api_error_with_a_one_line_message() {
     .await;
 
     let err = client(&server, fast_retries(3))
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap_err();
 
@@ -387,11 +387,11 @@ async fn extreme_durations_mean_no_limit_and_never_panic() {
         .build()
         .unwrap();
 
-    assert_eq!(client.datasets().list().await.unwrap().attempts(), 2);
+    assert_eq!(client.list_datasets().send().await.unwrap().attempts(), 2);
     let response = CallOptions::new()
         .attempt_timeout(Duration::MAX)
         .deadline(Duration::MAX)
-        .scope(client.datasets().list())
+        .scope(client.list_datasets().send())
         .await;
     // The script is exhausted: a 500, not a panic.
     assert_eq!(response.unwrap_err().status(), Some(500));
@@ -419,8 +419,9 @@ async fn a_download_is_bounded_by_progress_not_by_the_call_deadline() {
         .unwrap();
 
     let body = client
-        .downloads()
-        .attachment("0f3a9c1e2b7d4a6f.0.1")
+        .get_attachment()
+        .attachment_reference("0f3a9c1e2b7d4a6f.0.1")
+        .send()
         .await
         .unwrap()
         .into_inner()
@@ -445,7 +446,7 @@ async fn a_per_call_attempt_timeout_overrides_the_client_setting() {
     // a cut body. With it, the attempt times out first.
     let err = CallOptions::new()
         .attempt_timeout(Duration::from_millis(300))
-        .scope(client.datasets().list())
+        .scope(client.list_datasets().send())
         .await
         .unwrap_err();
     assert!(
@@ -459,7 +460,7 @@ async fn a_per_call_attempt_timeout_overrides_the_client_setting() {
         ),
         "{err:?}"
     );
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -508,7 +509,7 @@ async fn a_gate_closed_again_while_waiting_still_ends_at_the_deadline() {
     });
     let started = tokio::time::Instant::now();
 
-    let err = gate.scope(client.datasets().list()).await.unwrap_err();
+    let err = gate.scope(client.list_datasets().send()).await.unwrap_err();
 
     assert_eq!(started.elapsed(), Duration::from_secs(10));
     assert!(
@@ -551,7 +552,7 @@ async fn the_token_wait_counts_against_the_call_deadline() {
     gate.pause_for(Duration::from_secs(13));
     let started = tokio::time::Instant::now();
 
-    let err = gate.scope(client.datasets().list()).await.unwrap_err();
+    let err = gate.scope(client.list_datasets().send()).await.unwrap_err();
 
     assert_eq!(started.elapsed(), Duration::from_secs(8));
     assert!(
@@ -568,7 +569,7 @@ async fn a_gate_closed_beyond_the_deadline_fails_at_once_without_sending() {
     let gate = Arc::new(RateGate::new());
     gate.pause_for(Duration::from_secs(30));
 
-    let err = gate.scope(client.datasets().list()).await.unwrap_err();
+    let err = gate.scope(client.list_datasets().send()).await.unwrap_err();
 
     assert!(
         matches!(err, Error::RateLimited { attempts: 0, .. }),
@@ -625,7 +626,7 @@ async fn a_streamed_upload_that_keeps_moving_outlasts_the_attempt_timeout() {
     // 4 MiB over about 3 s, a piece every 100 ms: never 1 s without progress.
     let (body, content) = paced_body(4 << 20, 32, Duration::from_millis(100));
 
-    let response = client.uploads().file(body).await.unwrap();
+    let response = client.upload_files().file(body).send().await.unwrap();
 
     assert_eq!(response.attempts(), 1);
     let received = server.received();
@@ -648,8 +649,11 @@ async fn an_upload_from_memory_is_tracked_yet_sent_whole_with_its_length_and_ret
     // A PUT that replaces a document: idempotent, so the 503 is retried
     // with the same bytes.
     let response = client
-        .uploads()
-        .appliance_config("acme", "exchange", body)
+        .update_appliance_config()
+        .project("acme")
+        .config_key("exchange")
+        .document(body)
+        .send()
         .await
         .unwrap();
 
@@ -674,10 +678,13 @@ async fn a_streamed_upload_that_stops_moving_fails_after_the_attempt_timeout() {
     .chain(futures::stream::pending());
     let body = cm_api::upload::RawBody::from_stream("text/csv", stream, Some(1000));
 
-    let err = tokio::time::timeout(Duration::from_secs(20), client.uploads().file(body))
-        .await
-        .expect("the progress bound ends the upload")
-        .unwrap_err();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        client.upload_files().file(body).send(),
+    )
+    .await
+    .expect("the progress bound ends the upload")
+    .unwrap_err();
 
     assert!(
         matches!(
@@ -705,8 +712,9 @@ async fn a_download_that_stops_moving_fails_after_the_attempt_timeout() {
     .await;
     let client = client_with_attempt_timeout(&server, Duration::from_millis(500));
     let mut download = client
-        .downloads()
-        .attachment("0f3a9c1e2b7d4a6f.0.1")
+        .get_attachment()
+        .attachment_reference("0f3a9c1e2b7d4a6f.0.1")
+        .send()
         .await
         .unwrap()
         .into_inner();
@@ -751,7 +759,10 @@ async fn a_json_file_is_streamed_as_it_arrives_and_never_read_as_an_envelope() {
 
     let response = tokio::time::timeout(
         Duration::from_secs(5),
-        client.downloads().attachment("0f3a9c1e2b7d4a6f.0.1"),
+        client
+            .get_attachment()
+            .attachment_reference("0f3a9c1e2b7d4a6f.0.1")
+            .send(),
     )
     .await
     .expect("the headers are enough: the body is not buffered")
@@ -788,8 +799,8 @@ async fn a_500_on_an_idempotent_read_is_retried_within_the_same_budget() {
     .await;
 
     let response = client(&server, fast_retries(3))
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap();
 
@@ -894,7 +905,7 @@ async fn a_hanging_refresh_after_a_401_ends_at_the_call_deadline() {
         .build()
         .unwrap();
 
-    let err = tokio::time::timeout(Duration::from_secs(20), client.datasets().list())
+    let err = tokio::time::timeout(Duration::from_secs(20), client.list_datasets().send())
         .await
         .expect("the deadline bounds the refresh")
         .unwrap_err();
@@ -974,7 +985,7 @@ async fn a_401_refreshes_the_token_through_a_transient_exchange_failure() {
         fast_retries(3),
     );
 
-    let response = client.datasets().list().await.unwrap();
+    let response = client.list_datasets().send().await.unwrap();
 
     assert_eq!(response.attempts(), 2);
     assert_eq!(server.count(TOKEN_PATH), 3, "the 503 exchange was retried");
@@ -1010,18 +1021,18 @@ async fn a_huge_refresh_buffer_refreshes_at_half_the_token_life() {
         fast_retries(3),
     );
 
-    client.datasets().list().await.unwrap();
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
+    client.list_datasets().send().await.unwrap();
     assert_eq!(server.count(TOKEN_PATH), 1, "used, not replaced at once");
 
     // Past half its life (5 s): served, and replaced in the background.
     tokio::time::sleep(Duration::from_millis(5500)).await;
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
     assert!(eventually(|| server.count(TOKEN_PATH) == 2).await);
     // The replacement is used by the next calls.
     let mut replaced = false;
     for _ in 0..100 {
-        client.datasets().list().await.unwrap();
+        client.list_datasets().send().await.unwrap();
         if bearers(&server).last().map(String::as_str) == Some("Bearer access-2") {
             replaced = true;
             break;
@@ -1050,12 +1061,11 @@ async fn the_still_valid_token_is_served_while_one_background_refresh_runs() {
         ClientCredentials::new("app-id", SECRET),
         fast_retries(3),
     );
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(4500)).await;
 
     // In the refresh window: these do not wait for the slow exchange.
-    let datasets = client.datasets();
-    let calls = (0..5).map(|_| datasets.list());
+    let calls = (0..5).map(|_| client.list_datasets().send());
     for result in futures::future::join_all(calls).await {
         result.unwrap();
     }
@@ -1069,7 +1079,7 @@ async fn the_still_valid_token_is_served_while_one_background_refresh_runs() {
     let mut replaced = false;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        client.datasets().list().await.unwrap();
+        client.list_datasets().send().await.unwrap();
         if bearers(&server).last().map(String::as_str) == Some("Bearer access-2") {
             replaced = true;
             break;
@@ -1095,8 +1105,7 @@ async fn queued_requests_share_one_failed_exchange() {
         RetryPolicy::none(),
     );
 
-    let datasets = client.datasets();
-    let calls = (0..10).map(|_| datasets.list());
+    let calls = (0..10).map(|_| client.list_datasets().send());
     for result in futures::future::join_all(calls).await {
         let err = result.unwrap_err();
         assert!(
@@ -1128,7 +1137,7 @@ async fn a_429_from_the_identity_server_honours_retry_after() {
         fast_retries(3),
     );
     let started = std::time::Instant::now();
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
     // A lower bound only: any machine load makes it longer.
     assert!(
         started.elapsed() >= Duration::from_millis(950),
@@ -1147,7 +1156,7 @@ async fn a_429_from_the_identity_server_honours_retry_after() {
         ClientCredentials::new("app-id", SECRET),
         fast_retries(3),
     );
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
     assert!(
         matches!(err, Error::Auth(AuthError::Rejected { status: 429, .. })),
         "{err:?}"
@@ -1215,7 +1224,7 @@ async fn a_failing_or_slow_token_endpoint_is_a_typed_error_that_never_shows_the_
         let credentials = ClientCredentials::new("app-id", SECRET);
         let client = cc_client(&server, credentials.clone(), fast_retries(2));
 
-        let err = client.datasets().list().await.unwrap_err();
+        let err = client.list_datasets().send().await.unwrap_err();
 
         match (name, &err) {
             ("html", Error::Auth(AuthError::InvalidResponse { status: 200, .. })) => {}
@@ -1265,7 +1274,7 @@ async fn secrets_from_the_environment_are_trimmed_and_checked_at_build() {
     .config_path(&path)
     .build()
     .unwrap();
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
     let exchange = server.received()[0].body_text();
     assert!(
         exchange.contains(&format!("client_secret={SECRET}&")),
@@ -1318,7 +1327,7 @@ async fn a_cancelled_token_waiter_followed_by_a_fresh_call() {
 
     let err = CallOptions::new()
         .deadline(Duration::from_millis(100))
-        .scope(client.datasets().list())
+        .scope(client.list_datasets().send())
         .await
         .unwrap_err();
     assert!(
@@ -1329,7 +1338,7 @@ async fn a_cancelled_token_waiter_followed_by_a_fresh_call() {
     assert_eq!(server.count(DATASETS), 0);
 
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
 
     assert_eq!(server.count(TOKEN_PATH), 1);
     assert_eq!(bearers(&server), ["Bearer access-1"]);
@@ -1356,18 +1365,18 @@ async fn proactive_refresh_still_runs_after_an_abandoned_token_wait() {
     );
 
     let abandoned =
-        tokio::time::timeout(Duration::from_millis(100), client.datasets().list()).await;
+        tokio::time::timeout(Duration::from_millis(100), client.list_datasets().send()).await;
     assert!(abandoned.is_err(), "the call was expected to be dropped");
 
     tokio::time::sleep(Duration::from_secs(5)).await;
     // In the refresh window: served the cached token, refreshed in the background.
-    client.datasets().list().await.unwrap();
+    client.list_datasets().send().await.unwrap();
     assert_eq!(bearers(&server), ["Bearer access-1"]);
     assert!(eventually(|| server.count(TOKEN_PATH) == 2).await);
 
     let mut replaced = false;
     for _ in 0..100 {
-        client.datasets().list().await.unwrap();
+        client.list_datasets().send().await.unwrap();
         if bearers(&server).last().map(String::as_str) == Some("Bearer access-2") {
             replaced = true;
             break;

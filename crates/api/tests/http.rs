@@ -36,10 +36,10 @@ async fn sends_the_bearer_token_and_strips_the_envelope() {
         .await;
     let client = token_client(&server, RetryPolicy::none());
 
-    let datasets = client.datasets().list().await.unwrap();
+    let datasets = client.list_datasets().send().await.unwrap();
 
     mock.assert_async().await;
-    let names: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+    let names: Vec<&str> = datasets.datasets.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["triage", "billing"]);
     assert_eq!(datasets.status(), 200);
     assert_eq!(datasets.attempts(), 1);
@@ -80,7 +80,15 @@ async fn any_generated_operation_is_a_method_of_the_client() {
     let value: types::DatasetResponse = response.into_inner();
     assert_eq!(value.dataset.name, "triage");
     assert_eq!(
-        client.datasets().get("acme", "triage").await.unwrap().owner,
+        client
+            .get_dataset()
+            .project("acme")
+            .dataset_name("triage")
+            .send()
+            .await
+            .unwrap()
+            .dataset
+            .owner,
         "acme"
     );
     mock.assert_calls_async(2).await;
@@ -100,7 +108,13 @@ async fn api_error_envelope_carries_status_message_and_server_timing() {
         .await;
     let client = token_client(&server, fast_retries(4));
 
-    let err = client.datasets().get("acme", "missing").await.unwrap_err();
+    let err = client
+        .get_dataset()
+        .project("acme")
+        .dataset_name("missing")
+        .send()
+        .await
+        .unwrap_err();
 
     assert_eq!(
         err.to_string(),
@@ -134,7 +148,7 @@ async fn html_502_from_a_proxy_is_an_unexpected_response_after_retries() {
         .await;
     let client = token_client(&server, fast_retries(3));
 
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
 
     mock.assert_calls_async(3).await;
     match &err {
@@ -175,8 +189,8 @@ async fn empty_500_body_is_an_unexpected_response() {
         })
         .await;
     let err = token_client(&server, fast_retries(3))
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap_err();
     assert!(
@@ -202,8 +216,8 @@ async fn truncated_json_is_a_decode_error() {
         })
         .await;
     let err = token_client(&server, RetryPolicy::none())
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap_err();
     match &err {
@@ -243,8 +257,8 @@ async fn schema_mismatch_names_the_field() {
         })
         .await;
     let err = token_client(&server, RetryPolicy::none())
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap_err();
     assert!(
@@ -274,13 +288,18 @@ async fn body_status_contradicting_the_http_status_is_an_error() {
         .await;
     let client = token_client(&server, RetryPolicy::none());
 
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
     assert!(
         matches!(&err, Error::Api { status: 200, message, .. } if message == "quota exceeded"),
         "{err:?}"
     );
 
-    let err = client.datasets().list_in("acme").await.unwrap_err();
+    let err = client
+        .list_project_datasets()
+        .project("acme")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "list_project_datasets: HTTP 503: the body claims \"status\": \"ok\" but the HTTP status is 503"
@@ -299,7 +318,7 @@ async fn connection_refused_is_a_transport_error_after_retries() {
         .retry_policy(fast_retries(2))
         .build()
         .unwrap();
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -338,7 +357,7 @@ async fn request_timeout_is_a_transport_timeout() {
         .retry_policy(RetryPolicy::none())
         .build()
         .unwrap();
-    let err = client.datasets().list().await.unwrap_err();
+    let err = client.list_datasets().send().await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -421,7 +440,7 @@ async fn retry_after_in_seconds_is_honoured() {
     // Backoff alone would wait at most 1 ms: the wait must come from Retry-After.
     let client = token_client(&server, fast_retries(3));
     let started = Instant::now();
-    let response = client.datasets().list().await.unwrap();
+    let response = client.list_datasets().send().await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_millis(900),
         "{:?}",
@@ -444,8 +463,8 @@ async fn retry_after_longer_than_allowed_returns_the_error() {
         })
         .await;
     let err = token_client(&server, fast_retries(3))
-        .datasets()
-        .list()
+        .list_datasets()
+        .send()
         .await
         .unwrap_err();
     mock.assert_calls_async(1).await;
@@ -698,8 +717,8 @@ async fn every_error_that_saw_a_response_carries_its_request_id_and_attempts() {
             })
             .await;
         let err = token_client(&server, RetryPolicy::none())
-            .datasets()
-            .list()
+            .list_datasets()
+            .send()
             .await
             .unwrap_err();
         let kind = match &err {

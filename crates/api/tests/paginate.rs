@@ -4,7 +4,7 @@
 
 mod common;
 
-use cm_api::paginate::{LabellingsQuery, Page, SourceCommentsQuery, paginate};
+use cm_api::paginate::{Page, paginate};
 use cm_api::{Error, RetryPolicy, types};
 use common::token_client;
 use futures::{StreamExt, TryStreamExt};
@@ -114,8 +114,11 @@ async fn export_walks_every_page_keeping_the_filters() {
     let client = token_client(&server, RetryPolicy::none());
 
     let mut walk = client
-        .paginate()
-        .export_dataset("acme", "triage", export_request());
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request())
+        .into_stream();
     let items: Vec<_> = (&mut walk).try_collect().await.unwrap();
 
     assert_eq!(ids(&items), ["a", "b", "c", "d", "e"]);
@@ -137,8 +140,11 @@ async fn an_empty_first_page_without_cursor_ends_the_walk() {
     let client = token_client(&server, RetryPolicy::none());
 
     let mut walk = client
-        .paginate()
-        .export_dataset("acme", "triage", export_request());
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request())
+        .into_stream();
     assert!(walk.next().await.is_none());
     only.assert_async().await;
     assert!(walk.is_finished());
@@ -152,8 +158,11 @@ async fn empty_pages_with_a_new_cursor_are_followed() {
     let client = token_client(&server, RetryPolicy::none());
 
     let items: Vec<_> = client
-        .paginate()
-        .export_dataset("acme", "triage", export_request())
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request())
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -169,8 +178,11 @@ async fn a_repeated_cursor_is_an_error_not_a_loop() {
     let client = token_client(&server, RetryPolicy::none());
 
     let mut walk = client
-        .paginate()
-        .export_dataset("acme", "triage", export_request());
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request())
+        .into_stream();
     let mut seen = Vec::new();
     let mut errors = Vec::new();
     while let Some(item) = walk.next().await {
@@ -213,8 +225,11 @@ async fn an_error_mid_way_keeps_what_was_yielded_and_can_be_resumed() {
     let client = token_client(&server, RetryPolicy::none());
 
     let mut walk = client
-        .paginate()
-        .export_dataset("acme", "triage", export_request());
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request())
+        .into_stream();
     let mut yielded = Vec::new();
     let error = loop {
         match walk.next().await {
@@ -241,8 +256,11 @@ async fn an_error_mid_way_keeps_what_was_yielded_and_can_be_resumed() {
         ..export_request()
     };
     let rest: Vec<_> = client
-        .paginate()
-        .export_dataset("acme", "triage", request)
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(request)
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -264,7 +282,12 @@ async fn page_sizes_outside_the_limits_are_rejected_before_sending() {
             limit: Some(limit),
             ..Default::default()
         };
-        let mut walk = client.paginate().export_dataset("acme", "triage", request);
+        let mut walk = client
+            .export_dataset()
+            .project("acme")
+            .dataset_name("triage")
+            .body(request)
+            .into_stream();
         let error = walk.next().await.unwrap().unwrap_err();
         assert!(
             matches!(error, Error::InvalidRequest { .. }),
@@ -312,8 +335,9 @@ async fn audit_events_follow_the_continuation_with_the_same_filter() {
     };
 
     let events: Vec<_> = client
-        .paginate()
-        .audit_events(request.clone())
+        .query_audit_events()
+        .body(request.clone())
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -321,8 +345,9 @@ async fn audit_events_follow_the_continuation_with_the_same_filter() {
     assert_eq!(ids, ["e1", "e2", "e3"]);
 
     let pages: Vec<_> = client
-        .paginate()
-        .audit_event_pages(request)
+        .query_audit_events()
+        .body(request)
+        .into_pages()
         .try_collect()
         .await
         .unwrap();
@@ -367,15 +392,23 @@ async fn source_comments_send_the_window_on_every_page_and_after_from_page_two()
         })
         .await;
     let client = token_client(&server, RetryPolicy::none());
-    let query = SourceCommentsQuery::default()
-        .from("2026-01-01T00:00:00Z".parse().unwrap())
-        .to("2026-02-01T00:00:00Z".parse().unwrap())
-        .page_size(2)
-        .include_thread_properties(true);
-
     let comments: Vec<_> = client
-        .paginate()
-        .source_comments("acme", "inbox", query)
+        .list_source_comments()
+        .project("acme")
+        .source_name("inbox")
+        .from_timestamp(
+            "2026-01-01T00:00:00Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap(),
+        )
+        .to_timestamp(
+            "2026-02-01T00:00:00Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap(),
+        )
+        .limit(2)
+        .include_thread_properties(true)
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -419,8 +452,11 @@ async fn labellings_stop_at_the_first_empty_page() {
     let client = token_client(&server, RetryPolicy::none());
 
     let results: Vec<_> = client
-        .paginate()
-        .labellings("acme", "triage", LabellingsQuery::new("src"))
+        .get_labellings()
+        .project("acme")
+        .dataset_name("triage")
+        .source_id("src")
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -481,8 +517,11 @@ async fn query_comments_and_bucket_emails_carry_the_continuation_in_the_body() {
     let request: types::QueryCommentsRequest =
         serde_json::from_value(json!({"order": {"kind": "recent"}, "limit": 1})).unwrap();
     let results: Vec<_> = client
-        .paginate()
-        .query_comments("acme", "triage", request)
+        .query_comments()
+        .project("acme")
+        .dataset_name("triage")
+        .body(request)
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -494,8 +533,11 @@ async fn query_comments_and_bucket_emails_carry_the_continuation_in_the_body() {
         continuation: None,
     };
     let emails: Vec<_> = client
-        .paginate()
-        .bucket_emails("acme", "mail", request)
+        .list_bucket_emails()
+        .project("acme")
+        .bucket_name("mail")
+        .body(request)
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -538,4 +580,135 @@ async fn generic_walker_catches_cycles_and_reports_resume_points() {
     assert_eq!(walk.next().await.unwrap().unwrap(), 1);
     assert!(walk.next().await.unwrap().is_err());
     assert!(walk.next().await.is_none());
+}
+
+/// `query_bucket_emails` pages like `list_bucket_emails`: the body's filter
+/// and limit on every page, the cursor in its `continuation`.
+#[tokio::test]
+async fn query_bucket_emails_walks_with_its_filter_on_every_page() {
+    let server = MockServer::start_async().await;
+    let email = |id: &str| {
+        json!({"id": id, "mailbox": "support@acme.example", "timestamp": "2026-03-04T09:15:00Z",
+               "mime_content": "Subject: hi\r\n\r\nhello\r\n", "metadata": null, "attachments": [],
+               "created_at": "2026-03-04T09:16:00Z", "updated_at": null})
+    };
+    let mut mocks = Vec::new();
+    for (cursor, id, next) in [
+        (Value::Null, "m1", json!("e1")),
+        (json!("e1"), "m2", json!("e2")),
+        (json!("e2"), "m3", Value::Null),
+    ] {
+        let mut page = json!({"status": "ok", "emails": [email(id)]});
+        if !next.is_null() {
+            page["continuation"] = next;
+        }
+        mocks.push(
+            server
+                .mock_async(|when, then| {
+                    when.method("POST")
+                        .path("/api/_private/buckets/acme/mail/emails/query")
+                        .is_true(body_is(json!({"limit": 1, "continuation": cursor})));
+                    then.status(200)
+                        .header("content-type", "application/json")
+                        .json_body(page);
+                })
+                .await,
+        );
+    }
+    let client = token_client(&server, RetryPolicy::none());
+
+    let builder = client
+        .query_bucket_emails()
+        .project("acme")
+        .bucket_name("mail")
+        .body_map(|b| b.limit(1));
+    let emails: Vec<_> = builder.into_stream().try_collect().await.unwrap();
+
+    let ids: Vec<_> = emails.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2", "m3"]);
+    for mock in mocks {
+        mock.assert_async().await;
+    }
+}
+
+/// A builder whose body is incomplete (`list_recent_comments` requires a
+/// `filter` and a `limit`) fails its walk on the first poll, with the
+/// builder's own error, and sends nothing.
+#[tokio::test]
+async fn an_incomplete_builder_fails_its_walk_without_sending() {
+    let server = MockServer::start_async().await;
+    let any = server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(500);
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+
+    let mut walk = client
+        .list_recent_comments()
+        .project("acme")
+        .dataset_name("triage")
+        .into_stream();
+    let error = walk.next().await.unwrap().unwrap_err();
+
+    assert!(
+        matches!(&error, Error::InvalidRequest { message, .. } if message.contains("filter") || message.contains("limit")),
+        "{error:?}"
+    );
+    assert!(walk.next().await.is_none());
+    assert_eq!(any.calls_async().await, 0);
+}
+
+/// The builder's call options go with every page: a walk whose client does
+/// not retry gets through a 503 on its second page when the builder allows
+/// a second attempt.
+#[tokio::test]
+async fn the_builders_call_options_apply_to_every_page() {
+    let server = MockServer::start_async().await;
+    let first = mock_export_page(&server, Value::Null, export_page(&["a"], Some("c1"))).await;
+    let flaky = server
+        .mock_async(|when, then| {
+            when.method("POST")
+                .path(EXPORT)
+                .is_true(body_is(export_filters(json!("c1"))));
+            then.status(503)
+                .header("content-type", "application/json")
+                .json_body(json!({"status": "error", "message": "busy"}));
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let builder = client
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request());
+
+    // Without options: the client's policy, one attempt, the 503 ends it.
+    let error = builder
+        .clone()
+        .into_stream()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(503), "{error:?}");
+    assert_eq!(flaky.calls_async().await, 1);
+
+    // With two attempts on the builder, the second page is asked twice.
+    let options = cm_api::CallOptions::new().retry_policy(
+        RetryPolicy::default()
+            .max_attempts(2)
+            .initial_backoff(std::time::Duration::from_millis(1)),
+    );
+    let error = builder
+        .with_options(options)
+        .into_stream()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(503), "{error:?}");
+    assert_eq!(error.attempts(), Some(2), "{error:?}");
+    assert_eq!(flaky.calls_async().await, 3);
+    assert_eq!(first.calls_async().await, 2);
+    flaky.delete_async().await;
 }

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use cm_api::paginate::SourceCommentsQuery;
 use cm_api::paginate::parallel::ParallelState;
 use cm_api::{Client, Endpoint, Error, RateGate, RetryPolicy, types};
 use common::fault::{FaultServer, Received, Reply};
@@ -236,13 +235,6 @@ fn export_body(from: f64, to: f64, cursor: Option<&str>) -> Value {
     body
 }
 
-fn comments_query(from: f64, to: f64) -> SourceCommentsQuery {
-    SourceCommentsQuery::default()
-        .from(at(from))
-        .to(at(to))
-        .page_size(2)
-}
-
 /// The query a comment-listing window sends: its first page `from_timestamp`,
 /// later ones `after`; `to_timestamp` on every page.
 fn comments_params(first: Result<f64, &str>, to: f64, limit: u32) -> Value {
@@ -297,8 +289,11 @@ async fn equal_windows_send_their_bounds_and_a_comment_on_a_boundary_comes_once(
     let (server, _) = serve(Data::new(AROUND_BOUNDARIES)).await;
     let client = client(&server, RetryPolicy::none());
     let walk = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 30.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 30.0))
+        .into_parallel()
         .windows(3)
         .ordered();
 
@@ -347,8 +342,11 @@ async fn an_inclusive_upper_bound_does_not_duplicate_the_comment_on_a_boundary()
     let client = client(&server, RetryPolicy::none());
 
     let mut walk = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 30.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 30.0))
+        .into_parallel()
         .windows(3)
         .start()
         .unwrap();
@@ -380,8 +378,13 @@ async fn source_comment_windows_at_given_boundaries_send_from_timestamp_then_aft
     let client = client(&server, RetryPolicy::none());
 
     let items: Vec<_> = client
-        .paginate()
-        .source_comments_parallel("acme", "inbox", comments_query(0.0, 30.0))
+        .list_source_comments()
+        .project("acme")
+        .source_name("inbox")
+        .from_timestamp(at(0.0))
+        .to_timestamp(at(30.0))
+        .limit(2)
+        .into_parallel()
         .split_at([at(10.0), at(25.0)])
         .ordered()
         .start()
@@ -420,8 +423,11 @@ async fn a_boundary_with_a_fraction_loses_nothing_against_a_server_comparing_who
     let (server, _) = serve(Data::new(AROUND_A_FRACTION).whole_seconds()).await;
     let client = client(&server, RetryPolicy::none());
     let walk = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 30.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 30.0))
+        .into_parallel()
         .split_at([at(10.5)])
         .ordered();
 
@@ -457,8 +463,13 @@ async fn given_boundaries_that_round_to_the_same_second_make_one_window_edge() {
     let (server, _) = serve(Data::new(AROUND_A_FRACTION)).await;
     let client = client(&server, RetryPolicy::none());
     let plan = client
-        .paginate()
-        .source_comments_parallel("acme", "inbox", comments_query(0.5, 30.0))
+        .list_source_comments()
+        .project("acme")
+        .source_name("inbox")
+        .from_timestamp(at(0.5))
+        .to_timestamp(at(30.0))
+        .limit(2)
+        .into_parallel()
         .split_at([at(0.9), at(10.2), at(10.7), at(20.0)])
         .plan()
         .unwrap();
@@ -485,8 +496,11 @@ async fn the_number_of_windows_is_capped() {
     // A range of 10,000 s has room for 10,000 one-second windows.
     let export = || {
         client
-            .paginate()
-            .export_dataset_parallel("acme", "triage", export_request(0.0, 10_000.0))
+            .export_dataset()
+            .project("acme")
+            .dataset_name("triage")
+            .body(export_request(0.0, 10_000.0))
+            .into_parallel()
     };
 
     assert_eq!(MAX_WINDOWS, 1024);
@@ -521,8 +535,11 @@ async fn the_number_of_windows_is_capped() {
     let request = export_request(0.0, (MAX_WINDOWS + 1) as f64);
     let (_, message) = refused(
         client
-            .paginate()
-            .export_dataset_parallel("acme", "triage", request)
+            .export_dataset()
+            .project("acme")
+            .dataset_name("triage")
+            .body(request)
+            .into_parallel()
             .resume(huge)
             .start(),
     );
@@ -567,8 +584,11 @@ async fn unordered_output_yields_each_page_as_it_arrives() {
     let client = client(&server, RetryPolicy::none());
 
     let items: Vec<_> = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 200.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 200.0))
+        .into_parallel()
         .split_at([at(100.0)])
         .unordered()
         .start()
@@ -599,8 +619,11 @@ async fn ordered_output_is_in_time_order_and_a_window_ahead_holds_at_most_n_page
     };
 
     let mut walk = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 200.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 200.0))
+        .into_parallel()
         .split_at([at(100.0)])
         .ordered()
         .buffer_pages(2)
@@ -659,8 +682,11 @@ async fn a_window_failing_mid_way_then_resuming_from_the_state_yields_every_comm
     let client = client(&server, RetryPolicy::none());
 
     let mut walk = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 300.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 300.0))
+        .into_parallel()
         .windows(3)
         .start()
         .unwrap();
@@ -703,8 +729,11 @@ async fn a_window_failing_mid_way_then_resuming_from_the_state_yields_every_comm
     data.fail.lock().unwrap().clear();
     let before = server.received().len();
     let mut resumed = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 300.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 300.0))
+        .into_parallel()
         .resume(saved)
         .start()
         .unwrap();
@@ -744,8 +773,11 @@ async fn stopping_at_the_error_and_resuming_from_the_state_yields_every_comment_
     let client = client(&server, RetryPolicy::none());
 
     let mut walk = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 300.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 300.0))
+        .into_parallel()
         .windows(3)
         .start()
         .unwrap();
@@ -766,8 +798,11 @@ async fn stopping_at_the_error_and_resuming_from_the_state_yields_every_comment_
 
     data.fail.lock().unwrap().clear();
     let rest: Vec<_> = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 300.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 300.0))
+        .into_parallel()
         .resume(saved)
         .start()
         .unwrap()
@@ -794,8 +829,13 @@ async fn resuming_mid_page_skips_the_items_already_yielded() {
     .await;
     let client = client(&server, RetryPolicy::none());
     let mut walk = client
-        .paginate()
-        .source_comments_parallel("acme", "inbox", comments_query(0.0, 200.0))
+        .list_source_comments()
+        .project("acme")
+        .source_name("inbox")
+        .from_timestamp(at(0.0))
+        .to_timestamp(at(200.0))
+        .limit(2)
+        .into_parallel()
         .windows(2)
         .ordered()
         .start()
@@ -821,8 +861,14 @@ async fn resuming_mid_page_skips_the_items_already_yielded() {
     // skipped whole, and the walk goes on from its cursor.
     let before = server.received().len();
     let rest: Vec<_> = client
-        .paginate()
-        .source_comments_parallel("acme", "inbox", comments_query(0.0, 200.0).page_size(1))
+        .list_source_comments()
+        .project("acme")
+        .source_name("inbox")
+        .from_timestamp(at(0.0))
+        .to_timestamp(at(200.0))
+        .limit(2)
+        .limit(1)
+        .into_parallel()
         .resume(saved)
         .ordered()
         .start()
@@ -876,8 +922,11 @@ async fn dropping_the_stream_stops_every_window() {
     let client = client(&server, RetryPolicy::none());
     let walk = || {
         client
-            .paginate()
-            .export_dataset_parallel("acme", "triage", export_request(0.0, 400.0))
+            .export_dataset()
+            .project("acme")
+            .dataset_name("triage")
+            .body(export_request(0.0, 400.0))
+            .into_parallel()
             .windows(4)
             .start()
             .unwrap()
@@ -918,8 +967,11 @@ async fn dropping_the_stream_stops_every_window() {
     let (server, _) = serve(slow).await;
     let client = self::client(&server, RetryPolicy::none());
     let mut waiting = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 400.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 400.0))
+        .into_parallel()
         .windows(4)
         .start()
         .unwrap();
@@ -943,8 +995,11 @@ async fn concurrency_caps_the_pages_in_flight() {
     let client = client(&server, RetryPolicy::none());
 
     let mut items: Vec<_> = client
-        .paginate()
-        .export_dataset_parallel("acme", "triage", export_request(0.0, 400.0))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(0.0, 400.0))
+        .into_parallel()
         .windows(4)
         .concurrency(2)
         .start()
@@ -982,8 +1037,13 @@ async fn a_rate_limited_window_closes_the_gate_of_the_walk() {
     let gate = Arc::new(RateGate::new());
 
     let mut items: Vec<_> = client
-        .paginate()
-        .source_comments_parallel("acme", "inbox", comments_query(0.0, 300.0))
+        .list_source_comments()
+        .project("acme")
+        .source_name("inbox")
+        .from_timestamp(at(0.0))
+        .to_timestamp(at(300.0))
+        .limit(2)
+        .into_parallel()
         .windows(3)
         .rate_gate(Arc::clone(&gate))
         .start()
@@ -1020,8 +1080,11 @@ async fn invalid_settings_are_refused_before_anything_is_sent() {
     let client = client(&server, RetryPolicy::none());
     let export = |request: types::ExportDatasetRequest| {
         client
-            .paginate()
-            .export_dataset_parallel("acme", "triage", request)
+            .export_dataset()
+            .project("acme")
+            .dataset_name("triage")
+            .body(request)
+            .into_parallel()
     };
 
     let open_ended = types::ExportDatasetRequest {
@@ -1090,12 +1153,11 @@ async fn invalid_settings_are_refused_before_anything_is_sent() {
     );
     let (operation, _) = refused(
         client
-            .paginate()
-            .source_comments_parallel(
-                "acme",
-                "inbox",
-                SourceCommentsQuery::default().from(at(0.0)),
-            )
+            .list_source_comments()
+            .project("acme")
+            .source_name("inbox")
+            .from_timestamp(at(0.0))
+            .into_parallel()
             .start(),
     );
     assert_eq!(operation, "list_source_comments");

@@ -210,13 +210,16 @@ async fn a_comment_attachment_is_one_file_part_at_its_encoded_path() {
     let client = token_client(&server, RetryPolicy::none());
 
     let stored = client
-        .uploads()
-        .comment_attachment(
-            SOURCE_ID,
-            COMMENT_ID,
-            2,
-            Upload::new("Q3 \"final\" report.pdf", "application/pdf", CONTENT),
-        )
+        .upload_comment_attachment()
+        .source_id(SOURCE_ID)
+        .comment_id(COMMENT_ID)
+        .attachment_index(2)
+        .file(Upload::new(
+            "Q3 \"final\" report.pdf",
+            "application/pdf",
+            CONTENT,
+        ))
+        .send()
         .await
         .unwrap();
 
@@ -247,12 +250,11 @@ async fn comment_audio_is_one_file_part_at_its_encoded_path() {
     let client = token_client(&server, RetryPolicy::none());
 
     let stored = client
-        .uploads()
-        .comment_audio(
-            SOURCE_ID,
-            COMMENT_ID,
-            Upload::new("call-0042.mp3", "audio/mpeg", CONTENT),
-        )
+        .upload_comment_audio()
+        .source_id(SOURCE_ID)
+        .comment_id(COMMENT_ID)
+        .file(Upload::new("call-0042.mp3", "audio/mpeg", CONTENT))
+        .send()
         .await
         .unwrap();
 
@@ -279,11 +281,10 @@ async fn a_document_is_one_file_part_and_names_its_new_comment() {
     let client = token_client(&server, RetryPolicy::none());
 
     let stored = client
-        .uploads()
-        .document(
-            "src%25",
-            Upload::new("invoice-é.pdf", "application/pdf", CONTENT),
-        )
+        .upload_document()
+        .source_id("src%25")
+        .file(Upload::new("invoice-é.pdf", "application/pdf", CONTENT))
+        .send()
         .await
         .unwrap();
 
@@ -314,7 +315,13 @@ async fn an_upload_read_from_a_file_is_named_after_it() {
     let client = token_client(&server, RetryPolicy::none());
 
     let upload = Upload::from_path(&path, "application/pdf").await.unwrap();
-    client.uploads().document(SOURCE_ID, upload).await.unwrap();
+    client
+        .upload_document()
+        .source_id(SOURCE_ID)
+        .file(upload)
+        .send()
+        .await
+        .unwrap();
 
     assert_one_file_part(&log.lock().unwrap()[0], "scan 7.pdf", "application/pdf");
     std::fs::remove_dir_all(&dir).ok();
@@ -336,13 +343,12 @@ async fn an_error_envelope_is_an_api_error() {
     let client = token_client(&server, RetryPolicy::none());
 
     let error = client
-        .uploads()
-        .comment_attachment(
-            SOURCE_ID,
-            "msg-42",
-            2,
-            Upload::new("a.pdf", "application/pdf", CONTENT),
-        )
+        .upload_comment_attachment()
+        .source_id(SOURCE_ID)
+        .comment_id("msg-42")
+        .attachment_index(2)
+        .file(Upload::new("a.pdf", "application/pdf", CONTENT))
+        .send()
         .await
         .unwrap_err();
 
@@ -386,8 +392,10 @@ async fn a_success_body_of_the_wrong_shape_is_a_decode_error_naming_the_field() 
     let client = token_client(&server, RetryPolicy::none());
 
     let error = client
-        .uploads()
-        .document(SOURCE_ID, Upload::new("a.pdf", "application/pdf", CONTENT))
+        .upload_document()
+        .source_id(SOURCE_ID)
+        .file(Upload::new("a.pdf", "application/pdf", CONTENT))
+        .send()
         .await
         .unwrap_err();
 
@@ -411,12 +419,11 @@ async fn a_retried_upload_sends_the_same_body_again() {
     let client = token_client(&server, fast_retries(3));
 
     let stored = client
-        .uploads()
-        .comment_audio(
-            SOURCE_ID,
-            "call-7",
-            Upload::new("call-7.wav", "audio/wav", CONTENT),
-        )
+        .upload_comment_audio()
+        .source_id(SOURCE_ID)
+        .comment_id("call-7")
+        .file(Upload::new("call-7.wav", "audio/wav", CONTENT))
+        .send()
         .await
         .unwrap();
 
@@ -439,35 +446,58 @@ async fn bad_ids_names_and_types_fail_before_sending() {
         .await;
     let client = token_client(&server, RetryPolicy::none());
     let pdf = || Upload::new("a.pdf", "application/pdf", CONTENT);
-    let uploads = client.uploads();
 
     let cases = [
-        ("source_id", uploads.document("", pdf()).await.map(|_| ())),
         (
-            "comment_id",
-            uploads
-                .comment_attachment(SOURCE_ID, "..", 0, pdf())
+            "source_id",
+            client
+                .upload_document()
+                .source_id("")
+                .file(pdf())
+                .send()
                 .await
                 .map(|_| ()),
         ),
         (
             "comment_id",
-            uploads
-                .comment_audio(SOURCE_ID, ".", pdf())
+            client
+                .upload_comment_attachment()
+                .source_id(SOURCE_ID)
+                .comment_id("..")
+                .attachment_index(0)
+                .file(pdf())
+                .send()
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "comment_id",
+            client
+                .upload_comment_audio()
+                .source_id(SOURCE_ID)
+                .comment_id(".")
+                .file(pdf())
+                .send()
                 .await
                 .map(|_| ()),
         ),
         (
             "file name",
-            uploads
-                .document(SOURCE_ID, Upload::new("", "application/pdf", CONTENT))
+            client
+                .upload_document()
+                .source_id(SOURCE_ID)
+                .file(Upload::new("", "application/pdf", CONTENT))
+                .send()
                 .await
                 .map(|_| ()),
         ),
         (
             "content type",
-            uploads
-                .document(SOURCE_ID, Upload::new("a.pdf", "pdf please", CONTENT))
+            client
+                .upload_document()
+                .source_id(SOURCE_ID)
+                .file(Upload::new("a.pdf", "pdf please", CONTENT))
+                .send()
                 .await
                 .map(|_| ()),
         ),
@@ -532,8 +562,11 @@ async fn a_csv_file_is_streamed_as_the_raw_body_with_its_length() {
         .unwrap();
     assert_eq!(body.len(), Some(200_000));
     let synced = client
-        .uploads()
-        .sync_comments_from_csv("acme", "tickets é", body)
+        .sync_comments_from_csv()
+        .project("acme")
+        .source_name("tickets é")
+        .csv(body)
+        .send()
         .await
         .unwrap();
 
@@ -564,8 +597,9 @@ async fn a_stream_of_unknown_length_is_sent_chunked() {
     let rows = futures::stream::iter(CSV.chunks(7).map(|c| Ok(bytes::Bytes::copy_from_slice(c))));
 
     let format = client
-        .uploads()
-        .detect_csv_format(RawBody::from_stream("text/csv", rows, None))
+        .detect_csv_format()
+        .csv(RawBody::from_stream("text/csv", rows, None))
+        .send()
         .await
         .unwrap();
 
@@ -599,7 +633,12 @@ async fn a_streamed_body_is_sent_once_and_a_body_in_memory_is_retried() {
     let streamed = RawBody::from_path(&file.0, "application/octet-stream")
         .await
         .unwrap();
-    let error = client.uploads().file(streamed).await.unwrap_err();
+    let error = client
+        .upload_files()
+        .file(streamed)
+        .send()
+        .await
+        .unwrap_err();
     assert!(
         matches!(&error, Error::Api { status, message, .. } if *status == 503 && message == "try later"),
         "{error:?}"
@@ -622,12 +661,11 @@ async fn a_streamed_body_is_sent_once_and_a_body_in_memory_is_retried() {
         .await;
     let client = token_client(&server, fast_retries(3));
     let stored = client
-        .uploads()
-        .appliance_config(
-            "acme",
-            "exchange",
-            RawBody::from_bytes("application/json", CSV),
-        )
+        .update_appliance_config()
+        .project("acme")
+        .config_key("exchange")
+        .document(RawBody::from_bytes("application/json", CSV))
+        .send()
         .await
         .unwrap();
     assert_eq!(stored.attempts(), 2);
@@ -640,8 +678,11 @@ async fn a_streamed_body_is_sent_once_and_a_body_in_memory_is_retried() {
         .await
         .unwrap();
     let error = client
-        .uploads()
-        .appliance_config("acme", "exchange", streamed)
+        .update_appliance_config()
+        .project("acme")
+        .config_key("exchange")
+        .document(streamed)
+        .send()
         .await
         .unwrap_err();
     assert!(
@@ -671,8 +712,9 @@ async fn a_failing_stream_aborts_the_upload_with_a_transport_error() {
     ]);
 
     let error = client
-        .uploads()
-        .detect_csv_format(RawBody::from_stream("text/csv", rows, None))
+        .detect_csv_format()
+        .csv(RawBody::from_stream("text/csv", rows, None))
+        .send()
         .await
         .unwrap_err();
 
@@ -695,15 +737,14 @@ async fn email_and_ixp_documents_are_one_file_part_at_their_encoded_paths() {
         })
         .await;
     let client = token_client(&server, RetryPolicy::none());
-    let uploads = client.uploads();
 
-    let stored = uploads
-        .email_attachment(
-            "5c1d9e0a7f3b2e48",
-            "AAMk/x 1",
-            3,
-            Upload::new("a.pdf", "application/pdf", CONTENT),
-        )
+    let stored = client
+        .upload_email_attachment()
+        .bucket_id("5c1d9e0a7f3b2e48")
+        .email_id("AAMk/x 1")
+        .attachment_index(3)
+        .file(Upload::new("a.pdf", "application/pdf", CONTENT))
+        .send()
         .await
         .unwrap();
     assert_eq!(stored.content_hash, "9f86d081");
@@ -721,36 +762,55 @@ async fn raw_bodies_with_bad_media_types_or_paths_fail_before_sending() {
         })
         .await;
     let client = token_client(&server, RetryPolicy::none());
-    let uploads = client.uploads();
     let csv = |content_type: &str| RawBody::from_bytes(content_type.to_owned(), CSV);
 
     let cases = [
         (
             "content type",
-            uploads.detect_csv_format(csv("csv")).await.map(|_| ()),
-        ),
-        (
-            "content type",
-            uploads
-                .detect_csv_format(csv("text/csv\r\nx: y"))
+            client
+                .detect_csv_format()
+                .csv(csv("csv"))
+                .send()
                 .await
                 .map(|_| ()),
         ),
         (
             "content type",
-            uploads.file(csv("text /csv")).await.map(|_| ()),
+            client
+                .detect_csv_format()
+                .csv(csv("text/csv\r\nx: y"))
+                .send()
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "content type",
+            client
+                .upload_files()
+                .file(csv("text /csv"))
+                .send()
+                .await
+                .map(|_| ()),
         ),
         (
             "source_name",
-            uploads
-                .sync_comments_from_csv("acme", "..", csv("text/csv"))
+            client
+                .sync_comments_from_csv()
+                .project("acme")
+                .source_name("..")
+                .csv(csv("text/csv"))
+                .send()
                 .await
                 .map(|_| ()),
         ),
         (
             "config_key",
-            uploads
-                .appliance_config("acme", "", csv("text/csv"))
+            client
+                .update_appliance_config()
+                .project("acme")
+                .config_key("")
+                .document(csv("text/csv"))
+                .send()
                 .await
                 .map(|_| ()),
         ),

@@ -1,6 +1,6 @@
 //! Attachment contents through cm-api's hand-written multipart upload
-//! (`Uploads::comment_attachment`) and streamed download
-//! (`Downloads::attachment`): what the client sends, the sandbox accepts.
+//! (`upload_comment_attachment`) and streamed download
+//! (`get_attachment`): what the client sends, the sandbox accepts.
 
 use cm_api::Client;
 use cm_api::types;
@@ -69,25 +69,27 @@ async fn attachment_bytes_round_trip_byte_for_byte() {
     content.extend_from_slice(b"\r\n--boundary\r\n\r\n%%EOF");
 
     let stored = client
-        .uploads()
-        .comment_attachment(
-            &source_id,
-            "c1",
-            0,
-            Upload::new("report.pdf", "application/pdf", content.clone()),
-        )
+        .upload_comment_attachment()
+        .source_id(&source_id)
+        .comment_id("c1")
+        .attachment_index(0)
+        .file(Upload::new(
+            "report.pdf",
+            "application/pdf",
+            content.clone(),
+        ))
+        .send()
         .await
         .expect("upload_comment_attachment")
         .into_inner();
     assert_eq!(stored.content_hash, sha256_hex(&content));
     client
-        .uploads()
-        .comment_attachment(
-            &source_id,
-            "c1",
-            1,
-            Upload::new("empty.txt", "text/plain", Vec::new()),
-        )
+        .upload_comment_attachment()
+        .source_id(&source_id)
+        .comment_id("c1")
+        .attachment_index(1)
+        .file(Upload::new("empty.txt", "text/plain", Vec::new()))
+        .send()
         .await
         .expect("an empty file uploads");
 
@@ -102,8 +104,9 @@ async fn attachment_bytes_round_trip_byte_for_byte() {
     let reference = listed[0].attachment_reference.clone().expect("a reference");
 
     let download = client
-        .downloads()
-        .attachment(&reference)
+        .get_attachment()
+        .attachment_reference(&reference)
+        .send()
         .await
         .expect("get_attachment")
         .into_inner();
@@ -113,13 +116,14 @@ async fn attachment_bytes_round_trip_byte_for_byte() {
     assert!(bytes[..] == content[..], "the bytes differ");
 
     let empty = client
-        .downloads()
-        .attachment(
+        .get_attachment()
+        .attachment_reference(
             listed[1]
                 .attachment_reference
                 .as_deref()
                 .expect("a reference"),
         )
+        .send()
         .await
         .unwrap()
         .into_inner();
@@ -128,18 +132,22 @@ async fn attachment_bytes_round_trip_byte_for_byte() {
 
     // A second upload to the same place replaces the content.
     client
-        .uploads()
-        .comment_attachment(
-            &source_id,
-            "c1",
-            0,
-            Upload::new("report.pdf", "application/pdf", b"%PDF-1.7 v2".as_slice()),
-        )
+        .upload_comment_attachment()
+        .source_id(&source_id)
+        .comment_id("c1")
+        .attachment_index(0)
+        .file(Upload::new(
+            "report.pdf",
+            "application/pdf",
+            b"%PDF-1.7 v2".as_slice(),
+        ))
+        .send()
         .await
         .unwrap();
     let again = client
-        .downloads()
-        .attachment(&reference)
+        .get_attachment()
+        .attachment_reference(&reference)
+        .send()
         .await
         .unwrap()
         .into_inner()
@@ -167,15 +175,20 @@ async fn uploads_need_a_listed_attachment_and_contents_follow_the_comment() {
         ("0000000000000000", "c1", 0, 404),
     ] {
         let error = client
-            .uploads()
-            .comment_attachment(source, comment, index, file())
+            .upload_comment_attachment()
+            .source_id(source)
+            .comment_id(comment)
+            .attachment_index(index)
+            .file(file())
+            .send()
             .await
             .unwrap_err();
         assert_eq!(api_error(error).0, status, "{source}/{comment}/{index}");
     }
     let unknown = client
-        .downloads()
-        .attachment("not-a-reference")
+        .get_attachment()
+        .attachment_reference("not-a-reference")
+        .send()
         .await
         .unwrap_err();
     assert_eq!(api_error(unknown).0, 404);
@@ -196,8 +209,12 @@ async fn uploads_need_a_listed_attachment_and_contents_follow_the_comment() {
     assert_eq!(attachments_of(&client).await[0].attachment_reference, None);
 
     client
-        .uploads()
-        .comment_attachment(&source_id, "c1", 0, file())
+        .upload_comment_attachment()
+        .source_id(&source_id)
+        .comment_id("c1")
+        .attachment_index(0)
+        .file(file())
+        .send()
         .await
         .unwrap();
     let reference = attachments_of(&client).await[0]
@@ -220,19 +237,29 @@ async fn uploads_need_a_listed_attachment_and_contents_follow_the_comment() {
     // New attachment metadata drops the content uploaded for the old.
     sync_with_attachments(&client, json!([{"name": "b.txt"}])).await;
     assert_eq!(attachments_of(&client).await[0].attachment_reference, None);
-    let gone = client.downloads().attachment(&reference).await.unwrap_err();
+    let gone = client
+        .get_attachment()
+        .attachment_reference(&reference)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(api_error(gone).0, 404);
 
     // Deleting the comment deletes its contents.
     sync_with_attachments(&client, json!([{"name": "a.txt"}])).await;
     client
-        .uploads()
-        .comment_attachment(&source_id, "c1", 0, file())
+        .upload_comment_attachment()
+        .source_id(&source_id)
+        .comment_id("c1")
+        .attachment_index(0)
+        .file(file())
+        .send()
         .await
         .unwrap();
     client
-        .downloads()
-        .attachment(&reference)
+        .get_attachment()
+        .attachment_reference(&reference)
+        .send()
         .await
         .expect("uploaded again");
     client
@@ -243,6 +270,11 @@ async fn uploads_need_a_listed_attachment_and_contents_follow_the_comment() {
         .send()
         .await
         .unwrap();
-    let gone = client.downloads().attachment(&reference).await.unwrap_err();
+    let gone = client
+        .get_attachment()
+        .attachment_reference(&reference)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(api_error(gone).0, 404);
 }

@@ -1,5 +1,5 @@
 //! IXP documents through cm-api's hand-written multipart upload
-//! (`Uploads::document`) and streamed download (`Downloads::document`), and
+//! (`upload_document`) and streamed download (`get_document`), and
 //! stream exceptions, directly and through cm-api's `StreamConsumer`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,19 +53,20 @@ async fn a_document_becomes_a_comment_and_downloads_byte_for_byte() {
     pdf.extend_from_slice(b"\r\n--boundary\r\n\r\n%%EOF");
 
     let stored = client
-        .uploads()
-        .document(
-            &source_id,
-            Upload::new("invoice.pdf", "application/pdf", pdf.clone()),
-        )
+        .upload_document()
+        .source_id(&source_id)
+        .file(Upload::new("invoice.pdf", "application/pdf", pdf.clone()))
+        .send()
         .await
         .expect("upload_document")
         .into_inner();
     let reference = stored.attachment_ref.clone().expect("an attachment_ref");
 
     let download = client
-        .downloads()
-        .document(&source_id, &stored.comment_id)
+        .get_document()
+        .source_id(&source_id)
+        .comment_id(&stored.comment_id)
+        .send()
         .await
         .expect("get_document")
         .into_inner();
@@ -73,8 +74,9 @@ async fn a_document_becomes_a_comment_and_downloads_byte_for_byte() {
     assert_eq!(download.bytes().await.unwrap().as_ref(), pdf.as_slice());
     // The reference is the attachment's: get_attachment answers it too.
     let same = client
-        .downloads()
-        .attachment(&reference)
+        .get_attachment()
+        .attachment_reference(&reference)
+        .send()
         .await
         .unwrap()
         .into_inner()
@@ -99,11 +101,10 @@ async fn a_document_becomes_a_comment_and_downloads_byte_for_byte() {
 
     // Each upload is a new comment, even of the same file.
     let again = client
-        .uploads()
-        .document(
-            &source_id,
-            Upload::new("notes.txt", "text/plain", &b"plain notes"[..]),
-        )
+        .upload_document()
+        .source_id(&source_id)
+        .file(Upload::new("notes.txt", "text/plain", &b"plain notes"[..]))
+        .send()
         .await
         .unwrap()
         .into_inner();
@@ -114,8 +115,10 @@ async fn a_document_becomes_a_comment_and_downloads_byte_for_byte() {
         BTreeSet::from([stored.comment_id.clone(), again.comment_id.clone()])
     );
     let notes = client
-        .downloads()
-        .document(&source_id, &again.comment_id)
+        .get_document()
+        .source_id(&source_id)
+        .comment_id(&again.comment_id)
+        .send()
         .await
         .unwrap()
         .into_inner();
@@ -132,8 +135,10 @@ async fn a_document_becomes_a_comment_and_downloads_byte_for_byte() {
         .await
         .unwrap();
     let gone = client
-        .downloads()
-        .document(&source_id, &stored.comment_id)
+        .get_document()
+        .source_id(&source_id)
+        .comment_id(&stored.comment_id)
+        .send()
         .await
         .unwrap_err();
     assert_eq!(api_error(gone).0, 404);
@@ -147,8 +152,10 @@ async fn document_uploads_that_fail_store_nothing() {
     let file = || Upload::new("a.pdf", "application/pdf", &b"%PDF-1.7"[..]);
 
     let error = client
-        .uploads()
-        .document("0000000000000000", file())
+        .upload_document()
+        .source_id("0000000000000000")
+        .file(file())
+        .send()
         .await
         .unwrap_err();
     assert_eq!(api_error(error).0, 404);
@@ -192,15 +199,19 @@ async fn document_uploads_that_fail_store_nothing() {
     .await;
     for comment_id in ["c1", "c2"] {
         let error = client
-            .downloads()
-            .document(&source_id, comment_id)
+            .get_document()
+            .source_id(&source_id)
+            .comment_id(comment_id)
+            .send()
             .await
             .unwrap_err();
         assert_eq!(api_error(error).0, 404, "{comment_id}");
     }
     let error = client
-        .downloads()
-        .document("0000000000000000", "c1")
+        .get_document()
+        .source_id("0000000000000000")
+        .comment_id("c1")
+        .send()
         .await
         .unwrap_err();
     assert_eq!(api_error(error).0, 404);
@@ -208,27 +219,35 @@ async fn document_uploads_that_fail_store_nothing() {
     // Permissions: uploading adds comments, downloading reads sources.
     let reader = common::client_with(&sandbox, &sandbox.mint_token(["sources-read"]));
     let error = reader
-        .uploads()
-        .document(&source_id, file())
+        .upload_document()
+        .source_id(&source_id)
+        .file(file())
+        .send()
         .await
         .unwrap_err();
     assert_eq!(api_error(error).0, 403);
     let writer = common::client_with(&sandbox, &sandbox.mint_token(["sources-add-comments"]));
     let stored = writer
-        .uploads()
-        .document(&source_id, file())
+        .upload_document()
+        .source_id(&source_id)
+        .file(file())
+        .send()
         .await
         .unwrap()
         .into_inner();
     let error = writer
-        .downloads()
-        .document(&source_id, &stored.comment_id)
+        .get_document()
+        .source_id(&source_id)
+        .comment_id(&stored.comment_id)
+        .send()
         .await
         .unwrap_err();
     assert_eq!(api_error(error).0, 403);
     reader
-        .downloads()
-        .document(&source_id, &stored.comment_id)
+        .get_document()
+        .source_id(&source_id)
+        .comment_id(&stored.comment_id)
+        .send()
         .await
         .expect("a reader downloads");
 }

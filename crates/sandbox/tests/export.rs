@@ -201,8 +201,11 @@ async fn an_export_over_several_pages_returns_each_comment_once_as_synced() {
 
     // The client's paginator walks the same pages.
     let walked: Vec<types::ExportedComment> = client
-        .paginate()
-        .export_dataset("acme", "triage", export_request(json!({"limit": 50})))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(json!({"limit": 50})))
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -322,12 +325,13 @@ async fn an_export_walk_is_stable_while_comments_are_uploaded() {
     )
     .await;
     let rest: Vec<types::ExportedComment> = client
-        .paginate()
-        .export_dataset(
-            "acme",
-            "triage",
-            export_request(json!({"limit": 4, "continuation": first.continuation})),
-        )
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(
+            json!({"limit": 4, "continuation": first.continuation}),
+        ))
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -373,14 +377,13 @@ async fn an_export_walk_is_stable_while_comments_are_uploaded() {
     )
     .await;
     let rest: Vec<types::ExportedComment> = client
-        .paginate()
-        .export_dataset(
-            "acme",
-            "triage",
-            export_request(
-                json!({"limit": 5, "order_by": "created_at", "continuation": first.continuation}),
-            ),
-        )
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(
+            json!({"limit": 5, "order_by": "created_at", "continuation": first.continuation}),
+        ))
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -628,12 +631,13 @@ async fn a_query_filters_by_timestamp_range_user_properties_and_sources_in_pages
     // The same query through the client's paginator, with the query
     // string's `limit`.
     let walked: Vec<types::AnnotatedComment> = client
-        .paginate()
-        .query_comments(
-            "acme",
-            "triage",
-            query_request(json!({"order": {"kind": "recent"}, "limit": 3})),
-        )
+        .query_comments()
+        .project("acme")
+        .dataset_name("triage")
+        .body(query_request(
+            json!({"order": {"kind": "recent"}, "limit": 3}),
+        ))
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -871,8 +875,11 @@ async fn an_export_carries_the_annotations_set_by_update_labelling() {
     label(&client, &format!("{inbox}.i4"), &["Billing"]).await;
 
     let exported: Vec<types::ExportedComment> = client
-        .paginate()
-        .export_dataset("acme", "triage", export_request(json!({"limit": 2})))
+        .export_dataset()
+        .project("acme")
+        .dataset_name("triage")
+        .body(export_request(json!({"limit": 2})))
+        .into_stream()
         .try_collect()
         .await
         .unwrap();

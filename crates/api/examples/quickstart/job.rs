@@ -132,14 +132,14 @@ pub async fn run(client: &Client, job: &Job) -> Result<JobSummary, JobError> {
     if job.create_project {
         client
             .create_project()
-            .project(job.project.as_str())
+            .project(&job.project)
             .body_map(|b| b.project(types::ProjectNew::builder().title("Quickstart".to_owned())))
             .send()
             .await?;
     }
     let source = client
         .create_source()
-        .project(job.project.as_str())
+        .project(&job.project)
         .source_name(job.source.as_str())
         .body_map(|b| b.source(types::SourceNew::builder().title("Quickstart inbox".to_owned())))
         .send()
@@ -152,8 +152,8 @@ pub async fn run(client: &Client, job: &Job) -> Result<JobSummary, JobError> {
         .collect::<Result<_, _>>()?;
     client
         .create_dataset()
-        .project(job.project.as_str())
-        .dataset_name(job.dataset.as_str())
+        .project(&job.project)
+        .dataset_name(&job.dataset)
         .body_map(|b| {
             b.dataset(
                 types::DatasetNew::builder()
@@ -211,8 +211,8 @@ pub async fn run(client: &Client, job: &Job) -> Result<JobSummary, JobError> {
             .assigned(vec![label.try_into()?]);
         client
             .update_labelling()
-            .project(job.project.as_str())
-            .dataset_name(job.dataset.as_str())
+            .project(&job.project)
+            .dataset_name(&job.dataset)
             .comment_uid(format!("{}.{}", source.id, comment_id(i)))
             .body_map(|b| b.labelling(vec![group.try_into().expect("a labelling group")]))
             .send()
@@ -230,8 +230,8 @@ pub async fn run(client: &Client, job: &Job) -> Result<JobSummary, JobError> {
     let started = Instant::now();
     let models = client
         .list_models()
-        .project(job.project.as_str())
-        .dataset_name(job.dataset.as_str())
+        .project(&job.project)
+        .dataset_name(&job.dataset)
         .body_map(|b| b.limit(Some(1)))
         .send()
         .await?
@@ -256,8 +256,8 @@ pub async fn run(client: &Client, job: &Job) -> Result<JobSummary, JobError> {
         .label_thresholds(thresholds);
     client
         .create_stream()
-        .project(job.project.as_str())
-        .dataset_name(job.dataset.as_str())
+        .project(&job.project)
+        .dataset_name(&job.dataset)
         .body_map(|b| {
             b.stream(
                 types::StreamNew::builder()
@@ -271,8 +271,8 @@ pub async fn run(client: &Client, job: &Job) -> Result<JobSummary, JobError> {
     println!("created stream {} on model version {version}", job.stream);
     client
         .reset_stream()
-        .project(job.project.as_str())
-        .dataset_name(job.dataset.as_str())
+        .project(&job.project)
+        .dataset_name(&job.dataset)
         .stream_name(job.stream.as_str())
         .body_map(|b| b.to_comment_created_at(first_day() - TimeDelta::days(3650)))
         .send()
@@ -326,13 +326,16 @@ pub async fn run(client: &Client, job: &Job) -> Result<JobSummary, JobError> {
 
     // 5. Export the dataset over 8 time windows, 4 at a time.
     let started = Instant::now();
-    let request = types::ExportDatasetRequest::builder()
-        .from(first_day())
-        .to(first_day() + TimeDelta::days(SPAN_DAYS + 1))
-        .limit(512);
     let mut walk = client
-        .paginate()
-        .export_dataset_parallel(&job.project, &job.dataset, request.try_into()?)
+        .export_dataset()
+        .project(&job.project)
+        .dataset_name(&job.dataset)
+        .body_map(|body| {
+            body.from(first_day())
+                .to(first_day() + TimeDelta::days(SPAN_DAYS + 1))
+                .limit(512)
+        })
+        .into_parallel()
         .windows(8)
         .concurrency(4)
         .start()?;

@@ -20,8 +20,11 @@
 //!     ..Default::default()
 //! };
 //! let mut walk = client
-//!     .paginate()
-//!     .export_dataset_parallel("acme", "triage", request)
+//!     .export_dataset()
+//!     .project("acme")
+//!     .dataset_name("triage")
+//!     .body(request)
+//!     .into_parallel()
 //!     .windows(8)
 //!     .start()?;
 //! while let Some(exported) = walk.try_next().await? {
@@ -130,14 +133,12 @@ use futures::future::BoxFuture;
 use futures::stream::{FusedStream, FuturesUnordered, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    ExportDataset, Page, PagedCall, Paginators, SourceComment, SourceComments, SourceCommentsQuery,
-    check_page_size, export_page, source_comments_page,
-};
-use crate::client::Client;
+use super::builders::{body, set};
+use super::{Page, SourceComment, check_page_size, source_comments_page};
 use crate::error::Error;
+use crate::operations::{ExportDataset, ListSourceComments};
 use crate::retry::RateGate;
-use crate::{Operation, operations, types};
+use crate::{Operation, types};
 
 /// The number of windows of an equal split when none is given.
 pub const DEFAULT_WINDOWS: usize = 8;
@@ -156,11 +157,13 @@ pub const MAX_WINDOWS: usize = 1024;
 /// bound is given ([`ParallelWalk::buffer_pages`]).
 pub const DEFAULT_BUFFER_PAGES: usize = 4;
 
-/// An operation with a timestamp range, as the parallel walk sees it: the
-/// request template, and how to ask for one page of one window.
+/// One of the two operations a parallel walk can cut into windows: its
+/// builder as the template, and how to ask for one page of one window.
 trait Windowed<T>: Send + Sync + 'static {
     /// The operation id, for errors and the state.
     fn operation(&self) -> &'static str;
+    /// The builder's own error (a body that failed its conversion).
+    fn invalid(&self) -> Option<String>;
     /// The page size asked for (`limit`).
     fn page_size(&self) -> Option<i64>;
     /// The template's `[from, to)`.
@@ -170,7 +173,6 @@ trait Windowed<T>: Send + Sync + 'static {
     /// The page of window `[start, end)` at `cursor` (`None`: its first page).
     fn fetch(
         &self,
-        client: &Client,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         cursor: Option<String>,
@@ -179,94 +181,105 @@ trait Windowed<T>: Send + Sync + 'static {
     fn timestamp(&self, item: &T) -> Option<DateTime<Utc>>;
 }
 
-impl Windowed<types::ExportedComment> for ExportDataset {
+/// `export_dataset`'s windows: the builder and its body, as set.
+struct ExportWindows {
+    call: ExportDataset,
+    request: Result<types::ExportDatasetRequest, String>,
+}
+
+impl ExportWindows {
+    fn request(&self) -> Option<&types::ExportDatasetRequest> {
+        self.request.as_ref().ok()
+    }
+}
+
+impl Windowed<types::ExportedComment> for ExportWindows {
     fn operation(&self) -> &'static str {
-        <operations::ExportDataset as Operation>::OPERATION_ID
+        ExportDataset::OPERATION_ID
+    }
+
+    fn invalid(&self) -> Option<String> {
+        self.request.as_ref().err().cloned()
     }
 
     fn page_size(&self) -> Option<i64> {
-        self.request.limit
+        self.request().and_then(|r| r.limit)
     }
 
     fn range(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        (self.request.from, self.request.to)
+        self.request().map_or((None, None), |r| (r.from, r.to))
     }
 
     fn has_cursor(&self) -> bool {
-        self.request.continuation.is_some()
+        self.request().is_some_and(|r| r.continuation.is_some())
     }
 
     fn fetch(
         &self,
-        client: &Client,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         cursor: Option<String>,
     ) -> BoxFuture<'static, Result<Page<types::ExportedComment>, Error>> {
-        let window = ExportDataset {
-            project: self.project.clone(),
-            dataset: self.dataset.clone(),
-            request: types::ExportDatasetRequest {
-                from: Some(start),
-                to: Some(end),
-                continuation: None,
-                ..self.request.clone()
-            },
-        };
-        let client = client.clone();
+        let call = self
+            .call
+            .clone()
+            .body_map(|body| body.from(Some(start)).to(Some(end)).continuation(cursor));
         Box::pin(async move {
-            let response = window.call(&client, cursor).send().await?.into_inner();
-            Ok(export_page(response))
+            let page = call.send().await?.into_inner();
+            Ok(Page::new(page.comments, page.continuation))
         })
     }
 
     fn timestamp(&self, item: &types::ExportedComment) -> Option<DateTime<Utc>> {
-        match self.request.order_by {
+        match self.request().and_then(|r| r.order_by.as_ref()) {
             Some(types::ExportOrderBy::CreatedAt) => item.comment.created_at,
             _ => item.comment.timestamp,
         }
     }
 }
 
-impl Windowed<SourceComment> for SourceComments {
+/// `list_source_comments`' windows: the builder, as set.
+struct SourceWindows(ListSourceComments);
+
+impl Windowed<SourceComment> for SourceWindows {
     fn operation(&self) -> &'static str {
-        <operations::ListSourceComments as Operation>::OPERATION_ID
+        ListSourceComments::OPERATION_ID
+    }
+
+    fn invalid(&self) -> Option<String> {
+        None
     }
 
     fn page_size(&self) -> Option<i64> {
-        self.query.page_size
+        set(&self.0.limit)
     }
 
     fn range(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        (self.query.from, self.query.to)
+        (set(&self.0.from_timestamp), set(&self.0.to_timestamp))
     }
 
     fn has_cursor(&self) -> bool {
-        self.query.after.is_some()
+        self.0.after.is_some()
     }
 
+    /// The first page of a window is asked with `from_timestamp` = its
+    /// start, later ones with `after` alone; every page with `to_timestamp`
+    /// = its end.
     fn fetch(
         &self,
-        client: &Client,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         cursor: Option<String>,
     ) -> BoxFuture<'static, Result<Page<SourceComment>, Error>> {
-        let window = SourceComments {
-            project: self.project.clone(),
-            source: self.source.clone(),
-            query: SourceCommentsQuery {
-                from: Some(start),
-                to: Some(end),
-                after: None,
-                ..self.query.clone()
-            },
-        };
-        let client = client.clone();
-        Box::pin(async move {
-            let response = window.call(&client, cursor).send().await?.into_inner();
-            Ok(source_comments_page(response))
-        })
+        let mut call = self.0.clone().to_timestamp(end);
+        match cursor {
+            Some(after) => {
+                call.from_timestamp = None;
+                call = call.after(after);
+            }
+            None => call = call.from_timestamp(start),
+        }
+        Box::pin(async move { Ok(source_comments_page(call.send().await?.into_inner())) })
     }
 
     fn timestamp(&self, item: &SourceComment) -> Option<DateTime<Utc>> {
@@ -274,15 +287,17 @@ impl Windowed<SourceComment> for SourceComments {
     }
 }
 
-impl Paginators<'_> {
-    /// `export_dataset` over several time windows at once; see [`parallel`](self).
+impl ExportDataset {
+    /// This export over several time windows at once; see [`parallel`](self).
     ///
-    /// The request is the template of every window: its filters
-    /// (`source_ids`, `comment_uids`, ...), `limit` and `order_by` go with
-    /// every page; its `[from, to)` (both required) is the range to cut; it
-    /// must not carry a `continuation` (resume from a [`ParallelState`]
-    /// instead). Without an `order_by`, `timestamp` is sent, so that the
-    /// window bounds and the boundary rule apply to a known timestamp.
+    /// The builder is the template of every window: its path, its body's
+    /// filters (`source_ids`, `comment_uids`, ...), `limit` and `order_by`
+    /// go with every page; its body's `[from, to)` (both required) is the
+    /// range to cut; it must not carry a `continuation` (resume from a
+    /// [`ParallelState`] instead). Without an `order_by`, `timestamp` is
+    /// sent, so that the window bounds and the boundary rule apply to a
+    /// known timestamp. Call options set with `with_options` apply to every
+    /// page.
     ///
     /// ```no_run
     /// use futures::TryStreamExt;
@@ -294,8 +309,11 @@ impl Paginators<'_> {
     ///     ..Default::default()
     /// };
     /// let all: Vec<_> = client
-    ///     .paginate()
-    ///     .export_dataset_parallel("acme", "triage", request)
+    ///     .export_dataset()
+    ///     .project("acme")
+    ///     .dataset_name("triage")
+    ///     .body(request)
+    ///     .into_parallel()
     ///     .windows(16)
     ///     .concurrency(8)
     ///     .start()?
@@ -303,48 +321,43 @@ impl Paginators<'_> {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn export_dataset_parallel(
-        &self,
-        project: &str,
-        dataset: &str,
-        mut request: types::ExportDatasetRequest,
-    ) -> ParallelWalk<types::ExportedComment> {
-        request
-            .order_by
-            .get_or_insert(types::ExportOrderBy::Timestamp);
-        ParallelWalk::new(
-            self.client.clone(),
-            Arc::new(ExportDataset {
-                project: project.to_owned(),
-                dataset: dataset.to_owned(),
-                request,
-            }),
-        )
+    pub fn into_parallel(self) -> ParallelWalk<types::ExportedComment> {
+        let mut request = body::<_, types::ExportDatasetRequest>(&self.body);
+        let call = match &mut request {
+            Ok(request) if request.order_by.is_none() => {
+                request.order_by = Some(types::ExportOrderBy::Timestamp);
+                self.body(request.clone())
+            }
+            _ => self,
+        };
+        ParallelWalk::new(Arc::new(ExportWindows { call, request }))
     }
+}
 
-    /// `list_source_comments` (unstable private route) over several time
-    /// windows at once; see [`parallel`](self).
+impl ListSourceComments {
+    /// This listing (unstable private route) over several time windows at
+    /// once; see [`parallel`](self).
     ///
-    /// The query is the template of every window: `page_size` and the
-    /// `include_*` flags go with every page; its `[from, to)` (both
-    /// required) is the range to cut; it must not carry an `after` (resume
-    /// from a [`ParallelState`] instead). Each window's first page is asked
-    /// with `from_timestamp` = its start, later ones with `after`; every
-    /// page carries `to_timestamp` = its end.
+    /// The builder is the template of every window: `limit` and the
+    /// `include_*` flags go with every page; its `[from_timestamp,
+    /// to_timestamp)` (both required) is the range to cut; it must not carry
+    /// an `after` (resume from a [`ParallelState`] instead). Each window's
+    /// first page is asked with `from_timestamp` = its start, later ones
+    /// with `after`; every page carries `to_timestamp` = its end.
     ///
     /// ```no_run
     /// use chrono::{TimeZone, Utc};
     /// use futures::TryStreamExt;
-    /// use cm_api::paginate::SourceCommentsQuery;
     ///
     /// # async fn run(client: cm_api::Client) -> Result<(), cm_api::Error> {
-    /// let query = SourceCommentsQuery::default()
-    ///     .from(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap())
-    ///     .to(Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap())
-    ///     .page_size(256);
     /// let mut walk = client
-    ///     .paginate()
-    ///     .source_comments_parallel("acme", "inbox", query)
+    ///     .list_source_comments()
+    ///     .project("acme")
+    ///     .source_name("inbox")
+    ///     .from_timestamp(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap())
+    ///     .to_timestamp(Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap())
+    ///     .limit(256)
+    ///     .into_parallel()
     ///     .split_at([Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()])
     ///     .ordered()
     ///     .start()?;
@@ -353,20 +366,8 @@ impl Paginators<'_> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn source_comments_parallel(
-        &self,
-        project: &str,
-        source: &str,
-        query: SourceCommentsQuery,
-    ) -> ParallelWalk<SourceComment> {
-        ParallelWalk::new(
-            self.client.clone(),
-            Arc::new(SourceComments {
-                project: project.to_owned(),
-                source: source.to_owned(),
-                query,
-            }),
-        )
+    pub fn into_parallel(self) -> ParallelWalk<SourceComment> {
+        ParallelWalk::new(Arc::new(SourceWindows(self)))
     }
 }
 
@@ -379,15 +380,18 @@ enum Split {
 
 /// A parallel walk to start: how to cut the range, how many pages in
 /// flight, in which order to yield. From
-/// [`Paginators::export_dataset_parallel`] or
-/// [`Paginators::source_comments_parallel`]; [`start`](Self::start) checks
+/// [`ExportDataset::into_parallel`] or
+/// [`ListSourceComments::into_parallel`]; [`start`](Self::start) checks
 /// the settings and returns the stream.
 ///
 /// ```no_run
 /// # async fn run(client: cm_api::Client, request: cm_api::types::ExportDatasetRequest) -> Result<(), cm_api::Error> {
 /// let walk = client
-///     .paginate()
-///     .export_dataset_parallel("acme", "triage", request)
+///     .export_dataset()
+///     .project("acme")
+///     .dataset_name("triage")
+///     .body(request)
+///     .into_parallel()
 ///     .windows(12)
 ///     .concurrency(6)
 ///     .ordered()
@@ -398,7 +402,6 @@ enum Split {
 /// ```
 #[must_use = "a parallel walk sends nothing until started and polled"]
 pub struct ParallelWalk<T> {
-    client: Client,
     call: Arc<dyn Windowed<T>>,
     split: Option<Split>,
     concurrency: Option<usize>,
@@ -422,9 +425,8 @@ impl<T: 'static> fmt::Debug for ParallelWalk<T> {
 }
 
 impl<T: Send + 'static> ParallelWalk<T> {
-    fn new(client: Client, call: Arc<dyn Windowed<T>>) -> Self {
+    fn new(call: Arc<dyn Windowed<T>>) -> Self {
         Self {
-            client,
             call,
             split: None,
             concurrency: None,
@@ -464,8 +466,11 @@ impl<T: Send + 'static> ParallelWalk<T> {
     ///     ..Default::default()
     /// };
     /// let plan = client
-    ///     .paginate()
-    ///     .export_dataset_parallel("acme", "triage", request)
+    ///     .export_dataset()
+    ///     .project("acme")
+    ///     .dataset_name("triage")
+    ///     .body(request)
+    ///     .into_parallel()
     ///     .split_at(["2026-01-01T08:30:00.750Z".parse().unwrap()])
     ///     .plan()?;
     /// assert_eq!(plan.windows[1].start, "2026-01-01T08:30:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap());
@@ -538,12 +543,22 @@ impl<T: Send + 'static> ParallelWalk<T> {
     ///     to: Some("2026-01-01T00:00:30Z".parse().unwrap()),
     ///     ..Default::default()
     /// };
-    /// let plan = client.paginate().export_dataset_parallel("acme", "triage", request).windows(3).plan()?;
+    /// let plan = client
+    ///     .export_dataset()
+    ///     .project("acme")
+    ///     .dataset_name("triage")
+    ///     .body(request)
+    ///     .into_parallel()
+    ///     .windows(3)
+    ///     .plan()?;
     /// assert_eq!(plan.windows[1].start, "2026-01-01T00:00:10Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap());
     /// # Ok(()) }
     /// ```
     pub fn plan(&self) -> Result<ParallelState, Error> {
         let operation = self.call.operation();
+        if let Some(message) = self.call.invalid() {
+            return Err(self.invalid(message));
+        }
         check_page_size(operation, self.call.page_size())?;
         if self.call.has_cursor() {
             return Err(self.invalid(
@@ -668,7 +683,6 @@ impl<T: Send + 'static> ParallelWalk<T> {
         let concurrency = self.concurrency.unwrap_or(windows.len()).max(1);
         Ok(ParallelPaginated {
             operation: self.call.operation(),
-            client: self.client,
             call: self.call,
             gate: self.gate.unwrap_or_default(),
             windows,
@@ -871,7 +885,6 @@ type PageFuture<T> = BoxFuture<'static, (usize, Result<Page<T>, Error>)>;
 /// [`state`](Self::state) is what [`ParallelWalk::resume`] continues from.
 pub struct ParallelPaginated<T> {
     operation: &'static str,
-    client: Client,
     call: Arc<dyn Windowed<T>>,
     gate: Arc<RateGate>,
     windows: Vec<Run<T>>,
@@ -948,9 +961,7 @@ impl<T: Send + 'static> ParallelPaginated<T> {
                 continue;
             }
             run.fetch = Fetch::InFlight;
-            let page = self
-                .call
-                .fetch(&self.client, run.start, run.end, run.next.clone());
+            let page = self.call.fetch(run.start, run.end, run.next.clone());
             let gate = Arc::clone(&self.gate);
             self.in_flight
                 .push(Box::pin(async move { (index, gate.scope(page).await) }));
