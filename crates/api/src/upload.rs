@@ -431,8 +431,11 @@ macro_rules! setter_arg {
 
 /// One hand-written upload operation: its builder (path parameters, the
 /// body, [`with_options`](crate::CallOptions)), its method on [`Client`]
-/// and its [`Operation`](crate::Operation) impl. A parameter or body left
-/// unset is an [`Error::InvalidRequest`] from `send()`, and nothing is sent.
+/// and its [`Operation`](crate::Operation) impl. A builder whose body is an
+/// [`Upload`] is `Clone` (given as `#[derive(Clone)]`); one with a
+/// [`RawBody`] is not, since a streamed body is read once. A parameter or
+/// body left unset is an [`Error::InvalidRequest`] from `send()`, and
+/// nothing is sent.
 macro_rules! upload {
     (
         $(#[$doc:meta])*
@@ -557,6 +560,7 @@ upload! {
     /// println!("stored, hash {}", stored.content_hash);
     /// # Ok(()) }
     /// ```
+    #[derive(Clone)]
     UploadCommentAttachment, upload_comment_attachment,
     PUT "/api/_private/sources/id:{source_id}/comments/{comment_id}/attachments/{attachment_index}"
         -> UploadAttachmentResponse,
@@ -581,6 +585,7 @@ upload! {
     ///     .await?;
     /// # Ok(()) }
     /// ```
+    #[derive(Clone)]
     UploadCommentAudio, upload_comment_audio,
     PUT "/api/_private/sources/id:{source_id}/comments/{comment_id}/audio" -> OkResponse,
     [source_id: String, comment_id: String], file: Upload
@@ -605,6 +610,7 @@ upload! {
     /// println!("comment {}, attachment {:?}", stored.comment_id, stored.attachment_ref);
     /// # Ok(()) }
     /// ```
+    #[derive(Clone)]
     UploadDocument, upload_document,
     PUT "/api/_private/sources/id:{source_id}/documents" -> UploadDocumentResponse,
     [source_id: String], file: Upload
@@ -631,6 +637,7 @@ upload! {
     /// println!("stored, hash {}", stored.content_hash);
     /// # Ok(()) }
     /// ```
+    #[derive(Clone)]
     UploadEmailAttachment, upload_email_attachment,
     PUT "/api/_private/buckets/id:{bucket_id}/emails/{email_id}/attachments/{attachment_index}"
         -> UploadAttachmentResponse,
@@ -658,6 +665,7 @@ upload! {
     /// println!("document {:?}", uploaded.document);
     /// # Ok(()) }
     /// ```
+    #[derive(Clone)]
     UploadIxpDocument, upload_ixp_document,
     PUT "/api/_private/ixp/projects/{project_uuid}/models/{model_version}/documents"
         -> IxpDocumentUploadResponse,

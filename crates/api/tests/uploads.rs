@@ -833,3 +833,93 @@ async fn a_missing_file_fails_when_the_body_is_made() {
         .unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
 }
+
+/// An upload builder left without a required value fails `send()` naming
+/// it, and sends nothing.
+#[tokio::test]
+async fn an_upload_missing_a_value_names_it_and_sends_nothing() {
+    let server = MockServer::start_async().await;
+    let any = server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200);
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let pdf = || Upload::new("a.pdf", "application/pdf", CONTENT);
+
+    let cases = [
+        (
+            "comment_id",
+            client
+                .upload_comment_audio()
+                .source_id(SOURCE_ID)
+                .file(pdf())
+                .send()
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "file",
+            client
+                .upload_document()
+                .source_id(SOURCE_ID)
+                .send()
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "csv",
+            client
+                .sync_comments_from_csv()
+                .project("acme")
+                .source_name("tickets")
+                .send()
+                .await
+                .map(|_| ()),
+        ),
+    ];
+    for (name, result) in cases {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidRequest { message, .. } if message.contains(&format!("`{name}`"))),
+            "{name}: {error:?}"
+        );
+    }
+    assert_eq!(any.calls_async().await, 0);
+}
+
+/// An upload's `with_options` overrides the client's retry policy for that
+/// call: a 503 is retried once more, as asked.
+#[tokio::test]
+async fn an_uploads_options_apply_to_its_call() {
+    let server = MockServer::start_async().await;
+    let busy = server
+        .mock_async(|when, then| {
+            when.method("PUT").path(format!(
+                "/api/_private/sources/id:{SOURCE_ID}/comments/{COMMENT_ID_ENCODED}/audio"
+            ));
+            then.status(503)
+                .header("content-type", "application/json")
+                .json_body(json!({"status": "error", "message": "busy"}));
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let upload = client
+        .upload_comment_audio()
+        .source_id(SOURCE_ID)
+        .comment_id(COMMENT_ID)
+        .file(Upload::new("call.mp3", "audio/mpeg", CONTENT));
+
+    let error = upload.clone().send().await.unwrap_err();
+    assert_eq!((error.status(), error.attempts()), (Some(503), Some(1)));
+
+    let options = cm_api::CallOptions::new().retry_policy(
+        RetryPolicy::default()
+            .max_attempts(2)
+            .initial_backoff(std::time::Duration::from_millis(1)),
+    );
+    let error = upload.with_options(options).send().await.unwrap_err();
+    assert_eq!((error.status(), error.attempts()), (Some(503), Some(2)));
+    assert_eq!(busy.calls_async().await, 3);
+}
