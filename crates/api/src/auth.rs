@@ -17,12 +17,14 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::error::{BoxError, one_line, snippet};
+use crate::error::{BoxError, snippet};
 use crate::retry::{
     Attempt, Decision, Failure, RetryClass, RetryPolicy, TIMER_CAP, decide, instant_after,
     parse_retry_after,
 };
 use crate::secret::Secret;
+
+pub use crate::error::AuthError;
 
 /// A boxed, `Send` future, as returned by [`TokenProvider`] methods.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -586,53 +588,6 @@ impl TokenProvider for ClientCredentialsProvider {
     }
 }
 
-/// Why no usable token could be obtained. Messages never contain secrets.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuthError {
-    /// The identity server refused the exchange (bad client id or secret,
-    /// scope not granted to the application...).
-    #[error("authentication failed: the identity server rejected the client credentials with HTTP {status}: {}{}", one_line(error), .description.as_deref().map(|d| format!(" ({})", one_line(d))).unwrap_or_default())]
-    Rejected {
-        /// HTTP status of the identity server's answer.
-        status: u16,
-        /// The OAuth `error` code, e.g. `invalid_client`.
-        error: String,
-        /// The OAuth `error_description`, if any.
-        description: Option<String>,
-    },
-    /// The identity server's answer could not be used (not JSON, no token).
-    #[error("authentication failed: the identity server answered HTTP {status}: {detail}")]
-    InvalidResponse {
-        /// HTTP status of the identity server's answer.
-        status: u16,
-        /// What was wrong, with a short, bounded excerpt of an error body.
-        detail: String,
-    },
-    /// The identity server could not be reached.
-    #[error("authentication failed: could not reach the identity server at {token_url}")]
-    Transport {
-        /// The token endpoint that was called.
-        token_url: String,
-        /// The underlying connection error.
-        #[source]
-        source: BoxError,
-    },
-    /// No token arrived in time: the identity server did not answer within
-    /// the attempt timeout, or a provider took longer than the call's
-    /// deadline. Retryable.
-    #[error("authentication failed: no token within {after:?}")]
-    Timeout {
-        /// The time allowed.
-        after: Duration,
-    },
-    /// A custom [`TokenProvider`] failed, or the client-credentials
-    /// exchange could not run to its end (its tokio runtime shut down, or
-    /// it panicked); `source()` says which.
-    #[error("authentication failed: the token provider failed")]
-    Provider(#[source] BoxError),
-}
-
 /// The cause of a failed exchange shared by several waiters.
 #[derive(Debug)]
 struct SharedCause(Arc<AuthError>);
@@ -653,18 +608,6 @@ impl std::error::Error for SharedCause {
 }
 
 impl AuthError {
-    /// Whether trying again later could succeed (the identity server was
-    /// unreachable or answered 429, 500, 502, 503 or 504).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Rejected { status, .. } | Self::InvalidResponse { status, .. } => {
-                crate::retry::is_retryable_status(*status)
-            }
-            Self::Provider(_) => false,
-        }
-    }
-
     /// A copy of a failure shared by every waiter of one exchange.
     fn shared(error: &Arc<AuthError>) -> Self {
         let cause = || -> BoxError { Box::new(SharedCause(Arc::clone(error))) };

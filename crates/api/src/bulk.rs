@@ -135,7 +135,8 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::error::Error;
 use crate::request::{execute, json_response, segment};
-use crate::retry::{RateGate, count_attempts};
+use crate::retry::RateGate;
+use crate::scope::count_attempts;
 use crate::types;
 
 /// The most items the server accepts in one sync request.

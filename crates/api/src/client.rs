@@ -10,13 +10,14 @@ use cm_api_gen::ResponseValue;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{ClientCredentials, ClientCredentialsProvider, StaticToken, TokenProvider};
-use crate::config::{ConfigError, Credentials};
+use crate::config::{ConfigError, Credentials, Sources};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, TransportKind, snippet};
 use crate::retry::{CallOptions, RetryPolicy};
+use crate::scope::{CallContext, CallState};
 use crate::secret::Secret;
 use crate::server_timing::ServerTiming;
-use crate::transport::{CallContext, CallState, Transport};
+use crate::transport::Transport;
 
 /// Default time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,8 +25,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// body; for a streamed file (download or upload), the longest time without
 /// progress.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-
-pub(crate) type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// An authenticated client for the Communications Mining API.
 ///
@@ -134,7 +133,7 @@ impl Client {
             let headers = value.headers().clone();
             let download =
                 crate::Download::new(operation, &headers, value.into_inner().into_inner())
-                    .with_progress_timeout(crate::transport::progress_timeout());
+                    .with_progress_timeout(crate::scope::progress_timeout());
             Ok(ResponseValue::new(download, status, headers))
         };
         let response = self.run(options, call, |_| None).await?;
@@ -546,13 +545,9 @@ impl<T> std::ops::Deref for Response<T> {
 /// ```
 #[derive(Clone, Default)]
 pub struct ClientBuilder {
-    pub(crate) endpoint: Option<Endpoint>,
-    pub(crate) token: Option<Secret>,
-    pub(crate) client_credentials: Option<ClientCredentials>,
-    pub(crate) token_provider: Option<Arc<dyn TokenProvider>>,
-    pub(crate) profile: Option<String>,
-    pub(crate) config_path: Option<PathBuf>,
-    pub(crate) default_project: Option<String>,
+    /// Where the endpoint, credentials and default project come from, as
+    /// far as code says; the environment and profiles are read at `build()`.
+    pub(crate) sources: Sources,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) retry: Option<RetryPolicy>,
@@ -563,19 +558,18 @@ pub struct ClientBuilder {
     pub(crate) no_proxy: Option<String>,
     pub(crate) default_headers: Vec<(String, String)>,
     pub(crate) http_client: Option<reqwest::Client>,
-    pub(crate) env: Option<EnvLookup>,
 }
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("token", &self.token)
-            .field("client_credentials", &self.client_credentials)
-            .field("token_provider", &self.token_provider)
-            .field("profile", &self.profile)
-            .field("config_path", &self.config_path)
-            .field("default_project", &self.default_project)
+            .field("endpoint", &self.sources.endpoint)
+            .field("token", &self.sources.token)
+            .field("client_credentials", &self.sources.client_credentials)
+            .field("token_provider", &self.sources.token_provider)
+            .field("profile", &self.sources.profile)
+            .field("config_path", &self.sources.config_path)
+            .field("default_project", &self.sources.default_project)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
@@ -626,43 +620,43 @@ fn redacted_proxy(proxy: &str) -> String {
 impl ClientBuilder {
     /// The endpoint to call.
     pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.endpoint = Some(endpoint);
+        self.sources.endpoint = Some(endpoint);
         self
     }
 
     /// A developer API token, sent as `Authorization: Bearer <token>`.
     pub fn token(mut self, token: impl Into<Secret>) -> Self {
-        self.token = Some(token.into());
+        self.sources.token = Some(token.into());
         self
     }
 
     /// OAuth 2.0 client credentials of an external application.
     pub fn client_credentials(mut self, credentials: ClientCredentials) -> Self {
-        self.client_credentials = Some(credentials);
+        self.sources.client_credentials = Some(credentials);
         self
     }
 
     /// A custom source of tokens.
     pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
-        self.token_provider = Some(Arc::new(provider));
+        self.sources.token_provider = Some(Arc::new(provider));
         self
     }
 
     /// The profile to use from the configuration file.
     pub fn profile(mut self, name: impl Into<String>) -> Self {
-        self.profile = Some(name.into());
+        self.sources.profile = Some(name.into());
         self
     }
 
     /// The configuration file, instead of `CM_API_CONFIG` or the default path.
     pub fn config_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config_path = Some(path.into());
+        self.sources.config_path = Some(path.into());
         self
     }
 
     /// The project [`Client::default_project`] returns.
     pub fn default_project(mut self, project: impl Into<String>) -> Self {
-        self.default_project = Some(project.into());
+        self.sources.default_project = Some(project.into());
         self
     }
 
@@ -805,14 +799,14 @@ impl ClientBuilder {
         mut self,
         lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        self.env = Some(Arc::new(lookup));
+        self.sources.env = Some(Arc::new(lookup));
         self
     }
 
     /// Resolves every setting and builds the client. Fails with
     /// [`Error::Config`] without sending anything.
     pub fn build(self) -> Result<Client, Error> {
-        let resolved = self.resolve()?;
+        let resolved = self.sources.resolve()?;
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let request_timeout = self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         let http = self.http(connect_timeout)?;

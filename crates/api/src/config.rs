@@ -35,9 +35,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::auth::{ClientCredentials, TokenProvider};
-use crate::client::ClientBuilder;
-use crate::endpoint::{Endpoint, EndpointError};
+use crate::endpoint::Endpoint;
 use crate::secret::Secret;
+
+pub use crate::error::ConfigError;
 
 /// The developer API token.
 pub const TOKEN_ENV: &str = "REINFER_TOKEN";
@@ -119,103 +120,28 @@ impl ConfigFile {
     }
 }
 
-/// Why the client could not be configured. Nothing was sent.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// An endpoint was given but is invalid.
-    #[error("invalid configuration: the endpoint from {origin} is invalid: {source}")]
-    Endpoint {
-        /// Where the endpoint came from, e.g. `environment variable REINFER_ENDPOINT`.
-        origin: String,
-        /// Why it was rejected.
-        #[source]
-        source: EndpointError,
-    },
-    /// No source set an endpoint.
-    #[error(
-        "invalid configuration: no endpoint; call ClientBuilder::endpoint, set {ENDPOINT_ENV} or select a profile with an `endpoint`"
-    )]
-    MissingEndpoint,
-    /// No source set credentials.
-    #[error(
-        "invalid configuration: no credentials; call ClientBuilder::token or ::client_credentials, set {TOKEN_ENV} (or {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}) or select a profile that names them"
-    )]
-    MissingCredentials,
-    /// Two sources of the same precedence set a value differently.
-    #[error(
-        "invalid configuration: conflicting {setting}: {first} and {second} disagree; remove one of them"
-    )]
-    Conflict {
-        /// The setting, e.g. `endpoint`.
-        setting: &'static str,
-        /// One source, e.g. `environment variable REINFER_ENDPOINT`.
-        first: String,
-        /// The other source, e.g. `profile "prod" (selected by REINFER_PROFILE)`.
-        second: String,
-    },
-    /// An environment variable named by the configuration is not set.
-    #[error(
-        "invalid configuration: environment variable {var} (named by {origin}) is not set or empty"
-    )]
-    MissingEnvVar {
-        /// The variable.
-        var: String,
-        /// Who named it.
-        origin: String,
-    },
-    /// The configuration file could not be read or parsed.
-    #[error("invalid configuration: cannot use config file {}: {reason}", path.display())]
-    ConfigFile {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// A profile was selected but no configuration file has it.
-    #[error("invalid configuration: profile \"{name}\" (selected by {origin}) is not defined in {}{}", path.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "any config file (no config directory)".to_owned()), available_hint(available))]
-    UnknownProfile {
-        /// The profile name.
-        name: String,
-        /// Who selected it.
-        origin: String,
-        /// The file searched, if any.
-        path: Option<PathBuf>,
-        /// The profiles the file defines.
-        available: Vec<String>,
-    },
-    /// Client credentials are used with an endpoint whose identity server
-    /// cannot be derived.
-    #[error(
-        "invalid configuration: no token URL for client credentials with endpoint {endpoint}; set ClientCredentials::token_url or the profile's `token_url`"
-    )]
-    MissingTokenUrl {
-        /// The endpoint.
-        endpoint: String,
-    },
-    /// Another invalid value.
-    #[error("invalid configuration: {what}: {reason}")]
-    Invalid {
-        /// Which value.
-        what: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-fn available_hint(available: &[String]) -> String {
-    if available.is_empty() {
-        String::new()
-    } else {
-        format!(" (defined: {})", available.join(", "))
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Precedence resolution for `ClientBuilder::build`: code, then environment,
 // then the selected profile (the rules are documented on `ClientBuilder`).
 
-impl ClientBuilder {
+/// A lookup of environment variables ([`ClientBuilder::env_lookup`](crate::ClientBuilder::env_lookup)).
+pub(crate) type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The settings code gave the builder, and how to read the environment:
+/// what [`Sources::resolve`] turns into [`Settings`].
+#[derive(Clone, Default)]
+pub(crate) struct Sources {
+    pub(crate) endpoint: Option<Endpoint>,
+    pub(crate) token: Option<Secret>,
+    pub(crate) client_credentials: Option<ClientCredentials>,
+    pub(crate) token_provider: Option<Arc<dyn TokenProvider>>,
+    pub(crate) profile: Option<String>,
+    pub(crate) config_path: Option<PathBuf>,
+    pub(crate) default_project: Option<String>,
+    pub(crate) env: Option<EnvLookup>,
+}
+
+impl Sources {
     pub(crate) fn env_var(&self, name: &str) -> Option<String> {
         let value = match &self.env {
             Some(lookup) => lookup(name),
@@ -225,7 +151,9 @@ impl ClientBuilder {
         value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    pub(crate) fn resolve(&self) -> Result<Resolved, ConfigError> {
+    /// The settings from code, then the environment, then the selected
+    /// profile.
+    pub(crate) fn resolve(&self) -> Result<Settings, ConfigError> {
         // Which profile, and who chose it.
         let explicit_profile = match (&self.profile, self.env_var(PROFILE_ENV)) {
             (Some(name), _) => Some((name.clone(), "ClientBuilder::profile".to_owned())),
@@ -345,7 +273,7 @@ impl ClientBuilder {
             .default_project
             .clone()
             .or_else(|| profile_ref.and_then(|p| p.default_project.clone()));
-        Ok(Resolved {
+        Ok(Settings {
             endpoint,
             credentials,
             default_project,
@@ -450,10 +378,10 @@ fn checked_secret(var: &str, value: String, header: bool) -> Result<String, Conf
 fn profile_credentials(
     profile: &Profile,
     origin: &str,
-    builder: &ClientBuilder,
+    sources: &Sources,
 ) -> Result<Option<Credentials>, ConfigError> {
     let read = |var: &str| {
-        builder
+        sources
             .env_var(var)
             .ok_or_else(|| ConfigError::MissingEnvVar {
                 var: var.to_owned(),
@@ -510,14 +438,34 @@ fn profile_credentials(
     }
 }
 
+/// The credentials chosen, not yet a token provider.
 pub(crate) enum Credentials {
     Token(Secret),
     Client(ClientCredentials),
     Provider(Arc<dyn TokenProvider>),
 }
 
-pub(crate) struct Resolved {
+/// The resolved settings: a plain value [`ClientBuilder::build`](crate::ClientBuilder::build)
+/// builds the client from.
+pub(crate) struct Settings {
     pub(crate) endpoint: Endpoint,
     pub(crate) credentials: Credentials,
     pub(crate) default_project: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ConfigError` lives in `error` (a leaf), so its messages spell the
+    /// variables out: they must stay the ones this module reads.
+    #[test]
+    fn config_errors_name_the_variables_this_module_reads() {
+        let missing = ConfigError::MissingEndpoint.to_string();
+        assert!(missing.contains(ENDPOINT_ENV), "{missing}");
+        let missing = ConfigError::MissingCredentials.to_string();
+        for var in [TOKEN_ENV, CLIENT_ID_ENV, CLIENT_SECRET_ENV] {
+            assert!(missing.contains(var), "{var}: {missing}");
+        }
+    }
 }

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::auth::AuthError;
-use crate::config::ConfigError;
+use std::path::PathBuf;
+
+use crate::endpoint::EndpointError;
 use crate::server_timing::ServerTiming;
 
 /// A boxed error, used as the `source()` of variants whose cause is a
@@ -482,6 +483,162 @@ impl From<crate::EndpointError> for Error {
             origin: "code".into(),
             source,
         })
+    }
+}
+
+// The errors of the client's parts live here, so that this module depends
+// on none of them: `auth` and `config` re-export theirs.
+
+/// Why no usable token could be obtained. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The identity server refused the exchange (bad client id or secret,
+    /// scope not granted to the application...).
+    #[error("authentication failed: the identity server rejected the client credentials with HTTP {status}: {}{}", one_line(error), .description.as_deref().map(|d| format!(" ({})", one_line(d))).unwrap_or_default())]
+    Rejected {
+        /// HTTP status of the identity server's answer.
+        status: u16,
+        /// The OAuth `error` code, e.g. `invalid_client`.
+        error: String,
+        /// The OAuth `error_description`, if any.
+        description: Option<String>,
+    },
+    /// The identity server's answer could not be used (not JSON, no token).
+    #[error("authentication failed: the identity server answered HTTP {status}: {detail}")]
+    InvalidResponse {
+        /// HTTP status of the identity server's answer.
+        status: u16,
+        /// What was wrong, with a short, bounded excerpt of an error body.
+        detail: String,
+    },
+    /// The identity server could not be reached.
+    #[error("authentication failed: could not reach the identity server at {token_url}")]
+    Transport {
+        /// The token endpoint that was called.
+        token_url: String,
+        /// The underlying connection error.
+        #[source]
+        source: BoxError,
+    },
+    /// No token arrived in time: the identity server did not answer within
+    /// the attempt timeout, or a provider took longer than the call's
+    /// deadline. Retryable.
+    #[error("authentication failed: no token within {after:?}")]
+    Timeout {
+        /// The time allowed.
+        after: Duration,
+    },
+    /// A custom [`TokenProvider`](crate::auth::TokenProvider) failed, or the client-credentials
+    /// exchange could not run to its end (its tokio runtime shut down, or
+    /// it panicked); `source()` says which.
+    #[error("authentication failed: the token provider failed")]
+    Provider(#[source] BoxError),
+}
+
+impl AuthError {
+    /// Whether trying again later could succeed (the identity server was
+    /// unreachable or answered 429, 500, 502, 503 or 504).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Rejected { status, .. } | Self::InvalidResponse { status, .. } => {
+                crate::retry::is_retryable_status(*status)
+            }
+            Self::Provider(_) => false,
+        }
+    }
+}
+
+/// Why the client could not be configured. Nothing was sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An endpoint was given but is invalid.
+    #[error("invalid configuration: the endpoint from {origin} is invalid: {source}")]
+    Endpoint {
+        /// Where the endpoint came from, e.g. `environment variable REINFER_ENDPOINT`.
+        origin: String,
+        /// Why it was rejected.
+        #[source]
+        source: EndpointError,
+    },
+    /// No source set an endpoint.
+    #[error(
+        "invalid configuration: no endpoint; call ClientBuilder::endpoint, set REINFER_ENDPOINT or select a profile with an `endpoint`"
+    )]
+    MissingEndpoint,
+    /// No source set credentials.
+    #[error(
+        "invalid configuration: no credentials; call ClientBuilder::token or ::client_credentials, set REINFER_TOKEN (or REINFER_CLIENT_ID and REINFER_CLIENT_SECRET) or select a profile that names them"
+    )]
+    MissingCredentials,
+    /// Two sources of the same precedence set a value differently.
+    #[error(
+        "invalid configuration: conflicting {setting}: {first} and {second} disagree; remove one of them"
+    )]
+    Conflict {
+        /// The setting, e.g. `endpoint`.
+        setting: &'static str,
+        /// One source, e.g. `environment variable REINFER_ENDPOINT`.
+        first: String,
+        /// The other source, e.g. `profile "prod" (selected by REINFER_PROFILE)`.
+        second: String,
+    },
+    /// An environment variable named by the configuration is not set.
+    #[error(
+        "invalid configuration: environment variable {var} (named by {origin}) is not set or empty"
+    )]
+    MissingEnvVar {
+        /// The variable.
+        var: String,
+        /// Who named it.
+        origin: String,
+    },
+    /// The configuration file could not be read or parsed.
+    #[error("invalid configuration: cannot use config file {}: {reason}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A profile was selected but no configuration file has it.
+    #[error("invalid configuration: profile \"{name}\" (selected by {origin}) is not defined in {}{}", path.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "any config file (no config directory)".to_owned()), available_hint(available))]
+    UnknownProfile {
+        /// The profile name.
+        name: String,
+        /// Who selected it.
+        origin: String,
+        /// The file searched, if any.
+        path: Option<PathBuf>,
+        /// The profiles the file defines.
+        available: Vec<String>,
+    },
+    /// Client credentials are used with an endpoint whose identity server
+    /// cannot be derived.
+    #[error(
+        "invalid configuration: no token URL for client credentials with endpoint {endpoint}; set ClientCredentials::token_url or the profile's `token_url`"
+    )]
+    MissingTokenUrl {
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// Another invalid value.
+    #[error("invalid configuration: {what}: {reason}")]
+    Invalid {
+        /// Which value.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn available_hint(available: &[String]) -> String {
+    if available.is_empty() {
+        String::new()
+    } else {
+        format!(" (defined: {})", available.join(", "))
     }
 }
 

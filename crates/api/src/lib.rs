@@ -83,6 +83,7 @@ pub mod paginate;
 mod progress;
 mod request;
 pub mod retry;
+mod scope;
 mod secret;
 pub mod server_timing;
 pub mod stream_consumer;

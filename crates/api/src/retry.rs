@@ -4,7 +4,6 @@
 //! [`retry_class`]: a request is repeated only when repeating it cannot change
 //! the outcome.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -785,22 +784,6 @@ impl RateGate {
             }
         }
     }
-
-    /// Runs `future` with this gate in scope: every request it makes
-    /// through a [`Client`](crate::Client) waits on the gate before each
-    /// attempt, and a 429 or `Retry-After` answer closes the gate.
-    pub async fn scope<F: std::future::Future>(self: &Arc<Self>, future: F) -> F::Output {
-        GATE.scope(Arc::clone(self), future).await
-    }
-}
-
-tokio::task_local! {
-    static GATE: Arc<RateGate>;
-}
-
-/// The gate of the current task, if a [`RateGate::scope`] is active.
-pub(crate) fn current_gate() -> Option<Arc<RateGate>> {
-    GATE.try_with(Arc::clone).ok()
 }
 
 /// Per-call overrides of the attempt timeout, the deadline and the retry
@@ -889,36 +872,6 @@ impl CallOptions {
             retry: self.retry.or(outer.retry),
         }
     }
-
-    /// Runs `future` with these overrides applied to every call it makes
-    /// (a call's own `with_options` still wins, setting by setting).
-    pub async fn scope<F: std::future::Future>(self, future: F) -> F::Output {
-        let options = self.or(Self::current());
-        CALL_OPTIONS.scope(options, future).await
-    }
-
-    /// The overrides in force on the current task (none outside a scope).
-    pub fn current() -> Self {
-        CALL_OPTIONS.try_with(|o| *o).unwrap_or_default()
-    }
-}
-
-tokio::task_local! {
-    static CALL_OPTIONS: CallOptions;
-    static ATTEMPTS: Arc<AtomicU64>;
-}
-
-/// Runs `future` counting, in `counter`, every attempt the transport sends.
-pub(crate) async fn count_attempts<F: std::future::Future>(
-    counter: Arc<AtomicU64>,
-    future: F,
-) -> F::Output {
-    ATTEMPTS.scope(counter, future).await
-}
-
-/// Counts one attempt, inside [`count_attempts`].
-pub(crate) fn note_attempt() {
-    let _ = ATTEMPTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
 }
 
 /// `now + d`, or `None` ("never") when it overflows the clock.

@@ -10,7 +10,7 @@
 //! builds the typed [`Error`](crate::Error) from it.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -19,97 +19,15 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::auth::{AuthError, TokenProvider};
+use crate::auth::TokenProvider;
+use crate::error::AuthError;
 use crate::progress::{Progress, Stalled};
 use crate::retry::{
-    Attempt, CallOptions, Decision, Failure, RateGate, RetryPolicy, TIMER_CAP, current_gate,
-    decide, instant_after, is_retryable_status, note_attempt, parse_retry_after, retry_class,
+    Attempt, CallOptions, Decision, Failure, RateGate, RetryPolicy, TIMER_CAP, decide,
+    instant_after, is_retryable_status, parse_retry_after, retry_class,
 };
+use crate::scope::{CallContext, Contradiction, current_gate, note_attempt};
 use crate::secret::Secret;
-
-tokio::task_local! {
-    static CALL: CallContext;
-}
-
-/// What the hooks observed during one call.
-#[derive(Debug, Default)]
-pub(crate) struct CallState {
-    pub(crate) operation: Option<&'static str>,
-    pub(crate) auth_error: Option<AuthError>,
-    pub(crate) status: Option<u16>,
-    pub(crate) headers: Option<http::HeaderMap>,
-    pub(crate) attempts: u32,
-    /// Set when the body's `"status"` contradicts the HTTP status.
-    pub(crate) contradiction: Option<Contradiction>,
-    /// Set when the call's deadline cut the last attempt short.
-    pub(crate) deadline_hit: bool,
-    /// Set when the last attempt, a file transfer, made no progress for
-    /// its progress timeout.
-    pub(crate) stalled: Option<Stalled>,
-    /// Whether an attempt of the call may have been applied by the server
-    /// (its answer was lost, or a 500/502/504), reported on the error.
-    pub(crate) maybe_applied: bool,
-    /// A download's progress timeout, which its body keeps to after the
-    /// headers arrived.
-    pub(crate) progress_timeout: Option<Duration>,
-    /// The last `Retry-After` the server sent, when it was not waited out.
-    pub(crate) retry_after: Option<Duration>,
-    /// Set when the call gave up at a closed rate gate: how long it stays closed.
-    pub(crate) rate_limited: Option<Duration>,
-    /// The call's deadline, fixed when first needed (the token wait in
-    /// `prepare`) and shared by `send`; `Some(None)`: no deadline.
-    pub(crate) deadline: Option<Option<Instant>>,
-}
-
-/// A body whose `"status"` field contradicts the HTTP status.
-#[derive(Debug)]
-pub(crate) struct Contradiction {
-    pub(crate) claimed: String,
-    pub(crate) message: Option<String>,
-}
-
-/// The progress timeout the current call's download keeps to once its
-/// headers arrived (`None` outside a call, or for a call without one).
-pub(crate) fn progress_timeout() -> Option<Duration> {
-    CALL.try_with(|ctx| ctx.lock().progress_timeout)
-        .ok()
-        .flatten()
-}
-
-/// Shared per-call state, set by the adapter with [`CallContext::scope`].
-#[derive(Clone, Debug, Default)]
-pub(crate) struct CallContext(Arc<Mutex<CallState>>);
-
-impl CallContext {
-    /// Runs `future` with this context visible to the hooks.
-    pub(crate) async fn scope<F: std::future::Future>(&self, future: F) -> F::Output {
-        CALL.scope(self.clone(), future).await
-    }
-
-    /// Takes the recorded state out.
-    pub(crate) fn take(&self) -> CallState {
-        std::mem::take(&mut *self.lock())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CallState> {
-        // A poisoned lock only means a hook panicked mid-update; the data is still usable.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The current call's deadline, `budget` from the first time it is asked
-    /// for in this call (`None`: no deadline, a budget too large for the
-    /// clock). Outside a context, `budget` from now.
-    fn deadline(budget: Duration) -> Option<Instant> {
-        let fresh = || Instant::now().checked_add(budget);
-        CALL.try_with(|ctx| *ctx.lock().deadline.get_or_insert_with(fresh))
-            .unwrap_or_else(|_| fresh())
-    }
-
-    /// Updates the current call's state, if the call runs inside a context.
-    fn update(f: impl FnOnce(&mut CallState)) {
-        let _ = CALL.try_with(|ctx| f(&mut ctx.lock()));
-    }
-}
 
 /// The hooks installed in the generated client.
 pub(crate) struct Transport {
