@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 
 use crate::error::AuthError;
@@ -36,11 +37,16 @@ tokio::task_local! {
     static SCOPE: TaskScope;
 }
 
-/// Runs `future` with the current scope changed by `change`.
-async fn with<F: Future>(change: impl FnOnce(&mut TaskScope), future: F) -> F::Output {
+/// `future`, run with the current scope changed by `change`. Not an
+/// `async fn`: that would hold `future` twice in the caller's state, and a
+/// call's future is large enough for that to matter on a thread's stack.
+fn with<F: Future>(
+    change: impl FnOnce(&mut TaskScope),
+    future: F,
+) -> TaskLocalFuture<TaskScope, F> {
     let mut scope = SCOPE.try_with(TaskScope::clone).unwrap_or_default();
     change(&mut scope);
-    SCOPE.scope(scope, future).await
+    SCOPE.scope(scope, future)
 }
 
 impl CallOptions {

@@ -6,7 +6,7 @@
 //! builder for each page). Its page size (`limit`) is checked against
 //! [`MAX_PAGE_SIZE`](super::MAX_PAGE_SIZE) before anything is sent, and a
 //! cursor set on it is where the walk starts. The walk itself is
-//! [`paginate`](super::paginate)'s: see the [module](super) for how it
+//! [`paginate`]'s: see the [module](super) for how it
 //! ends, fails and resumes.
 //!
 //! | builder | cursor |

@@ -87,7 +87,7 @@
 //!
 //! At most [`concurrency`](ParallelWalk::concurrency) pages are in flight
 //! (one per window at a time; by default as many as there are windows),
-//! all sent through the same [`Client`], so its authentication, retries
+//! all sent through the same [`Client`](crate::Client), so its authentication, retries
 //! and timeouts apply to each. Every request of a walk also runs under one
 //! [`RateGate`] (its own, or the one given to
 //! [`rate_gate`](ParallelWalk::rate_gate)): a 429 answered to one window
