@@ -48,7 +48,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client::{Client, Response, stalled_error, transport_error};
 use crate::error::Error;
-use crate::request::{GeneratedError, execute, segment};
+use crate::request::{GeneratedError, execute, missing, segment};
 
 /// Capacity of the write buffer [`Download::save`] puts in front of the file.
 const SAVE_BUFFER: usize = 64 * 1024;
@@ -387,18 +387,11 @@ impl QueryCommentsCsv {
     /// Sends the query and returns the CSV body as a [`Download`].
     pub async fn send(self) -> Result<Response<Download>, Error> {
         const OPERATION: &str = "query_comments";
-        let required = |value: Option<String>, name: &str| {
-            value.ok_or_else(|| Error::InvalidRequest {
-                operation: Some(OPERATION),
-                message: format!("`{name}` is required and was not set"),
-            })
-        };
-        let project = required(self.project, "project")?;
-        let dataset_name = required(self.dataset_name, "dataset_name")?;
-        let request = self.body.ok_or_else(|| Error::InvalidRequest {
-            operation: Some(OPERATION),
-            message: "`body` is required and was not set".to_owned(),
-        })?;
+        let project = self.project.ok_or_else(|| missing(OPERATION, "project"))?;
+        let dataset_name = self
+            .dataset_name
+            .ok_or_else(|| missing(OPERATION, "dataset_name"))?;
+        let request = self.body.ok_or_else(|| missing(OPERATION, "body"))?;
         let path = format!(
             "/api/_private/datasets/{}/{}/query",
             segment(OPERATION, "project", &project)?,

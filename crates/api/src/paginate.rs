@@ -314,18 +314,3 @@ pub struct SourceComment {
     /// Its thread properties, with `include_thread_properties`.
     pub thread_properties: Option<types::ThreadProperties>,
 }
-
-/// One page of `list_source_comments`: each comment with its thread
-/// properties, paired by position.
-fn source_comments_page(page: types::SourceCommentsResponse) -> Page<SourceComment> {
-    let mut properties = page.thread_properties.into_iter();
-    let items = page
-        .comments
-        .into_iter()
-        .map(|comment| SourceComment {
-            comment,
-            thread_properties: properties.next(),
-        })
-        .collect();
-    Page::new(items, page.continuation)
-}

@@ -60,3 +60,12 @@ pub(crate) async fn json_response<T: DeserializeOwned>(
         _ => Err(cm_api_gen::Error::UnexpectedResponse(response)),
     }
 }
+
+/// A required parameter or body of a hand-written operation left unset:
+/// nothing was sent.
+pub(crate) fn missing(operation: &'static str, name: &str) -> Error {
+    Error::InvalidRequest {
+        operation: Some(operation),
+        message: format!("`{name}` is required and was not set"),
+    }
+}

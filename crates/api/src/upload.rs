@@ -77,7 +77,7 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{Client, Response};
 use crate::error::Error;
-use crate::request::{execute, json_response, segment};
+use crate::request::{execute, json_response, missing, segment};
 
 /// The name of the one multipart part every upload sends.
 const FILE_PART: &str = "file";
@@ -756,19 +756,6 @@ upload! {
     [project: String, source_name: String], csv: RawBody
 }
 
-/// The ids of the operations written here by hand rather than generated.
-pub const OPERATION_IDS: &[&str] = &[
-    "upload_comment_attachment",
-    "upload_comment_audio",
-    "upload_document",
-    "upload_email_attachment",
-    "upload_ixp_document",
-    "update_appliance_config",
-    "upload_files",
-    "detect_csv_format",
-    "sync_comments_from_csv",
-];
-
 /// The one request every upload makes: `body` with its `Content-Type`
 /// (and `Content-Length` when given; reqwest sets it for a body in memory),
 /// through the generated client's hooks, answered in JSON.
@@ -797,11 +784,6 @@ async fn send_body<T: DeserializeOwned>(
             json_response(execute(c, request, operation).await?).await
         })
         .await
-}
-
-/// A required parameter or body left unset: nothing was sent.
-fn missing(operation: &'static str, name: &'static str) -> Error {
-    invalid(operation, format!("`{name}` is required and was not set"))
 }
 
 /// A body that cannot be sent: nothing was.

@@ -20,9 +20,8 @@
 //! | [`QueryBucketEmails`] | body `continuation` |
 //! | [`GetLabellings`] | query `after` |
 
-use super::{
-    Page, Paginated, SourceComment, check_page_size, invalid, paginate, source_comments_page,
-};
+use super::{Page, Paginated, SourceComment, check_page_size, invalid, paginate};
+use crate::error::Error;
 use crate::operations::{
     ExportDataset, GetLabellings, ListBucketEmails, ListRecentComments, ListSourceComments,
     QueryAuditEvents, QueryBucketEmails, QueryComments,
@@ -44,8 +43,9 @@ pub const OPERATIONS: &[&str] = &[
     GetLabellings::OPERATION_ID,
 ];
 
-/// How to walk the pages of one paginated operation's builder.
-trait Walk: Operation + Clone + Send + 'static {
+/// How to walk the pages of one paginated operation's builder (and of
+/// each window of a [`parallel`](super::parallel) walk).
+pub(super) trait Walk: Operation + Clone + Send + 'static {
     /// One item of a page.
     type Item: Send + 'static;
 
@@ -81,6 +81,12 @@ fn walk<W: Walk, T: Send + 'static>(
 fn items<W: Walk>(page: W::Output) -> Page<W::Item> {
     let next = W::next(&page);
     Page::new(W::items(page), next)
+}
+
+/// Sends `call` (a builder already [`at`](Walk::at) its page) and splits
+/// the answer into its items and the next cursor.
+pub(super) async fn page_of<W: Walk>(call: W) -> Result<Page<W::Item>, Error> {
+    Ok(items::<W>(call.send().await?.into_inner()))
 }
 
 fn whole<W: Walk>(page: W::Output) -> Page<W::Output> {
@@ -313,7 +319,14 @@ impl Walk for ListSourceComments {
 
     /// Each comment with its thread properties, paired by position.
     fn items(page: Self::Output) -> Vec<SourceComment> {
-        source_comments_page(page).items
+        let mut properties = page.thread_properties.into_iter();
+        page.comments
+            .into_iter()
+            .map(|comment| SourceComment {
+                comment,
+                thread_properties: properties.next(),
+            })
+            .collect()
     }
 }
 pages!(

@@ -133,8 +133,8 @@ use futures::future::BoxFuture;
 use futures::stream::{FusedStream, FuturesUnordered, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::builders::{body, set};
-use super::{Page, SourceComment, check_page_size, source_comments_page};
+use super::builders::{Walk, body, page_of, set};
+use super::{Page, SourceComment, check_page_size};
 use crate::error::Error;
 use crate::operations::{ExportDataset, ListSourceComments};
 use crate::retry::RateGate;
@@ -220,14 +220,11 @@ impl Windowed<types::ExportedComment> for ExportWindows {
         end: DateTime<Utc>,
         cursor: Option<String>,
     ) -> BoxFuture<'static, Result<Page<types::ExportedComment>, Error>> {
-        let call = self
+        let window = self
             .call
             .clone()
-            .body_map(|body| body.from(Some(start)).to(Some(end)).continuation(cursor));
-        Box::pin(async move {
-            let page = call.send().await?.into_inner();
-            Ok(Page::new(page.comments, page.continuation))
-        })
+            .body_map(|body| body.from(Some(start)).to(Some(end)));
+        Box::pin(page_of(window.at(cursor)))
     }
 
     fn timestamp(&self, item: &types::ExportedComment) -> Option<DateTime<Utc>> {
@@ -262,24 +259,17 @@ impl Windowed<SourceComment> for SourceWindows {
         self.0.after.is_some()
     }
 
-    /// The first page of a window is asked with `from_timestamp` = its
-    /// start, later ones with `after` alone; every page with `to_timestamp`
-    /// = its end.
+    /// The window is `[from_timestamp, to_timestamp)` = `[start, end)`;
+    /// its later pages are asked as every walk of this operation asks them
+    /// ([`Walk::at`]: `after` instead of `from_timestamp`).
     fn fetch(
         &self,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         cursor: Option<String>,
     ) -> BoxFuture<'static, Result<Page<SourceComment>, Error>> {
-        let mut call = self.0.clone().to_timestamp(end);
-        match cursor {
-            Some(after) => {
-                call.from_timestamp = None;
-                call = call.after(after);
-            }
-            None => call = call.from_timestamp(start),
-        }
-        Box::pin(async move { Ok(source_comments_page(call.send().await?.into_inner())) })
+        let window = self.0.clone().from_timestamp(start).to_timestamp(end);
+        Box::pin(page_of(window.at(cursor)))
     }
 
     fn timestamp(&self, item: &SourceComment) -> Option<DateTime<Utc>> {
