@@ -262,6 +262,7 @@ pub struct CommentsTarget {
     client: Client,
     project: String,
     source: String,
+    no_charge: bool,
     body_size: Arc<BodySize>,
 }
 
@@ -272,8 +273,22 @@ impl CommentsTarget {
             client: client.clone(),
             project: project.to_owned(),
             source: source.to_owned(),
+            no_charge: false,
             body_size: Arc::default(),
         }
+    }
+
+    /// Asks the server not to charge AI units for these comments
+    /// (`no_charge=true`, honoured for some accounts only).
+    ///
+    /// ```
+    /// # fn f(client: &cm_api::Client) {
+    /// let target = cm_api::bulk::CommentsTarget::new(client, "acme", "inbox").no_charge(true);
+    /// # }
+    /// ```
+    pub fn no_charge(mut self, no_charge: bool) -> Self {
+        self.no_charge = no_charge;
+        self
     }
 }
 
@@ -291,9 +306,10 @@ impl SyncTarget<types::CommentNew> for CommentsTarget {
             }
             const OPERATION: &str = "sync_comments";
             let path = format!(
-                "/api/v1/sources/{}/{}/sync",
+                "/api/v1/sources/{}/{}/sync{}",
                 segment(OPERATION, "project", &self.project)?,
                 segment(OPERATION, "source_name", &self.source)?,
+                no_charge_query(self.no_charge),
             );
             let body = self
                 .body_size
@@ -315,6 +331,7 @@ pub struct RawEmailsTarget {
     source: String,
     transform_tag: Option<String>,
     override_user_properties: Vec<String>,
+    no_charge: bool,
     body_size: Arc<BodySize>,
 }
 
@@ -327,8 +344,22 @@ impl RawEmailsTarget {
             source: source.to_owned(),
             transform_tag: None,
             override_user_properties: Vec::new(),
+            no_charge: false,
             body_size: Arc::default(),
         }
+    }
+
+    /// Asks the server not to charge AI units for these emails
+    /// (`no_charge=true`, honoured for some accounts only).
+    ///
+    /// ```
+    /// # fn f(client: &cm_api::Client) {
+    /// let target = cm_api::bulk::RawEmailsTarget::new(client, "acme", "inbox").no_charge(true);
+    /// # }
+    /// ```
+    pub fn no_charge(mut self, no_charge: bool) -> Self {
+        self.no_charge = no_charge;
+        self
     }
 
     /// The email transform to parse with (`transform_tag`).
@@ -366,9 +397,10 @@ impl SyncTarget<types::RawEmailDocument> for RawEmailsTarget {
             }
             const OPERATION: &str = "sync_raw_emails";
             let path = format!(
-                "/api/v1/sources/{}/{}/sync-raw-emails",
+                "/api/v1/sources/{}/{}/sync-raw-emails{}",
                 segment(OPERATION, "project", &self.project)?,
                 segment(OPERATION, "source_name", &self.source)?,
+                no_charge_query(self.no_charge),
             );
             let body = Body {
                 documents: items,
@@ -385,6 +417,12 @@ impl SyncTarget<types::RawEmailDocument> for RawEmailsTarget {
             Ok(SyncCounts::from(response.value()))
         })
     }
+}
+
+/// The query string of a target's `no_charge` flag: sent only when set, as
+/// the server's default is to charge.
+fn no_charge_query(no_charge: bool) -> &'static str {
+    if no_charge { "?no_charge=true" } else { "" }
 }
 
 /// A JSON `POST` of `body` through the generated client's hooks, as the

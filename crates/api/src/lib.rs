@@ -88,6 +88,7 @@ mod secret;
 pub mod server_timing;
 pub mod stream_consumer;
 mod transport;
+pub mod untyped;
 pub mod upload;
 
 /// One builder per generated operation, returned by the `Client` method of
@@ -147,6 +148,7 @@ pub use retry::{CallOptions, RateGate, RetryPolicy};
 pub use secret::Secret;
 pub use server_timing::{Metric, ServerTiming};
 pub use stream_consumer::StreamConsumer;
+pub use untyped::UntypedCall;
 pub use upload::{RawBody, Upload};
 
 /// The generated request and response types, e.g. [`types::Dataset`].

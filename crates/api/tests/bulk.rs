@@ -996,3 +996,56 @@ async fn max_failures_kept_zero_lists_none() {
     assert_eq!(report.failures_not_kept, 3);
     assert_eq!(report.synced, 13);
 }
+
+/// `no_charge(true)` adds `no_charge=true` to every request of the job, for
+/// comments and raw emails; without it the parameter is not sent at all.
+#[tokio::test]
+async fn no_charge_is_sent_on_every_request_only_when_asked() {
+    let server = MockServer::start_async().await;
+    let ok = json!({"status": "ok", "new": 1, "updated": 0, "unchanged": 0});
+    let charged = server
+        .mock_async(|when, then| {
+            when.method("POST")
+                .path("/api/v1/sources/acme/charged/sync")
+                .query_param_missing("no_charge");
+            then.status(200).json_body(ok.clone());
+        })
+        .await;
+    let free = server
+        .mock_async(|when, then| {
+            when.method("POST")
+                .path("/api/v1/sources/acme/free/sync")
+                .query_param("no_charge", "true");
+            then.status(200).json_body(ok.clone());
+        })
+        .await;
+    let free_emails = server
+        .mock_async(|when, then| {
+            when.method("POST")
+                .path("/api/v1/sources/acme/free/sync-raw-emails")
+                .query_param("no_charge", "true");
+            then.status(200).json_body(ok.clone());
+        })
+        .await;
+    let client = token_client(&server, RetryPolicy::none());
+    let options = || SyncOptions::default().batch_size(1);
+    let comments = || stream::iter((0..2).map(|i| comment(&format!("c{i}"), "hello")));
+
+    let report = bulk::sync_comments(&client, "acme", "charged", comments(), options()).await;
+    assert_eq!(report.synced, 2, "{:?}", report.failures.first());
+    let target = bulk::CommentsTarget::new(&client, "acme", "free").no_charge(true);
+    let report = bulk::sync_with(&target, comments(), options()).await;
+    assert_eq!(report.synced, 2, "{:?}", report.failures.first());
+    let email: types::RawEmailDocument = serde_json::from_value(json!({
+        "comment_id": "e1",
+        "raw_email": {"headers": {"raw": "Subject: hi\r\n"}, "body": {"plain": "hello"}},
+    }))
+    .unwrap();
+    let target = bulk::RawEmailsTarget::new(&client, "acme", "free").no_charge(true);
+    let report = bulk::sync_with(&target, stream::iter([email]), options()).await;
+    assert_eq!(report.synced, 1, "{:?}", report.failures.first());
+
+    assert_eq!(charged.calls_async().await, 2);
+    assert_eq!(free.calls_async().await, 2);
+    assert_eq!(free_emails.calls_async().await, 1);
+}
