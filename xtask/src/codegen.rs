@@ -80,7 +80,8 @@ fn join_lines(findings: &[Finding]) -> String {
 /// One generated file: its name under [`OUTPUT_DIR`] and full contents.
 #[derive(Debug, Clone)]
 pub struct OutputFile {
-    /// Directory, relative to the workspace root: [`OUTPUT_DIR`] or [`FACADE_DIR`].
+    /// Directory, relative to the workspace root: [`OUTPUT_DIR`], [`FACADE_DIR`]
+    /// or [`CLI_DIR`](crate::cli::CLI_DIR).
     pub dir: &'static str,
     /// File name, e.g. `client.rs`.
     pub name: &'static str,
@@ -204,6 +205,12 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
             dir: OUTPUT_DIR,
             name: "provenance.rs",
             contents: header.render("where the generated code came from") + &header.constants(),
+        },
+        OutputFile {
+            dir: crate::cli::CLI_DIR,
+            name: "operations.rs",
+            contents: header.render("the `cm api` command table")
+                + &crate::cli::generate(&generated_spec),
         },
         OutputFile {
             dir: FACADE_DIR,

@@ -4,6 +4,7 @@
 //! The pieces are a library so that tests (here and in the contract-test
 //! crate) can run the same lint and JSON Schema conversion as the generator.
 
+pub mod cli;
 pub mod codegen;
 pub mod facade;
 pub mod gates;
