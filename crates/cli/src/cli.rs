@@ -127,7 +127,7 @@ pub enum Get {
     Users,
     /// Quotas: limits and usage
     Quotas,
-    /// Audit events, newest last
+    /// Audit events, newest first
     AuditEvents {
         /// Only events at or after this instant (RFC 3339)
         #[arg(long, value_name = "TIME")]

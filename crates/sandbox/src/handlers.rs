@@ -109,6 +109,11 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
         handler: |s, c| s.get_project(c.param("project")),
     },
     Implemented {
+        id: "delete_project",
+        permissions: &["projects-admin"],
+        handler: |s, c| s.delete_project(c.param("project")),
+    },
+    Implemented {
         id: "create_project",
         permissions: &["projects-admin"],
         handler: |s, c| s.create_project(c.param("project"), c.json()?),
@@ -193,6 +198,11 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
         handler: |s, c| s.get_dataset(c.param("project"), c.param("dataset_name")),
     },
     Implemented {
+        id: "delete_dataset",
+        permissions: &["datasets-admin"],
+        handler: |s, c| s.delete_dataset(c.param("project"), c.param("dataset_name")),
+    },
+    Implemented {
         id: "create_dataset",
         permissions: &["datasets-admin"],
         handler: |s, c| s.create_dataset(c.param("project"), c.param("dataset_name"), c.json()?),
@@ -239,6 +249,17 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
         id: "create_stream",
         permissions: &[],
         handler: |s, c| s.create_stream(c.param("project"), c.param("dataset_name"), c.json()?),
+    },
+    Implemented {
+        id: "delete_stream",
+        permissions: &[],
+        handler: |s, c| {
+            s.delete_stream(
+                c.param("project"),
+                c.param("dataset_name"),
+                c.param("stream_name"),
+            )
+        },
     },
     Implemented {
         id: "get_stream",
@@ -446,6 +467,11 @@ pub(crate) const IMPLEMENTED: &[Implemented] = &[
         id: "refresh_user_permissions",
         permissions: &[],
         handler: |s, c| s.refresh_user_permissions(c.json()?),
+    },
+    Implemented {
+        id: "list_quotas",
+        permissions: &[],
+        handler: |s, _| Ok(s.list_quotas()),
     },
     Implemented {
         id: "list_users",

@@ -75,6 +75,15 @@ impl State {
         self.named_id(&self.dataset_names, "dataset", project, name)
     }
 
+    /// Forgets the dataset with its labellings and streams; its sources
+    /// and their comments stay.
+    pub(crate) fn delete_dataset(&mut self, project: &str, name: &str) -> Result<Value, ApiError> {
+        let id = self.dataset_id(project, name)?;
+        self.datasets.remove(&id);
+        self.dataset_names.remove(&(project.to_owned(), name.to_owned()));
+        Ok(json!({}))
+    }
+
     pub(crate) fn create_dataset(
         &mut self,
         project: &str,

@@ -19,6 +19,7 @@ mod labellings;
 mod predictions;
 mod projects;
 mod query;
+mod quotas;
 mod raw_emails;
 mod sources;
 mod stream_exceptions;

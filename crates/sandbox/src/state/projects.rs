@@ -38,6 +38,25 @@ impl State {
             .ok_or_else(|| ApiError::not_found(format!("project `{name}`")))
     }
 
+    /// Deletes an empty project; one that still holds a source, a dataset
+    /// or a bucket is refused with 409 naming it.
+    pub(crate) fn delete_project(&mut self, name: &str) -> Result<Value, ApiError> {
+        self.require_project(name)?;
+        let held = [
+            ("source", self.source_names.keys().find(|(p, _)| p == name)),
+            ("dataset", self.dataset_names.keys().find(|(p, _)| p == name)),
+            ("bucket", self.bucket_names.keys().find(|(p, _)| p == name)),
+        ];
+        if let Some((kind, Some((_, held)))) = held.into_iter().find(|(_, key)| key.is_some()) {
+            return Err(ApiError::new(
+                http::StatusCode::CONFLICT,
+                format!("project `{name}` is not empty: it holds {kind} `{held}`"),
+            ));
+        }
+        self.projects.remove(name);
+        Ok(json!({}))
+    }
+
     pub(crate) fn create_project(&mut self, name: &str, body: Value) -> Result<Value, ApiError> {
         let request: CreateProjectRequest = decode_value(body, "")?;
         if self.projects.contains_key(name) {

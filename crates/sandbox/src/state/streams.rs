@@ -188,6 +188,18 @@ impl State {
         Ok(out)
     }
 
+    /// Forgets the stream and its position.
+    pub(crate) fn delete_stream(
+        &mut self,
+        project: &str,
+        dataset: &str,
+        stream: &str,
+    ) -> Result<Value, ApiError> {
+        let (d, name) = self.stream_mut(project, dataset, stream)?;
+        d.streams.remove(&name);
+        Ok(json!({}))
+    }
+
     pub(crate) fn get_stream(
         &self,
         project: &str,
