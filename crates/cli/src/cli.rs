@@ -30,6 +30,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The API's base URL, e.g. https://cloud.uipath.com/<org>/<tenant>/reinfer_
     /// or https://<domain>.reinfer.io [default: the context's, else $REINFER_ENDPOINT]
@@ -162,7 +163,7 @@ pub struct CommentFilters {
 /// Filters that need a dataset (its labellings).
 #[derive(Clone, Debug, Args)]
 pub struct LabelFilters {
-    /// Only reviewed comments (with labels assigned or dismissed)
+    /// Only reviewed comments (those the dataset's export gives labels for)
     #[arg(long)]
     pub reviewed_only: bool,
     /// Only comments with this label assigned (or a label under it, `Parent > Child`);
@@ -294,8 +295,9 @@ pub struct UploadArgs {
     /// Ask the server not to charge AI units (honoured for some accounts only)
     #[arg(long, short = 'n')]
     pub no_charge: bool,
-    /// Write the lines of the items that failed here, to feed back in with -f
-    /// [default: <FILE>.failed.jsonl, or cm-failed.jsonl for stdin]
+    /// Where to copy the input lines not stored (rejected, invalid, or not sent
+    /// because the upload stopped), to feed back in with -f [default:
+    /// <FILE>.failed.jsonl, or cm-failed.jsonl for stdin]
     #[arg(long, value_name = "FILE")]
     pub failed: Option<PathBuf>,
     /// No progress bar (there is none when stderr is not a terminal)

@@ -86,3 +86,11 @@ fn init_tracing(verbose: u8) {
         .with(targets)
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        crate::cli::command().debug_assert();
+    }
+}

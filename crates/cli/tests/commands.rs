@@ -172,8 +172,21 @@ async fn comments_are_uploaded_then_read_back_with_filters_and_in_parallel() {
     assert_eq!(ids(&exported), expected);
     let exported = json_lines(&cm.ok(&["export", "acme/triage", "--from", "2026-11-01T00:00:00Z", "--parallel", "3"]).await);
     assert_eq!(ids(&exported), expected);
-    // Nothing is reviewed yet.
+    // Nothing is reviewed yet; then two comments are labelled.
     assert_eq!(cm.ok(&["get", "comments", "acme/inbox", "-d", "acme/triage", "--reviewed-only"]).await, "");
+    let source_id = c7["comment"]["source_id"].as_str().unwrap();
+    let dataset = json!({"dataset": {"source_ids": [source_id], "label_defs": [{"name": "Billing > Refund"}, {"name": "Shipping"}]}}).to_string();
+    cm.ok(&["api", "create-dataset", "--project", "acme", "--dataset-name", "labelled", "--body", &dataset]).await;
+    for (id, label) in [("c1", "Billing > Refund"), ("c2", "Shipping")] {
+        let body = json!({"labelling": [{"group": "default", "assigned": [{"name": label}]}]}).to_string();
+        let uid = format!("{source_id}.{id}");
+        cm.ok(&["api", "update-labelling", "--project", "acme", "--dataset-name", "labelled", "--comment-uid", &uid, "--body", &body]).await;
+    }
+    let reviewed = json_lines(&cm.ok(&["get", "comments", "acme/inbox", "-d", "acme/labelled", "--reviewed-only"]).await);
+    assert_eq!(ids(&reviewed), ["c1", "c2"]);
+    let billing = json_lines(&cm.ok(&["export", "acme/labelled", "--label", "Billing"]).await);
+    assert_eq!(ids(&billing), ["c1"]);
+    assert_eq!(billing[0]["annotations"]["labels"]["assigned"][0]["name"], "Billing > Refund");
     let needs_dataset = cm.run(&["get", "comments", "acme/inbox", "--label", "Refund"]).await;
     assert_eq!(needs_dataset.code, 2, "{needs_dataset:?}");
     let needs_from = cm.run(&["export", "acme/triage", "--parallel", "3"]).await;
