@@ -55,8 +55,13 @@ pub fn generate(generated_spec: &Value) -> String {
                     .flatten(),
             );
         for param in params {
-            let Some(param) = deref(generated_spec, param) else { continue };
-            let name = param.get("name").and_then(Value::as_str).unwrap_or_default();
+            let Some(param) = deref(generated_spec, param) else {
+                continue;
+            };
+            let name = param
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let location = match param.get("in").and_then(Value::as_str) {
                 Some("path") => "Path",
                 Some("query") => "Query",
@@ -97,7 +102,11 @@ pub fn generate(generated_spec: &Value) -> String {
             );
         }
         out.push_str("        ],\n");
-        let body = match op.value.get("requestBody").and_then(|b| deref(generated_spec, b)) {
+        let body = match op
+            .value
+            .get("requestBody")
+            .and_then(|b| deref(generated_spec, b))
+        {
             None => "Body::None".to_owned(),
             Some(body) => format!(
                 "Body::Json {{ required: {} }}",

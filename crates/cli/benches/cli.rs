@@ -58,21 +58,35 @@ async fn cm(sandbox: &Sandbox, args: &[&str]) -> (Duration, std::process::Output
         .output()
         .await
         .expect("cm runs");
-    assert!(out.status.success(), "cm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (started.elapsed(), out)
 }
 
 /// `re`'s way: one request at a time.
-async fn plain_upload(client: &Client, source: &str, path: &std::path::Path, batch: usize) -> Duration {
+async fn plain_upload(
+    client: &Client,
+    source: &str,
+    path: &std::path::Path,
+    batch: usize,
+) -> Duration {
     let started = Instant::now();
     let text = std::fs::read_to_string(path).unwrap();
-    let comments: Vec<types::CommentNew> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let comments: Vec<types::CommentNew> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     for chunk in comments.chunks(batch) {
         client
             .sync_comments()
             .project("bench")
             .source_name(source)
-            .body(types::SyncCommentsRequest { comments: chunk.to_vec() })
+            .body(types::SyncCommentsRequest {
+                comments: chunk.to_vec(),
+            })
             .send()
             .await
             .expect("sync_comments");
@@ -87,11 +101,18 @@ async fn plain_read(client: &Client, source: &str) -> (Duration, usize) {
     let mut after: Option<String> = None;
     let mut read = 0;
     loop {
-        let mut request = client.list_source_comments().project("bench").source_name(source);
+        let mut request = client
+            .list_source_comments()
+            .project("bench")
+            .source_name(source);
         if let Some(after) = &after {
             request = request.after(after.clone());
         }
-        let page = request.send().await.expect("list_source_comments").into_inner();
+        let page = request
+            .send()
+            .await
+            .expect("list_source_comments")
+            .into_inner();
         for comment in &page.comments {
             serde_json::to_writer(&mut out, &serde_json::json!({"comment": comment})).unwrap();
             out.write_all(b"\n").unwrap();
@@ -111,8 +132,15 @@ fn secs(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("CM_BENCH_COMMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let sandbox = Sandbox::builder().validate_responses(false).start().await.expect("sandbox");
+    let n: usize = std::env::var("CM_BENCH_COMMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let sandbox = Sandbox::builder()
+        .validate_responses(false)
+        .start()
+        .await
+        .expect("sandbox");
     let client = Client::builder()
         .env_lookup(|_| None)
         .endpoint(Endpoint::parse(sandbox.base_url()).unwrap())
@@ -136,27 +164,81 @@ async fn main() {
         .faults()
         .inject(Fault::latency(LATENCY).on_all().always())
         .unwrap();
-    println!("{n} comments, {} ms of latency on every request, {} cores", LATENCY.as_millis(), std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "{n} comments, {} ms of latency on every request, {} cores",
+        LATENCY.as_millis(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
-    let (cm_upload, out) = cm(&sandbox, &["create", "comments", "bench/cm", "-f", input.to_str().unwrap(), "--no-progress"]).await;
+    let (cm_upload, out) = cm(
+        &sandbox,
+        &[
+            "create",
+            "comments",
+            "bench/cm",
+            "-f",
+            input.to_str().unwrap(),
+            "--no-progress",
+        ],
+    )
+    .await;
     let summary = String::from_utf8_lossy(&out.stderr);
-    assert!(summary.starts_with(&format!("synced {n} comments")), "{summary}");
+    assert!(
+        summary.starts_with(&format!("synced {n} comments")),
+        "{summary}"
+    );
     let plain128 = plain_upload(&client, "plain128", &input, 128).await;
     let plain1024 = plain_upload(&client, "plain1024", &input, 1024).await;
     println!("1. upload");
-    println!("   cm create comments (1024 a request, 8 in flight)  {}", secs(cm_upload));
-    println!("   plain loop, 128 a request (re's default)          {}  ({:.1}x cm)", secs(plain128), plain128.as_secs_f64() / cm_upload.as_secs_f64());
-    println!("   plain loop, 1024 a request                        {}  ({:.1}x cm)", secs(plain1024), plain1024.as_secs_f64() / cm_upload.as_secs_f64());
+    println!(
+        "   cm create comments (1024 a request, 8 in flight)  {}",
+        secs(cm_upload)
+    );
+    println!(
+        "   plain loop, 128 a request (re's default)          {}  ({:.1}x cm)",
+        secs(plain128),
+        plain128.as_secs_f64() / cm_upload.as_secs_f64()
+    );
+    println!(
+        "   plain loop, 1024 a request                        {}  ({:.1}x cm)",
+        secs(plain1024),
+        plain1024.as_secs_f64() / cm_upload.as_secs_f64()
+    );
 
     let (cm_read, out) = cm(&sandbox, &["get", "comments", "bench/cm"]).await;
     assert_eq!(out.stdout.iter().filter(|b| **b == b'\n').count(), n);
-    let (cm_parallel, out) = cm(&sandbox, &["get", "comments", "bench/cm", "--from", &timestamp(0), "--to", &timestamp(n), "--parallel", "8"]).await;
+    let (cm_parallel, out) = cm(
+        &sandbox,
+        &[
+            "get",
+            "comments",
+            "bench/cm",
+            "--from",
+            &timestamp(0),
+            "--to",
+            &timestamp(n),
+            "--parallel",
+            "8",
+        ],
+    )
+    .await;
     assert_eq!(out.stdout.iter().filter(|b| **b == b'\n').count(), n);
     let (plain, read) = plain_read(&client, "cm").await;
     assert_eq!(read, n);
     println!("2. read back as JSON lines");
-    println!("   plain loop of pages                               {}", secs(plain));
-    println!("   cm get comments                                   {}  ({:.2}x the loop's time)", secs(cm_read), cm_read.as_secs_f64() / plain.as_secs_f64());
-    println!("   cm get comments --parallel 8                      {}  ({:.1}x faster than the loop)", secs(cm_parallel), plain.as_secs_f64() / cm_parallel.as_secs_f64());
+    println!(
+        "   plain loop of pages                               {}",
+        secs(plain)
+    );
+    println!(
+        "   cm get comments                                   {}  ({:.2}x the loop's time)",
+        secs(cm_read),
+        cm_read.as_secs_f64() / plain.as_secs_f64()
+    );
+    println!(
+        "   cm get comments --parallel 8                      {}  ({:.1}x faster than the loop)",
+        secs(cm_parallel),
+        plain.as_secs_f64() / cm_parallel.as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

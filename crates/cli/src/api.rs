@@ -93,10 +93,14 @@ pub fn subcommands() -> impl Iterator<Item = Command> {
             arg = match param.kind {
                 Kind::String => arg,
                 Kind::Integer => arg.value_parser(|s: &str| {
-                    s.parse::<i64>().map(|_| s.to_owned()).map_err(|e| e.to_string())
+                    s.parse::<i64>()
+                        .map(|_| s.to_owned())
+                        .map_err(|e| e.to_string())
                 }),
                 Kind::Number => arg.value_parser(|s: &str| {
-                    s.parse::<f64>().map(|_| s.to_owned()).map_err(|e| e.to_string())
+                    s.parse::<f64>()
+                        .map(|_| s.to_owned())
+                        .map_err(|e| e.to_string())
                 }),
                 Kind::Boolean => arg.value_parser(["true", "false"]),
             };
@@ -143,7 +147,11 @@ fn method(op: &Op) -> Method {
 }
 
 /// Runs the operation `matches` names and prints its JSON answer.
-pub async fn run(client: &Client, global: &Global, matches: &ArgMatches) -> Result<ExitCode, Failure> {
+pub async fn run(
+    client: &Client,
+    global: &Global,
+    matches: &ArgMatches,
+) -> Result<ExitCode, Failure> {
     let (name, args) = matches
         .subcommand()
         .ok_or_else(|| Failure::usage("name an operation: cm api --help lists them"))?;

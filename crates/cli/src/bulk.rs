@@ -23,6 +23,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio_util::sync::CancellationToken;
 
 use crate::api::call;
 use crate::cli::{Global, UploadArgs};
@@ -49,7 +50,13 @@ pub async fn emails(global: &Global, args: UploadArgs) -> Result<ExitCode, Failu
     };
     // Adding an email is not known to be an upsert that takes an empty
     // list, which a probe needs.
-    upload::<Email, _>(&target, &args, "emails", SyncOptions::default().probes(false)).await
+    upload::<Email, _>(
+        &target,
+        &args,
+        "emails",
+        SyncOptions::default().probes(false),
+    )
+    .await
 }
 
 /// An email of `add_bucket_emails`, named by its id in the report.
@@ -129,7 +136,30 @@ where
         kept: args.file.is_none().then(Vec::new),
         ..Ledger::default()
     }));
+    let failed_path = args.failed.clone().unwrap_or_else(|| match &args.file {
+        Some(path) => PathBuf::from(format!("{}.failed.jsonl", path.display())),
+        None => PathBuf::from("cm-failed.jsonl"),
+    });
+    if let Some(input) = &args.file
+        && same_file(input, &failed_path)
+    {
+        return Err(Failure::usage(format!(
+            "--failed {} is the input file: the report would overwrite it",
+            failed_path.display()
+        )));
+    }
     let bar = progress_bar(total, args.no_progress, noun);
+    // Ctrl-C stops reading and sending; what was read and not stored
+    // still goes to the report.
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        }
+    });
 
     let on_progress = {
         let ledger = ledger.clone();
@@ -145,18 +175,16 @@ where
         }
     };
     let options = options
+        .cancel(cancel)
         .batch_size(args.batch_size as usize)
         .concurrency(args.concurrency as usize)
         .on_progress(on_progress);
     let items = items::<T>(reader, ledger.clone());
     let report = bulk::sync_with(target, items, options).await;
     bar.finish_and_clear();
+    on_ctrl_c.abort();
 
     let ledger = std::mem::take(&mut *ledger.lock().expect("ledger"));
-    let failed_path = args.failed.clone().unwrap_or_else(|| match &args.file {
-        Some(path) => PathBuf::from(format!("{}.failed.jsonl", path.display())),
-        None => PathBuf::from("cm-failed.jsonl"),
-    });
     let left = write_report(&ledger, args.file.as_deref(), &failed_path)?;
 
     eprintln!(
@@ -174,7 +202,11 @@ where
         eprintln!("  line {}: {why}", line + 1);
     }
     for failure in report.failures.iter().take(10) {
-        let line = ledger.item_lines.get(failure.item.index as usize).copied().unwrap_or(0);
+        let line = ledger
+            .item_lines
+            .get(failure.item.index as usize)
+            .copied()
+            .unwrap_or(0);
         eprintln!(
             "  line {} ({}): {}",
             line + 1,
@@ -191,6 +223,12 @@ where
             message: format!("the upload stopped: {}", one_line(error.as_ref())),
         });
     }
+    if report.cancelled {
+        return Err(Failure {
+            code: code::PARTIAL,
+            message: "the upload was cancelled".to_owned(),
+        });
+    }
     Ok(if left > 0 {
         ExitCode::from(code::PARTIAL)
     } else {
@@ -205,35 +243,42 @@ fn items<T: DeserializeOwned + Send + 'static>(
     ledger: Arc<Mutex<Ledger>>,
 ) -> impl Stream<Item = T> + Send {
     let lines = BufReader::with_capacity(1 << 16, reader).lines();
-    stream::unfold((lines, 0u64, ledger), |(mut lines, mut number, ledger)| async move {
-        loop {
-            let line = match lines.next_line().await {
-                Ok(Some(line)) => line,
-                Ok(None) => return None,
-                Err(e) => {
-                    ledger.lock().expect("ledger").invalid.push((number, format!("cannot read: {e}")));
-                    return None;
+    stream::unfold(
+        (lines, 0u64, ledger),
+        |(mut lines, mut number, ledger)| async move {
+            loop {
+                let line = match lines.next_line().await {
+                    Ok(Some(line)) => line,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        ledger
+                            .lock()
+                            .expect("ledger")
+                            .invalid
+                            .push((number, format!("cannot read: {e}")));
+                        return None;
+                    }
+                };
+                let this = number;
+                number += 1;
+                let mut book = ledger.lock().expect("ledger");
+                if let Some(kept) = &mut book.kept {
+                    kept.push(line.clone());
                 }
-            };
-            let this = number;
-            number += 1;
-            let mut book = ledger.lock().expect("ledger");
-            if let Some(kept) = &mut book.kept {
-                kept.push(line.clone());
-            }
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<T>(&line) {
-                Ok(item) => {
-                    book.item_lines.push(this);
-                    drop(book);
-                    return Some((item, (lines, number, ledger)));
+                if line.trim().is_empty() {
+                    continue;
                 }
-                Err(e) => book.invalid.push((this, format!("not a valid item: {e}"))),
+                match serde_json::from_str::<T>(&line) {
+                    Ok(item) => {
+                        book.item_lines.push(this);
+                        drop(book);
+                        return Some((item, (lines, number, ledger)));
+                    }
+                    Err(e) => book.invalid.push((this, format!("not a valid item: {e}"))),
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Copies every non-blank input line not known to be stored to `path`
@@ -260,7 +305,8 @@ fn write_report(ledger: &Ledger, file: Option<&Path>, path: &Path) -> Result<u64
             continue;
         }
         if out.is_none() {
-            let created = std::fs::File::create(path).map_err(|e| Failure::io(path.display(), e))?;
+            let created =
+                std::fs::File::create(path).map_err(|e| Failure::io(path.display(), e))?;
             out = Some(std::io::BufWriter::new(created));
         }
         let out = out.as_mut().expect("created");
@@ -276,6 +322,14 @@ fn write_report(ledger: &Ledger, file: Option<&Path>, path: &Path) -> Result<u64
         },
     }
     Ok(left)
+}
+
+/// Whether `a` and `b` name the same file (`b` may not exist yet).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 fn count_lines(path: &Path) -> std::io::Result<u64> {
@@ -297,11 +351,14 @@ fn count_lines(path: &Path) -> std::io::Result<u64> {
 fn progress_bar(total: Option<u64>, hidden: bool, noun: &str) -> ProgressBar {
     let bar = match total {
         Some(total) => ProgressBar::new(total).with_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} {prefix} ({per_sec}, {eta} left) {msg}")
-                .expect("template"),
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} {prefix} ({per_sec}, {eta} left) {msg}",
+            )
+            .expect("template"),
         ),
         None => ProgressBar::no_length().with_style(
-            ProgressStyle::with_template("{spinner} {pos} {prefix} ({per_sec}) {msg}").expect("template"),
+            ProgressStyle::with_template("{spinner} {pos} {prefix} ({per_sec}) {msg}")
+                .expect("template"),
         ),
     };
     bar.set_prefix(noun.to_owned());

@@ -42,7 +42,10 @@ pub async fn get_comments(global: &Global, args: GetCommentsArgs) -> Result<Exit
     if let Some(from) = args.filters.from {
         request = request.from_timestamp(from);
     }
-    let to = args.filters.to.or(args.filters.parallel.map(|_| Utc::now()));
+    let to = args
+        .filters
+        .to
+        .or(args.filters.parallel.map(|_| Utc::now()));
     if let Some(to) = to {
         request = request.to_timestamp(to);
     }
@@ -132,7 +135,10 @@ async fn print(
 /// user property, review and label filters.
 fn keep(line: &Value, filters: &CommentFilters, labels: &LabelFilters) -> bool {
     let properties_match = filters.user_properties.iter().all(|(key, wanted)| {
-        match line.pointer("/comment/user_properties").and_then(|p| p.get(key)) {
+        match line
+            .pointer("/comment/user_properties")
+            .and_then(|p| p.get(key))
+        {
             Some(Value::String(value)) => value == wanted,
             Some(Value::Null) | None => false,
             Some(other) => other.to_string() == *wanted,
@@ -184,16 +190,37 @@ mod tests {
             "comment": {"user_properties": {"string:Country": "France", "number:Score": 3}},
             "annotations": {"labels": {"assigned": [{"name": "Billing > Refund"}]}},
         });
-        let none = LabelFilters { reviewed_only: false, labels: vec![] };
-        let label = |l: &str| LabelFilters { reviewed_only: true, labels: vec![l.to_owned()] };
-        assert!(keep(&line, &filters(&[("string:Country", "France")]), &none));
+        let none = LabelFilters {
+            reviewed_only: false,
+            labels: vec![],
+        };
+        let label = |l: &str| LabelFilters {
+            reviewed_only: true,
+            labels: vec![l.to_owned()],
+        };
+        assert!(keep(
+            &line,
+            &filters(&[("string:Country", "France")]),
+            &none
+        ));
         assert!(keep(&line, &filters(&[("number:Score", "3")]), &none));
-        assert!(!keep(&line, &filters(&[("string:Country", "Spain")]), &none));
+        assert!(!keep(
+            &line,
+            &filters(&[("string:Country", "Spain")]),
+            &none
+        ));
         assert!(!keep(&line, &filters(&[("string:Missing", "x")]), &none));
         assert!(keep(&line, &filters(&[]), &label("Billing")));
         assert!(keep(&line, &filters(&[]), &label("Billing > Refund")));
         assert!(!keep(&line, &filters(&[]), &label("Bill")));
         let unreviewed = json!({"comment": {}});
-        assert!(!keep(&unreviewed, &filters(&[]), &LabelFilters { reviewed_only: true, labels: vec![] }));
+        assert!(!keep(
+            &unreviewed,
+            &filters(&[]),
+            &LabelFilters {
+                reviewed_only: true,
+                labels: vec![]
+            }
+        ));
     }
 }

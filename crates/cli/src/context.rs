@@ -19,7 +19,8 @@ use crate::output::{Table as Columns, print_json};
 /// from any of them, a terminal is asked for a developer token, which is
 /// not echoed (and not stored).
 pub fn client(global: &Global) -> Result<Client, Failure> {
-    let mut builder = Client::builder().user_agent_suffix(concat!("cm/", env!("CARGO_PKG_VERSION")));
+    let mut builder =
+        Client::builder().user_agent_suffix(concat!("cm/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &global.config {
         builder = builder.config_path(path);
     }
@@ -173,12 +174,19 @@ fn list(file: &Table, format: Format) -> Result<(), Failure> {
     let mut table = Columns::new(["", "CONTEXT", "ENDPOINT", "CREDENTIALS", "PROJECT"]);
     for (name, p) in profiles {
         let credentials = match (field(p, "token_env"), field(p, "client_id")) {
-            (_, id) if !id.is_empty() => format!("client {id} (secret in ${})", field(p, "client_secret_env")),
+            (_, id) if !id.is_empty() => {
+                format!("client {id} (secret in ${})", field(p, "client_secret_env"))
+            }
             (var, _) if !var.is_empty() => format!("token in ${var}"),
             _ => format!("token in ${}", cm_api::config::TOKEN_ENV),
         };
         table.row([
-            if Some(name.as_str()) == current { "*" } else { "" }.to_owned(),
+            if Some(name.as_str()) == current {
+                "*"
+            } else {
+                ""
+            }
+            .to_owned(),
             name.clone(),
             field(p, "endpoint"),
             credentials,
@@ -214,7 +222,13 @@ struct ReContext {
 fn token_env_for(name: &str) -> String {
     let upper: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("CM_TOKEN_{upper}")
 }
@@ -250,6 +264,10 @@ fn import_re(path: &Path, file: &mut Table) -> Result<(), Failure> {
     {
         file.insert("default_profile".into(), Value::String(current));
     }
-    eprintln!("{} context(s) imported from {}", re.contexts.len(), path.display());
+    eprintln!(
+        "{} context(s) imported from {}",
+        re.contexts.len(),
+        path.display()
+    );
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! | 3 | authentication: no credentials, or credentials refused (HTTP 401 or 403) |
 //! | 4 | not found (HTTP 404) |
 //! | 5 | any other error answer of the API |
-//! | 6 | a bulk upload finished, but some items failed (they are in the report file) |
+//! | 6 | a bulk upload ended (or was cancelled with Ctrl-C) with input lines not stored: they are in the report file |
 
 use std::fmt;
 use std::process::ExitCode;
@@ -77,7 +77,7 @@ pub fn code_of(error: &Error) -> u8 {
         Error::Config(_) | Error::InvalidRequest { .. } => code::USAGE,
         Error::Auth(AuthError::Transport { .. }) => code::OTHER,
         Error::Auth(_) => code::AUTH,
-        Error::Transport { .. } => code::OTHER,
+        Error::Transport { .. } | Error::Handler { .. } => code::OTHER,
         _ => match error.status() {
             Some(401 | 403) => code::AUTH,
             Some(404) => code::NOT_FOUND,

@@ -55,7 +55,10 @@ impl Table {
                     line.push_str(cell);
                 } else {
                     line.push_str(cell);
-                    line.extend(std::iter::repeat_n(' ', widths[c] - cell.chars().count() + 2));
+                    line.extend(std::iter::repeat_n(
+                        ' ',
+                        widths[c] - cell.chars().count() + 2,
+                    ));
                 }
             }
             let _ = writeln!(out, "{}", line.trim_end());

@@ -20,7 +20,9 @@ pub fn split<const N: usize>(text: &str, what: &str) -> Result<[String; N], Fail
             2 => "project/name",
             _ => "project/dataset/stream",
         };
-        return Err(Failure::usage(format!("{what} must be {shape}, got {text:?}")));
+        return Err(Failure::usage(format!(
+            "{what} must be {shape}, got {text:?}"
+        )));
     }
     Ok(std::array::from_fn(|i| parts[i].to_owned()))
 }
@@ -108,7 +110,13 @@ fn print_items(items: &[Value], listing: &Listing, format: Format) -> Result<(),
         return print_json(&items, format);
     }
     let mut table = Table::new::<0>([]);
-    table.row_of(listing.columns.iter().map(|(h, _)| (*h).to_owned()).collect());
+    table.row_of(
+        listing
+            .columns
+            .iter()
+            .map(|(h, _)| (*h).to_owned())
+            .collect(),
+    );
     for item in items {
         table.row_of(listing.columns.iter().map(|(_, p)| cell(item, p)).collect());
     }
@@ -127,31 +135,40 @@ fn items_of(answer: &Value, key: &str) -> Vec<Value> {
 /// `cm get ...`.
 pub async fn get(global: &Global, what: Get) -> Result<ExitCode, Failure> {
     let format = global.output.unwrap_or(Format::Table);
-    if let Get::Comments(args) = what {
-        return crate::comments::get_comments(global, args).await;
-    }
-    let client = crate::context::client(global)?;
-    let by_project = |all: &str, one: &str, project: Option<String>| match project {
-        Some(project) => call(&client, one).path_param("project", project),
-        None => call(&client, all),
+    let client = || crate::context::client(global);
+    let by_project = |all: &str, one: &str, project: Option<String>| {
+        let client = client()?;
+        Ok::<_, Failure>(match project {
+            Some(project) => call(&client, one).path_param("project", project),
+            None => call(&client, all),
+        })
     };
     let (request, listing) = match what {
-        Get::Comments(_) => unreachable!("handled above"),
-        Get::Sources { project } => (by_project("list_sources", "list_project_sources", project), &SOURCES),
-        Get::Datasets { project } => (by_project("list_datasets", "list_project_datasets", project), &DATASETS),
-        Get::Buckets { project } => (by_project("list_buckets", "list_project_buckets", project), &BUCKETS),
-        Get::Projects => (call(&client, "list_projects"), &PROJECTS),
-        Get::Users => (call(&client, "list_users"), &USERS),
-        Get::Quotas => (call(&client, "list_quotas"), &QUOTAS),
+        Get::Comments(args) => return crate::comments::get_comments(global, args).await,
+        Get::Sources { project } => (
+            by_project("list_sources", "list_project_sources", project)?,
+            &SOURCES,
+        ),
+        Get::Datasets { project } => (
+            by_project("list_datasets", "list_project_datasets", project)?,
+            &DATASETS,
+        ),
+        Get::Buckets { project } => (
+            by_project("list_buckets", "list_project_buckets", project)?,
+            &BUCKETS,
+        ),
+        Get::Projects => (call(&client()?, "list_projects"), &PROJECTS),
+        Get::Users => (call(&client()?, "list_users"), &USERS),
+        Get::Quotas => (call(&client()?, "list_quotas"), &QUOTAS),
         Get::Streams { dataset } => {
             let [project, dataset] = split::<2>(&dataset, "the dataset")?;
-            let request = call(&client, "list_streams")
+            let request = call(&client()?, "list_streams")
                 .path_param("project", project)
                 .path_param("dataset_name", dataset);
             (request, &STREAMS)
         }
         Get::AuditEvents { from, to } => {
-            let events = audit_events(&client, from, to).await?;
+            let events = audit_events(&client()?, from, to).await?;
             print_items(&events, &AUDIT_EVENTS, format)?;
             return Ok(ExitCode::SUCCESS);
         }
@@ -181,7 +198,11 @@ async fn audit_events(
         if let Some(continuation) = &continuation {
             body["continuation"] = json!(continuation);
         }
-        let answer = call(client, "query_audit_events").body(body).send().await?.into_inner();
+        let answer = call(client, "query_audit_events")
+            .body(body)
+            .send()
+            .await?
+            .into_inner();
         events.extend(items_of(&answer, "audit_events"));
         match answer.get("continuation").and_then(Value::as_str) {
             Some(next) if !next.is_empty() && Some(next) != continuation.as_deref() => {
@@ -205,19 +226,36 @@ fn object(fields: &[(&str, Option<Value>)]) -> Value {
 /// `cm create ...`.
 pub async fn create(global: &Global, what: Create) -> Result<ExitCode, Failure> {
     let format = global.output.unwrap_or(Format::Table);
-    let client = match &what {
-        Create::Comments(_) | Create::Emails(_) => None,
-        _ => Some(crate::context::client(global)?),
-    };
-    let (answer, key, listing) = match (what, client) {
-        (Create::Comments(args), _) => return crate::bulk::comments(global, args).await,
-        (Create::Emails(args), _) => return crate::bulk::emails(global, args).await,
-        (_, None) => unreachable!("a client was built"),
-        (Create::Project { name, title, description }, Some(client)) => {
+    let client = || crate::context::client(global);
+    let (answer, key, listing) = match what {
+        Create::Comments(args) => return crate::bulk::comments(global, args).await,
+        Create::Emails(args) => return crate::bulk::emails(global, args).await,
+        Create::Project {
+            name,
+            title,
+            description,
+        } => {
+            let client = client()?;
             let body = json!({"project": object(&[("title", title.map(Value::from)), ("description", description.map(Value::from))])});
-            (call(&client, "create_project").path_param("project", name).body(body).send().await?, "project", &PROJECTS)
+            (
+                call(&client, "create_project")
+                    .path_param("project", name)
+                    .body(body)
+                    .send()
+                    .await?,
+                "project",
+                &PROJECTS,
+            )
         }
-        (Create::Source { source, title, description, language, kind, bucket_id }, Some(client)) => {
+        Create::Source {
+            source,
+            title,
+            description,
+            language,
+            kind,
+            bucket_id,
+        } => {
+            let client = client()?;
             let [project, name] = split::<2>(&source, "the source")?;
             let body = json!({"source": object(&[
                 ("title", title.map(Value::from)),
@@ -226,10 +264,19 @@ pub async fn create(global: &Global, what: Create) -> Result<ExitCode, Failure> 
                 ("_kind", kind.map(Value::from)),
                 ("bucket_id", bucket_id.map(Value::from)),
             ])});
-            let request = call(&client, "create_source").path_param("project", project).path_param("source_name", name);
+            let request = call(&client, "create_source")
+                .path_param("project", project)
+                .path_param("source_name", name);
             (request.body(body).send().await?, "source", &SOURCES)
         }
-        (Create::Dataset { dataset, sources, title, description, has_sentiment }, Some(client)) => {
+        Create::Dataset {
+            dataset,
+            sources,
+            title,
+            description,
+            has_sentiment,
+        } => {
+            let client = client()?;
             let [project, name] = split::<2>(&dataset, "the dataset")?;
             let mut source_ids = Vec::new();
             for source in &sources {
@@ -241,16 +288,27 @@ pub async fn create(global: &Global, what: Create) -> Result<ExitCode, Failure> 
                 ("source_ids", Some(Value::Array(source_ids))),
                 ("has_sentiment", Some(Value::from(has_sentiment))),
             ])});
-            let request = call(&client, "create_dataset").path_param("project", project).path_param("dataset_name", name);
+            let request = call(&client, "create_dataset")
+                .path_param("project", project)
+                .path_param("dataset_name", name);
             (request.body(body).send().await?, "dataset", &DATASETS)
         }
-        (Create::Bucket { bucket, title }, Some(client)) => {
+        Create::Bucket { bucket, title } => {
+            let client = client()?;
             let [project, name] = split::<2>(&bucket, "the bucket")?;
             let body = json!({"bucket": object(&[("title", title.map(Value::from))])});
-            let request = call(&client, "create_bucket").path_param("project", project).path_param("bucket_name", name);
+            let request = call(&client, "create_bucket")
+                .path_param("project", project)
+                .path_param("bucket_name", name);
             (request.body(body).send().await?, "bucket", &BUCKETS)
         }
-        (Create::Stream { stream, title, description, model_version }, Some(client)) => {
+        Create::Stream {
+            stream,
+            title,
+            description,
+            model_version,
+        } => {
+            let client = client()?;
             let [project, dataset, name] = split::<3>(&stream, "the stream")?;
             let body = json!({"stream": object(&[
                 ("name", Some(Value::from(name))),
@@ -258,7 +316,9 @@ pub async fn create(global: &Global, what: Create) -> Result<ExitCode, Failure> 
                 ("description", description.map(Value::from)),
                 ("model", model_version.map(|v| json!({"version": v, "label_thresholds": []}))),
             ])});
-            let request = call(&client, "create_stream").path_param("project", project).path_param("dataset_name", dataset);
+            let request = call(&client, "create_stream")
+                .path_param("project", project)
+                .path_param("dataset_name", dataset);
             (request.body(body).send().await?, "stream", &STREAMS)
         }
     };
@@ -290,20 +350,38 @@ fn id_of(answer: &Value, pointer: &str, what: &str) -> Result<String, Failure> {
 pub async fn delete(global: &Global, what: Delete) -> Result<ExitCode, Failure> {
     let client = crate::context::client(global)?;
     let (request, what) = match what {
-        Delete::Project { name } => (call(&client, "delete_project").path_param("project", &name), format!("project {name}")),
+        Delete::Project { name } => (
+            call(&client, "delete_project").path_param("project", &name),
+            format!("project {name}"),
+        ),
         Delete::Source { source } => {
             let id = source_id(&client, &source).await?;
-            (call(&client, "delete_source_by_id").path_param("source_id", id), format!("source {source}"))
+            (
+                call(&client, "delete_source_by_id").path_param("source_id", id),
+                format!("source {source}"),
+            )
         }
         Delete::Dataset { dataset } => {
             let [project, name] = split::<2>(&dataset, "the dataset")?;
-            (call(&client, "delete_dataset").path_param("project", project).path_param("dataset_name", name), format!("dataset {dataset}"))
+            (
+                call(&client, "delete_dataset")
+                    .path_param("project", project)
+                    .path_param("dataset_name", name),
+                format!("dataset {dataset}"),
+            )
         }
         Delete::Bucket { bucket } => {
             let [project, name] = split::<2>(&bucket, "the bucket")?;
-            let answer = call(&client, "get_bucket").path_param("project", project).path_param("bucket_name", name).send().await?;
+            let answer = call(&client, "get_bucket")
+                .path_param("project", project)
+                .path_param("bucket_name", name)
+                .send()
+                .await?;
             let id = id_of(answer.value(), "/bucket/id", &bucket)?;
-            (call(&client, "delete_bucket_by_id").path_param("bucket_id", id), format!("bucket {bucket}"))
+            (
+                call(&client, "delete_bucket_by_id").path_param("bucket_id", id),
+                format!("bucket {bucket}"),
+            )
         }
         Delete::Stream { stream } => {
             let [project, dataset, name] = split::<3>(&stream, "the stream")?;

@@ -72,7 +72,10 @@ async fn listen(global: &Global, args: ListenArgs) -> Result<ExitCode, Failure> 
         eprintln!("{comments} results");
     } else {
         let summary = consumer.run(write).await?;
-        eprintln!("{} results in {} batches", summary.comments, summary.batches);
+        eprintln!(
+            "{} results in {} batches",
+            summary.comments, summary.batches
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -38,7 +38,11 @@ async fn help_matches_the_snapshots() {
         cm.args(command.split_whitespace()).arg("--help");
         let out = common::output(cm, None).await;
         assert_eq!(out.code, 0, "cm {command} --help: {out:?}");
-        let name = if command.is_empty() { "cm".to_owned() } else { format!("cm {command}") };
+        let name = if command.is_empty() {
+            "cm".to_owned()
+        } else {
+            format!("cm {command}")
+        };
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/snapshots")
             .join(format!("{}.txt", name.replace(' ', "_")));
@@ -60,8 +64,20 @@ async fn every_public_operation_is_a_command_and_the_internal_tier_needs_unstabl
     let mut cm = common::bare(&dir);
     cm.args(["api", "--help"]);
     let help = common::output(cm, None).await.stdout;
-    for public in ["get-source", "sync-comments", "export-dataset", "list-quotas", "query-audit-events"] {
-        assert!(help.contains(&format!("\n  {public} ")), "{public} missing from:\n{help}");
+    for public in [
+        "get-source",
+        "sync-comments",
+        "export-dataset",
+        "list-quotas",
+        "query-audit-events",
+    ] {
+        assert!(
+            help.contains(&format!("\n  {public} ")),
+            "{public} missing from:\n{help}"
+        );
     }
-    assert_eq!(help.contains("add-support-tenant"), cfg!(feature = "unstable"));
+    assert_eq!(
+        help.contains("add-support-tenant"),
+        cfg!(feature = "unstable")
+    );
 }

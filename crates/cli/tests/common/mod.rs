@@ -128,9 +128,12 @@ impl Cm {
 
 /// A project `acme` with a source `inbox` and a dataset `triage` on it.
 pub async fn acme(cm: &Cm) {
-    cm.ok(&["create", "project", "acme", "--title", "ACME"]).await;
-    cm.ok(&["create", "source", "acme/inbox", "--title", "Inbox"]).await;
-    cm.ok(&["create", "dataset", "acme/triage", "-s", "acme/inbox"]).await;
+    cm.ok(&["create", "project", "acme", "--title", "ACME"])
+        .await;
+    cm.ok(&["create", "source", "acme/inbox", "--title", "Inbox"])
+        .await;
+    cm.ok(&["create", "dataset", "acme/triage", "-s", "acme/inbox"])
+        .await;
 }
 
 /// `n` comments as JSON lines: ids c0.., one a minute from 2026-11-01,

@@ -80,7 +80,8 @@ impl State {
     pub(crate) fn delete_dataset(&mut self, project: &str, name: &str) -> Result<Value, ApiError> {
         let id = self.dataset_id(project, name)?;
         self.datasets.remove(&id);
-        self.dataset_names.remove(&(project.to_owned(), name.to_owned()));
+        self.dataset_names
+            .remove(&(project.to_owned(), name.to_owned()));
         Ok(json!({}))
     }
 

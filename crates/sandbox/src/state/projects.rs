@@ -44,7 +44,10 @@ impl State {
         self.require_project(name)?;
         let held = [
             ("source", self.source_names.keys().find(|(p, _)| p == name)),
-            ("dataset", self.dataset_names.keys().find(|(p, _)| p == name)),
+            (
+                "dataset",
+                self.dataset_names.keys().find(|(p, _)| p == name),
+            ),
             ("bucket", self.bucket_names.keys().find(|(p, _)| p == name)),
         ];
         if let Some((kind, Some((_, held)))) = held.into_iter().find(|(_, key)| key.is_some()) {
