@@ -141,7 +141,7 @@ fn keep(line: &Value, filters: &CommentFilters, labels: &LabelFilters) -> bool {
         {
             Some(Value::String(value)) => value == wanted,
             Some(Value::Null) | None => false,
-            Some(other) => other.to_string() == *wanted,
+            Some(other) => serde_json::from_str::<Value>(wanted).is_ok_and(|w| &w == other),
         }
     });
     let assigned = || {
