@@ -15,8 +15,10 @@ use crate::spec::{deref, operations};
 pub const CLI_DIR: &str = "crates/cli/src/generated";
 
 /// The table's Rust source (without the header), for `generated_spec`
-/// (the spec without its hand-written operations).
-pub fn generate(generated_spec: &Value) -> String {
+/// (the spec without its hand-written operations); an error names an
+/// operation the table cannot describe (a header or cookie parameter, a
+/// body that is not JSON), rather than leaving part of it out.
+pub fn generate(generated_spec: &Value) -> Result<String, String> {
     let mut ops = operations(generated_spec);
     ops.sort_by_key(|op| op.id().unwrap_or_default());
     let mut out = String::from(
@@ -55,9 +57,8 @@ pub fn generate(generated_spec: &Value) -> String {
                     .flatten(),
             );
         for param in params {
-            let Some(param) = deref(generated_spec, param) else {
-                continue;
-            };
+            let param = deref(generated_spec, param)
+                .ok_or_else(|| format!("{id}: a parameter's $ref does not resolve"))?;
             let name = param
                 .get("name")
                 .and_then(Value::as_str)
@@ -65,7 +66,11 @@ pub fn generate(generated_spec: &Value) -> String {
             let location = match param.get("in").and_then(Value::as_str) {
                 Some("path") => "Path",
                 Some("query") => "Query",
-                _ => continue,
+                other => {
+                    return Err(format!(
+                        "{id}: parameter `{name}` is in {other:?}: `cm api` takes path and query parameters only"
+                    ));
+                }
             };
             let required = param.get("required").and_then(Value::as_bool) == Some(true);
             let schema = param
@@ -108,13 +113,67 @@ pub fn generate(generated_spec: &Value) -> String {
             .and_then(|b| deref(generated_spec, b))
         {
             None => "Body::None".to_owned(),
-            Some(body) => format!(
+            Some(body) if body.pointer("/content/application~1json").is_some() => format!(
                 "Body::Json {{ required: {} }}",
                 body.get("required").and_then(Value::as_bool) == Some(true)
             ),
+            Some(_) => return Err(format!("{id}: `cm api` sends JSON bodies only")),
         };
         let _ = writeln!(out, "        body: {body},\n    }},");
     }
     out.push_str("];\n");
-    out
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rows_carry_parameters_with_their_types_and_the_body() {
+        let spec = json!({"paths": {"/things/{project}": {
+            "parameters": [{"name": "project", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "put": {
+                "operationId": "put_thing",
+                "summary": "Put a thing\nmore text",
+                "x-tier": "internal",
+                "parameters": [
+                    {"name": "id", "in": "query", "schema": {"type": "array", "items": {"type": "integer"}}},
+                    {"$ref": "#/components/parameters/Flag"},
+                ],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {}}}},
+            },
+        }}, "components": {"parameters": {"Flag": {"name": "flag", "in": "query", "schema": {"type": "boolean"}}}}});
+        let table = generate(&spec).unwrap();
+        assert!(table.contains("id: \"put_thing\",\n        method: \"PUT\",\n        path: \"/things/{project}\",\n        summary: \"Put a thing\",\n        internal: true,"), "{table}");
+        assert!(table.contains("Param { name: \"project\", location: Location::Path, required: true, kind: Kind::String, list: false, help: \"\" }"), "{table}");
+        assert!(table.contains("Param { name: \"id\", location: Location::Query, required: false, kind: Kind::Integer, list: true, help: \"\" }"), "{table}");
+        assert!(table.contains("Param { name: \"flag\", location: Location::Query, required: false, kind: Kind::Boolean, list: false, help: \"\" }"), "{table}");
+        assert!(
+            table.contains("body: Body::Json { required: true },"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn what_the_table_cannot_describe_is_an_error_naming_the_operation() {
+        let header = json!({"paths": {"/x": {"get": {
+            "operationId": "get_x",
+            "parameters": [{"name": "X-Trace", "in": "header", "schema": {"type": "string"}}],
+        }}}});
+        assert!(
+            generate(&header)
+                .unwrap_err()
+                .starts_with("get_x: parameter `X-Trace` is in Some(\"header\")")
+        );
+        let csv = json!({"paths": {"/x": {"post": {
+            "operationId": "post_x",
+            "requestBody": {"content": {"text/csv": {"schema": {}}}},
+        }}}});
+        assert_eq!(
+            generate(&csv).unwrap_err(),
+            "post_x: `cm api` sends JSON bodies only"
+        );
+    }
 }

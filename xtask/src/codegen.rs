@@ -210,7 +210,7 @@ pub fn generate(root: &Path) -> Result<Generation, CodegenError> {
             dir: crate::cli::CLI_DIR,
             name: "operations.rs",
             contents: header.render("the `cm api` command table")
-                + &crate::cli::generate(&generated_spec),
+                + &crate::cli::generate(&generated_spec).map_err(CodegenError::PostProcess)?,
         },
         OutputFile {
             dir: FACADE_DIR,

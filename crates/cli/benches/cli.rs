@@ -12,8 +12,9 @@
 //!    at a time, in batches of 128 (`re create comments`' default) and of
 //!    1,024 (cm's), each into a fresh source.
 //! 2. Reading them back as JSON lines: `cm get comments` (one page after
-//!    the other) and `cm get comments --parallel 8` vs a plain loop of
-//!    `list_source_comments` pages, each comment serialized as a line.
+//!    the other), `cm get comments --parallel 8` and `--page-size 1024` vs a
+//!    plain loop of `list_source_comments` pages of the server's default
+//!    size, each comment serialized as a line.
 //!
 //! `CM_BENCH_COMMENTS=N` changes the number of comments.
 
@@ -223,6 +224,12 @@ async fn main() {
     )
     .await;
     assert_eq!(out.stdout.iter().filter(|b| **b == b'\n').count(), n);
+    let (cm_large_pages, out) = cm(
+        &sandbox,
+        &["get", "comments", "bench/cm", "--page-size", "1024"],
+    )
+    .await;
+    assert_eq!(out.stdout.iter().filter(|b| **b == b'\n').count(), n);
     let (plain, read) = plain_read(&client, "cm").await;
     assert_eq!(read, n);
     println!("2. read back as JSON lines");
@@ -239,6 +246,11 @@ async fn main() {
         "   cm get comments --parallel 8                      {}  ({:.1}x faster than the loop)",
         secs(cm_parallel),
         plain.as_secs_f64() / cm_parallel.as_secs_f64()
+    );
+    println!(
+        "   cm get comments --page-size 1024                  {}  ({:.1}x faster than the loop)",
+        secs(cm_large_pages),
+        plain.as_secs_f64() / cm_large_pages.as_secs_f64()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

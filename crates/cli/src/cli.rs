@@ -155,6 +155,10 @@ pub struct CommentFilters {
     /// Read this many time windows at once (needs --from)
     #[arg(long, value_name = "N", requires = "from", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: Option<u16>,
+    /// Comments per request [default: the server's]; fewer, larger pages are
+    /// fewer round trips
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    pub page_size: Option<i64>,
     /// Stop after this many comments
     #[arg(long, value_name = "N")]
     pub stop_after: Option<u64>,

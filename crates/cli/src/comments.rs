@@ -42,6 +42,9 @@ pub async fn get_comments(global: &Global, args: GetCommentsArgs) -> Result<Exit
     if let Some(from) = args.filters.from {
         request = request.from_timestamp(from);
     }
+    if let Some(limit) = args.filters.page_size {
+        request = request.limit(limit);
+    }
     let to = args
         .filters
         .to
@@ -86,6 +89,7 @@ fn exported(
         source_ids,
         from: filters.from,
         to: filters.to.or(filters.parallel.map(|_| Utc::now())),
+        limit: filters.page_size,
         ..Default::default()
     };
     let export = client
@@ -180,6 +184,7 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             parallel: None,
+            page_size: None,
             stop_after: None,
         }
     }

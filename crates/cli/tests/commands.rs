@@ -327,6 +327,17 @@ async fn comments_are_uploaded_then_read_back_with_filters_and_in_parallel() {
             .iter()
             .all(|l| l["comment"]["user_properties"]["string:Country"] == "France")
     );
+    let before = cm.sandbox.request_count();
+    let paged = json_lines(
+        &cm.ok(&["get", "comments", "acme/inbox", "--page-size", "50"])
+            .await,
+    );
+    assert_eq!(ids(&paged), expected);
+    assert_eq!(
+        cm.sandbox.request_count() - before,
+        6,
+        "300 comments in pages of 50"
+    );
     let two = cm
         .ok(&["get", "comments", "acme/inbox", "--stop-after", "2"])
         .await;
