@@ -214,8 +214,8 @@ pub enum Create {
     Project {
         /// The project's name
         name: String,
-        #[arg(long)]
         /// Its title
+        #[arg(long)]
         title: Option<String>,
         /// Its description
         #[arg(long)]

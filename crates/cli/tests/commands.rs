@@ -705,6 +705,8 @@ async fn contexts_are_added_used_and_imported_from_re_without_secrets_in_files()
         common::output(command, None)
     };
 
+    let path = run(&["config", "path"], &[]).await;
+    assert_eq!(path.stdout, format!("{}\n", config.display()));
     let added = run(
         &[
             "config",
@@ -823,6 +825,25 @@ async fn errors_are_one_line_with_their_exit_status() {
     let api = cm.run(&["get", "projects"]).await;
     assert_eq!(api.code, 5, "{api:?}");
     assert_eq!(api.stderr.lines().count(), 1, "{api:?}");
+
+    cm.sandbox.faults().clear();
+    // -v shows cm-api's logs on stderr (a retry here); without it, nothing.
+    cm.sandbox
+        .faults()
+        .inject(Fault::status(503).on("list_projects").times(1))
+        .unwrap();
+    let verbose = cm.run(&["-v", "get", "projects", "-o", "json"]).await;
+    assert_eq!(verbose.code, 0, "{verbose:?}");
+    assert!(
+        verbose.stderr.contains("retryable status, retrying"),
+        "{verbose:?}"
+    );
+    cm.sandbox
+        .faults()
+        .inject(Fault::status(503).on("list_projects").times(1))
+        .unwrap();
+    let quiet = cm.run(&["get", "projects", "-o", "json"]).await;
+    assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""), "{quiet:?}");
 
     let completions = cm.run(&["completions", "bash"]).await;
     assert_eq!(completions.code, 0);
