@@ -314,7 +314,7 @@ pub async fn create(global: &Global, what: Create) -> Result<ExitCode, Failure> 
                 ("name", Some(Value::from(name))),
                 ("title", title.map(Value::from)),
                 ("description", description.map(Value::from)),
-                ("model", model_version.map(|v| json!({"version": v, "label_thresholds": []}))),
+                ("model", model_version.map(|v| json!({"version": v}))),
             ])});
             let request = call(&client, "create_stream")
                 .path_param("project", project)
