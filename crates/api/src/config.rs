@@ -65,6 +65,20 @@ pub fn default_config_path() -> Option<PathBuf> {
 }
 
 /// The configuration file.
+/// The configuration file a client reads when its builder names none:
+/// [`CONFIG_ENV`] when set and not blank (trimmed), else
+/// [`default_config_path`] (with `config-file`). For tools that edit the
+/// file the client will read, such as `cm config`.
+///
+/// ```
+/// if let Some(path) = cm_api::config::config_path() {
+///     println!("profiles are read from {}", path.display());
+/// }
+/// ```
+pub fn config_path() -> Option<PathBuf> {
+    Sources::default().config_file()
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConfigFile {
@@ -153,6 +167,18 @@ impl Sources {
 
     /// The settings from code, then the environment, then the selected
     /// profile.
+    /// The configuration file to read: the one set in code, else
+    /// [`CONFIG_ENV`], else (with `config-file`) [`default_config_path`].
+    pub(crate) fn config_file(&self) -> Option<PathBuf> {
+        let path = self
+            .config_path
+            .clone()
+            .or_else(|| self.env_var(CONFIG_ENV).map(PathBuf::from));
+        #[cfg(feature = "config-file")]
+        let path = path.or_else(default_config_path);
+        path
+    }
+
     pub(crate) fn resolve(&self) -> Result<Settings, ConfigError> {
         // Which profile, and who chose it.
         let explicit_profile = match (&self.profile, self.env_var(PROFILE_ENV)) {
@@ -160,12 +186,7 @@ impl Sources {
             (None, Some(name)) => Some((name, format!("environment variable {PROFILE_ENV}"))),
             (None, None) => None,
         };
-        let config_path = self
-            .config_path
-            .clone()
-            .or_else(|| self.env_var(CONFIG_ENV).map(PathBuf::from));
-        #[cfg(feature = "config-file")]
-        let config_path = config_path.or_else(default_config_path);
+        let config_path = self.config_file();
         let file = match &config_path {
             Some(path) => ConfigFile::load(path)?,
             None => None,

@@ -44,18 +44,13 @@ pub fn client(global: &Global) -> Result<Client, Failure> {
     }
 }
 
-/// The config file `cm config` edits: `--config`, else `$CM_API_CONFIG`,
-/// else cm-api's default, as the client reads it.
+/// The config file `cm config` edits: `--config`, else the one the client
+/// reads ([`cm_api::config::config_path`]).
 fn config_path(global: &Global) -> Result<PathBuf, Failure> {
     global
         .config
         .clone()
-        .or_else(|| {
-            std::env::var_os(cm_api::config::CONFIG_ENV)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .or_else(cm_api::config::default_config_path)
+        .or_else(cm_api::config::config_path)
         .ok_or_else(|| Failure::usage("no config directory: give --config"))
 }
 

@@ -707,6 +707,13 @@ async fn contexts_are_added_used_and_imported_from_re_without_secrets_in_files()
 
     let path = run(&["config", "path"], &[]).await;
     assert_eq!(path.stdout, format!("{}\n", config.display()));
+    // The file the client reads, by cm-api's own rule (a padded value is trimmed).
+    let padded = format!("  {}  ", cm.dir.join("other.toml").display());
+    let other = run(&["config", "path"], &[("CM_API_CONFIG", &padded)]).await;
+    assert_eq!(
+        other.stdout,
+        format!("{}\n", cm.dir.join("other.toml").display())
+    );
     let added = run(
         &[
             "config",
