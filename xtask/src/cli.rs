@@ -43,20 +43,7 @@ pub fn generate(generated_spec: &Value) -> Result<String, String> {
             op.path,
             summary.trim(),
         );
-        let params = op
-            .path_item
-            .get("parameters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .chain(
-                op.value
-                    .get("parameters")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten(),
-            );
-        for param in params {
+        for param in op.parameters() {
             let param = deref(generated_spec, param)
                 .ok_or_else(|| format!("{id}: a parameter's $ref does not resolve"))?;
             let name = param

@@ -464,14 +464,8 @@ fn without_mock_helper(
 }
 
 fn has_array_query_parameter(raw: &Value, operation: &crate::spec::Operation<'_>) -> bool {
-    let own = operation.value.get("parameters").and_then(Value::as_array);
-    let shared = operation
-        .path_item
-        .get("parameters")
-        .and_then(Value::as_array);
-    own.into_iter()
-        .chain(shared)
-        .flatten()
+    operation
+        .parameters()
         .filter_map(|p| crate::spec::deref(raw, p))
         .filter(|p| p.get("in").and_then(Value::as_str) == Some("query"))
         .filter_map(|p| p.get("schema").and_then(|s| crate::spec::deref(raw, s)))

@@ -324,20 +324,15 @@ fn parameter_docs(spec: &Value, operation_id: &str) -> Vec<(String, String)> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for list in [op.path_item.get("parameters"), op.value.get("parameters")]
-        .into_iter()
-        .flatten()
-    {
-        for param in list.as_array().into_iter().flatten() {
-            let Some(param) = deref(spec, param) else {
-                continue;
-            };
-            if let (Some(name), Some(description)) = (
-                param.get("name").and_then(Value::as_str),
-                param.get("description").and_then(Value::as_str),
-            ) {
-                out.push((name.to_owned(), description.trim().to_owned()));
-            }
+    for param in op.parameters() {
+        let Some(param) = deref(spec, param) else {
+            continue;
+        };
+        if let (Some(name), Some(description)) = (
+            param.get("name").and_then(Value::as_str),
+            param.get("description").and_then(Value::as_str),
+        ) {
+            out.push((name.to_owned(), description.trim().to_owned()));
         }
     }
     out

@@ -127,6 +127,19 @@ impl<'a> Operation<'a> {
         self.value.get("operationId").and_then(Value::as_str)
     }
 
+    /// The operation's parameter objects as written (a `$ref` not followed):
+    /// the path item's shared ones, then its own.
+    pub fn parameters(&self) -> impl Iterator<Item = &'a Value> + use<'a> {
+        [
+            self.path_item.get("parameters"),
+            self.value.get("parameters"),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+    }
+
     /// The JSON pointer of the operation object, `/paths/{path}/{method}`.
     pub fn pointer(&self) -> String {
         format!("/paths/{}/{}", pointer_token(self.path), self.method)
