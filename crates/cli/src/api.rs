@@ -133,17 +133,22 @@ pub fn subcommands() -> impl Iterator<Item = Command> {
     })
 }
 
-/// A call to operation `id` (which must be in the table).
-pub fn call(client: &Client, id: &str) -> UntypedCall {
-    let op = generated::OPERATIONS
-        .iter()
-        .find(|op| op.id == id)
-        .unwrap_or_else(|| panic!("operation {id} is not in the spec"));
-    client.untyped(op.id, method(op), op.path)
+impl Op {
+    /// A call to this operation.
+    fn call(&self, client: &Client) -> UntypedCall {
+        let method =
+            Method::from_bytes(self.method.as_bytes()).expect("the spec's methods are valid");
+        client.untyped(self.id, method, self.path)
+    }
 }
 
-fn method(op: &Op) -> Method {
-    Method::from_bytes(op.method.as_bytes()).expect("the spec's methods are valid")
+/// A call to operation `id` (which must be in the table).
+pub fn call(client: &Client, id: &str) -> UntypedCall {
+    generated::OPERATIONS
+        .iter()
+        .find(|op| op.id == id)
+        .unwrap_or_else(|| panic!("operation {id} is not in the spec"))
+        .call(client)
 }
 
 /// Runs the operation `matches` names and prints its JSON answer.
@@ -158,7 +163,7 @@ pub async fn run(
     let op = operations()
         .find(|op| command_name(op.id) == name)
         .ok_or_else(|| Failure::usage(format!("no operation {name}")))?;
-    let mut call = client.untyped(op.id, method(op), op.path);
+    let mut call = op.call(client);
     for param in op.params {
         for value in args.get_many::<String>(param.name).into_iter().flatten() {
             call = match param.location {

@@ -23,7 +23,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio_util::sync::CancellationToken;
 
 use crate::api::call;
 use crate::cli::{Global, UploadArgs};
@@ -149,18 +148,6 @@ where
         )));
     }
     let bar = progress_bar(total, args.no_progress, noun);
-    // Ctrl-C stops reading and sending; what was read and not stored
-    // still goes to the report.
-    let cancel = CancellationToken::new();
-    let on_ctrl_c = tokio::spawn({
-        let cancel = cancel.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        }
-    });
-
     let on_progress = {
         let ledger = ledger.clone();
         let bar = bar.clone();
@@ -175,14 +162,15 @@ where
         }
     };
     let options = options
-        .cancel(cancel)
+        // Ctrl-C stops reading and sending; what was read and not stored
+        // still goes to the report.
+        .cancel(crate::ctrl_c_token())
         .batch_size(args.batch_size as usize)
         .concurrency(args.concurrency as usize)
         .on_progress(on_progress);
     let items = items::<T>(reader, ledger.clone());
     let report = bulk::sync_with(target, items, options).await;
     bar.finish_and_clear();
-    on_ctrl_c.abort();
 
     let ledger = std::mem::take(&mut *ledger.lock().expect("ledger"));
     let left = write_report(&ledger, args.file.as_deref(), &failed_path)?;

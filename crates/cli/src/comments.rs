@@ -10,6 +10,7 @@
 use std::process::ExitCode;
 
 use chrono::Utc;
+use cm_api::paginate::parallel::{ParallelPaginated, ParallelWalk};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
@@ -45,11 +46,7 @@ pub async fn get_comments(global: &Global, args: GetCommentsArgs) -> Result<Exit
     if let Some(limit) = args.filters.page_size {
         request = request.limit(limit);
     }
-    let to = args
-        .filters
-        .to
-        .or(args.filters.parallel.map(|_| Utc::now()));
-    if let Some(to) = to {
+    if let Some(to) = args.filters.end() {
         request = request.to_timestamp(to);
     }
     let line = |c: cm_api::paginate::SourceComment| match c.thread_properties {
@@ -57,14 +54,7 @@ pub async fn get_comments(global: &Global, args: GetCommentsArgs) -> Result<Exit
         None => json!({"comment": c.comment}),
     };
     let comments: Comments = match args.filters.parallel {
-        Some(n) => Box::pin(
-            request
-                .into_parallel()
-                .windows(usize::from(n))
-                .concurrency(usize::from(n))
-                .start()?
-                .map_ok(line),
-        ),
+        Some(n) => Box::pin(windows(request.into_parallel(), n)?.map_ok(line)),
         None => Box::pin(request.into_stream().map_ok(line)),
     };
     print(comments, &args.filters, &args.labels).await
@@ -88,7 +78,7 @@ fn exported(
     let request = cm_api::types::ExportDatasetRequest {
         source_ids,
         from: filters.from,
-        to: filters.to.or(filters.parallel.map(|_| Utc::now())),
+        to: filters.end(),
         limit: filters.page_size,
         ..Default::default()
     };
@@ -101,16 +91,27 @@ fn exported(
         serde_json::to_value(c).unwrap_or_else(|e| json!({"error": e.to_string()}))
     };
     Ok(match filters.parallel {
-        Some(n) => Box::pin(
-            export
-                .into_parallel()
-                .windows(usize::from(n))
-                .concurrency(usize::from(n))
-                .start()?
-                .map_ok(as_json),
-        ),
+        Some(n) => Box::pin(windows(export.into_parallel(), n)?.map_ok(as_json)),
         None => Box::pin(export.into_stream().map_ok(as_json)),
     })
+}
+
+/// `walk` over `n` time windows, all read at once.
+fn windows<T: Send + 'static>(
+    walk: ParallelWalk<T>,
+    n: u16,
+) -> Result<ParallelPaginated<T>, cm_api::Error> {
+    walk.windows(usize::from(n))
+        .concurrency(usize::from(n))
+        .start()
+}
+
+impl CommentFilters {
+    /// The end of the time range: `--to`, or now for a `--parallel` read,
+    /// whose windows need one.
+    fn end(&self) -> Option<chrono::DateTime<Utc>> {
+        self.to.or(self.parallel.map(|_| Utc::now()))
+    }
 }
 
 /// Writes the comments that pass the filters, up to `--stop-after`.

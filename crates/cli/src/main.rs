@@ -63,6 +63,22 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode, Failure> 
     }
 }
 
+/// A token that Ctrl-C cancels. The jobs that must end cleanly watch it
+/// instead of being killed: an upload still writes its report, a stream
+/// stops between batches.
+fn ctrl_c_token() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let token = token.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                token.cancel();
+            }
+        }
+    });
+    token
+}
+
 /// `-v` turns on cm-api's and cm's own logs on stderr (info, then debug,
 /// then trace). cm-api never logs a token or a header value.
 fn init_tracing(verbose: u8) {

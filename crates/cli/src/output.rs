@@ -16,23 +16,15 @@ pub struct Table {
 
 impl Table {
     /// A table with these headers.
-    pub fn new<const N: usize>(headers: [&str; N]) -> Self {
-        let mut rows = Vec::new();
-        if N > 0 {
-            rows.push(headers.iter().map(|h| (*h).to_owned()).collect());
+    pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            rows: vec![headers.into_iter().map(Into::into).collect()],
         }
-        Self { rows }
     }
 
     /// Adds a row.
-    pub fn row<const N: usize>(&mut self, cells: [String; N]) {
+    pub fn row(&mut self, cells: impl IntoIterator<Item = String>) {
         self.rows.push(cells.into_iter().collect());
-    }
-
-    /// Adds a row of any length (the first one, of a table made with no
-    /// headers, is the header).
-    pub fn row_of(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
     }
 
     /// Prints the table on stdout.

@@ -109,16 +109,14 @@ fn print_items(items: &[Value], listing: &Listing, format: Format) -> Result<(),
     if format != Format::Table {
         return print_json(&items, format);
     }
-    let mut table = Table::new::<0>([]);
-    table.row_of(
-        listing
-            .columns
-            .iter()
-            .map(|(h, _)| (*h).to_owned())
-            .collect(),
-    );
+    let mut table = Table::new(listing.columns.iter().map(|(header, _)| *header));
     for item in items {
-        table.row_of(listing.columns.iter().map(|(_, p)| cell(item, p)).collect());
+        table.row(
+            listing
+                .columns
+                .iter()
+                .map(|(_, pointer)| cell(item, pointer)),
+        );
     }
     table.print();
     Ok(())

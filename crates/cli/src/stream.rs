@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use cm_api::StreamConsumer;
 use cm_api::stream_consumer::{HandlerError, OnHandlerError, Step};
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Global, ListenArgs, Stream};
 use crate::exit::Failure;
@@ -25,21 +24,12 @@ pub async fn run(global: &Global, command: Stream) -> Result<ExitCode, Failure> 
 async fn listen(global: &Global, args: ListenArgs) -> Result<ExitCode, Failure> {
     let [project, dataset, stream] = split::<3>(&args.stream, "the stream")?;
     let client = crate::context::client(global)?;
-    let shutdown = CancellationToken::new();
     let consumer = StreamConsumer::new(client, &project, &dataset, &stream)
         .batch_size(args.batch_size)
         // A result that could not be written is not tagged and skipped:
         // cm stops, and the batch is fetched again.
         .on_handler_error(OnHandlerError::Stop)
-        .shutdown(shutdown.clone());
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                shutdown.cancel();
-            }
-        }
-    });
+        .shutdown(crate::ctrl_c_token());
     let out = std::sync::Mutex::new(JsonLines::new());
     let write = |batch: cm_api::types::StreamResultsResponse| {
         let written = (|| {
