@@ -614,16 +614,28 @@ async fn emails_are_uploaded_to_a_bucket() {
     assert_eq!(ids, ["e0", "e1", "e2"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn stream_listen_prints_each_result_once_and_advances() {
+/// Listens to the stream `stream_of` makes until it is empty.
+const LISTEN: &[&str] = &["stream", "listen", "acme/triage/new-mail", "--until-empty"];
+
+/// A sandbox with `acme` (see `common::acme`), a stream `new-mail` on the
+/// dataset, and `n` comments uploaded after it.
+async fn stream_of(n: usize) -> Cm {
     let cm = Cm::start().await;
     acme(&cm).await;
     cm.ok(&["create", "stream", "acme/triage/new-mail"]).await;
-    let input = comments(25);
     let upload = cm
-        .run_with_stdin(&["create", "comments", "acme/inbox"], input.as_bytes())
+        .run_with_stdin(
+            &["create", "comments", "acme/inbox"],
+            comments(n).as_bytes(),
+        )
         .await;
     assert_eq!(upload.code, 0, "{upload:?}");
+    cm
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_listen_prints_each_result_once_and_advances() {
+    let cm = stream_of(25).await;
 
     let first = cm
         .run(&[
@@ -644,27 +656,16 @@ async fn stream_listen_prints_each_result_once_and_advances() {
     });
     assert_eq!(first.stderr, "25 results\n");
     // Advanced past all of them: nothing is printed twice.
-    let second = cm
-        .run(&["stream", "listen", "acme/triage/new-mail", "--until-empty"])
-        .await;
+    let second = cm.run(LISTEN).await;
     assert_eq!((second.code, second.stdout.as_str()), (0, ""), "{second:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_result_that_cannot_be_written_is_not_advanced_past() {
-    let cm = Cm::start().await;
-    acme(&cm).await;
-    cm.ok(&["create", "stream", "acme/triage/new-mail"]).await;
-    let upload = cm
-        .run_with_stdin(
-            &["create", "comments", "acme/inbox"],
-            comments(5).as_bytes(),
-        )
-        .await;
-    assert_eq!(upload.code, 0, "{upload:?}");
+    let cm = stream_of(5).await;
 
     // stdout closed before cm writes: the write fails, cm stops.
-    let mut closed = cm.command(&["stream", "listen", "acme/triage/new-mail", "--until-empty"]);
+    let mut closed = cm.command(LISTEN);
     let mut child = closed.spawn().unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().await.unwrap();
@@ -676,16 +677,12 @@ async fn a_result_that_cannot_be_written_is_not_advanced_past() {
     );
 
     // The batch was not advanced past: all five come again.
-    let again = cm
-        .run(&["stream", "listen", "acme/triage/new-mail", "--until-empty"])
-        .await;
+    let again = cm.run(LISTEN).await;
     assert_eq!(
         ids(&json_lines(&again.stdout)),
         ["c0", "c1", "c2", "c3", "c4"]
     );
-    let after = cm
-        .run(&["stream", "listen", "acme/triage/new-mail", "--until-empty"])
-        .await;
+    let after = cm.run(LISTEN).await;
     assert_eq!((after.code, after.stdout.as_str()), (0, ""), "{after:?}");
 }
 
